@@ -1,0 +1,3 @@
+from budsim.cli import main
+
+main()

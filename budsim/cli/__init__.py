@@ -1,0 +1,97 @@
+"""The `budsim` command: a thin typer shell over budsim.core.
+
+Each sub-module registers its commands on the one app; `budsim` with no command opens the TUI.
+Heavy imports stay inside the command functions so `budsim --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from budsim import __version__
+from budsim.core.errors import BudsimError
+
+app = typer.Typer(
+    name="budsim",
+    help="Offline LLM deployment planner: predict, search and export engine configurations.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that add commands; each defines `register(app: typer.Typer) -> None`.
+COMMAND_MODULES = (
+    "budsim.cli.catalog",
+    "budsim.cli.predict",
+    "budsim.cli.optimize",
+    "budsim.cli.runs",
+    "budsim.cli.export",
+    "budsim.cli.train",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"budsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """With no command, open the interactive planner (TUI)."""
+    if ctx.invoked_subcommand is None:
+        from budsim.tui import run_tui
+
+        run_tui()
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not written yet
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def main() -> None:
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        # one line instead of click's usage block
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BudsimError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

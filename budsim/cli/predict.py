@@ -1,0 +1,156 @@
+"""`budsim predict`: one case from flags, or many from a CSV (`--cases`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from budsim.core.errors import BudsimError
+
+from .output import echo_json, print_table
+
+
+def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    from budsim.core.cases import parse_case
+    from budsim.core.predict import predict
+
+    dep, workload = parse_case(fields)
+    pred = predict(dep, workload)
+    if not pred.fits:
+        reason = pred.memory.reason if pred.memory else "does not fit"
+        raise BudsimError(f"{dep.model} does not fit on {dep.devices} x {dep.hardware}: {reason}")
+    return pred.to_dict()
+
+
+def _run_cases(path: Path, fmt: str) -> None:
+    from budsim.core.cases import CASE_COLUMNS
+
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise BudsimError(f"cannot read cases file {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames:
+            raise BudsimError(f"{path} is empty; it needs a header row")
+        unknown = [c for c in reader.fieldnames if c and c.strip() not in CASE_COLUMNS]
+        if unknown:
+            raise BudsimError(f"{path}: unknown column(s) {', '.join(unknown)}")
+        rows_out: list[dict[str, Any]] = []
+        for n, row in enumerate(reader, start=1):
+            fields = {(k or "").strip(): v for k, v in row.items()}
+            case_id = fields.get("id") or str(n)
+            try:
+                result: dict[str, Any] = {"id": case_id, **_predict_fields(fields)}
+            except BudsimError as exc:
+                result = {"id": case_id, "error": str(exc)}
+            if fmt == "jsonl":
+                sys.stdout.write(json.dumps(result) + "\n")
+                sys.stdout.flush()
+            else:
+                rows_out.append(result)
+    if fmt == "json":
+        echo_json(rows_out)
+    elif fmt == "csv":
+        keys: list[str] = []
+        for r in rows_out:
+            keys.extend(k for k in r if k not in keys)
+        writer = csv.DictWriter(sys.stdout, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows_out)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def predict(
+        model: str = typer.Option(None, help="Catalog id, HF id or path to a config.json/dir."),
+        hardware: str = typer.Option(None, help="Hardware id (see `budsim hardware`)."),
+        engine: str = typer.Option("vllm", help="vllm | sglang | trtllm"),
+        tp: str = typer.Option("1", help="Tensor parallel size."),
+        pp: str = typer.Option("1", help="Pipeline parallel size."),
+        dp: str = typer.Option("1", help="Attention data parallel size."),
+        ep: str = typer.Option("1", help="Expert parallel size (MoE)."),
+        replicas: str = typer.Option("1", help="Independent engine replicas."),
+        weight_dtype: str = typer.Option("auto", help="bf16|fp16|fp8|int8|int4|nvfp4|mxfp4|auto"),
+        kv_dtype: str = typer.Option("auto", help="auto | fp8"),
+        scenario: str = typer.Option(None, help="concurrency | static | rate"),
+        concurrency: str = typer.Option(None, help="Requests in flight (closed loop)."),
+        batch_size: str = typer.Option(None, help="Static batch size."),
+        rate: str = typer.Option(None, help="Poisson arrival rate, requests/s."),
+        input_len: str = typer.Option(None, help="Input tokens per request."),
+        output_len: str = typer.Option(None, help="Output tokens per request."),
+        max_num_seqs: str = typer.Option(None, help="Engine max sequences (default: engine's)."),
+        max_num_batched_tokens: str = typer.Option(None, help="Token budget per step."),
+        gpu_memory_utilization: str = typer.Option(None, help="Memory fraction for the engine."),
+        cases: Path = typer.Option(None, help="CSV of cases, one per row (header required)."),
+        format: str = typer.Option(
+            "table", "--format", help="table|json|jsonl|csv (with --cases)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Predict TTFT, TPOT, latency, throughput and memory for a deployment."""
+        if cases is not None:
+            fmt = "json" if as_json and format == "table" else format
+            if fmt not in ("jsonl", "json", "csv"):
+                raise BudsimError("--cases needs --format jsonl, json or csv")
+            _run_cases(cases, fmt)
+            return
+        fields = {k: v for k, v in locals().items() if k not in ("cases", "format", "as_json")}
+        result = _predict_fields(fields)
+        if as_json:
+            echo_json(result)
+            return
+        rows = [
+            (
+                "TTFT ms",
+                result["ttft_ms_mean"],
+                result["ttft_ms_p50"],
+                result["ttft_ms_p90"],
+                result["ttft_ms_p99"],
+            ),
+            (
+                "TPOT ms",
+                result["tpot_ms_mean"],
+                result["tpot_ms_p50"],
+                result["tpot_ms_p90"],
+                result["tpot_ms_p99"],
+            ),
+            (
+                "E2E s",
+                result["e2e_s_mean"],
+                result["e2e_s_p50"],
+                result["e2e_s_p90"],
+                result["e2e_s_p99"],
+            ),
+        ]
+        print_table("Latency", ("metric", "mean", "p50", "p90", "p99"), rows)
+        print_table(
+            "Throughput and memory",
+            (
+                "output tok/s",
+                "per device",
+                "req/s",
+                "weights GB/dev",
+                "KV GB/dev",
+                "max conc.",
+                "bottleneck",
+                "calibration",
+            ),
+            [
+                (
+                    result["output_tok_s"],
+                    result["output_tok_s_per_device"],
+                    result["requests_per_s"],
+                    result["weights_gb_per_device"],
+                    result["kv_cache_gb_per_device"],
+                    result["max_concurrency"],
+                    result["bottleneck"],
+                    result["calibration"],
+                )
+            ],
+        )

@@ -1,0 +1,123 @@
+"""One prediction case from loosely typed fields (CLI flags or a CSV row) -> (Deployment, Workload).
+
+Both `budsim predict --model ...` and `budsim predict --cases FILE.csv` go through `parse_case`, so a bad
+value gets the same one-line message in both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .deployment import SCENARIOS, Deployment, Workload
+from .dtypes import KV_DTYPES, WEIGHT_DTYPES
+from .errors import BudsimError
+
+CASE_COLUMNS = (
+    "id",
+    "model",
+    "hardware",
+    "engine",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "replicas",
+    "weight_dtype",
+    "kv_dtype",
+    "scenario",
+    "concurrency",
+    "batch_size",
+    "rate",
+    "input_len",
+    "output_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "gpu_memory_utilization",
+)
+REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _int(fields: Mapping[str, Any], name: str, default: int | None) -> int | None:
+    value = fields.get(name)
+    if _blank(value):
+        return default
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BudsimError(f"{name} must be a positive integer, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or number < 1:
+        raise BudsimError(f"{name} must be a positive integer, got {value!r}")
+    return int(number)
+
+
+def _float(fields: Mapping[str, Any], name: str, default: float | None) -> float | None:
+    value = fields.get(name)
+    if _blank(value):
+        return default
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BudsimError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise BudsimError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _str(fields: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
+    value = fields.get(name)
+    return default if _blank(value) else str(value).strip()
+
+
+def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
+    """Build and validate a deployment and workload from string-ish fields."""
+    missing = [name for name in REQUIRED if _blank(fields.get(name))]
+    if missing:
+        raise BudsimError(f"missing {', '.join(missing)}")
+    weight = (_str(fields, "weight_dtype", "auto") or "auto").lower()
+    if weight not in (*WEIGHT_DTYPES, "auto"):
+        raise BudsimError(
+            f"unknown weight_dtype {weight!r}; choose one of {', '.join(WEIGHT_DTYPES)} or auto"
+        )
+    kv = (_str(fields, "kv_dtype", "auto") or "auto").lower()
+    if kv not in KV_DTYPES:
+        raise BudsimError(f"unknown kv_dtype {kv!r}; choose auto or fp8")
+    load_given = [n for n in ("concurrency", "batch_size", "rate") if not _blank(fields.get(n))]
+    scenario = _str(fields, "scenario")
+    if scenario is None:
+        inferred = {"concurrency": "concurrency", "batch_size": "static", "rate": "rate"}
+        scenario = inferred[load_given[0]] if load_given else "concurrency"
+    scenario = scenario.lower()
+    if scenario not in SCENARIOS:
+        raise BudsimError(f"unknown scenario {scenario!r}; choose concurrency, static or rate")
+    dep = Deployment(
+        model=str(_str(fields, "model")),
+        hardware=str(_str(fields, "hardware")),
+        engine=str(_str(fields, "engine")).lower(),
+        tp=_int(fields, "tp", 1) or 1,
+        pp=_int(fields, "pp", 1) or 1,
+        dp=_int(fields, "dp", 1) or 1,
+        ep=_int(fields, "ep", 1) or 1,
+        replicas=_int(fields, "replicas", 1) or 1,
+        weight_dtype=weight,
+        kv_dtype=kv,
+        max_num_seqs=_int(fields, "max_num_seqs", None),
+        max_num_batched_tokens=_int(fields, "max_num_batched_tokens", None),
+        gpu_memory_utilization=_float(fields, "gpu_memory_utilization", None),
+    )
+    workload = Workload(
+        scenario=scenario,  # type: ignore[arg-type]
+        input_len=_int(fields, "input_len", None) or 0,
+        output_len=_int(fields, "output_len", None) or 0,
+        concurrency=_int(fields, "concurrency", 1) or 1,
+        batch_size=_int(fields, "batch_size", 1) or 1,
+        rate=_float(fields, "rate", 1.0) or 1.0,
+    )
+    dep.validate()
+    workload.validate()
+    return dep, workload

@@ -1,0 +1,131 @@
+"""What is being planned: one candidate deployment and the workload it serves.
+
+Both are plain frozen dataclasses so they hash (the GA caches fitness per genome) and are cheap to build
+in the batch predictor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from .errors import BudsimError
+
+Scenario = Literal["concurrency", "static", "rate"]
+SCENARIOS: tuple[str, ...] = ("concurrency", "static", "rate")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One engine configuration on one slice of a cluster, possibly replicated.
+
+    Devices per replica = tp * pp * dp. `dp` is attention data parallelism inside one engine (MoE models
+    in SGLang/TRT-LLM/vLLM); `ep` is expert parallelism for MoE layers and must divide tp * dp.
+    `replicas` are independent engine copies behind a router.
+    """
+
+    model: str
+    hardware: str
+    engine: str
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    replicas: int = 1
+    weight_dtype: str = "auto"  # "auto" = the checkpoint's own dtype
+    kv_dtype: str = "auto"  # "auto" = the activation dtype (bf16/fp16)
+    max_num_seqs: int | None = None  # None = the engine's default
+    max_num_batched_tokens: int | None = None  # None = the engine's default
+    gpu_memory_utilization: float | None = None  # None = the engine's default
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def devices(self) -> int:
+        return self.devices_per_replica * self.replicas
+
+    def validate(self) -> None:
+        for name in ("tp", "pp", "dp", "ep", "replicas"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BudsimError(f"{name} must be a positive integer, got {value!r}")
+        if (self.tp * self.dp) % self.ep:
+            raise BudsimError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
+        if self.max_num_seqs is not None and self.max_num_seqs < 1:
+            raise BudsimError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
+            raise BudsimError(
+                f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}"
+            )
+        util = self.gpu_memory_utilization
+        if util is not None and not (0.05 <= util <= 0.99):
+            raise BudsimError(f"gpu_memory_utilization must be in [0.05, 0.99], got {util}")
+
+    def with_(self, **changes: Any) -> Deployment:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The traffic: request shape and how requests arrive.
+
+    - concurrency: closed loop, `concurrency` requests always in flight (vllm bench serve --max-concurrency)
+    - static: `batch_size` requests at t=0, run to completion (benchmark_latency)
+    - rate: Poisson arrivals at `rate` requests/s
+    `*_len_spread` > 0 draws lengths uniformly in [len*(1-spread), len*(1+spread)].
+    """
+
+    scenario: Scenario = "concurrency"
+    input_len: int = 1024
+    output_len: int = 256
+    concurrency: int = 1
+    batch_size: int = 1
+    rate: float = 1.0
+    num_requests: int | None = None  # None = enough for steady state
+    input_len_spread: float = 0.0
+    output_len_spread: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def load(self) -> float:
+        """The load level in the scenario's own unit."""
+        if self.scenario == "concurrency":
+            return float(self.concurrency)
+        if self.scenario == "static":
+            return float(self.batch_size)
+        return float(self.rate)
+
+    def validate(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise BudsimError(
+                f"unknown scenario {self.scenario!r}; choose concurrency, static or rate"
+            )
+        for name in ("input_len", "output_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BudsimError(f"{name} must be a positive integer, got {value!r}")
+        if self.scenario == "concurrency" and (
+            not isinstance(self.concurrency, int) or self.concurrency < 1
+        ):
+            raise BudsimError(f"concurrency must be a positive integer, got {self.concurrency!r}")
+        if self.scenario == "static" and (
+            not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise BudsimError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.scenario == "rate" and (
+            not isinstance(self.rate, (int, float))
+            or not math.isfinite(self.rate)
+            or self.rate <= 0
+        ):
+            raise BudsimError(f"rate must be a positive number of requests/s, got {self.rate!r}")
+        for name in ("input_len_spread", "output_len_spread"):
+            spread = getattr(self, name)
+            if not (0.0 <= spread < 1.0):
+                raise BudsimError(f"{name} must be in [0, 1), got {spread}")

@@ -1,0 +1,255 @@
+"""Serving-engine profiles: what each engine runs where, its scheduler, defaults and overheads.
+
+The numbers describe the engine version named in `version`. Per-step CPU overheads are typical values for
+that engine with CUDA graphs (or HPU graphs) on a modern host; eager runtimes (CPU) pay a per-layer launch
+cost instead. LiteLLM and LLMC are not runtimes: they live in budsim.core.export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .errors import BudsimError
+
+# Scheduler families simulated by budsim.core.simulator:
+# - "mixed": one iteration holds all running decodes plus chunked-prefill tokens up to the token budget
+#   (vLLM v1 decode-first; TRT-LLM in-flight batching with chunked context).
+# - "prefill_first": a prefill batch runs alone whenever requests wait and memory allows, otherwise a decode
+#   batch runs (SGLang's default, mixed chunks disabled).
+SCHEDULERS = ("mixed", "prefill_first")
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    id: str
+    name: str
+    version: str
+    kind: str  # the hardware kind this profile is for
+    quantizations: tuple[str, ...]  # weight dtypes it runs on this kind
+    kv_dtypes: tuple[str, ...]
+    parallelism: frozenset[str]  # subset of {"tp", "pp", "dp", "ep"}
+    scheduler: str
+    default_max_num_seqs: int
+    default_max_num_batched_tokens: int
+    default_gpu_memory_utilization: float
+    # True when the fraction applies to the memory left after weights (TRT-LLM's
+    # kv_cache_free_gpu_memory_fraction); False when it caps total device memory (vLLM, SGLang).
+    memory_fraction_of_free: bool
+    chunked_prefill: bool
+    graphs: bool  # CUDA/HPU graphs for decode
+    runtime_overhead_gb: float  # context, allocator slack, workspace
+    graph_overhead_gb: float
+    comm_overhead_gb: float  # NCCL/HCCL buffers when more than one device
+    step_overhead_ms: float  # fixed scheduler + launch cost per iteration
+    per_seq_overhead_us: (
+        float  # per running sequence per iteration (batching, sampling, detokenise)
+    )
+    per_layer_launch_us: float  # eager mode: kernel launches per layer per iteration
+    large_memory_defaults: tuple[int, int] | None = (
+        None  # (max_num_seqs, tokens) on >= 70 GB devices
+    )
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
+        """(max_num_seqs, max_num_batched_tokens) the engine picks on a device of this size."""
+        if self.large_memory_defaults and device_memory_gb >= 70:
+            return self.large_memory_defaults
+        return self.default_max_num_seqs, self.default_max_num_batched_tokens
+
+
+_GPU_QUANT = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+
+PROFILES: tuple[EngineProfile, ...] = (
+    EngineProfile(
+        id="vllm",
+        name="vLLM",
+        version="0.11",
+        kind="cuda",
+        quantizations=_GPU_QUANT,
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        scheduler="mixed",
+        default_max_num_seqs=256,
+        default_max_num_batched_tokens=2048,
+        large_memory_defaults=(1024, 8192),
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=1.5,
+        graph_overhead_gb=0.7,
+        comm_overhead_gb=0.4,
+        step_overhead_ms=1.6,
+        per_seq_overhead_us=9.0,
+        per_layer_launch_us=0.0,
+        notes=("V1 engine: decode-first scheduling with chunked prefill",),
+    ),
+    EngineProfile(
+        id="vllm",
+        name="vLLM (ROCm)",
+        version="0.11",
+        kind="rocm",
+        quantizations=("bf16", "fp16", "fp8", "int4"),
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        scheduler="mixed",
+        default_max_num_seqs=256,
+        default_max_num_batched_tokens=2048,
+        large_memory_defaults=(1024, 8192),
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=2.0,
+        graph_overhead_gb=1.0,
+        comm_overhead_gb=0.5,
+        step_overhead_ms=2.2,
+        per_seq_overhead_us=10.0,
+        per_layer_launch_us=0.0,
+    ),
+    EngineProfile(
+        id="vllm",
+        name="vLLM (Gaudi plugin)",
+        version="0.11 (vllm-gaudi)",
+        kind="hpu",
+        quantizations=("bf16", "fp8"),
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp"}),
+        scheduler="mixed",
+        default_max_num_seqs=128,
+        default_max_num_batched_tokens=2048,
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=2.5,
+        graph_overhead_gb=2.0,
+        comm_overhead_gb=0.5,
+        step_overhead_ms=3.5,
+        per_seq_overhead_us=15.0,
+        per_layer_launch_us=0.0,
+        notes=(
+            "HPU graphs bucket batch and sequence sizes; padding is folded into the step overhead",
+        ),
+    ),
+    EngineProfile(
+        id="vllm",
+        name="vLLM (CPU)",
+        version="0.11",
+        kind="cpu",
+        quantizations=("bf16", "int8", "int4"),
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp"}),
+        scheduler="mixed",
+        default_max_num_seqs=256,
+        default_max_num_batched_tokens=4096,
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=False,
+        runtime_overhead_gb=4.0,
+        graph_overhead_gb=0.0,
+        comm_overhead_gb=0.5,
+        step_overhead_ms=6.0,
+        per_seq_overhead_us=40.0,
+        per_layer_launch_us=60.0,
+        notes=("memory budget is VLLM_CPU_KVCACHE_SPACE; one device = one socket",),
+    ),
+    EngineProfile(
+        id="sglang",
+        name="SGLang",
+        version="0.5",
+        kind="cuda",
+        quantizations=_GPU_QUANT,
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        scheduler="prefill_first",
+        default_max_num_seqs=1024,
+        default_max_num_batched_tokens=8192,
+        default_gpu_memory_utilization=0.88,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=1.5,
+        graph_overhead_gb=0.8,
+        comm_overhead_gb=0.4,
+        step_overhead_ms=1.1,
+        per_seq_overhead_us=6.0,
+        per_layer_launch_us=0.0,
+        notes=("overlap scheduler hides most CPU work; prefill batches run alone by default",),
+    ),
+    EngineProfile(
+        id="sglang",
+        name="SGLang (ROCm)",
+        version="0.5",
+        kind="rocm",
+        quantizations=("bf16", "fp16", "fp8", "int4"),
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        scheduler="prefill_first",
+        default_max_num_seqs=1024,
+        default_max_num_batched_tokens=8192,
+        default_gpu_memory_utilization=0.88,
+        memory_fraction_of_free=False,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=2.0,
+        graph_overhead_gb=1.0,
+        comm_overhead_gb=0.5,
+        step_overhead_ms=1.6,
+        per_seq_overhead_us=8.0,
+        per_layer_launch_us=0.0,
+    ),
+    EngineProfile(
+        id="trtllm",
+        name="TensorRT-LLM",
+        version="1.0 (trtllm-serve, PyTorch backend)",
+        kind="cuda",
+        quantizations=_GPU_QUANT,
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        scheduler="mixed",
+        default_max_num_seqs=2048,
+        default_max_num_batched_tokens=8192,
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=True,
+        chunked_prefill=True,
+        graphs=True,
+        runtime_overhead_gb=1.5,
+        graph_overhead_gb=0.8,
+        comm_overhead_gb=0.4,
+        step_overhead_ms=1.0,
+        per_seq_overhead_us=5.0,
+        per_layer_launch_us=0.0,
+        notes=("in-flight batching; kv_cache_free_gpu_memory_fraction applies after weights",),
+    ),
+)
+
+ENGINE_IDS: tuple[str, ...] = ("vllm", "sglang", "trtllm")
+
+
+@lru_cache(maxsize=64)
+def get_engine(engine_id: str, kind: str) -> EngineProfile:
+    """The profile of `engine_id` on hardware of `kind`, or a one-line error."""
+    key = engine_id.strip().lower().replace("-", "").replace("_", "")
+    aliases = {"tensorrtllm": "trtllm", "trt": "trtllm", "trtllm": "trtllm"}
+    key = aliases.get(key, key)
+    if key not in ENGINE_IDS:
+        raise BudsimError(f"unknown engine {engine_id!r}; choose one of {', '.join(ENGINE_IDS)}")
+    for profile in PROFILES:
+        if profile.id == key and profile.kind == kind:
+            return profile
+    kinds = sorted({p.kind for p in PROFILES if p.id == key})
+    raise BudsimError(
+        f"engine {key} does not run on {kind} hardware (it runs on: {', '.join(kinds)})"
+    )
+
+
+def engines_for(kind: str) -> list[EngineProfile]:
+    """Every engine profile that runs on hardware of `kind`."""
+    return [p for p in PROFILES if p.kind == kind]
+
+
+def all_profiles() -> tuple[EngineProfile, ...]:
+    return PROFILES

@@ -1,0 +1,245 @@
+"""predict: one deployment + one workload -> Prediction (latency percentiles, throughput, memory).
+
+This is the pipeline of DESIGN.md in one place: ModelSpec + Device + EngineProfile -> MemoryPlan ->
+StepTimeModel -> simulate_serving -> (calibration) -> Prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from .deployment import Deployment, Workload
+from .engines import EngineProfile, get_engine
+from .errors import BudsimError
+from .hardware import Device, get_device
+from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
+from .model import ModelSpec, load_model
+from .simulator import ServingResult, simulate_serving, weighted_mean, weighted_percentile
+from .steptime import StepTimeModel
+
+BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
+
+# Precisions that are the same size and interchangeable at load time.
+_EQUIVALENT = {"bf16": "bf16", "fp16": "bf16", "fp32": "bf16"}
+_ORDER = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
+
+
+@dataclass
+class Prediction:
+    ttft_ms_mean: float | None = None
+    ttft_ms_p50: float | None = None
+    ttft_ms_p90: float | None = None
+    ttft_ms_p99: float | None = None
+    tpot_ms_mean: float | None = None
+    tpot_ms_p50: float | None = None
+    tpot_ms_p90: float | None = None
+    tpot_ms_p99: float | None = None
+    itl_ms_mean: float | None = None
+    e2e_s_mean: float | None = None
+    e2e_s_p50: float | None = None
+    e2e_s_p90: float | None = None
+    e2e_s_p99: float | None = None
+    e2e_s_max: float | None = None
+    output_tok_s: float | None = None
+    total_tok_s: float | None = None
+    requests_per_s: float | None = None
+    output_tok_s_per_device: float | None = None
+    tok_s_per_user: float | None = None
+    weights_gb_per_device: float = 0.0
+    kv_cache_gb_per_device: float = 0.0
+    max_concurrency: int = 0
+    fits: bool = False
+    bottleneck: str | None = None
+    devices: int = 1
+    preemptions: int = 0
+    calibration: str = "physics"
+    memory: MemoryPlan | None = None
+    ttft_ms_mean_lo: float | None = None
+    ttft_ms_mean_hi: float | None = None
+    tpot_ms_mean_lo: float | None = None
+    tpot_ms_mean_hi: float | None = None
+    e2e_s_mean_lo: float | None = None
+    e2e_s_mean_hi: float | None = None
+    output_tok_s_lo: float | None = None
+    output_tok_s_hi: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("memory")
+        return {k: _round(v) for k, v in out.items()}
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.6g}") if math.isfinite(v) else None
+    return v
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The catalog objects a deployment refers to, checked against each other."""
+
+    model: ModelSpec
+    device: Device
+    engine: EngineProfile
+    deployment: Deployment  # with "auto" dtypes and default knobs resolved
+
+
+def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: Deployment) -> None:
+    wdtype = resolve_weight_dtype(model, dep.weight_dtype)
+    if wdtype not in engine.quantizations:
+        raise BudsimError(
+            f"{engine.name} cannot run {wdtype} weights on {device.kind} "
+            f"(it runs: {', '.join(engine.quantizations)})"
+        )
+    if dep.kv_dtype not in ("auto", *engine.kv_dtypes):
+        raise BudsimError(f"{engine.name} has no {dep.kv_dtype} KV cache on {device.kind}")
+    ckpt = _EQUIVALENT.get(model.checkpoint_dtype, model.checkpoint_dtype)
+    want = _EQUIVALENT.get(wdtype, wdtype)
+    if ckpt != want and _ORDER.get(want, 16) > _ORDER.get(ckpt, 16):
+        raise BudsimError(
+            f"{model.name} is a {model.checkpoint_dtype} checkpoint; {wdtype} weights need a "
+            f"higher-precision checkpoint"
+        )
+    for axis, size in (("pp", dep.pp), ("dp", dep.dp), ("ep", dep.ep)):
+        if size > 1 and axis not in engine.parallelism:
+            raise BudsimError(f"{engine.name} on {device.kind} does not support {axis.upper()}")
+    if dep.ep > 1 and not model.is_moe:
+        raise BudsimError(f"ep={dep.ep} needs a mixture-of-experts model; {model.name} is dense")
+    if dep.devices_per_replica > device.devices_per_node and device.kind == "cpu":
+        raise BudsimError("multi-node CPU deployments are not supported")
+    heads = min(layer.q_heads for layer, _ in model.layer_groups)
+    if dep.tp > 1 and heads % dep.tp and heads > 1:
+        raise BudsimError(f"tp={dep.tp} must divide the {heads} attention heads of {model.name}")
+    if dep.pp > model.num_layers:
+        raise BudsimError(f"pp={dep.pp} exceeds the {model.num_layers} layers of {model.name}")
+
+
+@lru_cache(maxsize=4096)
+def resolve(dep: Deployment) -> Resolved:
+    dep.validate()
+    model = load_model(dep.model)
+    device = get_device(dep.hardware)
+    engine = get_engine(dep.engine, device.kind)
+    check_support(model, device, engine, dep)
+    seqs, tokens = engine.defaults_for(device.memory_gb)
+    full = dep.with_(
+        engine=engine.id,
+        hardware=device.id,
+        weight_dtype=resolve_weight_dtype(model, dep.weight_dtype),
+        max_num_seqs=dep.max_num_seqs or seqs,
+        max_num_batched_tokens=dep.max_num_batched_tokens or tokens,
+        gpu_memory_utilization=dep.gpu_memory_utilization or engine.default_gpu_memory_utilization,
+    )
+    return Resolved(model, device, engine, full)
+
+
+@lru_cache(maxsize=4096)
+def _step_model(dep: Deployment) -> StepTimeModel:
+    r = resolve(dep)
+    return StepTimeModel(r.model, r.device, r.engine, r.deployment)
+
+
+def replica_workload(workload: Workload, replicas: int) -> Workload:
+    """The share of the traffic one of `replicas` identical replicas serves."""
+    if replicas == 1:
+        return workload
+    from dataclasses import replace
+
+    return replace(
+        workload,
+        concurrency=max(1, math.ceil(workload.concurrency / replicas)),
+        batch_size=max(1, math.ceil(workload.batch_size / replicas)),
+        rate=workload.rate / replicas,
+    )
+
+
+def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
+    """The physics-only prediction (no learned correction)."""
+    workload.validate()
+    r = resolve(dep)
+    full = r.deployment
+    context = math.ceil(workload.input_len * (1 + workload.input_len_spread)) + math.ceil(
+        workload.output_len * (1 + workload.output_len_spread)
+    )
+    plan = plan_memory(r.model, r.device, r.engine, full, context)
+    pred = Prediction(
+        weights_gb_per_device=plan.weights_gb,
+        kv_cache_gb_per_device=plan.kv_cache_gb,
+        max_concurrency=plan.max_concurrency * full.replicas,
+        fits=plan.fits,
+        devices=full.devices,
+        memory=plan,
+    )
+    if not plan.fits:
+        return pred
+    assert full.max_num_seqs is not None and full.max_num_batched_tokens is not None
+    per_replica = replica_workload(workload, full.replicas)
+    sim = simulate_serving(
+        _step_model(dep),
+        r.engine,
+        per_replica,
+        kv_capacity_tokens=plan.kv_capacity_tokens * full.dp,
+        max_num_seqs=full.max_num_seqs * full.dp,
+        max_num_batched_tokens=full.max_num_batched_tokens * full.dp,
+    )
+    _fill_latencies(pred, sim, full.replicas, full.devices)
+    return pred
+
+
+def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices: int) -> None:
+    if not sim.requests:
+        pred.fits = False
+        return
+    pred.ttft_ms_mean = weighted_mean(sim.ttft) * 1e3
+    pred.ttft_ms_p50 = weighted_percentile(sim.ttft, 0.50) * 1e3
+    pred.ttft_ms_p90 = weighted_percentile(sim.ttft, 0.90) * 1e3
+    pred.ttft_ms_p99 = weighted_percentile(sim.ttft, 0.99) * 1e3
+    if sim.tpot:
+        pred.tpot_ms_mean = weighted_mean(sim.tpot) * 1e3
+        pred.tpot_ms_p50 = weighted_percentile(sim.tpot, 0.50) * 1e3
+        pred.tpot_ms_p90 = weighted_percentile(sim.tpot, 0.90) * 1e3
+        pred.tpot_ms_p99 = weighted_percentile(sim.tpot, 0.99) * 1e3
+        pred.itl_ms_mean = pred.tpot_ms_mean
+        pred.tok_s_per_user = 1e3 / pred.tpot_ms_mean if pred.tpot_ms_mean else None
+    pred.e2e_s_mean = weighted_mean(sim.e2e)
+    pred.e2e_s_p50 = weighted_percentile(sim.e2e, 0.50)
+    pred.e2e_s_p90 = weighted_percentile(sim.e2e, 0.90)
+    pred.e2e_s_p99 = weighted_percentile(sim.e2e, 0.99)
+    pred.e2e_s_max = max(v for v, _ in sim.e2e)
+    span = sim.makespan
+    pred.output_tok_s = sim.output_tokens / span * replicas
+    pred.total_tok_s = (sim.output_tokens + sim.input_tokens) / span * replicas
+    pred.requests_per_s = sim.requests / span * replicas
+    pred.output_tok_s_per_device = pred.output_tok_s / devices
+    pred.bottleneck = sim.bottleneck
+    pred.preemptions = sim.preemptions * replicas
+
+
+def predict(dep: Deployment, workload: Workload, *, calibrated: bool = True) -> Prediction:
+    """Predict one deployment under one workload; calibrated when a matching model exists."""
+    pred = predict_physics(dep, workload)
+    if calibrated and pred.fits:
+        try:
+            from .calibration import apply_calibration
+        except ImportError:  # calibration not built yet
+            return pred
+        apply_calibration(resolve(dep), workload, pred)
+    return pred
+
+
+def predict_many(
+    deployments: Sequence[Deployment], workload: Workload, *, calibrated: bool = True
+) -> list[Prediction | BudsimError]:
+    """Predict several deployments; a bad one yields its error instead of stopping the batch."""
+    out: list[Prediction | BudsimError] = []
+    for dep in deployments:
+        try:
+            out.append(predict(dep, workload, calibrated=calibrated))
+        except BudsimError as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,381 @@
+"""simulate_serving: a discrete-event simulation of one engine replica's scheduler over requests.
+
+Requests with identical shapes that arrive together move as one *cohort* (a count of identical requests), so a
+closed loop of 1,000 identical requests costs a few hundred events, not a million tokens. Between events
+(arrival, prefill chunk, completion, KV exhaustion) a run of pure decode steps is skipped in closed form: the
+decode step time is linear in the summed context, so k steps take k * (t_first + t_last) / 2.
+
+Decode progress uses one global decode-step counter `g`: a cohort that began decoding at step `start` has
+generated `g - start + 1` tokens, so a decode span never touches individual cohorts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from .deployment import Workload
+from .engines import EngineProfile
+from .steptime import StepTimeModel
+
+MAX_EVENTS = 200_000  # a guard against pathological inputs; far above any realistic run
+
+
+@dataclass
+class _Cohort:
+    count: int
+    input_len: int
+    output_len: int
+    arrival: float
+    prompt: int  # tokens that must be (re)computed before decoding continues
+    done_prefill: int = 0
+    produced: int = 0  # tokens generated before the current decode run (after a preemption)
+    first_token: float = -1.0
+    start: int = 0  # global decode step at which the current decode run began
+    uid: int = 0
+
+
+@dataclass
+class ServingResult:
+    """Per-request latencies (weighted by cohort size) and totals of one simulation."""
+
+    ttft: list[tuple[float, int]] = field(default_factory=list)
+    tpot: list[tuple[float, int]] = field(default_factory=list)
+    e2e: list[tuple[float, int]] = field(default_factory=list)
+    makespan: float = 0.0
+    start_time: float = 0.0
+    requests: int = 0
+    output_tokens: int = 0
+    input_tokens: int = 0
+    steps: int = 0
+    preemptions: int = 0
+    time_compute: float = 0.0
+    time_memory: float = 0.0
+    time_communication: float = 0.0
+    time_overhead: float = 0.0
+    mean_batch: float = 0.0
+    truncated: bool = False
+
+    @property
+    def bottleneck(self) -> str:
+        parts = {
+            "compute": self.time_compute,
+            "memory": self.time_memory,
+            "communication": self.time_communication,
+            "overhead": self.time_overhead,
+        }
+        return max(parts, key=parts.__getitem__)
+
+
+def _lengths(workload: Workload, rng: random.Random) -> tuple[int, int]:
+    isl, osl = workload.input_len, workload.output_len
+    if workload.input_len_spread:
+        s = workload.input_len_spread
+        isl = max(1, round(rng.uniform(isl * (1 - s), isl * (1 + s))))
+    if workload.output_len_spread:
+        s = workload.output_len_spread
+        osl = max(1, round(rng.uniform(osl * (1 - s), osl * (1 + s))))
+    return isl, osl
+
+
+def default_num_requests(workload: Workload) -> int:
+    if workload.num_requests:
+        return workload.num_requests
+    if workload.scenario == "static":
+        return workload.batch_size
+    if workload.scenario == "concurrency":
+        return min(max(4 * workload.concurrency, 64), 8192)
+    return 400
+
+
+def simulate_serving(
+    step: StepTimeModel,
+    engine: EngineProfile,
+    workload: Workload,
+    *,
+    kv_capacity_tokens: int,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
+) -> ServingResult:
+    """Run the engine's scheduler over the workload on one replica.
+
+    kv_capacity_tokens: KV tokens the whole replica can hold (all attention-DP ranks together).
+    """
+    rng = random.Random(workload.seed)
+    total = default_num_requests(workload)
+    varied = bool(workload.input_len_spread or workload.output_len_spread)
+    mixed = engine.scheduler == "mixed"
+    budget = max(1, max_num_batched_tokens)
+    res = ServingResult()
+
+    # --- arrivals -------------------------------------------------------------------------------
+    arrivals: list[tuple[float, int, _Cohort]] = []  # heap of (time, uid, cohort)
+    uids = itertools.count(1)
+    issued = 0
+
+    def new_cohort(t: float, count: int) -> None:
+        nonlocal issued
+        if varied:
+            for _ in range(count):
+                isl, osl = _lengths(workload, rng)
+                uid = next(uids)
+                heapq.heappush(arrivals, (t, uid, _Cohort(1, isl, osl, t, isl, uid=uid)))
+        else:
+            uid = next(uids)
+            c = _Cohort(count, workload.input_len, workload.output_len, t, workload.input_len)
+            c.uid = uid
+            heapq.heappush(arrivals, (t, uid, c))
+        issued += count
+
+    def split(c: _Cohort, n: int) -> _Cohort:
+        """Take `n` sequences out of cohort `c` into a new cohort in the same state."""
+        part = _Cohort(n, c.input_len, c.output_len, c.arrival, c.prompt)
+        part.produced, part.first_token, part.done_prefill = (
+            c.produced,
+            c.first_token,
+            c.done_prefill,
+        )
+        part.uid = next(uids)
+        c.count -= n
+        return part
+
+    closed = workload.scenario == "concurrency"
+    if workload.scenario == "static":
+        new_cohort(0.0, workload.batch_size)
+    elif closed:
+        new_cohort(0.0, min(workload.concurrency, total))
+    else:
+        t = 0.0
+        for _ in range(total):
+            t += rng.expovariate(workload.rate)
+            new_cohort(t, 1)
+
+    # --- engine state ---------------------------------------------------------------------------
+    waiting: deque[_Cohort] = deque()
+    prefilling: list[_Cohort] = []  # admitted, prompt not finished (FCFS)
+    decoding: dict[int, _Cohort] = {}  # uid -> cohort, insertion order = admission order
+    finish_heap: list[tuple[int, int]] = []  # (global step at which it completes, uid)
+    g = 0  # global decode step counter
+    n_dec = 0  # decoding sequences
+    dec_base = 0  # sum over decoding cohorts of count * (input + produced - start + 1)
+    kv_prefill = 0  # KV tokens held by admitted, still-prefilling sequences
+    running = 0  # sequences admitted (prefilling + decoding)
+    now = 0.0
+    batch_time = 0.0
+
+    def record_finish(c: _Cohort, t: float) -> None:
+        res.e2e.append((t - c.arrival, c.count))
+        res.ttft.append((c.first_token - c.arrival, c.count))
+        if c.output_len > 1:
+            res.tpot.append(((t - c.first_token) / (c.output_len - 1), c.count))
+        res.requests += c.count
+        res.output_tokens += c.count * c.output_len
+        res.input_tokens += c.count * c.input_len
+        if closed and issued < total:
+            new_cohort(t, min(c.count, total - issued))
+
+    def start_decoding(c: _Cohort, t: float) -> None:
+        nonlocal n_dec, dec_base, running
+        if c.first_token < 0:
+            c.first_token = t
+        generated = c.produced + 1
+        if generated >= c.output_len:
+            running -= c.count
+            record_finish(c, t)
+            return
+        c.start = g - (generated - 1)  # so that g - start + 1 == generated
+        decoding[c.uid] = c
+        n_dec += c.count
+        dec_base += c.count * (c.input_len - c.start + 1)
+        heapq.heappush(finish_heap, (c.start + c.output_len - 1, c.uid))
+
+    def stop_decoding(c: _Cohort) -> None:
+        nonlocal n_dec, dec_base
+        del decoding[c.uid]
+        n_dec -= c.count
+        dec_base -= c.count * (c.input_len - c.start + 1)
+
+    def kv_used() -> int:
+        return kv_prefill + dec_base + n_dec * g
+
+    def admit(limit_tokens: int) -> None:
+        """Move waiting cohorts into the prefill queue while sequences and KV allow."""
+        nonlocal running, kv_prefill
+        while waiting:
+            c = waiting[0]
+            seq_room = max_num_seqs - running
+            kv_room = kv_capacity_tokens - kv_used()
+            fit = min(c.count, seq_room, kv_room // max(1, c.prompt))
+            if fit <= 0:
+                return
+            if fit < c.count:  # split the cohort: part is admitted now
+                c = split(c, fit)
+            else:
+                waiting.popleft()
+            prefilling.append(c)
+            running += c.count
+            kv_prefill += c.count * c.prompt
+            if limit_tokens and sum(x.count * (x.prompt - x.done_prefill) for x in prefilling) > (
+                limit_tokens
+            ):
+                return
+
+    def preempt_one() -> bool:
+        """vLLM-style recompute preemption of the most recently admitted decoding cohort."""
+        nonlocal running
+        if not decoding:
+            return False
+        c = decoding[next(reversed(decoding))]
+        stop_decoding(c)
+        generated = g - c.start + 1
+        c.produced = generated - 1
+        c.prompt = c.input_len + c.produced
+        c.done_prefill = 0
+        running -= c.count
+        waiting.appendleft(c)
+        res.preemptions += c.count
+        return True
+
+    def account(st_total: float, st: object, k: float) -> None:
+        res.time_compute += st.compute * k  # type: ignore[attr-defined]
+        res.time_memory += st.memory * k  # type: ignore[attr-defined]
+        res.time_communication += st.communication * k  # type: ignore[attr-defined]
+        res.time_overhead += st.overhead * k  # type: ignore[attr-defined]
+
+    events = 0
+    while arrivals or waiting or prefilling or decoding:
+        events += 1
+        if events > MAX_EVENTS:
+            res.truncated = True
+            break
+        while arrivals and arrivals[0][0] <= now + 1e-12:
+            waiting.append(heapq.heappop(arrivals)[2])
+        if not (waiting or prefilling or decoding):
+            now = arrivals[0][0]  # idle until the next arrival
+            continue
+        admit(budget)
+        # ---- compose the step ------------------------------------------------------------------
+        pf_tokens = 0
+        pf_pairs = 0.0
+        pf_seqs = 0
+        chunks: list[tuple[_Cohort, int, int]] = []  # (cohort, sequences, tokens each)
+        want_prefill = bool(prefilling)
+        do_decode = n_dec > 0 and (mixed or not want_prefill)
+        room = budget - (n_dec if do_decode and mixed else 0)
+        if want_prefill and room > 0:
+            i = 0
+            while i < len(prefilling) and room > 0:
+                c = prefilling[i]
+                left = c.prompt - c.done_prefill
+                whole = min(c.count, room // left) if left <= room else 0
+                if whole:
+                    chunks.append((c, whole, left))
+                    room -= whole * left
+                    if whole < c.count:  # split: the rest waits for the next step
+                        prefilling.insert(i + 1, split(c, c.count - whole))
+                    i += 1
+                    continue
+                # partial chunk of one sequence
+                if c.count > 1:
+                    prefilling.insert(i + 1, split(c, c.count - 1))
+                chunks.append((c, 1, room))
+                room = 0
+                i += 1
+            for c, n, tok in chunks:
+                pf_tokens += n * tok
+                prefix = c.done_prefill
+                pf_pairs += n * tok * (prefix + (tok + 1) / 2)
+                pf_seqs += n
+        if not chunks and not do_decode:
+            if n_dec > 0:
+                do_decode = True
+            elif arrivals:
+                now = max(now, arrivals[0][0])
+                continue
+            elif waiting and not running:
+                # a single request larger than the KV cache: it can never run
+                c = waiting.popleft()
+                res.truncated = True
+                continue
+            elif waiting:
+                # nothing can run until memory frees; should not happen without running work
+                res.truncated = True
+                break
+        # ---- KV growth: preempt if the decodes of this step don't fit ---------------------------
+        if do_decode:
+            while n_dec and kv_used() + n_dec > kv_capacity_tokens and len(decoding) > 1:
+                preempt_one()
+        # ---- how many identical decode-only steps can run before the next event -----------------
+        k = 1
+        if do_decode and not chunks and not waiting and not prefilling:
+            k = finish_heap[0][0] - g if finish_heap else 1
+            while finish_heap and finish_heap[0][1] not in decoding:
+                heapq.heappop(finish_heap)
+                k = finish_heap[0][0] - g if finish_heap else 1
+            kv_left = kv_capacity_tokens - kv_used()
+            if n_dec:
+                k = min(k, max(1, kv_left // n_dec))
+            k = max(1, k)
+        ctx0 = (dec_base + n_dec * g) if do_decode else 0
+        st = step(n_dec if do_decode else 0, ctx0, pf_tokens, pf_pairs, pf_seqs)
+        t_step = st.total
+        if k > 1:
+            if arrivals:
+                k = max(1, min(k, math.ceil((arrivals[0][0] - now) / max(t_step, 1e-9))))
+        if k > 1:
+            st_last = step(n_dec, ctx0 + n_dec * (k - 1), 0, 0.0, 0)
+            span = k * (t_step + st_last.total) / 2
+        else:
+            span = t_step
+        account(span, st, span / t_step if t_step > 0 else 0.0)
+        batch_time += (n_dec if do_decode else 0) * span + pf_seqs * t_step
+        now += span
+        res.steps += k
+        # ---- apply the step ----------------------------------------------------------------------
+        if do_decode:
+            g += k
+        for c, _n, tok in chunks:
+            c.done_prefill += tok
+            if c.done_prefill >= c.prompt:
+                prefilling.remove(c)
+                kv_prefill -= c.count * c.prompt
+                start_decoding(c, now)
+                # start_decoding counted the prompt in dec_base; generated token follows from g
+        while finish_heap and finish_heap[0][0] <= g:
+            _, fuid = heapq.heappop(finish_heap)
+            c_done = decoding.get(fuid)
+            if c_done is None:
+                continue
+            if c_done.start + c_done.output_len - 1 > g:
+                continue  # stale entry from before a preemption
+            stop_decoding(c_done)
+            running -= c_done.count
+            record_finish(c_done, now)
+
+    res.makespan = now
+    res.mean_batch = batch_time / now if now > 0 else 0.0
+    return res
+
+
+def weighted_percentile(values: list[tuple[float, int]], q: float) -> float:
+    """The q-quantile (0..1) of values weighted by counts (nearest rank)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    total = sum(w for _, w in ordered)
+    target = q * total
+    acc = 0
+    for v, w in ordered:
+        acc += w
+        if acc >= target:
+            return v
+    return ordered[-1][0]
+
+
+def weighted_mean(values: list[tuple[float, int]]) -> float:
+    total = sum(w for _, w in values)
+    return sum(v * w for v, w in values) / total if total else float("nan")

@@ -1,0 +1,266 @@
+"""StepTime: the duration of one engine iteration (a prefill chunk plus a batch of decodes).
+
+One iteration on one replica is a sum of operators per layer (projections, attention, FFN or experts, norms),
+the LM head, collective communication (TP all-reduce, EP all-to-all, PP hops) and the engine's fixed CPU
+cost. Each operator costs max(flops / (peak * eta_c), bytes / (bandwidth * eta_m)) plus a launch latency;
+eta_c grows with the GEMM's row count because small GEMMs leave tensor cores idle.
+
+The model is built once per deployment (`StepTimeModel`), so the simulator can call it per event
+cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .deployment import Deployment
+from .dtypes import COMPUTE_DTYPE, kv_bytes
+from .engines import EngineProfile
+from .hardware import Device
+from .memory import (
+    EMBEDDING_BYTES,
+    body_bytes_per_param,
+    kv_shard,
+    resolve_kv_dtype,
+    resolve_weight_dtype,
+)
+from .model import ModelSpec
+
+ACT_BYTES = 2.0
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achievable fractions of peak, by hardware kind."""
+
+    gemm_max: float  # large GEMMs
+    gemm_half_rows: float  # rows at which a GEMM reaches half of gemm_max
+    attention: float  # flash-attention prefill, fraction of peak
+    memory: float  # streaming reads (weights, KV)
+    kernel_us: float  # launch + tail latency of one kernel
+    collective_us: float  # latency of one collective inside a node
+
+
+EFFICIENCY: dict[str, Efficiency] = {
+    "cuda": Efficiency(0.72, 40.0, 0.50, 0.82, 3.0, 8.0),
+    "rocm": Efficiency(0.55, 64.0, 0.38, 0.72, 4.0, 12.0),
+    "hpu": Efficiency(0.65, 64.0, 0.40, 0.75, 5.0, 15.0),
+    "cpu": Efficiency(0.45, 16.0, 0.30, 0.60, 8.0, 30.0),
+}
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One iteration's duration (seconds) and where it went."""
+
+    total: float
+    compute: float
+    memory: float
+    communication: float
+    overhead: float
+
+    @property
+    def bottleneck(self) -> str:
+        parts = {
+            "compute": self.compute,
+            "memory": self.memory,
+            "communication": self.communication,
+            "overhead": self.overhead,
+        }
+        return max(parts, key=parts.__getitem__)
+
+
+@dataclass(frozen=True)
+class _Group:
+    count: float  # layers of this kind in one pipeline stage
+    attn_params: float  # per device
+    dense_params: float  # per device
+    expert_params: float  # one expert's params per device (expert-TP share)
+    experts_local: float  # experts per EP rank
+    num_experts: int
+    top_k: int
+    heads: float  # query heads per device
+    pf_dims: float  # (qk + v) per head for prefill attention
+    dec_dims: float  # (qk + v) per head for decode attention
+    kv_bytes_tok: float  # KV bytes per token per device (window-limited separately)
+    window: float  # math.inf for full attention
+    linear: bool
+    state_bytes: float  # recurrent state bytes per sequence per device
+
+
+class StepTimeModel:
+    """Step time of one replica of `dep`, precomputed for fast repeated calls."""
+
+    def __init__(
+        self, model: ModelSpec, device: Device, engine: EngineProfile, dep: Deployment
+    ) -> None:
+        self.model, self.device, self.engine, self.dep = model, device, engine, dep
+        self.eff = EFFICIENCY.get(device.kind, EFFICIENCY["cuda"])
+        wdtype = resolve_weight_dtype(model, dep.weight_dtype)
+        self.peak = device.peak_tflops(COMPUTE_DTYPE.get(wdtype, "bf16")) * 1e12
+        self.peak_attn = device.peak_tflops("bf16") * 1e12
+        self.bw = device.memory_bw_gbs * 1e9
+        self.wb_attn = body_bytes_per_param(model, wdtype, "attn")
+        self.wb_dense = body_bytes_per_param(model, wdtype, "dense")
+        self.wb_expert = body_bytes_per_param(model, wdtype, "experts")
+        kvb = kv_bytes(resolve_kv_dtype(dep.kv_dtype))
+        tp, dp, pp = dep.tp, dep.dp, dep.pp
+        group_size = tp * dp
+        ep = dep.ep
+        moe_tp = group_size / ep
+        self.groups: list[_Group] = []
+        for layer, count in model.layer_groups:
+            pf_qk = getattr(layer, "prefill_qk_dim", None) or layer.qk_dim
+            pf_v = getattr(layer, "prefill_v_dim", None) or layer.v_dim
+            self.groups.append(
+                _Group(
+                    count=count / pp,
+                    attn_params=layer.attn_params / tp,
+                    dense_params=layer.dense_params / tp,
+                    expert_params=layer.expert_params / moe_tp,
+                    experts_local=layer.num_experts / ep if layer.num_experts else 0.0,
+                    num_experts=layer.num_experts,
+                    top_k=layer.top_k,
+                    heads=max(1.0, layer.q_heads / tp),
+                    pf_dims=float(pf_qk + pf_v),
+                    dec_dims=float(layer.qk_dim + layer.v_dim),
+                    kv_bytes_tok=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
+                    window=float(layer.window) if layer.window else math.inf,
+                    linear=layer.attention == "linear",
+                    state_bytes=layer.state_elems * 2.0 / max(1, min(tp, layer.q_heads)),
+                )
+            )
+        self.hidden = model.hidden_size
+        self.lm_head_params = model.hidden_size * model.vocab_size / tp
+        # Collectives: a group that spans nodes runs at the scale-out bandwidth.
+        per_node = device.devices_per_node
+        self.tp_bw = (device.scaleup_bw_gbs if tp <= per_node else device.scaleout_bw_gbs) * 1e9
+        self.ep_bw = (
+            device.scaleup_bw_gbs if group_size <= per_node else device.scaleout_bw_gbs
+        ) * 1e9
+        self.pp_bw = (
+            device.scaleup_bw_gbs if dep.devices_per_replica <= per_node else device.scaleout_bw_gbs
+        ) * 1e9
+        self.coll_lat = max(self.eff.collective_us, device.scaleup_latency_us) * 1e-6
+        if group_size > per_node:
+            self.coll_lat *= 2.5  # inter-node hop
+        self.kernel = self.eff.kernel_us * 1e-6
+        self.fixed = engine.step_overhead_ms * 1e-3 + (
+            engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
+        )
+
+    def _gemm(self, rows: float, params: float, wb: float) -> tuple[float, float]:
+        """(compute seconds, memory seconds) of a GEMM of `rows` tokens over `params` weights."""
+        if params <= 0 or rows <= 0:
+            return 0.0, 0.0
+        eff = self.eff
+        eta = eff.gemm_max * rows / (rows + eff.gemm_half_rows)
+        compute = 2.0 * rows * params / (self.peak * eta)
+        memory = (params * wb + rows * self.hidden * 4 * ACT_BYTES) / (self.bw * eff.memory)
+        return compute, memory
+
+    def __call__(
+        self,
+        n_decode: float,
+        decode_ctx: float,
+        prefill_tokens: float,
+        prefill_pairs: float,
+        prefill_seqs: float,
+    ) -> StepTime:
+        """Time of one iteration of the whole replica.
+
+        n_decode: sequences decoding one token; decode_ctx: the sum of their context lengths;
+        prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
+        pairs of those chunks; prefill_seqs: chunks in the step.
+        """
+        dep, eff = self.dep, self.eff
+        pp, dp, tp = dep.pp, dep.dp, dep.tp
+        micro = pp * dp  # the batch is split over PP micro-batches and attention-DP ranks
+        tokens = (n_decode + prefill_tokens) / micro  # per attention rank per micro-batch
+        stage_tokens = (n_decode + prefill_tokens) / pp  # all DP ranks of a stage (MoE sees these)
+        dec_seqs = n_decode / micro
+        mean_ctx = decode_ctx / n_decode if n_decode else 0.0
+        pairs = prefill_pairs / micro
+        bw_mem = self.bw * eff.memory
+        peak_attn = self.peak_attn * eff.attention
+        compute = memory = comm = 0.0
+        kernels = 0.0
+        for g in self.groups:
+            # Each op costs max(compute, memory); the larger side names its bottleneck.
+            ops: list[tuple[float, float]] = [self._gemm(tokens, g.attn_params, self.wb_attn)]
+            if g.linear:
+                ops.append(
+                    (
+                        4.0 * tokens * g.heads * g.dec_dims * 64 / peak_attn,
+                        dec_seqs * g.state_bytes * 2 / bw_mem,
+                    )
+                )
+            else:
+                if dec_seqs:
+                    ctx = min(mean_ctx, g.window)
+                    ops.append(
+                        (
+                            2.0 * g.heads * g.dec_dims * dec_seqs * ctx / peak_attn,
+                            dec_seqs * ctx * g.kv_bytes_tok / bw_mem,
+                        )
+                    )
+                if pairs:
+                    capped = pairs if g.window == math.inf else min(pairs, tokens * g.window)
+                    ops.append((2.0 * g.heads * g.pf_dims * capped / peak_attn, 0.0))
+            ops.append(self._gemm(tokens, g.dense_params, self.wb_dense))
+            layer_comm = 0.0
+            layer_kernels = 9.0
+            if g.num_experts:
+                assignments = stage_tokens * g.top_k
+                rows = assignments / g.num_experts
+                active = 1.0 - (1.0 - g.top_k / g.num_experts) ** stage_tokens
+                eta = eff.gemm_max * rows / (rows + eff.gemm_half_rows)
+                ops.append(
+                    (
+                        2.0 * (assignments / dep.ep) * g.expert_params / (self.peak * eta),
+                        g.experts_local * active * g.expert_params * self.wb_expert / bw_mem,
+                    )
+                )
+                layer_kernels += 3
+                group = tp * dp
+                if group > 1:  # token dispatch + combine between attention ranks and experts
+                    msg = tokens * g.top_k * self.hidden * ACT_BYTES * (group - 1) / group
+                    layer_comm += 2 * (self.coll_lat + msg / self.ep_bw)
+            # norms, rotary, residual adds: streaming activations
+            ops.append((0.0, tokens * self.hidden * 12 * ACT_BYTES / bw_mem))
+            if tp > 1:
+                msg = tokens * self.hidden * ACT_BYTES
+                all_reduce = self.coll_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
+                layer_comm += (1 if g.num_experts and dp > 1 else 2) * all_reduce
+            c_layer = m_layer = 0.0
+            for c, m in ops:
+                if c > m:
+                    c_layer += c
+                else:
+                    m_layer += m
+            compute += c_layer * g.count
+            memory += m_layer * g.count
+            comm += layer_comm * g.count
+            kernels += layer_kernels * g.count
+        # LM head for the sequences that emit a token this step (on the last stage only)
+        c, m = self._gemm((n_decode + prefill_seqs) / micro, self.lm_head_params, EMBEDDING_BYTES)
+        if c > m:
+            compute += c / pp
+        else:
+            memory += m / pp
+        if pp > 1:
+            comm += (pp - 1) / pp * (self.coll_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
+        overhead = (
+            self.fixed / pp
+            + self.engine.per_seq_overhead_us * 1e-6 * (n_decode + prefill_seqs) / micro
+            + kernels * self.kernel
+        )
+        # Every micro-batch passes through every stage: one iteration takes pp stage-times.
+        return StepTime(
+            total=(compute + memory + comm + overhead) * pp,
+            compute=compute * pp,
+            memory=memory * pp,
+            communication=comm * pp,
+            overhead=overhead * pp,
+        )
