@@ -280,6 +280,8 @@ def get_device(device_id: str, *, hardware: Mapping[str, Device] | None = None) 
     """
     if not isinstance(device_id, str) or not device_id.strip():
         raise BudsimError(f"hardware id must be a non-empty string, got {device_id!r}")
+    devices: Mapping[str, Device]
+    index: Mapping[str, str]
     if hardware is None:
         devices, index = _default_catalog()
     else:
@@ -419,7 +421,11 @@ def _merged_catalog(
         values = _check_entry(entry, where, partial=False)
         values.setdefault("sources", [f"user hardware file {path}"])
         devices[dev_id] = _make_device(dev_id, values, where)
-    return devices, _build_index(devices)
+    try:
+        index = _build_index(devices)
+    except BudsimError as exc:
+        raise BudsimError(f"{path}: {exc}") from None
+    return devices, index
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

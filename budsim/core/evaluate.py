@@ -1,0 +1,162 @@
+"""Measured rows -> the cases budsim predicts, and physics predictions joined to them.
+
+One normalised measurement row (budsim.core.datasets) becomes a Deployment, a Workload and the list of
+(measured column, prediction key) pairs that compare like with like. The accuracy benchmark and the
+training pipeline both go through `case_for_row` / `join_predictions`, so they read the datasets the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .deployment import Deployment, Workload
+from .errors import BudsimError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MODELLED_ENGINES = ("vllm", "sglang", "trtllm")
+
+# Which prediction key a measured column is compared with, per scenario.
+# Static batches: the source's TTFT is the batch's prefill time (the last request's first token) and the
+# whole-batch latency is the slowest request's end-to-end time.
+METRIC_MAP: dict[str, dict[str, str]] = {
+    "concurrency": {"ttft_ms": "ttft_ms_mean", "tpot_ms": "tpot_ms_mean", "out_tok_s": "output_tok_s"},
+    "static": {
+        "ttft_ms": "ttft_ms_p99",
+        "tpot_ms": "tpot_ms_mean",
+        "e2e_s": "e2e_s_max",
+        "out_tok_s": "output_tok_s",
+        "total_tok_s": "total_tok_s",
+    },
+    "max_num_seqs": {"tpot_ms": "tpot_ms_mean", "out_tok_s": "output_tok_s"},
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    deployment: Deployment
+    workload: Workload
+    targets: tuple[tuple[str, str, float], ...]  # (measured column, prediction key, measured value)
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _int(value: Any, default: int = 1) -> int:
+    v = _num(value)
+    return int(v) if math.isfinite(v) and v >= 1 else default
+
+
+def case_for_row(row: Mapping[str, Any]) -> Case:
+    """The prediction case that reproduces one measured row, or BudsimError saying why not."""
+    if not row.get("model"):
+        raise BudsimError("no model config for this row")
+    if not row.get("hardware"):
+        raise BudsimError("hardware outside the catalog")
+    engine = row.get("engine")
+    if engine not in MODELLED_ENGINES:
+        raise BudsimError(f"engine {engine} is not simulated")
+    if row.get("mode") == "disagg":
+        raise BudsimError("disaggregated serving is not simulated")
+    scenario = row.get("scenario")
+    if scenario not in METRIC_MAP:
+        raise BudsimError(f"scenario {scenario} is not simulated")
+    isl, osl = _num(row.get("input_len")), _num(row.get("output_len"))
+    if not (math.isfinite(isl) and math.isfinite(osl)) or isl < 1 or osl < 1:
+        raise BudsimError("lengths unknown")
+    load = _num(row.get("load"))
+    if not math.isfinite(load) or load < 1:
+        raise BudsimError("load unknown")
+    max_seqs: int | None = None
+    if scenario == "static":
+        workload = Workload(
+            scenario="static", input_len=round(isl), output_len=round(osl), batch_size=round(load)
+        )
+    elif scenario == "concurrency":
+        workload = Workload(
+            scenario="concurrency",
+            input_len=round(isl),
+            output_len=round(osl),
+            concurrency=round(load),
+        )
+    else:  # max_num_seqs: the engine cap; the realised batch is the load it actually ran at
+        realised = _num(row.get("realised_batch"))
+        conc = round(realised) if math.isfinite(realised) and realised >= 1 else round(load)
+        max_seqs = round(load)
+        workload = Workload(
+            scenario="concurrency", input_len=round(isl), output_len=round(osl), concurrency=conc
+        )
+    dep = Deployment(
+        model=str(row["model"]),
+        hardware=str(row["hardware"]),
+        engine=str(engine),
+        tp=_int(row.get("tp")),
+        pp=_int(row.get("pp")),
+        dp=_int(row.get("dp")),
+        ep=_int(row.get("ep")),
+        weight_dtype=str(row.get("weight_dtype") or "auto"),
+        kv_dtype=str(row.get("kv_dtype") or "auto"),
+        max_num_seqs=max_seqs,
+    )
+    targets = []
+    for column, key in METRIC_MAP[scenario].items():
+        value = _num(row.get(column))
+        if math.isfinite(value) and value > 0:
+            targets.append((column, key, value))
+    if not targets:
+        raise BudsimError("no comparable measured metric")
+    return Case(dep, workload, tuple(targets))
+
+
+def join_predictions(
+    rows: Iterable[Mapping[str, Any]],
+    predictor: Callable[[Deployment, Workload], Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """One output row per (measured row, metric): measured, predicted, and the row's identity.
+
+    Rows that cannot be simulated appear once with `error` set, so the share answered is honest.
+    """
+    import pandas as pd
+
+    if predictor is None:
+        from .predict import predict_physics
+
+        def predictor(dep: Deployment, wl: Workload) -> Mapping[str, Any]:
+            pred = predict_physics(dep, wl)
+            if not pred.fits:
+                raise BudsimError(pred.memory.reason if pred.memory else "does not fit")
+            return pred.to_dict()
+
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        ident = {
+            k: row.get(k)
+            for k in ("source", "row_id", "model", "hardware", "engine", "scenario", "mode")
+        }
+        try:
+            case = case_for_row(row)
+            pred = predictor(case.deployment, case.workload)
+        except BudsimError as exc:
+            out.append({**ident, "metric": None, "error": str(exc)})
+            continue
+        for column, key, measured in case.targets:
+            predicted = pred.get(key)
+            out.append(
+                {
+                    **ident,
+                    "metric": column,
+                    "measured": measured,
+                    "predicted": predicted,
+                    "error": None if predicted else f"no prediction for {key}",
+                }
+            )
+    return pd.DataFrame(out)

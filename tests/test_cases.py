@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from budsim.core.cases import parse_case
+from budsim.core.errors import BudsimError
+
+BASE = {
+    "model": "meta-llama/Llama-3.1-8B",
+    "hardware": "h100-sxm",
+    "engine": "vllm",
+    "input_len": "1024",
+    "output_len": "128",
+}
+
+
+def test_scenario_is_inferred_from_the_load_column() -> None:
+    _, wl = parse_case({**BASE, "batch_size": "16"})
+    assert wl.scenario == "static" and wl.batch_size == 16
+    _, wl = parse_case({**BASE, "rate": "2.5"})
+    assert wl.scenario == "rate" and wl.rate == 2.5
+    _, wl = parse_case({**BASE, "concurrency": "8"})
+    assert wl.scenario == "concurrency" and wl.concurrency == 8
+
+
+def test_defaults_and_parallel_sizes() -> None:
+    dep, _ = parse_case({**BASE, "tp": "4", "pp": "", "weight_dtype": "FP8"})
+    assert (dep.tp, dep.pp, dep.dp, dep.ep) == (4, 1, 1, 1)
+    assert dep.weight_dtype == "fp8"
+    assert dep.devices == 4
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("input_len", "0", "input_len"),
+        ("input_len", "-5", "input_len"),
+        ("output_len", "nan", "output_len"),
+        ("output_len", "12.5", "output_len"),
+        ("tp", "two", "tp"),
+        ("rate", "inf", "rate"),
+        ("weight_dtype", "fp3", "weight_dtype"),
+        ("kv_dtype", "int4", "kv_dtype"),
+        ("scenario", "burst", "scenario"),
+    ],
+)
+def test_bad_values_give_one_line_errors(field: str, value: str, needle: str) -> None:
+    with pytest.raises(BudsimError) as err:
+        parse_case({**BASE, field: value})
+    message = str(err.value)
+    assert needle in message and "\n" not in message
+
+
+def test_missing_required_field() -> None:
+    fields = dict(BASE)
+    del fields["hardware"]
+    with pytest.raises(BudsimError, match="missing hardware"):
+        parse_case(fields)
+
+
+def test_ep_must_divide_tp_times_dp() -> None:
+    with pytest.raises(BudsimError, match="ep=3"):
+        parse_case({**BASE, "tp": "4", "ep": "3"})
