@@ -1,24 +1,26 @@
 """Loaders of the measured end-to-end datasets (``<data>/e2e``) into one normalised table.
 
-`load_measurements()` returns one pandas DataFrame, one row per measured configuration, with the columns
-of `COLUMNS` (see ``docs/datasets.md`` for what a row means per source and what was filtered):
+`load_measurements()` returns one pandas DataFrame, one row per measured configuration, with
+the columns of `COLUMNS` (see ``docs/datasets.md`` for what a row means per source and what was
+filtered):
 
 - identity: ``source`` (one of `SOURCES`), ``row_id`` (stable within the source), ``model`` (config
-  directory under ``model_configs/`` or None), ``model_raw``, ``model_relation`` (ALIASES.csv relation),
-  ``hardware`` (budsim hardware id or None), ``hardware_raw``, ``hardware_note``;
+  directory under ``model_configs/`` or None), ``model_raw``, ``model_relation`` (the ALIASES.csv
+  relation), ``hardware`` (budsim hardware id or None), ``hardware_raw``, ``hardware_note``;
 - engine: ``engine`` (vllm | sglang | trtllm | llamacpp | deepspeed | lmdeploy | other),
   ``engine_version``;
 - parallelism: ``n_devices`` (float: NaN only for disaggregated rows without worker counts), ``tp``,
   ``pp``, ``dp`` (attention DP), ``ep`` (ints, >= 1); ``mode`` (agg | disagg; disagg rows carry the
   decode pool's tp/pp/dp/ep and the pools in ``note``);
-- precision: ``weight_dtype`` (bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4), ``kv_dtype`` (auto | fp8);
+- precision: ``weight_dtype`` (bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4), ``kv_dtype``
+  (auto | fp8);
 - load: ``scenario`` (static | concurrency | max_num_seqs | max_throughput), ``load`` (batch size,
   client concurrency or max_num_seqs; NaN for max_throughput), ``realised_batch``, ``input_len``,
   ``output_len`` (means where the source has length distributions; NaN where unknown), ``workload``
   (task name for dataset-driven sources, else None);
 - targets (NaN where not available): ``ttft_ms``, ``tpot_ms``, ``itl_p50_ms``, ``itl_p90_ms``,
-  ``itl_p95_ms``, ``itl_p99_ms``, ``e2e_s`` (static: whole-batch seconds; concurrency: per-request mean),
-  ``out_tok_s`` and ``total_tok_s`` (whole system);
+  ``itl_p95_ms``, ``itl_p99_ms``, ``e2e_s`` (static: whole-batch seconds; concurrency: per-request
+  mean), ``out_tok_s`` and ``total_tok_s`` (whole system);
 - ``derived``: comma-separated names of target columns that were computed from other measured values
   (e.g. ``total_tok_s`` from an output-only throughput and fixed lengths) or filled by a proxy
   (``tpot_ms`` from the median inter-token latency) instead of being reported as such;
@@ -421,6 +423,8 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
             notes.append("disagg: " + ", ".join(pools) + "; tp/pp/dp/ep are the decode pool's")
         if math.isnan(conc):
             notes.append("no silicon_concurrency in silicon_data_source")
+        if "ai-dynamo/" in source and version == _image_version(source):
+            notes.append("engine_version is the NVIDIA Dynamo runtime image tag, not the engine's")
         e2e = (ttft + (osl - 1.0) * tpot) / 1000.0 if _finite(ttft, tpot) else NAN
         out_tok = conc * osl / e2e if _finite(conc, e2e) and e2e > 0 else NAN
         total_tok = conc * (isl + osl) / e2e if _finite(conc, e2e) and e2e > 0 else NAN
@@ -745,6 +749,7 @@ def _load_rocm(path: Path, ctx: _Context) -> list[Record]:
         vllm, rocm, kind, model_raw, batch_raw, isl_raw, osl_raw, prompts_raw = key
         isl, osl = _num(isl_raw), _num(osl_raw)
         model, relation = ctx.model(model_raw)
+        ident = f"{model_raw}|vllm{vllm}|rocm{rocm}"
         short = re.sub(r"\s*\(.*\)$", "", model_raw)
         ckpt = re.search(r"\(([^)]*)\)", model_raw)
         notes = [f"rocm {rocm}"]
@@ -785,7 +790,7 @@ def _load_rocm(path: Path, ctx: _Context) -> list[Record]:
             out.append(
                 _record(
                     **common,
-                    row_id=f"latency|{model_raw}|vllm{vllm}|rocm{rocm}|b{_fmt(batch)}|{isl_raw}x{osl_raw}",
+                    row_id=f"latency|{ident}|b{_fmt(batch)}|{isl_raw}x{osl_raw}",
                     scenario="static",
                     load=batch,
                     e2e_s=e2e,
@@ -806,7 +811,7 @@ def _load_rocm(path: Path, ctx: _Context) -> list[Record]:
             out.append(
                 _record(
                     **common,
-                    row_id=f"throughput|{model_raw}|vllm{vllm}|rocm{rocm}|n{_fmt(_num(prompts_raw))}|{isl_raw}x{osl_raw}",
+                    row_id=f"throughput|{ident}|n{_fmt(_num(prompts_raw))}|{isl_raw}x{osl_raw}",
                     scenario="max_throughput",
                     load=NAN,
                     total_tok_s=total,
