@@ -58,7 +58,9 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None, help="data dir (default: $BUDSIM_DATA or ../shared/data)")
+    ap.add_argument(
+        "--data", default=None, help="data dir (default: $BUDSIM_DATA or ../shared/data)"
+    )
     ap.add_argument("--out", default="benchmarks/accuracy_physics.md")
     ap.add_argument("--sources", nargs="*", default=None)
     ap.add_argument("--limit", type=int, default=None, help="rows per source (quick runs)")

@@ -42,13 +42,18 @@ class EngineProfile:
     graph_overhead_gb: float
     comm_overhead_gb: float  # NCCL/HCCL buffers when more than one device
     step_overhead_ms: float  # fixed scheduler + launch cost per iteration
-    per_seq_overhead_us: (
-        float  # per running sequence per iteration (batching, sampling, detokenise)
-    )
+    # per running sequence per iteration (batching, sampling, detokenise)
+    per_seq_overhead_us: float
     per_layer_launch_us: float  # eager mode: kernel launches per layer per iteration
-    large_memory_defaults: tuple[int, int] | None = (
-        None  # (max_num_seqs, tokens) on >= 70 GB devices
-    )
+    # (max_num_seqs, max_num_batched_tokens) on devices with >= 70 GB
+    large_memory_defaults: tuple[int, int] | None = None
+    # Per-request latency outside the GPU iterations, as a benchmark client sees it: HTTP and the
+    # serving front end (Dynamo/OpenAI server), tokenisation, admission, streaming the first token.
+    # The CUDA values are the median low-load (concurrency <= 4) TTFT excess over the simulated
+    # prefill in the aic_silicon data (docs/accuracy-physics notes this in-sample choice).
+    request_overhead_ms: float = 5.0
+    # Engines that pad attention heads so TP need not divide them (TRT-LLM).
+    pads_heads: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -64,6 +69,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
+        request_overhead_ms=50.0,
         version="0.11",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -88,6 +94,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (ROCm)",
+        request_overhead_ms=8.0,
         version="0.11",
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
@@ -111,6 +118,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (Gaudi plugin)",
+        request_overhead_ms=10.0,
         version="0.11 (vllm-gaudi)",
         kind="hpu",
         quantizations=("bf16", "fp8"),
@@ -136,6 +144,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (CPU)",
+        request_overhead_ms=10.0,
         version="0.11",
         kind="cpu",
         quantizations=("bf16", "int8", "int4"),
@@ -159,6 +168,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang",
+        request_overhead_ms=120.0,
         version="0.5",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -182,6 +192,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang (ROCm)",
+        request_overhead_ms=10.0,
         version="0.5",
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
@@ -204,6 +215,8 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="trtllm",
         name="TensorRT-LLM",
+        pads_heads=True,
+        request_overhead_ms=110.0,
         version="1.0 (trtllm-serve, PyTorch backend)",
         kind="cuda",
         quantizations=_GPU_QUANT,

@@ -24,7 +24,11 @@ MODELLED_ENGINES = ("vllm", "sglang", "trtllm")
 # Static batches: the source's TTFT is the batch's prefill time (the last request's first token) and the
 # whole-batch latency is the slowest request's end-to-end time.
 METRIC_MAP: dict[str, dict[str, str]] = {
-    "concurrency": {"ttft_ms": "ttft_ms_mean", "tpot_ms": "tpot_ms_mean", "out_tok_s": "output_tok_s"},
+    "concurrency": {
+        "ttft_ms": "ttft_ms_mean",
+        "tpot_ms": "tpot_ms_mean",
+        "out_tok_s": "output_tok_s",
+    },
     "static": {
         "ttft_ms": "ttft_ms_p99",
         "tpot_ms": "tpot_ms_mean",
@@ -54,6 +58,17 @@ def _num(value: Any) -> float:
 def _int(value: Any, default: int = 1) -> int:
     v = _num(value)
     return int(v) if math.isfinite(v) and v >= 1 else default
+
+
+def model_ref(model: str) -> str:
+    """The config the row was measured with: the data folder's own copy when present."""
+    from .datasets import data_dir
+
+    try:
+        path = data_dir() / "model_configs" / model
+    except BudsimError:
+        return model
+    return str(path) if (path / "config.json").is_file() else model
 
 
 def case_for_row(row: Mapping[str, Any]) -> Case:
@@ -96,7 +111,7 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
             scenario="concurrency", input_len=round(isl), output_len=round(osl), concurrency=conc
         )
     dep = Deployment(
-        model=str(row["model"]),
+        model=model_ref(str(row["model"])),
         hardware=str(row["hardware"]),
         engine=str(engine),
         tp=_int(row.get("tp")),

@@ -113,7 +113,7 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
     if dep.devices_per_replica > device.devices_per_node and device.kind == "cpu":
         raise BudsimError("multi-node CPU deployments are not supported")
     heads = min(layer.q_heads for layer, _ in model.layer_groups)
-    if dep.tp > 1 and heads % dep.tp and heads > 1:
+    if dep.tp > 1 and heads % dep.tp and heads > 1 and not engine.pads_heads:
         raise BudsimError(f"tp={dep.tp} must divide the {heads} attention heads of {model.name}")
     if dep.pp > model.num_layers:
         raise BudsimError(f"pp={dep.pp} exceeds the {model.num_layers} layers of {model.name}")
@@ -211,10 +211,12 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
     pred.e2e_s_p90 = weighted_percentile(sim.e2e, 0.90)
     pred.e2e_s_p99 = weighted_percentile(sim.e2e, 0.99)
     pred.e2e_s_max = max(v for v, _ in sim.e2e)
-    span = sim.makespan
-    pred.output_tok_s = sim.output_tokens / span * replicas
-    pred.total_tok_s = (sim.output_tokens + sim.input_tokens) / span * replicas
-    pred.requests_per_s = sim.requests / span * replicas
+    req_s = sim.requests / sim.makespan
+    out_per_req = sim.output_tokens / sim.requests
+    in_per_req = sim.input_tokens / sim.requests
+    pred.requests_per_s = req_s * replicas
+    pred.output_tok_s = req_s * out_per_req * replicas
+    pred.total_tok_s = req_s * (out_per_req + in_per_req) * replicas
     pred.output_tok_s_per_device = pred.output_tok_s / devices
     pred.bottleneck = sim.bottleneck
     pred.preemptions = sim.preemptions * replicas

@@ -37,6 +37,7 @@ class _Cohort:
     first_token: float = -1.0
     start: int = 0  # global decode step at which the current decode run began
     uid: int = 0
+    measured: bool = True  # False for a closed loop's ramp-up and drain requests
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ServingResult:
     time_overhead: float = 0.0
     mean_batch: float = 0.0
     truncated: bool = False
+    closed_loop_concurrency: int = 0  # > 0: throughput follows from Little's law
 
     @property
     def bottleneck(self) -> str:
@@ -88,7 +90,8 @@ def default_num_requests(workload: Workload) -> int:
     if workload.scenario == "static":
         return workload.batch_size
     if workload.scenario == "concurrency":
-        return min(max(4 * workload.concurrency, 64), 8192)
+        # about ten requests per client, as benchmark runs are usually sized
+        return min(max(10 * workload.concurrency, 64), 4096)
     return 400
 
 
@@ -117,17 +120,25 @@ def simulate_serving(
     uids = itertools.count(1)
     issued = 0
 
+    closed = workload.scenario == "concurrency"
+    conc = min(workload.concurrency, total)
+    # A closed loop's first and last `conc` requests see a ramping or draining system; the
+    # steady state in between is what a long benchmark run measures.
+    window = (0, total)
+
     def new_cohort(t: float, count: int) -> None:
         nonlocal issued
+        measured = window[0] <= issued < window[1]
         if varied:
             for _ in range(count):
                 isl, osl = _lengths(workload, rng)
                 uid = next(uids)
-                heapq.heappush(arrivals, (t, uid, _Cohort(1, isl, osl, t, isl, uid=uid)))
+                c = _Cohort(1, isl, osl, t, isl, uid=uid, measured=measured)
+                heapq.heappush(arrivals, (t, uid, c))
         else:
             uid = next(uids)
             c = _Cohort(count, workload.input_len, workload.output_len, t, workload.input_len)
-            c.uid = uid
+            c.uid, c.measured = uid, measured
             heapq.heappush(arrivals, (t, uid, c))
         issued += count
 
@@ -139,15 +150,16 @@ def simulate_serving(
             c.first_token,
             c.done_prefill,
         )
-        part.uid = next(uids)
+        part.uid, part.measured = next(uids), c.measured
         c.count -= n
         return part
 
-    closed = workload.scenario == "concurrency"
     if workload.scenario == "static":
         new_cohort(0.0, workload.batch_size)
     elif closed:
-        new_cohort(0.0, min(workload.concurrency, total))
+        # Load generators (vllm bench serve, genai-perf, sglang bench_serving) release the first
+        # `concurrency` requests together; later ones replace finished requests one for one.
+        new_cohort(0.0, conc)
     else:
         t = 0.0
         for _ in range(total):
@@ -167,11 +179,14 @@ def simulate_serving(
     now = 0.0
     batch_time = 0.0
 
+    extra = engine.request_overhead_ms * 1e-3
+
     def record_finish(c: _Cohort, t: float) -> None:
-        res.e2e.append((t - c.arrival, c.count))
-        res.ttft.append((c.first_token - c.arrival, c.count))
-        if c.output_len > 1:
-            res.tpot.append(((t - c.first_token) / (c.output_len - 1), c.count))
+        if c.measured:
+            res.e2e.append((t - c.arrival + extra, c.count))
+            res.ttft.append((c.first_token - c.arrival + extra, c.count))
+            if c.output_len > 1:
+                res.tpot.append(((t - c.first_token) / (c.output_len - 1), c.count))
         res.requests += c.count
         res.output_tokens += c.count * c.output_len
         res.input_tokens += c.count * c.input_len
@@ -357,6 +372,7 @@ def simulate_serving(
             record_finish(c_done, now)
 
     res.makespan = now
+    res.closed_loop_concurrency = conc if closed else 0
     res.mean_batch = batch_time / now if now > 0 else 0.0
     return res
 

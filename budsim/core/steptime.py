@@ -224,15 +224,24 @@ class StepTimeModel:
                 )
                 layer_kernels += 3
                 group = tp * dp
-                if group > 1:  # token dispatch + combine between attention ranks and experts
-                    msg = tokens * g.top_k * self.hidden * ACT_BYTES * (group - 1) / group
-                    layer_comm += 2 * (self.coll_lat + msg / self.ep_bw)
+                if dep.ep > 1:
+                    # all-to-all dispatch + combine: each device sends its own share of the
+                    # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
+                    msg = stage_tokens / group * g.top_k * self.hidden * ACT_BYTES
+                    layer_comm += 2 * (self.coll_lat + msg * (dep.ep - 1) / dep.ep / self.ep_bw)
+                elif dp > 1:
+                    # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
+                    msg = stage_tokens * self.hidden * ACT_BYTES
+                    layer_comm += self.coll_lat + 2 * (group - 1) / group * msg / self.ep_bw
             # norms, rotary, residual adds: streaming activations
             ops.append((0.0, tokens * self.hidden * 12 * ACT_BYTES / bw_mem))
             if tp > 1:
+                # one all-reduce after attention, one after the FFN (for MoE layers the second one
+                # is replaced by the expert communication above when experts are spread out)
                 msg = tokens * self.hidden * ACT_BYTES
                 all_reduce = self.coll_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
-                layer_comm += (1 if g.num_experts and dp > 1 else 2) * all_reduce
+                spread = g.num_experts and (dep.ep > 1 or dp > 1)
+                layer_comm += (1 if spread else 2) * all_reduce
             c_layer = m_layer = 0.0
             for c, m in ops:
                 if c > m:
