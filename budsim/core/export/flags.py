@@ -1,0 +1,380 @@
+"""The one description of what the exporter may emit, per engine and targeted version.
+
+Every command-line option a generated command can contain is a key of its engine's table, and every
+builder asks the table for the spelling (`TABLE.flag("--x")`), so an option missing here fails loudly at
+build time instead of reaching a user's shell. tests/test_export.py checks each table against the option
+lists taken from the engines' own argument parsers (../shared/reference/engine_flags/, see NOTES.md there)
+and each generated command against these tables.
+
+Versions targeted (the predictions in budsim.core.engines describe the same lines):
+
+- vLLM 0.11.x `vllm serve`: every flag below is accepted by 0.11.0 *and* 0.33.0 (vllm_flag_history.tsv).
+- SGLang 0.5.23 `python -m sglang.launch_server` (all flags but --attn-dp-size also exist in 0.5.3).
+- TensorRT-LLM 1.2 `trtllm-serve` (PyTorch backend), spelled with the short option names that the 1.0-era
+  serve.py also has (--tp_size, --kv_cache_free_gpu_memory_fraction, --extra_llm_api_options).
+- llama.cpp `llama-server` at ggml-org/llama.cpp@00dc8057.
+- LiteLLM proxy 1.110.2 (`litellm --config`).
+- LLMC / LightCompress @9701d035 (run through torchrun).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import BudsimError
+
+
+@dataclass(frozen=True)
+class FlagTable:
+    """The options the exporter may emit for one program at one version.
+
+    `flags` maps the exact option string to what budsim puts there. `env` lists the environment variables
+    the exporter may set for the program. `yaml_keys` lists the dotted key paths a YAML file for the
+    program may contain (`[]` marks a list item), when the program reads one.
+    `reference` names the file under ../shared/reference/engine_flags/ the flags were checked against, and
+    `reference_versions` the columns of its *_flag_history.tsv each flag must be present in.
+    """
+
+    engine: str
+    program: tuple[str, ...]  # argv prefix that starts the program
+    version: str
+    flags: Mapping[str, str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    yaml_keys: frozenset[str] = frozenset()
+    reference: str | None = None
+    reference_versions: tuple[str, ...] = ()
+    health_path: str = "/health"
+    default_port: int | None = None
+
+    def flag(self, name: str) -> str:
+        """The option string `name`, which must be in this table (a programming error otherwise)."""
+        if name not in self.flags:
+            raise BudsimError(
+                f"internal: {name} is not in the {self.engine} {self.version} flag table"
+            )
+        return name
+
+    def env_var(self, name: str) -> str:
+        if name not in self.env:
+            raise BudsimError(f"internal: {name} is not in the {self.engine} environment table")
+        return name
+
+    @property
+    def title(self) -> str:
+        return f"{self.engine} {self.version}"
+
+
+VLLM = FlagTable(
+    engine="vLLM",
+    program=("vllm", "serve"),
+    version="0.11.x",
+    reference="vllm.txt",
+    reference_versions=("0.11.0", "0.33.0"),
+    default_port=8000,
+    flags={
+        "--tensor-parallel-size": "TP degree",
+        "--pipeline-parallel-size": "PP degree",
+        "--data-parallel-size": "attention data parallel ranks (MoE) / engine cores",
+        "--data-parallel-size-local": "DP ranks on this node (multi-node DP)",
+        "--data-parallel-start-rank": "first DP rank on this node (multi-node DP)",
+        "--data-parallel-address": "address of DP rank 0 (multi-node DP)",
+        "--data-parallel-rpc-port": "RPC port on DP rank 0 (multi-node DP)",
+        "--headless": "no API server on this node (multi-node DP, rank > 0)",
+        "--enable-expert-parallel": "EP over all TP x DP ranks (boolean, no size)",
+        "--max-num-seqs": "max running sequences",
+        "--max-num-batched-tokens": "token budget per iteration (chunked prefill)",
+        "--max-model-len": "max context per sequence",
+        "--gpu-memory-utilization": "fraction of device memory vLLM may use",
+        "--kv-cache-dtype": "auto | fp8",
+        "--quantization": "online quantisation of a 16-bit checkpoint (fp8)",
+        "--dtype": "activation dtype when it differs from the checkpoint",
+        "--served-model-name": "API model name",
+        "--trust-remote-code": "custom model code",
+        "--host": "bind address",
+        "--port": "API port",
+    },
+    env={
+        "CUDA_VISIBLE_DEVICES": "NVIDIA devices of this replica",
+        "HIP_VISIBLE_DEVICES": "AMD devices of this replica",
+        "HABANA_VISIBLE_MODULES": "Gaudi modules of this replica",
+        "VLLM_CPU_KVCACHE_SPACE": "CPU: KV cache GiB (platforms/cpu.py)",
+        "VLLM_CPU_OMP_THREADS_BIND": "CPU: cores of each TP rank, ranks separated by |",
+        "VLLM_SKIP_WARMUP": "Gaudi plugin: keep warm-up (HPU graph compilation) on",
+        "VLLM_DECODE_BS_BUCKET_MAX": "Gaudi plugin: largest decode batch bucket = max_num_seqs",
+        "VLLM_PROMPT_BS_BUCKET_MAX": "Gaudi plugin: largest prefill batch bucket",
+        "PT_HPU_ENABLE_LAZY_COLLECTIVES": "Gaudi: collectives with HPU graphs (TP > 1)",
+    },
+)
+
+SGLANG = FlagTable(
+    engine="SGLang",
+    program=("python3", "-m", "sglang.launch_server"),
+    version="0.5.23",
+    reference="sglang.txt",
+    reference_versions=("0.5.23",),
+    default_port=30000,
+    flags={
+        "--model-path": "HF id or checkpoint directory",
+        "--tp-size": "TP world size of one engine (= budsim tp x dp)",
+        "--pp-size": "PP degree",
+        "--dp-size": "data-parallel engine copies behind SGLang's router (dense models)",
+        "--attn-dp-size": "attention data parallel inside the TP group (MoE)",
+        "--ep-size": "expert parallel size",
+        "--max-running-requests": "max running sequences",
+        "--chunked-prefill-size": "prefill chunk (token budget)",
+        "--mem-fraction-static": "fraction of device memory for weights + KV pool",
+        "--kv-cache-dtype": "auto | fp8_e4m3",
+        "--quantization": "online quantisation of a 16-bit checkpoint (fp8)",
+        "--dtype": "activation dtype when it differs from the checkpoint",
+        "--context-length": "max context per sequence",
+        "--served-model-name": "API model name",
+        "--trust-remote-code": "custom model code",
+        "--nnodes": "nodes of one engine",
+        "--node-rank": "this node's rank",
+        "--dist-init-addr": "host:port of node rank 0",
+        "--host": "bind address",
+        "--port": "API port",
+    },
+    env={
+        "CUDA_VISIBLE_DEVICES": "NVIDIA devices of this replica",
+        "HIP_VISIBLE_DEVICES": "AMD devices of this replica",
+    },
+)
+
+TRTLLM = FlagTable(
+    engine="TensorRT-LLM",
+    program=("trtllm-serve",),
+    version="1.2 (trtllm-serve, PyTorch backend)",
+    reference="trtllm_serve.txt",
+    default_port=8000,
+    flags={
+        "--backend": "pytorch",
+        "--tp_size": "TP world size (= budsim tp x dp)",
+        "--pp_size": "PP degree",
+        "--ep_size": "MoE expert parallel size",
+        "--max_batch_size": "max running sequences",
+        "--max_num_tokens": "token budget per iteration",
+        "--max_seq_len": "max context per sequence",
+        "--kv_cache_free_gpu_memory_fraction": "KV cache share of the memory left after weights",
+        "--extra_llm_api_options": "YAML with LLM-API settings that have no CLI option",
+        "--trust_remote_code": "custom model code",
+        "--host": "bind address",
+        "--port": "API port",
+    },
+    env={"CUDA_VISIBLE_DEVICES": "NVIDIA devices of this replica"},
+    yaml_keys=frozenset(
+        {
+            "enable_attention_dp",
+            "enable_chunked_prefill",
+            "kv_cache_config",
+            "kv_cache_config.dtype",
+            "kv_cache_config.free_gpu_memory_fraction",
+            "cuda_graph_config",
+            "cuda_graph_config.enable_padding",
+            "cuda_graph_config.max_batch_size",
+        }
+    ),
+)
+
+LLAMACPP = FlagTable(
+    engine="llama.cpp",
+    program=("llama-server",),
+    version="server @00dc8057",
+    reference="llama_server.txt",
+    default_port=8080,  # this build's default is 9931; always pass --port
+    flags={
+        "--model": "GGUF file",
+        "--alias": "API model name",
+        "--ctx-size": "total context of all slots",
+        "--parallel": "slots (max running sequences)",
+        "--threads": "generation threads (physical cores)",
+        "--threads-batch": "prompt-processing threads",
+        "--batch-size": "logical batch (token budget)",
+        "--ubatch-size": "physical batch",
+        "--n-gpu-layers": "0 = pure CPU",
+        "--cache-type-k": "KV cache type of K",
+        "--cache-type-v": "KV cache type of V",
+        "--flash-attn": "on | off | auto (a quantised V cache needs it on)",
+        "--cont-batching": "continuous batching (default on; explicit)",
+        "--metrics": "Prometheus endpoint",
+        "--host": "bind address",
+        "--port": "API port",
+    },
+)
+
+LITELLM = FlagTable(
+    engine="LiteLLM",
+    program=("litellm",),
+    version="1.110.2 (proxy)",
+    reference="litellm_proxy.txt",
+    health_path="/health/liveliness",
+    default_port=4000,
+    flags={
+        "--config": "config.yaml",
+        "--host": "bind address",
+        "--port": "proxy port",
+        "--num_workers": "uvicorn workers",
+    },
+    yaml_keys=frozenset(
+        {
+            "model_list",
+            "model_list[].model_name",
+            "model_list[].litellm_params",
+            "model_list[].litellm_params.model",
+            "model_list[].litellm_params.api_base",
+            "model_list[].litellm_params.api_key",
+            "model_list[].litellm_params.rpm",
+            "model_list[].litellm_params.tpm",
+            "model_list[].litellm_params.timeout",
+            "model_list[].litellm_params.stream_timeout",
+            "model_list[].model_info",
+            "model_list[].model_info.id",
+            "model_list[].model_info.max_input_tokens",
+            "router_settings",
+            "router_settings.routing_strategy",
+            "router_settings.num_retries",
+            "router_settings.allowed_fails",
+            "router_settings.cooldown_time",
+            "router_settings.enable_pre_call_checks",
+            "litellm_settings",
+            "litellm_settings.drop_params",
+        }
+    ),
+)
+
+LLMC = FlagTable(
+    engine="LLMC",
+    program=("torchrun",),
+    version="LightCompress @9701d035",
+    reference="llmc.txt",
+    flags={"--config": "recipe YAML", "--task_id": "job id (required)"},
+    env={"PYTHONPATH": "the LightCompress checkout"},
+    yaml_keys=frozenset(
+        {
+            "base",
+            "base.seed",
+            "model",
+            "model.type",
+            "model.path",
+            "model.torch_dtype",
+            "model.tokenizer_mode",
+            "calib",
+            "calib.name",
+            "calib.download",
+            "calib.path",
+            "calib.n_samples",
+            "calib.bs",
+            "calib.seq_len",
+            "calib.preproc",
+            "calib.seed",
+            "quant",
+            "quant.method",
+            "quant.weight",
+            "quant.weight.bit",
+            "quant.weight.symmetric",
+            "quant.weight.granularity",
+            "quant.weight.group_size",
+            "quant.weight.need_pack",
+            "quant.weight.quant_type",
+            "quant.weight.use_qtorch",
+            "quant.act",
+            "quant.act.bit",
+            "quant.act.symmetric",
+            "quant.act.granularity",
+            "quant.act.quant_type",
+            "quant.act.use_qtorch",
+            "quant.special",
+            "quant.quant_out",
+            "save",
+            "save.save_path",
+            "save.save_vllm",
+            "save.save_sgl",
+        }
+    ),
+)
+
+# NVIDIA Model-Optimizer post-training quantisation (examples/llm_ptq/hf_ptq.py, argparse in
+# NVIDIA/Model-Optimizer; not in ../shared/reference): the checkpoints TensorRT-LLM (and vLLM/SGLang for
+# NVFP4) load. --qformat: fp8 | int8_sq | int4_awq | nvfp4; --kv_cache_qformat: none | fp8.
+MODELOPT = FlagTable(
+    engine="ModelOpt",
+    program=("hf_ptq.py",),
+    version="examples/llm_ptq/hf_ptq.py",
+    flags={
+        "--pyt_ckpt_path": "HF id or checkpoint directory",
+        "--qformat": "fp8 | int8_sq | int4_awq | nvfp4",
+        "--kv_cache_qformat": "none | fp8",
+        "--calib_size": "calibration samples",
+        "--export_path": "output checkpoint directory",
+        "--trust_remote_code": "custom model code",
+    },
+)
+
+# torchrun (PyTorch's launcher) options used to start LLMC, as in LLMC's scripts/run_llmc.sh.
+TORCHRUN_FLAGS: frozenset[str] = frozenset(
+    {"--nnodes", "--nproc_per_node", "--rdzv_id", "--rdzv_backend", "--rdzv_endpoint"}
+)
+
+# `docker run` options the docker target emits (Docker CLI reference).
+DOCKER_RUN_FLAGS: frozenset[str] = frozenset(
+    {
+        "--detach",
+        "--name",
+        "--gpus",
+        "--runtime",
+        "--device",
+        "--group-add",
+        "--security-opt",
+        "--cap-add",
+        "--ipc",
+        "--shm-size",
+        "--network",
+        "--publish",
+        "--volume",
+        "--env",
+        "--cpuset-cpus",
+        "--cpuset-mems",
+        "--entrypoint",
+        "--restart",
+    }
+)
+
+ENGINE_TABLES: dict[str, FlagTable] = {
+    "vllm": VLLM,
+    "sglang": SGLANG,
+    "trtllm": TRTLLM,
+    "llamacpp": LLAMACPP,
+}
+
+ALL_TABLES: dict[str, FlagTable] = {**ENGINE_TABLES, "litellm": LITELLM, "llmc": LLMC}
+
+# Official images for the targeted versions, per engine and hardware kind. A kind missing here has no
+# official image (pass --image to use your own build).
+IMAGES: dict[tuple[str, str], str] = {
+    ("vllm", "cuda"): "vllm/vllm-openai:v0.11.0",
+    ("vllm", "rocm"): "rocm/vllm:rocm7.0.0_vllm_0.11.2_20251210",
+    ("vllm", "cpu"): "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0",
+    (
+        "vllm",
+        "hpu",
+    ): "vault.habana.ai/gaudi-docker/1.23.0/ubuntu22.04/habanalabs/vllm-installer-2.9.0:latest",
+    ("sglang", "cuda"): "lmsysorg/sglang:v0.5.23",
+    ("sglang", "rocm"): "lmsysorg/sglang:v0.5.23-rocm720-mi30x",
+    ("trtllm", "cuda"): "nvcr.io/nvidia/tensorrt-llm/release:1.2.0",
+    ("llamacpp", "cpu"): "ghcr.io/ggml-org/llama.cpp:server",
+}
+
+# Where each image keeps the program, when it is not on PATH.
+IMAGE_PROGRAM: dict[str, tuple[str, ...]] = {
+    "llamacpp": ("/app/llama-server",),
+}
+
+# Which hardware kinds each engine's export supports (budsim.core.engines has the same matrix for
+# vLLM/SGLang/TRT-LLM; llama.cpp is the CPU alternative).
+ENGINE_KINDS: dict[str, tuple[str, ...]] = {
+    "vllm": ("cuda", "rocm", "hpu", "cpu"),
+    "sglang": ("cuda", "rocm"),
+    "trtllm": ("cuda",),
+    "llamacpp": ("cpu",),
+}

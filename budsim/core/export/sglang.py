@@ -1,0 +1,115 @@
+"""SGLang 0.5.23: `python -m sglang.launch_server --model-path MODEL` per replica."""
+
+from __future__ import annotations
+
+from .common import (
+    EngineRun,
+    ExportOptions,
+    Launch,
+    base_port,
+    check_engine_kind,
+    node_address,
+    node_count,
+    num,
+    slots,
+    total_nodes,
+    visible_devices_env,
+)
+from .flags import SGLANG as T
+from .memory import converts, memory_fraction
+from .modelopt import prelude as modelopt_prelude
+from .plan import ExportPlan
+from .quant import dtype_flag_value, quant_step
+
+DIST_INIT_PORT = 5000
+
+
+def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
+    check_engine_kind(plan, "sglang")
+    dep = plan.deployment
+    quant = quant_step(plan, "sglang", options)
+    model_ref = quant.model_path or plan.model
+    prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
+    notes: list[str] = []
+    if quant.mode == "modelopt":
+        notes.append(
+            f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
+        )
+    nodes = node_count(plan)
+    port0 = base_port(options, T)
+    layout = slots(plan, port0)
+    all_nodes = total_nodes(plan, port0)
+    host = "0.0.0.0" if context != "host" else options.host
+
+    args: list[str] = [T.flag("--model-path"), model_ref]
+    args += [T.flag("--served-model-name"), plan.served_name]
+    args += [T.flag("--host"), host]
+    if plan.moe and dep.dp > 1:
+        # budsim's attention DP inside one engine: SGLang's TP group spans tp x dp devices.
+        args += [T.flag("--tp-size"), str(dep.tp * dep.dp)]
+        args += [T.flag("--attn-dp-size"), str(dep.dp)]
+    else:
+        args += [T.flag("--tp-size"), str(dep.tp)]
+        if dep.dp > 1:
+            args += [T.flag("--dp-size"), str(dep.dp)]
+    if dep.pp > 1:
+        args += [T.flag("--pp-size"), str(dep.pp)]
+    if dep.ep > 1:
+        args += [T.flag("--ep-size"), str(dep.ep)]
+    if plan.max_model_len:
+        args += [T.flag("--context-length"), str(plan.max_model_len)]
+    if dep.max_num_seqs:
+        args += [T.flag("--max-running-requests"), str(dep.max_num_seqs)]
+    if dep.max_num_batched_tokens:
+        args += [T.flag("--chunked-prefill-size"), str(dep.max_num_batched_tokens)]
+    util = memory_fraction(plan, "sglang")
+    if util is not None:
+        args += [T.flag("--mem-fraction-static"), num(util)]
+        if converts(plan, "sglang"):
+            notes.append(f"memory fraction converted from {plan.engine}'s meaning to {util}")
+    if dep.kv_dtype == "fp8":
+        args += [T.flag("--kv-cache-dtype"), "fp8_e4m3"]
+    if quant.mode == "online":
+        args += [T.flag("--quantization"), quant.method or "fp8"]
+        notes.append(
+            f"SGLang quantises the {plan.checkpoint_dtype} checkpoint to fp8 when it loads"
+        )
+    if quant.mode == "llmc":
+        notes.append(f"loads the LLMC {quant.tag} checkpoint from {model_ref} (run llmc.sh first)")
+    dtype = dtype_flag_value(plan)
+    if dtype:
+        args += [T.flag("--dtype"), dtype]
+    if plan.trust_remote_code:
+        args.append(T.flag("--trust-remote-code"))
+
+    if nodes > 1 and len(options.node_hosts) < all_nodes:
+        notes.append("nodeN stands for the address of node N: edit it or pass --node-hosts")
+    launches: list[Launch] = []
+    for slot in layout:
+        argv = [*T.program, *args, T.flag("--port"), str(slot.port)]
+        if nodes > 1:
+            head = node_address(options, slot.replica * nodes, all_nodes)
+            argv += [
+                T.flag("--nnodes"),
+                str(nodes),
+                T.flag("--node-rank"),
+                str(slot.node_in_replica),
+            ]
+            argv += [T.flag("--dist-init-addr"), f"{head}:{DIST_INIT_PORT}"]
+        env = visible_devices_env(plan, slot.devices) if context == "host" else {}
+        launches.append(
+            Launch(
+                replica=slot.replica,
+                node=slot.node,
+                node_in_replica=slot.node_in_replica,
+                devices=slot.devices,
+                port=slot.port,
+                serves_api=slot.node_in_replica == 0,
+                argv=argv,
+                env=env,
+                program_len=len(T.program),
+            )
+        )
+    return EngineRun(
+        "sglang", T, launches, notes=notes, model_ref=model_ref, nodes=all_nodes, prelude=prelude
+    )

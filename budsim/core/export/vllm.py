@@ -1,0 +1,181 @@
+"""vLLM 0.11.x: `vllm serve MODEL` per replica, with the CPU and Gaudi-plugin environment."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import BudsimError
+from .common import (
+    EngineRun,
+    ExportOptions,
+    Launch,
+    base_port,
+    check_engine_kind,
+    node_address,
+    node_count,
+    num,
+    slots,
+    total_nodes,
+    visible_devices_env,
+)
+from .flags import VLLM as T
+from .memory import converts, memory_fraction
+from .modelopt import prelude as modelopt_prelude
+from .plan import ExportPlan
+from .quant import dtype_flag_value, quant_step
+
+DP_RPC_PORT = 13345
+GIB = 1024**3
+
+
+def _check(plan: ExportPlan) -> None:
+    dep = plan.deployment
+    if dep.ep > 1 and dep.ep != dep.tp * dep.dp:
+        raise BudsimError(
+            f"vLLM {T.version} has no expert-parallel size: --enable-expert-parallel always spans "
+            f"TP x DP = {dep.tp * dep.dp} ranks, so EP={dep.ep} cannot be expressed"
+        )
+    if dep.kv_dtype == "fp8" and plan.device_kind == "cpu":
+        raise BudsimError("vLLM on CPU has no fp8 KV cache (only auto/bfloat16/float16)")
+    if dep.kv_dtype == "fp8" and plan.device_kind == "hpu":
+        raise BudsimError(
+            "an fp8 KV cache on Gaudi needs an Intel Neural Compressor calibration (QUANT_CONFIG) "
+            "that budsim export does not produce"
+        )
+
+
+def _cpu_kv_gib(plan: ExportPlan) -> int | None:
+    kv_gb = plan.prediction.get("kv_cache_gb_per_device")
+    if isinstance(kv_gb, (int, float)) and kv_gb > 0:
+        return max(1, math.floor(kv_gb * 1e9 / GIB))
+    weights = plan.prediction.get("weights_gb_per_device")
+    if plan.device_memory_gb and isinstance(weights, (int, float)):
+        util = plan.deployment.gpu_memory_utilization or 0.9
+        free = plan.device_memory_gb * util - weights - 4.0
+        if free > 1:
+            return math.floor(free * 1e9 / GIB)
+    return None
+
+
+def _omp_bind(plan: ExportPlan, devices: tuple[int, ...], context: str) -> str:
+    """Cores of each TP rank ("a-b|c-d"); one core per socket is left for the API server."""
+    cores = plan.cpu_cores_per_device
+    if context == "k8s" or not cores or cores < 2:
+        return "auto"
+    return "|".join(f"{d * cores}-{d * cores + cores - 2}" for d in devices)
+
+
+def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
+    check_engine_kind(plan, "vllm")
+    _check(plan)
+    dep = plan.deployment
+    quant = quant_step(plan, "vllm", options)
+    model_ref = quant.model_path or plan.model
+    prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
+    notes: list[str] = []
+    if quant.mode == "modelopt":
+        notes.append(
+            f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
+        )
+    nodes = node_count(plan)
+    if nodes > 1:
+        if dep.tp * dep.pp > plan.devices_per_node:
+            raise BudsimError(
+                f"vLLM {T.version} runs TP x PP = {dep.tp * dep.pp} across nodes only on a Ray "
+                "cluster, which budsim export does not set up; keep TP x PP within a node"
+            )
+        if dep.dp % nodes:
+            raise BudsimError(f"DP={dep.dp} does not split evenly over {nodes} nodes")
+    port0 = base_port(options, T)
+    layout = slots(plan, port0)
+    all_nodes = total_nodes(plan, port0)
+    host = "0.0.0.0" if context != "host" else options.host
+    util = memory_fraction(plan, "vllm")
+    if util is not None and converts(plan, "vllm"):
+        notes.append(f"memory fraction converted from {plan.engine}'s meaning to {util}")
+
+    common: list[str] = [T.flag("--served-model-name"), plan.served_name]
+    common += [T.flag("--host"), host]
+    common += [T.flag("--tensor-parallel-size"), str(dep.tp)]
+    if dep.pp > 1:
+        common += [T.flag("--pipeline-parallel-size"), str(dep.pp)]
+    if dep.dp > 1:
+        common += [T.flag("--data-parallel-size"), str(dep.dp)]
+    if dep.ep > 1:
+        common.append(T.flag("--enable-expert-parallel"))
+    if plan.max_model_len:
+        common += [T.flag("--max-model-len"), str(plan.max_model_len)]
+    if dep.max_num_seqs:
+        common += [T.flag("--max-num-seqs"), str(dep.max_num_seqs)]
+    if dep.max_num_batched_tokens:
+        common += [T.flag("--max-num-batched-tokens"), str(dep.max_num_batched_tokens)]
+    kv_gib = _cpu_kv_gib(plan) if plan.device_kind == "cpu" else None
+    if util is not None and kv_gib is None:
+        common += [T.flag("--gpu-memory-utilization"), num(util)]
+    if dep.kv_dtype == "fp8":
+        common += [T.flag("--kv-cache-dtype"), "fp8"]
+    if quant.mode == "online":
+        common += [T.flag("--quantization"), quant.method or "fp8"]
+        notes.append(f"vLLM quantises the {plan.checkpoint_dtype} checkpoint to fp8 when it loads")
+    if quant.mode == "llmc":
+        notes.append(
+            f"loads the LLMC {quant.tag} checkpoint from {model_ref} (run llmc.sh first); vLLM "
+            "reads its quantization_config"
+        )
+    dtype = dtype_flag_value(plan)
+    if dtype:
+        common += [T.flag("--dtype"), dtype]
+    if plan.trust_remote_code:
+        common.append(T.flag("--trust-remote-code"))
+
+    env_common: dict[str, str] = {}
+    if plan.device_kind == "cpu":
+        if kv_gib is not None:
+            env_common[T.env_var("VLLM_CPU_KVCACHE_SPACE")] = str(kv_gib)
+        else:
+            notes.append("set VLLM_CPU_KVCACHE_SPACE (GiB of KV cache per rank) for this host")
+    if plan.device_kind == "hpu":
+        env_common[T.env_var("VLLM_SKIP_WARMUP")] = "false"
+        if dep.max_num_seqs:
+            env_common[T.env_var("VLLM_DECODE_BS_BUCKET_MAX")] = str(dep.max_num_seqs)
+        if dep.tp > 1:
+            env_common[T.env_var("PT_HPU_ENABLE_LAZY_COLLECTIVES")] = "true"
+        notes.append("Gaudi: needs the vllm-gaudi plugin; the first start compiles HPU graphs")
+
+    if nodes > 1 and len(options.node_hosts) < all_nodes:
+        notes.append("nodeN stands for the address of node N: edit it or pass --node-hosts")
+    launches: list[Launch] = []
+    for slot in layout:
+        env = dict(env_common)
+        if context == "host":
+            env.update(visible_devices_env(plan, slot.devices))
+        if plan.device_kind == "cpu":
+            env[T.env_var("VLLM_CPU_OMP_THREADS_BIND")] = _omp_bind(plan, slot.devices, context)
+        argv = [*T.program, model_ref, *common, T.flag("--port"), str(slot.port)]
+        serves = True
+        if nodes > 1:
+            local = dep.dp // nodes
+            head = node_address(options, slot.replica * nodes, all_nodes)
+            argv += [T.flag("--data-parallel-size-local"), str(local)]
+            argv += [T.flag("--data-parallel-address"), head]
+            argv += [T.flag("--data-parallel-rpc-port"), str(DP_RPC_PORT)]
+            if slot.node_in_replica:
+                argv += [T.flag("--data-parallel-start-rank"), str(slot.node_in_replica * local)]
+                argv.append(T.flag("--headless"))
+                serves = False
+        launches.append(
+            Launch(
+                replica=slot.replica,
+                node=slot.node,
+                node_in_replica=slot.node_in_replica,
+                devices=slot.devices,
+                port=slot.port,
+                serves_api=serves,
+                argv=argv,
+                env=env,
+                program_len=len(T.program),
+            )
+        )
+    return EngineRun(
+        "vllm", T, launches, notes=notes, model_ref=model_ref, nodes=all_nodes, prelude=prelude
+    )

@@ -1,0 +1,807 @@
+"""Export targets: golden files, flag tables vs the engines' own option lists, YAML, quoting, errors, CLI.
+
+Golden files live in tests/golden/export/<plan>/<file>; the plans they come from are the configuration
+JSON files in tests/golden/export/plans/. After an intended change to an exporter, regenerate them with
+
+    BUDSIM_REGEN_GOLDEN=1 pytest tests/test_export.py
+
+and review the diff. The flag-table checks read ../shared/reference/engine_flags/ (override with
+BUDSIM_ENGINE_FLAGS); they are skipped when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from budsim.core.errors import BudsimError
+from budsim.core.export import TARGETS, Artifact, ExportOptions, export, export_target
+from budsim.core.export.flags import (
+    ALL_TABLES,
+    DOCKER_RUN_FLAGS,
+    ENGINE_TABLES,
+    LITELLM,
+    LLMC,
+    MODELOPT,
+    SGLANG,
+    TORCHRUN_FLAGS,
+    TRTLLM,
+    VLLM,
+    FlagTable,
+)
+from budsim.core.export.plan import ExportPlan, from_config_json
+
+HERE = Path(__file__).parent
+GOLDEN = HERE / "golden" / "export"
+PLANS = GOLDEN / "plans"
+REGEN = os.environ.get("BUDSIM_REGEN_GOLDEN") == "1"
+REFERENCE = Path(
+    os.environ.get(
+        "BUDSIM_ENGINE_FLAGS", HERE.parent.parent / "shared" / "reference" / "engine_flags"
+    )
+)
+
+# plan -> targets with golden files (every target that can express the plan).
+GOLDEN_TARGETS: dict[str, tuple[str, ...]] = {
+    "dense_cuda": ("vllm", "sglang", "trtllm", "litellm", "docker", "k8s"),
+    "moe_cuda": ("sglang", "vllm", "trtllm", "litellm", "docker", "k8s"),
+    "gaudi": ("vllm", "litellm", "docker", "k8s"),
+    "cpu": ("vllm", "llamacpp", "litellm", "docker", "k8s"),
+    "int4_llmc": ("llmc", "vllm", "sglang", "litellm", "docker", "k8s"),
+}
+
+
+def load_plan(name: str, **changes: Any) -> ExportPlan:
+    doc = json.loads((PLANS / f"{name}.json").read_text())
+    doc.update(changes)
+    return from_config_json(doc)
+
+
+def all_outputs() -> Iterator[tuple[str, str, Artifact]]:
+    for plan_name, targets in GOLDEN_TARGETS.items():
+        plan = load_plan(plan_name)
+        for target in targets:
+            for artifact in export_target(plan, target):
+                yield plan_name, target, artifact
+
+
+# ---- parsing generated shell ---------------------------------------------------------------------
+
+
+def logical_lines(text: str) -> list[str]:
+    """Shell lines with backslash continuations joined, comments and blank lines dropped."""
+    out: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        out.append(pending + line)
+        pending = ""
+    assert not pending, "a continuation line runs off the end of the script"
+    return out
+
+
+def commands(text: str) -> list[list[str]]:
+    """Each simple command of a script, split with shlex (|| chains split, a trailing & dropped)."""
+    result: list[list[str]] = []
+    for line in logical_lines(text):
+        words = shlex.split(line)
+        current: list[str] = []
+        for word in words:
+            if word in ("||", "&&", ";;"):
+                if current:
+                    result.append(current)
+                current = []
+            else:
+                current.append(word)
+        if current and current[-1] == "&":
+            current.pop()
+        if current:
+            result.append(current)
+    return result
+
+
+def strip_env(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    env: dict[str, str] = {}
+    i = 0
+    while i < len(words) and "=" in words[i] and words[i].split("=", 1)[0].isidentifier():
+        key, value = words[i].split("=", 1)
+        env[key] = value
+        i += 1
+    return env, words[i:]
+
+
+def find_program(words: list[str], table: FlagTable) -> int | None:
+    n = len(table.program)
+    for i in range(len(words) - n + 1):
+        if tuple(words[i : i + n]) == table.program:
+            return i + n
+    return None
+
+
+def option_words(words: list[str]) -> list[str]:
+    """The option names among command words (values never start with a dash in our output)."""
+    return [w.split("=", 1)[0] for w in words if w.startswith("-")]
+
+
+DOCKER_VALUE_FLAGS = DOCKER_RUN_FLAGS - {"--detach"}
+
+
+def split_docker(words: list[str]) -> tuple[list[str], list[str]]:
+    """(docker options, entrypoint + command) of a `docker run` command."""
+    assert words[:2] == ["docker", "run"]
+    flags: list[str] = []
+    entrypoint: list[str] = []
+    i = 2
+    while i < len(words) and words[i].startswith("-"):
+        name = words[i].split("=", 1)[0]
+        flags.append(name)
+        if name == "--entrypoint":
+            entrypoint = [words[i + 1]]
+        if "=" not in words[i] and name in DOCKER_VALUE_FLAGS:
+            i += 1
+        i += 1
+    image_and_args = words[i + 1 :]  # words[i] is the image
+    return flags, entrypoint + image_and_args
+
+
+def engine_of(words: list[str]) -> tuple[FlagTable, list[str]] | None:
+    """The engine table a command runs and the words after its program, or None."""
+    for table in ENGINE_TABLES.values():
+        at = find_program(words, table)
+        if at is not None:
+            return table, words[at:]
+    if words and words[0] == "/app/llama-server":
+        return ENGINE_TABLES["llamacpp"], words[1:]
+    return None
+
+
+# ---- golden files ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("plan_name", sorted(GOLDEN_TARGETS))
+def test_golden_files(plan_name: str) -> None:
+    plan = load_plan(plan_name)
+    folder = GOLDEN / plan_name
+    produced: dict[str, str] = {}
+    for target in GOLDEN_TARGETS[plan_name]:
+        for artifact in export_target(plan, target):
+            produced[artifact.name] = artifact.content
+    if REGEN:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        for name, content in produced.items():
+            (folder / name).write_text(content)
+    expected = {p.name: p.read_text() for p in folder.iterdir()}
+    assert sorted(produced) == sorted(expected)
+    for name, content in produced.items():
+        assert content == expected[name], f"{plan_name}/{name} differs from its golden file"
+
+
+def test_golden_plans_cover_the_issue_matrix() -> None:
+    kinds = {name: load_plan(name).device_kind for name in GOLDEN_TARGETS}
+    assert kinds["dense_cuda"] == kinds["moe_cuda"] == "cuda"
+    assert kinds["gaudi"] == "hpu" and kinds["cpu"] == "cpu"
+    dense, moe = load_plan("dense_cuda").deployment, load_plan("moe_cuda").deployment
+    assert (dense.tp, dense.replicas) == (2, 2)
+    assert moe.ep == 8 and moe.dp == 8 and load_plan("moe_cuda").moe
+    covered = {t for targets in GOLDEN_TARGETS.values() for t in targets}
+    assert covered == set(TARGETS)
+
+
+# ---- every command against the flag tables ----------------------------------------------------------
+
+
+def test_every_generated_command_uses_only_table_flags() -> None:
+    checked = {name: 0 for name in ("engine", "docker", "litellm", "llmc", "modelopt")}
+    for plan_name, _, artifact in all_outputs():
+        if artifact.kind != "sh":
+            continue
+        for words in commands(artifact.content):
+            env, words = strip_env(words)
+            if words[:2] == ["docker", "run"]:
+                flags, inner = split_docker(words)
+                assert set(flags) <= DOCKER_RUN_FLAGS, (plan_name, artifact.name, flags)
+                checked["docker"] += 1
+                words = inner
+            found = engine_of(words)
+            if found is not None:
+                table, rest = found
+                bad = [f for f in option_words(rest) if f not in table.flags]
+                assert not bad, f"{plan_name}/{artifact.name}: {bad} not in the {table.title} table"
+                assert set(env) <= set(table.env), (plan_name, artifact.name, env)
+                checked["engine"] += 1
+            elif len(words) > 1 and words[1].endswith("/examples/llm_ptq/hf_ptq.py"):
+                assert words[0] == "python3"
+                assert set(option_words(words[2:])) <= set(MODELOPT.flags)
+                checked["modelopt"] += 1
+            elif words and words[0] == "litellm":
+                assert set(option_words(words[1:])) <= set(LITELLM.flags)
+                checked["litellm"] += 1
+            elif words and words[0] == "torchrun":
+                at = next(i for i, w in enumerate(words) if w.endswith("llmc/__main__.py"))
+                assert set(option_words(words[1:at])) <= TORCHRUN_FLAGS
+                assert option_words(words[at + 1 :]) == ["--config", "--task_id"]
+                assert set(env) <= set(LLMC.env)
+                checked["llmc"] += 1
+    assert all(count > 0 for count in checked.values()), checked
+
+
+def test_docker_env_assignments_are_in_the_engine_env_tables() -> None:
+    runtime = {"HABANA_VISIBLE_DEVICES", "OMPI_MCA_btl_vader_single_copy_mechanism", "HF_TOKEN"}
+    for _, _, artifact in all_outputs():
+        if artifact.name != "docker.sh":
+            continue
+        for words in commands(artifact.content):
+            if words[:2] != ["docker", "run"]:
+                continue
+            table = engine_of(split_docker(words)[1])
+            assert table is not None
+            names = {words[i + 1].split("=", 1)[0] for i, w in enumerate(words) if w == "--env"}
+            assert names <= set(table[0].env) | runtime
+
+
+def _reference_lines(name: str) -> tuple[set[str], set[str]]:
+    """(accepted tokens, tokens marked deprecated) of one reference list."""
+    tokens: set[str] = set()
+    deprecated: set[str] = set()
+    marked = 0
+    for raw in (REFERENCE / name).read_text().splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            if "deprecated but still accepted" in line:
+                marked = 2 if "next two lines" in line else 1
+            continue
+        tokens.add(line)
+        if marked:
+            deprecated.add(line)
+            marked -= 1
+    return tokens, deprecated
+
+
+def _history(name: str) -> dict[str, dict[str, str]]:
+    with (REFERENCE / name).open() as handle:
+        return {row["flag"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason="../shared/reference/engine_flags is not available"
+)
+
+
+@needs_reference
+@pytest.mark.parametrize("engine", sorted(ALL_TABLES))
+def test_flag_tables_match_the_engines_option_lists(engine: str) -> None:
+    table = ALL_TABLES[engine]
+    assert table.reference is not None
+    tokens, deprecated = _reference_lines(table.reference)
+    flags = set(table.flags)
+    assert flags <= tokens, f"{table.title}: not accepted: {sorted(flags - tokens)}"
+    assert not flags & deprecated, f"{table.title}: deprecated: {sorted(flags & deprecated)}"
+    yaml_keys = {t for t in tokens if not t.startswith("-")}
+    parents = {k.rsplit(".", 1)[0] for k in yaml_keys if "." in k}  # sections of listed keys
+    parents |= {p.removesuffix("[]") for p in parents}
+    missing = table.yaml_keys - yaml_keys - parents
+    assert not missing, sorted(missing)
+
+
+@needs_reference
+@pytest.mark.parametrize(
+    ("table", "history"), [(VLLM, "vllm_flag_history.tsv"), (SGLANG, "sglang_flag_history.tsv")]
+)
+def test_flags_exist_in_the_targeted_releases(table: FlagTable, history: str) -> None:
+    rows = _history(history)
+    assert table.reference_versions
+    for flag in table.flags:
+        assert flag in rows, f"{flag} missing from {history}"
+        for version in table.reference_versions:
+            assert rows[flag][version] == "1", f"{flag} not in {table.engine} {version}"
+
+
+@needs_reference
+def test_engine_environment_variables_are_documented() -> None:
+    notes = (REFERENCE / "NOTES.md").read_text()
+    for table in ENGINE_TABLES.values():
+        for name in table.env:
+            if name.startswith(("VLLM_", "PT_HPU_", "SGLANG_")):
+                assert name in notes, f"{name} is not in NOTES.md"
+
+
+# ---- YAML --------------------------------------------------------------------------------------------
+
+
+def key_paths(node: Any, prefix: str = "", opaque: frozenset[str] = frozenset()) -> set[str]:
+    paths: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.add(path)
+            if path not in opaque:
+                paths |= key_paths(value, path, opaque)
+    elif isinstance(node, list):
+        for item in node:
+            paths |= key_paths(item, f"{prefix}[]", opaque)
+    return paths
+
+
+def test_every_yaml_output_parses_and_uses_known_keys() -> None:
+    seen: set[str] = set()
+    for plan_name, _, artifact in all_outputs():
+        if artifact.kind != "yaml":
+            continue
+        docs = list(yaml.safe_load_all(artifact.content))
+        assert docs and all(isinstance(d, dict) for d in docs), (plan_name, artifact.name)
+        if artifact.name == "litellm.yaml":
+            assert key_paths(docs[0]) <= LITELLM.yaml_keys
+            entries = docs[0]["model_list"]
+            plan = load_plan(plan_name)
+            assert len(entries) == plan.deployment.replicas
+            assert len({e["litellm_params"]["api_base"] for e in entries}) == len(entries)
+            assert {e["model_name"] for e in entries} == {plan.served_name}
+            assert docs[0]["router_settings"]["routing_strategy"] == "simple-shuffle"
+        elif artifact.name == "llmc.yaml":
+            assert key_paths(docs[0], opaque=frozenset({"quant.special"})) <= LLMC.yaml_keys
+        elif artifact.name == "trtllm-llm-api.yaml":
+            assert key_paths(docs[0]) <= TRTLLM.yaml_keys
+        elif artifact.name == "k8s.yaml":
+            kinds = [d["kind"] for d in docs]
+            assert kinds[-2:] == ["Deployment", "Service"]
+            deployment = docs[-2]
+            assert deployment["spec"]["replicas"] == load_plan(plan_name).deployment.replicas
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"]["path"] == "/health"
+            assert all(isinstance(a, str) for a in container["args"])
+        seen.add(artifact.name)
+    assert {"litellm.yaml", "llmc.yaml", "trtllm-llm-api.yaml", "k8s.yaml"} <= seen
+
+
+def test_k8s_resources_follow_the_device_kind() -> None:
+    expected = {
+        "dense_cuda": {"nvidia.com/gpu": 2},
+        "moe_cuda": {"nvidia.com/gpu": 8},
+        "gaudi": {"habana.ai/gaudi": 4},
+    }
+    for plan_name, amount in expected.items():
+        docs = list(yaml.safe_load_all(export_target(load_plan(plan_name), "k8s")[0].content))
+        container = docs[-2]["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"] == amount
+    rocm = load_plan("dense_cuda", hardware="mi300x", device_kind="rocm", weight_dtype="bf16")
+    docs = list(yaml.safe_load_all(export_target(rocm, "k8s")[0].content))
+    limits = docs[-2]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"amd.com/gpu": 2}
+    cpu_docs = list(yaml.safe_load_all(export_target(load_plan("cpu"), "k8s")[0].content))
+    resources = cpu_docs[-2]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["cpu"] == "128" and resources["requests"]["memory"].endswith("Gi")
+    assert resources["requests"] == resources["limits"]
+
+
+def test_trtllm_configmap_carries_the_llm_api_options() -> None:
+    docs = list(
+        yaml.safe_load_all(export_target(load_plan("moe_cuda"), "k8s", engine="trtllm")[0].content)
+    )
+    assert docs[0]["kind"] == "ConfigMap"
+    options = yaml.safe_load(docs[0]["data"]["trtllm-llm-api.yaml"])
+    assert options["enable_attention_dp"] is True
+    args = docs[1]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--extra_llm_api_options") + 1] == "/etc/budsim/trtllm-llm-api.yaml"
+
+
+# ---- headers --------------------------------------------------------------------------------------------
+
+
+def test_every_output_starts_with_the_header() -> None:
+    for plan_name, _, artifact in all_outputs():
+        plan = load_plan(plan_name)
+        lines = artifact.content.splitlines()
+        if lines[0].startswith("#!"):
+            lines = lines[1:]
+        header = []
+        for line in lines:
+            if not line.startswith("#"):
+                break
+            header.append(line)
+        text = "\n".join(header)
+        assert f"budsim {plan.budsim_version}" in text, (plan_name, artifact.name)
+        assert f"run {plan.run_id}" in text
+        assert plan.hardware in text and plan.device_kind in text
+        for metric in ("TTFT", "TPOT", "throughput"):
+            assert metric in text
+        assert "[" in text and "]" in text  # the bands
+
+
+# ---- content checks ---------------------------------------------------------------------------------------
+
+
+def _engine_commands(plan: ExportPlan, target: str) -> list[tuple[dict[str, str], list[str]]]:
+    out = []
+    for words in commands(export_target(plan, target)[0].content):
+        env, words = strip_env(words)
+        if engine_of(words):
+            out.append((env, words))
+    return out
+
+
+def _value(words: list[str], flag: str) -> str:
+    return words[words.index(flag) + 1]
+
+
+def test_dense_vllm_replicas_get_their_own_devices_and_ports() -> None:
+    runs = _engine_commands(load_plan("dense_cuda"), "vllm")
+    assert [env["CUDA_VISIBLE_DEVICES"] for env, _ in runs] == ["0,1", "2,3"]
+    assert [_value(w, "--port") for _, w in runs] == ["8000", "8001"]
+    words = runs[0][1]
+    assert _value(words, "--tensor-parallel-size") == "2"
+    assert _value(words, "--quantization") == "fp8"  # bf16 checkpoint served as fp8
+    assert _value(words, "--kv-cache-dtype") == "fp8"
+
+
+def test_moe_parallelism_maps_per_engine() -> None:
+    plan = load_plan("moe_cuda")
+    ((_, vllm_words),) = _engine_commands(plan, "vllm")
+    assert _value(vllm_words, "--data-parallel-size") == "8"
+    assert "--enable-expert-parallel" in vllm_words
+    assert "--quantization" not in vllm_words  # the checkpoint is already fp8
+    ((_, sgl),) = _engine_commands(plan, "sglang")
+    assert (_value(sgl, "--tp-size"), _value(sgl, "--attn-dp-size"), _value(sgl, "--ep-size")) == (
+        "8",
+        "8",
+        "8",
+    )
+    ((_, trt),) = _engine_commands(plan, "trtllm")
+    assert (_value(trt, "--tp_size"), _value(trt, "--ep_size")) == ("8", "8")
+
+
+def test_cpu_plan_sets_the_vllm_cpu_environment_and_pins_llama_server() -> None:
+    plan = load_plan("cpu")
+    runs = _engine_commands(plan, "vllm")
+    assert [env["VLLM_CPU_OMP_THREADS_BIND"] for env, _ in runs] == ["0-126", "128-254"]
+    assert all(env["VLLM_CPU_KVCACHE_SPACE"] == "37" for env, _ in runs)  # 40 GB -> 37 GiB
+    text = export_target(plan, "llamacpp")[0].content
+    assert "GGUF" in text and "BF16" in text
+    lines = [w for w in commands(text) if "llama-server" in w]
+    assert [w[:3] for w in lines][1] == ["numactl", "--cpunodebind=1", "--membind=1"]
+    assert _value(lines[0], "--ctx-size") == str(32 * 8192)
+
+
+def test_gaudi_plan_uses_the_hpu_plugin_environment() -> None:
+    runs = _engine_commands(load_plan("gaudi"), "vllm")
+    env = runs[1][0]
+    assert env["HABANA_VISIBLE_MODULES"] == "4,5,6,7"
+    assert env["VLLM_DECODE_BS_BUCKET_MAX"] == "128" and env["VLLM_SKIP_WARMUP"] == "false"
+    docker = export_target(load_plan("gaudi"), "docker")[0].content
+    assert "--runtime habana" in docker and "HABANA_VISIBLE_DEVICES=0,1,2,3" in docker
+
+
+def test_rocm_docker_passes_the_kfd_and_dri_devices() -> None:
+    plan = load_plan("dense_cuda", hardware="mi300x", device_kind="rocm")
+    text = export_target(plan, "docker")[0].content
+    assert "--device=/dev/kfd" in text and "--device=/dev/dri" in text
+    assert "HIP_VISIBLE_DEVICES=2,3" in text and "rocm/vllm:" in text
+
+
+def test_llmc_recipe_feeds_the_engine_command() -> None:
+    plan = load_plan("int4_llmc")
+    recipe = yaml.safe_load(export_target(plan, "llmc")[0].content)
+    assert recipe["quant"]["method"] == "Awq" and recipe["quant"]["weight"]["bit"] == 4
+    saved = recipe["save"]["save_path"] + "/vllm_quant_model"
+    (_, words), *_ = _engine_commands(plan, "vllm")
+    assert words[2] == saved
+    gptq = yaml.safe_load(export_target(plan, "llmc", ExportOptions(int4_method="gptq"))[0].content)
+    assert gptq["quant"]["method"] == "GPTQ" and gptq["calib"]["preproc"] == "wikitext2_gptq"
+    int8 = load_plan("int4_llmc", weight_dtype="int8")
+    assert (
+        yaml.safe_load(export_target(int8, "llmc")[0].content)["quant"]["method"] == "SmoothQuant"
+    )
+    fp8 = load_plan("int4_llmc", weight_dtype="fp8")
+    offline = ExportOptions(fp8_offline=True)
+    recipe = yaml.safe_load(export_target(fp8, "llmc", offline)[0].content)
+    assert recipe["quant"]["weight"]["bit"] == "e4m3" and "calib" not in recipe
+    (_, words), *_ = _engine_commands(fp8, "vllm")
+    assert _value(words, "--quantization") == "fp8"  # online by default
+
+
+def test_trtllm_quantises_with_modelopt_first() -> None:
+    plan = load_plan("dense_cuda")  # bf16 checkpoint served as fp8
+    text = export_target(plan, "trtllm")[0].content
+    steps = commands(text)
+    ptq = next(w for w in steps if len(w) > 1 and w[1].endswith("hf_ptq.py"))
+    assert _value(ptq, "--qformat") == "fp8" and _value(ptq, "--kv_cache_qformat") == "fp8"
+    export_path = _value(ptq, "--export_path")
+    assert steps.index(ptq) < next(i for i, w in enumerate(steps) if "trtllm-serve" in w)
+    for _, words in _engine_commands(plan, "trtllm"):
+        assert words[words.index("trtllm-serve") + 1] == export_path
+    int4 = load_plan("dense_cuda", weight_dtype="int4", kv_dtype="auto")
+    ptq = next(w for w in commands(export_target(int4, "trtllm")[0].content) if "--qformat" in w)
+    assert _value(ptq, "--qformat") == "int4_awq" and _value(ptq, "--kv_cache_qformat") == "none"
+    nvfp4 = load_plan("dense_cuda", hardware="b200", weight_dtype="nvfp4")
+    assert "--qformat nvfp4" in export_target(nvfp4, "vllm")[0].content
+
+
+def test_litellm_capacity_and_providers() -> None:
+    doc = yaml.safe_load(export_target(load_plan("dense_cuda"), "litellm")[0].content)
+    params = doc["model_list"][0]["litellm_params"]
+    assert params["model"] == "hosted_vllm/llama-3.1-8b"
+    assert params["rpm"] == int(35.6 / 2 * 60) and params["tpm"] == int(45600 / 2 * 60)
+    moe = yaml.safe_load(export_target(load_plan("moe_cuda"), "litellm")[0].content)
+    assert moe["model_list"][0]["litellm_params"]["model"] == "openai/deepseek-v3"
+    assert moe["model_list"][0]["litellm_params"]["api_base"] == "http://localhost:30000/v1"
+    bound = ExportOptions(host="10.1.2.3")
+    doc = yaml.safe_load(export_target(load_plan("dense_cuda"), "litellm", bound)[0].content)
+    assert doc["model_list"][0]["litellm_params"]["api_base"] == "http://10.1.2.3:8000/v1"
+    assert (
+        "--publish 10.1.2.3:8000:8000"
+        in export_target(load_plan("dense_cuda"), "docker", bound)[0].content
+    )
+    hosts = ExportOptions(node_hosts=("10.0.0.5",))
+    doc = yaml.safe_load(export_target(load_plan("dense_cuda"), "litellm", hosts)[0].content)
+    assert doc["model_list"][1]["litellm_params"]["api_base"] == "http://10.0.0.5:8001/v1"
+
+
+def test_multi_node_plans_get_one_block_per_node() -> None:
+    plan = load_plan("moe_cuda", hardware="h100-sxm", tp=8, dp=2, ep=16, device_memory_gb=80)
+    text = export_target(plan, "vllm")[0].content
+    assert 'case "$NODE_RANK" in' in text
+    worker = [w for _, w in _engine_commands(plan, "vllm")][1]
+    assert "--headless" in worker and _value(worker, "--data-parallel-start-rank") == "1"
+    sgl = [w for _, w in _engine_commands(plan, "sglang")]
+    assert [_value(w, "--node-rank") for w in sgl] == ["0", "1"]
+    assert _value(sgl[1], "--dist-init-addr") == "node0:5000"
+
+
+# ---- hostile names ------------------------------------------------------------------------------------------
+
+HOSTILE_MODEL = '/srv/models/my model\'s "v2"; rm -rf ~ $(id)'
+HOSTILE_NAME = "chat; echo pwned `id` $HOME 'x' \"y\""
+
+
+def test_hostile_names_stay_one_argument() -> None:
+    plan = load_plan("dense_cuda", model=HOSTILE_MODEL, served_model_name=HOSTILE_NAME)
+    for target in ("vllm", "sglang", "docker"):
+        text = export_target(plan, target)[0].content
+        engine_lines = [strip_env(w)[1] for w in commands(text)]
+        assert engine_lines
+        for words in engine_lines:
+            if words[:2] == ["docker", "run"]:
+                words = split_docker(words)[1]
+            if engine_of(words) is None:
+                continue
+            assert HOSTILE_NAME in words and HOSTILE_MODEL in words
+            assert _value(words, "--served-model-name") == HOSTILE_NAME
+    cpu = load_plan("cpu", served_model_name=HOSTILE_NAME)
+    for words in commands(export_target(cpu, "llamacpp")[0].content):
+        if "llama-server" in words:
+            assert _value(words, "--alias") == HOSTILE_NAME
+    k8s = list(yaml.safe_load_all(export_target(plan, "k8s")[0].content))
+    args = k8s[-2]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == HOSTILE_MODEL and HOSTILE_NAME in args
+    name = k8s[-2]["metadata"]["name"]
+    assert len(name) <= 63 and all(c.isalnum() or c == "-" for c in name) and name == name.lower()
+    lite = yaml.safe_load(export_target(plan, "litellm")[0].content)
+    assert lite["model_list"][0]["model_name"] == HOSTILE_NAME
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"served_model_name": "evil\nrm -rf /"},
+        {"model": "meta-llama/x\r\ny"},
+        {"served_model_name": "--help"},
+    ],
+)
+def test_names_that_cannot_be_one_safe_argument_are_rejected(changes: dict[str, str]) -> None:
+    with pytest.raises(BudsimError):
+        load_plan("dense_cuda", **changes)
+
+
+# ---- configurations a target cannot express ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("plan_name", "changes", "target", "message"),
+    [
+        ("moe_cuda", {"tp": 2, "dp": 4, "ep": 4}, "vllm", "EP=4 cannot be expressed"),
+        ("moe_cuda", {"tp": 2, "dp": 4}, "trtllm", "attention TP2 x DP4"),
+        ("cpu", {"pp": 2, "replicas": 1}, "llamacpp", "no pipeline parallelism"),
+        ("gaudi", {}, "trtllm", "needs cuda hardware"),
+        ("gaudi", {}, "sglang", "needs cuda/rocm hardware"),
+        ("dense_cuda", {"hardware": "mi300x", "device_kind": "rocm"}, "trtllm", "needs cuda"),
+        ("dense_cuda", {}, "llamacpp", "needs cpu hardware"),
+        ("cpu", {"kv_dtype": "fp8"}, "vllm", "no fp8 KV cache"),
+        ("gaudi", {"kv_dtype": "fp8"}, "vllm", "Intel Neural Compressor"),
+        ("gaudi", {"weight_dtype": "int4"}, "vllm", "Intel Neural Compressor"),
+        ("moe_cuda", {"weight_dtype": "bf16"}, "vllm", "already fp8"),
+        ("dense_cuda", {"weight_dtype": "mxfp4"}, "vllm", "no quantisation path to mxfp4"),
+        ("dense_cuda", {"weight_dtype": "int4"}, "llamacpp", "needs cpu"),
+        ("dense_cuda", {}, "llmc", "no LLMC recipe needed"),
+        ("int4_llmc", {"model_type": "mamba"}, "llmc", "no model class"),
+        (
+            "moe_cuda",
+            {"hardware": "h100-sxm", "tp": 8, "dp": 2, "ep": 16},
+            "k8s",
+            "LeaderWorkerSet",
+        ),
+        (
+            "moe_cuda",
+            {"hardware": "h100-sxm", "tp": 8, "dp": 2, "ep": 16},
+            "trtllm",
+            "MPI launcher",
+        ),
+        ("moe_cuda", {"hardware": "h100-sxm", "tp": 16, "dp": 1, "ep": 16}, "vllm", "Ray cluster"),
+        ("gaudi", {}, "docker", None),  # expressible: a control case
+    ],
+)
+def test_inexpressible_configurations_name_the_missing_capability(
+    plan_name: str, changes: dict[str, Any], target: str, message: str | None
+) -> None:
+    plan = load_plan(plan_name, **changes)
+    if message is None:
+        assert export_target(plan, target)
+        return
+    with pytest.raises(BudsimError, match=message):
+        export_target(plan, target)
+
+
+def test_all_skips_optional_targets_with_a_reason() -> None:
+    result = export(load_plan("cpu"), ["all"])
+    names = [a.name for a in result.artifacts]
+    assert names == [
+        "vllm.sh",
+        "llamacpp.sh",
+        "litellm.yaml",
+        "litellm.sh",
+        "docker.sh",
+        "k8s.yaml",
+    ]
+    assert [t for t, _ in result.skipped] == ["llmc"]
+    with pytest.raises(BudsimError, match="no LLMC recipe needed"):
+        export(load_plan("cpu"), ["llmc"])
+
+
+def test_memory_fraction_is_converted_for_trtllm() -> None:
+    ((_, words),) = _engine_commands(load_plan("moe_cuda"), "trtllm")
+    # SGLang 0.85 of 141 GB with 84 GB of weights -> (0.85*141-84)/(141-84) of the free memory
+    assert float(_value(words, "--kv_cache_free_gpu_memory_fraction")) == pytest.approx(
+        (0.85 * 141 - 84) / (141 - 84), abs=1e-3
+    )
+
+
+# ---- configuration JSON -------------------------------------------------------------------------------
+
+
+def test_optimizer_response_shape_is_read_by_rank_and_pareto() -> None:
+    base = json.loads((PLANS / "dense_cuda.json").read_text())
+    keys = ("model", "hardware", "engine", "tp", "pp", "dp", "ep", "replicas", "weight_dtype")
+    keys += ("kv_dtype", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+    config = {k: base[k] for k in keys}
+    alt = {**config, "replicas": 4, "tp": 1}
+    response = {
+        "simulation_id": "run-123",
+        "optimal_configuration": {**config, "devices": 4, "devices_per_replica": 2},
+        "predicted_performance": base["predicted_performance"],
+        "alternative_configurations": [
+            {"configuration": alt, "predicted_performance": {"ttft_ms_mean": 99.0}}
+        ],
+        "pareto_front": [{"configuration": alt, "objectives": {}}],
+        "request": {"workload": {"input_len": 3000, "output_len": 500}},
+        "simulation_metadata": {"budsim_version": "0.0.9"},
+    }
+    extra = {"checkpoint_dtype": "bf16", "device_kind": "cuda", "devices_per_node": 8}
+    response["optimal_configuration"].update(extra)
+    alt.update(extra)
+    best = from_config_json(response)
+    assert best.run_id == "run-123" and best.rank == 0 and best.budsim_version == "0.0.9"
+    assert best.max_model_len == 4096  # 3000 + 500 rounded up to 1024
+    second = from_config_json(response, rank=1)
+    assert second.deployment.replicas == 4 and second.prediction["ttft_ms_mean"] == 99.0
+    front = from_config_json(response, pareto=0)
+    assert front.deployment.tp == 1 and front.prediction["ttft_ms_mean"] == 99.0
+    with pytest.raises(BudsimError, match="out of range"):
+        from_config_json(response, rank=5)
+    with pytest.raises(BudsimError, match="one configuration"):
+        from_config_json(base, rank=2)
+
+
+def test_unknown_hardware_needs_the_device_kind() -> None:
+    with pytest.raises(BudsimError, match="device_kind"):
+        load_plan("dense_cuda", hardware="mystery-chip", device_kind=None)
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------
+
+
+def _cli() -> Any:
+    from budsim.cli import app
+
+    return app
+
+
+def test_cli_prints_to_stdout_and_writes_files(tmp_path: Path) -> None:
+    runner = CliRunner()
+    plan = str(PLANS / "dense_cuda.json")
+    result = runner.invoke(_cli(), ["export", plan, "--target", "vllm", "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    assert "vllm serve meta-llama/Llama-3.1-8B-Instruct" in result.output
+    assert "--port 9000" in result.output and "--port 9001" in result.output
+    out = tmp_path / "out"
+    result = runner.invoke(_cli(), ["export", plan, "-t", "vllm,litellm", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["litellm.sh", "litellm.yaml", "vllm.sh"]
+    assert result.output.split() == [
+        str(out / n) for n in ("vllm.sh", "litellm.yaml", "litellm.sh")
+    ]
+    assert os.access(out / "vllm.sh", os.X_OK)
+    result = runner.invoke(_cli(), ["export", plan, "-t", "k8s", "--json"])
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.output)["files"]
+    assert [f["name"] for f in files] == ["k8s.yaml"]
+    assert yaml.safe_load_all(files[0]["content"])
+
+
+def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    plan = str(PLANS / "dense_cuda.json")
+    result = runner.invoke(_cli(), ["export", plan, "--target", "llamacpp"])
+    assert result.exit_code != 0 and isinstance(result.exception, BudsimError)
+    assert "needs cpu hardware" in str(result.exception)
+    result = runner.invoke(_cli(), ["export", plan, "--target", "nginx"])
+    assert "unknown target" in str(result.exception)
+    monkeypatch.setenv("BUDSIM_DB", str(tmp_path / "runs.db"))
+    result = runner.invoke(_cli(), ["export", "deadbeef", "--target", "vllm"])
+    assert isinstance(result.exception, BudsimError) and "deadbeef" in str(result.exception)
+
+
+def test_cli_exports_a_stored_run(tmp_path: Path) -> None:
+    store_module = pytest.importorskip("budsim.core.store")
+    base = json.loads((PLANS / "gaudi.json").read_text())
+    keys = ("model", "hardware", "engine", "tp", "pp", "dp", "ep", "replicas", "weight_dtype")
+    keys += ("kv_dtype", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+    deployment = {k: base[k] for k in keys}
+    db = tmp_path / "runs.db"
+    store = store_module.open_store(db)
+    run_id = store.create_run(
+        inputs={"model": base["model"], "workload": {"input_len": 1000, "output_len": 200}}
+    )
+    store.finish_run(
+        run_id,
+        "completed",
+        results=[
+            {
+                "rank": 0,
+                "kind": "best",
+                "deployment": deployment,
+                "prediction": base["predicted_performance"],
+            },
+            {
+                "rank": 1,
+                "kind": "alternative",
+                "deployment": {**deployment, "tp": 8, "replicas": 1},
+            },
+        ],
+    )
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(_cli(), ["export", run_id[:8], "-t", "vllm", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert f"run {run_id}, rank 0" in result.output
+    assert "--max-model-len 2048" in result.output  # from the run's workload
+    assert "HABANA_VISIBLE_MODULES=4,5,6,7" in result.output
+    result = runner.invoke(_cli(), ["export", run_id, "-t", "vllm", "--rank", "1", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "--tensor-parallel-size 8" in result.output and "predicted: TTFT n/a" in result.output
