@@ -45,8 +45,9 @@ class EngineProfile:
     # per running sequence per iteration (batching, sampling, detokenise)
     per_seq_overhead_us: float
     per_layer_launch_us: float  # eager mode: kernel launches per layer per iteration
-    # (max_num_seqs, max_num_batched_tokens) on devices with >= 70 GB
-    large_memory_defaults: tuple[int, int] | None = None
+    # ((min device GB, max_num_seqs, max_num_batched_tokens), ...): the engine's own defaults
+    # by device memory, largest threshold first; below all of them the default_* values apply
+    memory_defaults: tuple[tuple[float, int, int], ...] = ()
     # Per-request latency outside the GPU iterations, as a benchmark client sees it: HTTP and the
     # serving front end (Dynamo/OpenAI server), tokenisation, admission, streaming the first token.
     # The CUDA values are the median low-load (concurrency <= 4) TTFT excess over the simulated
@@ -58,8 +59,9 @@ class EngineProfile:
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
         """(max_num_seqs, max_num_batched_tokens) the engine picks on a device of this size."""
-        if self.large_memory_defaults and device_memory_gb >= 70:
-            return self.large_memory_defaults
+        for min_gb, seqs, tokens in self.memory_defaults:
+            if device_memory_gb >= min_gb:
+                return seqs, tokens
         return self.default_max_num_seqs, self.default_max_num_batched_tokens
 
 
@@ -69,7 +71,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
-        request_overhead_ms=50.0,
+        request_overhead_ms=13.0,
         version="0.11",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -78,7 +80,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         scheduler="mixed",
         default_max_num_seqs=256,
         default_max_num_batched_tokens=2048,
-        large_memory_defaults=(1024, 8192),
+        memory_defaults=((70.0, 1024, 8192),),
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
         chunked_prefill=True,
@@ -103,7 +105,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         scheduler="mixed",
         default_max_num_seqs=256,
         default_max_num_batched_tokens=2048,
-        large_memory_defaults=(1024, 8192),
+        memory_defaults=((70.0, 1024, 8192),),
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
         chunked_prefill=True,
@@ -168,7 +170,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang",
-        request_overhead_ms=120.0,
+        request_overhead_ms=126.0,
         version="0.5",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -176,7 +178,8 @@ PROFILES: tuple[EngineProfile, ...] = (
         parallelism=frozenset({"tp", "pp", "dp", "ep"}),
         scheduler="prefill_first",
         default_max_num_seqs=1024,
-        default_max_num_batched_tokens=8192,
+        default_max_num_batched_tokens=4096,
+        memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
         default_gpu_memory_utilization=0.88,
         memory_fraction_of_free=False,
         chunked_prefill=True,
@@ -200,7 +203,8 @@ PROFILES: tuple[EngineProfile, ...] = (
         parallelism=frozenset({"tp", "pp", "dp", "ep"}),
         scheduler="prefill_first",
         default_max_num_seqs=1024,
-        default_max_num_batched_tokens=8192,
+        default_max_num_batched_tokens=4096,
+        memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
         default_gpu_memory_utilization=0.88,
         memory_fraction_of_free=False,
         chunked_prefill=True,
@@ -216,7 +220,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="trtllm",
         name="TensorRT-LLM",
         pads_heads=True,
-        request_overhead_ms=110.0,
+        request_overhead_ms=100.0,
         version="1.0 (trtllm-serve, PyTorch backend)",
         kind="cuda",
         quantizations=_GPU_QUANT,

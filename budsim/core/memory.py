@@ -121,7 +121,7 @@ def kv_bytes_per_sequence(model: ModelSpec, dep: Deployment, context: int) -> fl
         if layer.attention == "linear":
             tokens = 0
         per_layer = layer.kv_elems_per_token * tokens * kvb * kv_shard(layer, dep.tp)
-        per_layer += layer.state_elems * 2.0 / max(1, min(dep.tp, layer.q_heads))
+        per_layer += layer.state_elems * 4.0 / max(1, min(dep.tp, layer.q_heads))  # fp32 state
         total += per_layer * count
     return total * stage
 

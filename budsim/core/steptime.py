@@ -1,12 +1,12 @@
 """StepTime: the duration of one engine iteration (a prefill chunk plus a batch of decodes).
 
-One iteration on one replica is a sum of operators per layer (projections, attention, FFN or experts, norms),
-the LM head, collective communication (TP all-reduce, EP all-to-all, PP hops) and the engine's fixed CPU
-cost. Each operator costs max(flops / (peak * eta_c), bytes / (bandwidth * eta_m)) plus a launch latency;
-eta_c grows with the GEMM's row count because small GEMMs leave tensor cores idle.
+One iteration of one replica is a sum of operators per layer (projections, attention, FFN or experts,
+norms), the LM head, collective communication (TP all-reduce, EP all-to-all, PP hops) and the engine's
+fixed CPU cost. Each operator costs lat + max(flops / (peak * eta_c), bytes / (bandwidth * eta_m)), where
+eta_c grows with the rows a GEMM sees (small GEMMs leave tensor cores idle). The eta curves and
+latencies come from budsim.core.efficiency (fitted to measured kernels where the hardware is covered).
 
-The model is built once per deployment (`StepTimeModel`), so the simulator can call it per event
-cheaply.
+`StepTimeModel` is built once per deployment, so the simulator can call it per event cheaply.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .deployment import Deployment
 from .dtypes import COMPUTE_DTYPE, kv_bytes
+from .efficiency import Efficiency, Roofline, efficiency_for
 from .engines import EngineProfile
 from .hardware import Device
 from .memory import (
@@ -28,26 +29,9 @@ from .memory import (
 from .model import ModelSpec
 
 ACT_BYTES = 2.0
-
-
-@dataclass(frozen=True)
-class Efficiency:
-    """Achievable fractions of peak, by hardware kind."""
-
-    gemm_max: float  # large GEMMs
-    gemm_half_rows: float  # rows at which a GEMM reaches half of gemm_max
-    attention: float  # flash-attention prefill, fraction of peak
-    memory: float  # streaming reads (weights, KV)
-    kernel_us: float  # launch + tail latency of one kernel
-    collective_us: float  # latency of one collective inside a node
-
-
-EFFICIENCY: dict[str, Efficiency] = {
-    "cuda": Efficiency(0.72, 40.0, 0.50, 0.82, 3.0, 8.0),
-    "rocm": Efficiency(0.55, 64.0, 0.38, 0.72, 4.0, 12.0),
-    "hpu": Efficiency(0.65, 64.0, 0.40, 0.75, 5.0, 15.0),
-    "cpu": Efficiency(0.45, 16.0, 0.30, 0.60, 8.0, 30.0),
-}
+STATE_BYTES = 4.0  # linear-attention / SSM state is kept in fp32
+INTER_NODE_LATENCY_FACTOR = 2.5
+A2A_EFFICIENCY = 0.6  # all-to-all reaches a lower share of link bandwidth than all-reduce
 
 
 @dataclass(frozen=True)
@@ -83,7 +67,7 @@ class _Group:
     heads: float  # query heads per device
     pf_dims: float  # (qk + v) per head for prefill attention
     dec_dims: float  # (qk + v) per head for decode attention
-    kv_bytes_tok: float  # KV bytes per token per device (window-limited separately)
+    kv_bytes_tok: float  # KV bytes per token per device
     window: float  # math.inf for full attention
     linear: bool
     state_bytes: float  # recurrent state bytes per sequence per device
@@ -96,10 +80,13 @@ class StepTimeModel:
         self, model: ModelSpec, device: Device, engine: EngineProfile, dep: Deployment
     ) -> None:
         self.model, self.device, self.engine, self.dep = model, device, engine, dep
-        self.eff = EFFICIENCY.get(device.kind, EFFICIENCY["cuda"])
+        self.eff: Efficiency = efficiency_for(device, engine.id)
         wdtype = resolve_weight_dtype(model, dep.weight_dtype)
-        self.peak = device.peak_tflops(COMPUTE_DTYPE.get(wdtype, "bf16")) * 1e12
-        self.peak_attn = device.peak_tflops("bf16") * 1e12
+        cdtype = COMPUTE_DTYPE.get(wdtype, "bf16")
+        self.peak = device.peak_tflops(cdtype) * 1e12
+        self.gemm_rl: Roofline = self.eff.gemm_for(cdtype)
+        self.dense_rl: Roofline = self.eff.gemm_for("bf16")  # LM head stays 16-bit
+        self.peak_bf16 = device.peak_tflops("bf16") * 1e12
         self.bw = device.memory_bw_gbs * 1e9
         self.wb_attn = body_bytes_per_param(model, wdtype, "attn")
         self.wb_dense = body_bytes_per_param(model, wdtype, "dense")
@@ -107,8 +94,7 @@ class StepTimeModel:
         kvb = kv_bytes(resolve_kv_dtype(dep.kv_dtype))
         tp, dp, pp = dep.tp, dep.dp, dep.pp
         group_size = tp * dp
-        ep = dep.ep
-        moe_tp = group_size / ep
+        moe_tp = group_size / dep.ep
         self.groups: list[_Group] = []
         for layer, count in model.layer_groups:
             pf_qk = getattr(layer, "prefill_qk_dim", None) or layer.qk_dim
@@ -119,7 +105,7 @@ class StepTimeModel:
                     attn_params=layer.attn_params / tp,
                     dense_params=layer.dense_params / tp,
                     expert_params=layer.expert_params / moe_tp,
-                    experts_local=layer.num_experts / ep if layer.num_experts else 0.0,
+                    experts_local=layer.num_experts / dep.ep if layer.num_experts else 0.0,
                     num_experts=layer.num_experts,
                     top_k=layer.top_k,
                     heads=max(1.0, layer.q_heads / tp),
@@ -128,37 +114,44 @@ class StepTimeModel:
                     kv_bytes_tok=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
                     window=float(layer.window) if layer.window else math.inf,
                     linear=layer.attention == "linear",
-                    state_bytes=layer.state_elems * 2.0 / max(1, min(tp, layer.q_heads)),
+                    state_bytes=layer.state_elems * STATE_BYTES / max(1, min(tp, layer.q_heads)),
                 )
             )
         self.hidden = model.hidden_size
         self.lm_head_params = model.hidden_size * model.vocab_size / tp
-        # Collectives: a group that spans nodes runs at the scale-out bandwidth.
+        # Collectives: inside a node at the measured (or catalog) bus bandwidth; a group that spans
+        # nodes runs at the scale-out bandwidth with a longer latency.
         per_node = device.devices_per_node
-        self.tp_bw = (device.scaleup_bw_gbs if tp <= per_node else device.scaleout_bw_gbs) * 1e9
-        self.ep_bw = (
-            device.scaleup_bw_gbs if group_size <= per_node else device.scaleout_bw_gbs
-        ) * 1e9
-        self.pp_bw = (
-            device.scaleup_bw_gbs if dep.devices_per_replica <= per_node else device.scaleout_bw_gbs
-        ) * 1e9
-        self.coll_lat = max(self.eff.collective_us, device.scaleup_latency_us) * 1e-6
-        if group_size > per_node:
-            self.coll_lat *= 2.5  # inter-node hop
-        self.kernel = self.eff.kernel_us * 1e-6
+        intra_bw = (self.eff.allreduce_busbw_gbs or device.scaleup_bw_gbs) * 1e9
+        intra_lat = (self.eff.allreduce_alpha_us or device.scaleup_latency_us) * 1e-6
+        inter_bw = device.scaleout_bw_gbs * 1e9
+        inter_lat = intra_lat * INTER_NODE_LATENCY_FACTOR
+        self.tp_bw, self.tp_lat = (intra_bw, intra_lat) if tp <= per_node else (inter_bw, inter_lat)
+        spans = group_size > per_node
+        self.ep_bw = (inter_bw if spans else device.scaleup_bw_gbs * 1e9) * A2A_EFFICIENCY
+        self.ep_lat = inter_lat if spans else intra_lat
+        pp_spans = dep.devices_per_replica > per_node
+        self.pp_bw = inter_bw if pp_spans else device.scaleup_bw_gbs * 1e9
+        self.pp_lat = inter_lat if pp_spans else intra_lat
         self.fixed = engine.step_overhead_ms * 1e-3 + (
             engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
         )
 
-    def _gemm(self, rows: float, params: float, wb: float) -> tuple[float, float]:
-        """(compute seconds, memory seconds) of a GEMM of `rows` tokens over `params` weights."""
+    @staticmethod
+    def _roof(
+        rl: Roofline, work: float, rows: float, byts: float, peak: float, bw: float
+    ) -> tuple[float, float]:
+        """(compute seconds, memory seconds) of one operator on the fitted roofline."""
+        if rows <= 0:
+            return 0.0, 0.0
+        eta = rl.eta_max * rows / (rows + rl.half_rows)
+        return work / (peak * eta), byts / (bw * rl.eta_mem)
+
+    def _gemm(self, rl: Roofline, rows: float, params: float, wb: float) -> tuple[float, float]:
         if params <= 0 or rows <= 0:
             return 0.0, 0.0
-        eff = self.eff
-        eta = eff.gemm_max * rows / (rows + eff.gemm_half_rows)
-        compute = 2.0 * rows * params / (self.peak * eta)
-        memory = (params * wb + rows * self.hidden * 4 * ACT_BYTES) / (self.bw * eff.memory)
-        return compute, memory
+        byts = params * wb + rows * self.hidden * 4 * ACT_BYTES
+        return self._roof(rl, 2.0 * rows * params, rows, byts, self.peak, self.bw)
 
     def __call__(
         self,
@@ -182,64 +175,76 @@ class StepTimeModel:
         dec_seqs = n_decode / micro
         mean_ctx = decode_ctx / n_decode if n_decode else 0.0
         pairs = prefill_pairs / micro
-        bw_mem = self.bw * eff.memory
-        peak_attn = self.peak_attn * eff.attention
-        compute = memory = comm = 0.0
-        kernels = 0.0
+        bw = self.bw
+        attn_peak = self.peak_bf16 * eff.attn_context_eta
+        dec_bw = bw * eff.attn_decode_eta_mem
+        gemm_rl = self.gemm_rl
+        compute = memory = comm = latency = 0.0
         for g in self.groups:
-            # Each op costs max(compute, memory); the larger side names its bottleneck.
-            ops: list[tuple[float, float]] = [self._gemm(tokens, g.attn_params, self.wb_attn)]
+            # Each op costs max(compute, memory) plus its latency; the larger side names the bottleneck.
+            ops: list[tuple[float, float]] = [
+                self._gemm(gemm_rl, tokens, g.attn_params, self.wb_attn)
+            ]
+            lat = 2 * gemm_rl.lat_us  # QKV and output projections
             if g.linear:
                 ops.append(
                     (
-                        4.0 * tokens * g.heads * g.dec_dims * 64 / peak_attn,
-                        dec_seqs * g.state_bytes * 2 / bw_mem,
+                        4.0 * tokens * g.heads * g.dec_dims * 64 / attn_peak,
+                        dec_seqs * g.state_bytes * 2 / dec_bw,
                     )
                 )
+                lat += eff.attn_decode_lat_us
             else:
                 if dec_seqs:
                     ctx = min(mean_ctx, g.window)
                     ops.append(
                         (
-                            2.0 * g.heads * g.dec_dims * dec_seqs * ctx / peak_attn,
-                            dec_seqs * ctx * g.kv_bytes_tok / bw_mem,
+                            2.0 * g.heads * g.dec_dims * dec_seqs * ctx / attn_peak,
+                            dec_seqs * ctx * g.kv_bytes_tok / dec_bw,
                         )
                     )
+                    lat += eff.attn_decode_lat_us
                 if pairs:
                     capped = pairs if g.window == math.inf else min(pairs, tokens * g.window)
-                    ops.append((2.0 * g.heads * g.pf_dims * capped / peak_attn, 0.0))
-            ops.append(self._gemm(tokens, g.dense_params, self.wb_dense))
+                    ops.append((2.0 * g.heads * g.pf_dims * capped / attn_peak, 0.0))
+                    lat += eff.attn_context_lat_us
+            if g.dense_params:
+                ops.append(self._gemm(gemm_rl, tokens, g.dense_params, self.wb_dense))
+                lat += 2 * gemm_rl.lat_us
             layer_comm = 0.0
-            layer_kernels = 9.0
             if g.num_experts:
+                rl = eff.moe
                 assignments = stage_tokens * g.top_k
-                rows = assignments / g.num_experts
                 active = 1.0 - (1.0 - g.top_k / g.num_experts) ** stage_tokens
-                eta = eff.gemm_max * rows / (rows + eff.gemm_half_rows)
                 ops.append(
-                    (
-                        2.0 * (assignments / dep.ep) * g.expert_params / (self.peak * eta),
-                        g.experts_local * active * g.expert_params * self.wb_expert / bw_mem,
+                    self._roof(
+                        rl,
+                        2.0 * (assignments / dep.ep) * g.expert_params,
+                        assignments / g.num_experts,
+                        g.experts_local * active * g.expert_params * self.wb_expert,
+                        self.peak,
+                        bw,
                     )
                 )
-                layer_kernels += 3
+                lat += rl.lat_us
                 group = tp * dp
                 if dep.ep > 1:
                     # all-to-all dispatch + combine: each device sends its own share of the
                     # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
                     msg = stage_tokens / group * g.top_k * self.hidden * ACT_BYTES
-                    layer_comm += 2 * (self.coll_lat + msg * (dep.ep - 1) / dep.ep / self.ep_bw)
+                    layer_comm += 2 * (self.ep_lat + msg * (dep.ep - 1) / dep.ep / self.ep_bw)
                 elif dp > 1:
                     # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
                     msg = stage_tokens * self.hidden * ACT_BYTES
-                    layer_comm += self.coll_lat + 2 * (group - 1) / group * msg / self.ep_bw
-            # norms, rotary, residual adds: streaming activations
-            ops.append((0.0, tokens * self.hidden * 12 * ACT_BYTES / bw_mem))
+                    layer_comm += self.ep_lat + 2 * (group - 1) / group * msg / self.ep_bw
+            # norms, rotary, residual adds, activation: streaming activations
+            ops.append((0.0, tokens * self.hidden * 12 * ACT_BYTES / (bw * gemm_rl.eta_mem)))
+            lat += 4 * eff.elementwise_lat_us
             if tp > 1:
-                # one all-reduce after attention, one after the FFN (for MoE layers the second one
-                # is replaced by the expert communication above when experts are spread out)
+                # one all-reduce after attention, one after the FFN (for MoE layers whose experts
+                # are spread over EP or DP ranks the second is the expert communication above)
                 msg = tokens * self.hidden * ACT_BYTES
-                all_reduce = self.coll_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
+                all_reduce = self.tp_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
                 spread = g.num_experts and (dep.ep > 1 or dp > 1)
                 layer_comm += (1 if spread else 2) * all_reduce
             c_layer = m_layer = 0.0
@@ -251,19 +256,21 @@ class StepTimeModel:
             compute += c_layer * g.count
             memory += m_layer * g.count
             comm += layer_comm * g.count
-            kernels += layer_kernels * g.count
+            latency += lat * 1e-6 * g.count
         # LM head for the sequences that emit a token this step (on the last stage only)
-        c, m = self._gemm((n_decode + prefill_seqs) / micro, self.lm_head_params, EMBEDDING_BYTES)
+        c, m = self._gemm(
+            self.dense_rl, (n_decode + prefill_seqs) / micro, self.lm_head_params, EMBEDDING_BYTES
+        )
         if c > m:
             compute += c / pp
         else:
             memory += m / pp
         if pp > 1:
-            comm += (pp - 1) / pp * (self.coll_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
+            comm += (pp - 1) / pp * (self.pp_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
         overhead = (
             self.fixed / pp
             + self.engine.per_seq_overhead_us * 1e-6 * (n_decode + prefill_seqs) / micro
-            + kernels * self.kernel
+            + latency
         )
         # Every micro-batch passes through every stage: one iteration takes pp stage-times.
         return StepTime(
