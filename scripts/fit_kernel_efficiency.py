@@ -114,7 +114,7 @@ def fit_gemm(df: pd.DataFrame, peak_of: dict[str, float], bw: float) -> dict[str
         byts = n * k * wb + (m * k + m * n) * 2
         peak = peak_of[cdt]
 
-        def resid(p: np.ndarray) -> np.ndarray:
+        def resid(p: np.ndarray, work=work, m=m, byts=byts, peak=peak, t=t) -> np.ndarray:  # noqa: ANN001
             return np.log(_roofline(list(p), work, m, byts, peak, bw)) - np.log(t)
 
         p = _fit(resid, [5, 0.7, 64, 0.8], [0.5, 0.05, 1, 0.2], [60, 1.0, 4096, 1.0])

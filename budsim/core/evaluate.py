@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MODELLED_ENGINES = ("vllm", "sglang", "trtllm")
+# Splitwise profiled a vLLM-style engine without naming it; it is simulated as vLLM.
+ENGINE_BY_SOURCE = {"splitwise": "vllm"}
+# A max-throughput run feeds requests "at infinite rate" and lets the scheduler fill its batch; it is
+# simulated as a static batch this large, which keeps the engine saturated for most of the run.
+MAX_THROUGHPUT_REQUESTS = 1024
 
 # Which prediction key a measured column is compared with, per scenario.
 # Static batches: the source's TTFT is the batch's prefill time (the last request's first token) and the
@@ -37,6 +42,7 @@ METRIC_MAP: dict[str, dict[str, str]] = {
         "total_tok_s": "total_tok_s",
     },
     "max_num_seqs": {"tpot_ms": "tpot_ms_mean", "out_tok_s": "output_tok_s"},
+    "max_throughput": {"out_tok_s": "output_tok_s", "total_tok_s": "total_tok_s"},
 }
 
 
@@ -78,6 +84,8 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
     if not row.get("hardware"):
         raise BudsimError("hardware outside the catalog")
     engine = row.get("engine")
+    if engine == "other":
+        engine = ENGINE_BY_SOURCE.get(str(row.get("source")), engine)
     if engine not in MODELLED_ENGINES:
         raise BudsimError(f"engine {engine} is not simulated")
     if row.get("mode") == "disagg":
@@ -89,10 +97,12 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
     if not (math.isfinite(isl) and math.isfinite(osl)) or isl < 1 or osl < 1:
         raise BudsimError("lengths unknown")
     load = _num(row.get("load"))
+    if scenario == "max_throughput":
+        load = MAX_THROUGHPUT_REQUESTS
     if not math.isfinite(load) or load < 1:
         raise BudsimError("load unknown")
     max_seqs: int | None = None
-    if scenario == "static":
+    if scenario in ("static", "max_throughput"):
         workload = Workload(
             scenario="static", input_len=round(isl), output_len=round(osl), batch_size=round(load)
         )

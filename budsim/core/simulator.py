@@ -187,6 +187,9 @@ def simulate_serving(
         res.output_tokens += c.count * c.output_len
         res.input_tokens += c.count * c.input_len
         if closed and issued < total:
+            # The front-end latency of the next request overlaps other requests' GPU work, so the
+            # replacement is handed to the scheduler at once (this also matched measured TTFT
+            # better than delaying it by the front-end latency).
             new_cohort(t, min(c.count, total - issued))
 
     def start_decoding(c: _Cohort, t: float) -> None:
@@ -367,7 +370,7 @@ def simulate_serving(
             running -= c_done.count
             record_finish(c_done, now)
 
-    res.makespan = now
+    res.makespan = now + extra  # the last response still has to reach its client
     res.closed_loop_concurrency = conc if closed else 0
     res.mean_batch = batch_time / now if now > 0 else 0.0
     return res

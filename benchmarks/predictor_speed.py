@@ -1,0 +1,142 @@
+"""Speed of the physics predictor (one core).
+
+    python benchmarks/predictor_speed.py --out benchmarks/predictor_speed.md
+
+1. `simulate_serving` over 1,000 requests in each scenario (target: <= 50 ms each).
+2. The batch predictor (`predict_many`, what `budsim predict --cases` runs) over 2,000 distinct cases
+   (target: >= 2,000 cases/s), cold (first sight of each deployment) and warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import time
+from pathlib import Path
+
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.memory import plan_memory
+from budsim.core.predict import _step_model, predict_many, resolve
+from budsim.core.simulator import simulate_serving
+
+
+def bench_simulator() -> list[tuple[str, float, int]]:
+    d = Deployment(model="meta-llama/Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
+    r = resolve(d)
+    step = _step_model(d)
+    plan = plan_memory(r.model, r.device, r.engine, r.deployment, 2048)
+    cases = {
+        "concurrency 32, 1000 req": Workload(
+            concurrency=32, input_len=1024, output_len=512, num_requests=1000
+        ),
+        "concurrency 256, 1000 req": Workload(
+            concurrency=256, input_len=1024, output_len=512, num_requests=1000
+        ),
+        "rate 10/s, 1000 req": Workload(
+            scenario="rate", rate=10, input_len=1024, output_len=512, num_requests=1000
+        ),
+        "static 1000": Workload(scenario="static", batch_size=1000, input_len=1024, output_len=512),
+        "concurrency 64, lengths +-50 %, 1000 req": Workload(
+            concurrency=64,
+            input_len=1024,
+            output_len=512,
+            num_requests=1000,
+            input_len_spread=0.5,
+            output_len_spread=0.5,
+        ),
+    }
+    out = []
+    for name, w in cases.items():
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            res = simulate_serving(
+                step,
+                r.engine,
+                w,
+                kv_capacity_tokens=plan.kv_capacity_tokens,
+                max_num_seqs=r.deployment.max_num_seqs or 256,
+                max_num_batched_tokens=r.deployment.max_num_batched_tokens or 8192,
+            )
+            best = min(best, time.perf_counter() - t0)
+        out.append((name, best * 1e3, res.steps))
+    return out
+
+
+def cases() -> list[tuple[Deployment, Workload]]:
+    models = [
+        "meta-llama/Llama-3.1-8B",
+        "meta-llama/Llama-3.1-70B",
+        "Qwen/Qwen3-32B",
+        "mistralai/Mixtral-8x7B-v0.1",
+    ]
+    grid = itertools.product(
+        models,
+        ["h100-sxm", "h200-sxm", "a100-sxm-80gb"],
+        ["vllm", "sglang", "trtllm"],
+        [2, 4, 8],
+        [1, 4, 16, 64, 128],
+        [(512, 128), (2048, 256)],
+    )
+    out = []
+    for model, hw, engine, tp, conc, (isl, osl) in grid:
+        out.append(
+            (
+                Deployment(model=model, hardware=hw, engine=engine, tp=tp),
+                Workload(concurrency=conc, input_len=isl, output_len=osl),
+            )
+        )
+    return out[:2000]
+
+
+def bench_batch() -> tuple[int, float, float]:
+    todo = cases()
+    t0 = time.perf_counter()
+    for dep, w in todo:
+        predict_many([dep], w, calibrated=False)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for dep, w in todo:
+        predict_many([dep], w, calibrated=False)
+    warm = time.perf_counter() - t0
+    return len(todo), len(todo) / cold, len(todo) / warm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="benchmarks/predictor_speed.md")
+    args = ap.parse_args()
+    try:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    except (AttributeError, OSError):
+        pass
+    sim = bench_simulator()
+    n, cold, warm = bench_batch()
+    lines = [
+        "# Predictor speed",
+        "",
+        f"`python benchmarks/predictor_speed.py` on {platform.machine()}, {os.cpu_count()} cores "
+        f"(pinned to one), Python {platform.python_version()}.",
+        "",
+        "## simulate_serving, 1,000 requests (best of 5)",
+        "",
+        "| scenario | ms | engine steps simulated |",
+        "|---|---|---|",
+        *[f"| {name} | {ms:.1f} | {steps} |" for name, ms, steps in sim],
+        "",
+        f"## Batch predictor over {n} distinct cases (physics only)",
+        "",
+        "| pass | cases/s |",
+        "|---|---|",
+        f"| cold (every deployment new) | {cold:,.0f} |",
+        f"| warm (deployments seen before) | {warm:,.0f} |",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
