@@ -73,20 +73,28 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def main() -> None:
-    import click
+def _click_exceptions() -> tuple[type[Exception], type[Exception], type[Exception]]:
+    """(UsageError, Abort, Exit) of the click that typer runs on (newer typer vendors its own)."""
+    try:
+        from typer._click.exceptions import UsageError  # type: ignore[import-not-found]
+    except ImportError:
+        from click.exceptions import UsageError
+    return UsageError, typer.Abort, typer.Exit
 
+
+def main() -> None:
+    usage_error, abort, exit_ = _click_exceptions()
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.UsageError as exc:
+    except usage_error as exc:
         # one line instead of click's usage block
-        typer.echo(f"error: {exc.format_message()}", err=True)
+        typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
         sys.exit(2)
-    except click.exceptions.Abort:
+    except abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except exit_ as exc:
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     except BudsimError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -1,0 +1,176 @@
+"""The headless CLI as a user runs it: real subprocesses for exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BUDSIM = [sys.executable, "-m", "budsim"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BUDSIM, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_predict_json_has_the_documented_keys() -> None:
+    out = run(
+        "predict",
+        "--model",
+        "meta-llama/Llama-3.1-8B",
+        "--hardware",
+        "h100-sxm",
+        "--concurrency",
+        "8",
+        "--input-len",
+        "512",
+        "--output-len",
+        "64",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in (
+        "ttft_ms_mean",
+        "ttft_ms_p50",
+        "ttft_ms_p90",
+        "ttft_ms_p99",
+        "tpot_ms_mean",
+        "tpot_ms_p50",
+        "tpot_ms_p99",
+        "e2e_s_mean",
+        "e2e_s_p99",
+        "e2e_s_max",
+        "output_tok_s",
+        "total_tok_s",
+        "requests_per_s",
+        "output_tok_s_per_device",
+        "weights_gb_per_device",
+        "kv_cache_gb_per_device",
+        "max_concurrency",
+        "fits",
+        "bottleneck",
+    ):
+        assert key in data, key
+    assert data["fits"] is True
+    assert 0 < data["ttft_ms_p50"] <= data["ttft_ms_p99"]
+    assert data["output_tok_s"] == pytest.approx(data["output_tok_s_per_device"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "no/such-model", "--hardware", "h100-sxm"], "unknown model"),
+        (["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h900"], "unknown hardware"),
+        (
+            ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--engine", "tgi"],
+            "unknown engine",
+        ),
+        (["--model", "meta-llama/Llama-3.1-70B", "--hardware", "l4"], "does not fit"),
+        (
+            [
+                "--model",
+                "meta-llama/Llama-3.1-8B",
+                "--hardware",
+                "gaudi2",
+                "--weight-dtype",
+                "int4",
+            ],
+            "cannot run int4",
+        ),
+        (
+            ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--output-len", "nan"],
+            "output_len",
+        ),
+        (
+            ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--input-len", "0"],
+            "input_len",
+        ),
+        (
+            ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--nonsense"],
+            "No such option",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    base = {"--input-len": "128", "--output-len": "16", "--concurrency": "1"}
+    for flag, value in base.items():
+        if flag not in args:
+            args = [*args, flag, value]
+    out = run("predict", *args)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error:") and needle in out.stderr
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cases_csv_answers_every_row_in_order(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "id,model,hardware,engine,tp,weight_dtype,kv_dtype,scenario,concurrency,batch_size,rate,input_len,output_len\n"
+        "a,meta-llama/Llama-3.1-8B,h100-sxm,vllm,1,auto,auto,concurrency,16,,,512,64\n"
+        "b,meta-llama/Llama-3.1-8B,h100-sxm,vllm,1,auto,auto,concurrency,16,,,-3,64\n"
+        "c,meta-llama/Llama-3.1-70B,h200-sxm,sglang,4,fp8,fp8,static,,8,,1024,128\n"
+        "d,meta-llama/Llama-3.1-8B,h100-sxm,vllm,1,auto,auto,rate,,,4,256,32\n"
+    )
+    out = run("predict", "--cases", str(cases), "--format", "jsonl")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c", "d"]
+    assert "input_len" in rows[1]["error"] and "ttft_ms_mean" not in rows[1]
+    assert rows[0]["fits"] and rows[2]["fits"] and rows[3]["fits"]
+    assert rows[2]["e2e_s_max"] > rows[2]["e2e_s_p50"] * 0.99
+
+
+def test_cases_file_problems_are_one_line(tmp_path: Path) -> None:
+    out = run("predict", "--cases", str(tmp_path / "missing.csv"), "--format", "jsonl")
+    assert out.returncode == 2 and "cannot read" in out.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,model,colour\n1,x,red\n")
+    out = run("predict", "--cases", str(bad), "--format", "jsonl")
+    assert out.returncode == 2 and "unknown column" in out.stderr
+
+
+def test_catalog_commands_json() -> None:
+    models = json.loads(run("models", "--json").stdout)
+    assert len(models) >= 60
+    ids = {m["id"] for m in models}
+    assert "deepseek-ai/DeepSeek-V3" in ids
+    facts = json.loads(run("analyze", "deepseek-ai/DeepSeek-V3", "--json").stdout)
+    assert facts["attention"] == "mla" and facts["is_moe"]
+    assert facts["kv_bytes_per_token_bf16"] == 61 * 576 * 2
+    hw = json.loads(run("hardware", "--json").stdout)
+    assert {"h100-sxm", "gaudi2", "xeon-8480", "mi300x"} <= {d["id"] for d in hw}
+    engines = json.loads(run("engines", "--json").stdout)
+    assert {(e["id"], e["kind"]) for e in engines} >= {
+        ("vllm", "cuda"),
+        ("vllm", "rocm"),
+        ("vllm", "hpu"),
+        ("vllm", "cpu"),
+        ("sglang", "cuda"),
+        ("sglang", "rocm"),
+        ("trtllm", "cuda"),
+    }
+
+
+def test_analyze_rejects_encoder_only_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "architectures": ["BertForMaskedLM"],
+                "hidden_size": 768,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "intermediate_size": 3072,
+                "vocab_size": 30522,
+            }
+        )
+    )
+    out = run("analyze", str(cfg))
+    assert out.returncode == 2 and out.stderr.startswith("error:")
+    assert out.stderr.strip().count("\n") == 0
