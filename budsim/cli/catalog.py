@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         else:
             print_table(
                 f"{len(rows)} models",
-                ("id", "params B", "active B", "layers", "attention", "MoE", "dtype", "context"),
+                ("id", "B", "active", "layers", "attn", "MoE", "dtype", "context"),
                 [tuple(r.values()) for r in rows],
             )
 

@@ -42,9 +42,19 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+    from rich import box
+
+    # Narrow terminals (80 columns in tmux) fold long values instead of cutting them off.
+    cells = [[fmt(v) for v in row] for row in rows]
+    first = min(28, max([len(columns[0]), *(len(r[0]) for r in cells)]))
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, col in enumerate(columns):
+        table.add_column(
+            col,
+            overflow="fold",
+            justify="left" if i == 0 else "right",
+            min_width=first if i == 0 else None,
+        )
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)

@@ -132,14 +132,14 @@ def register(app: typer.Typer) -> None:
         print_table(
             "Throughput and memory",
             (
-                "output tok/s",
-                "per device",
+                "out tok/s",
+                "/device",
                 "req/s",
-                "weights GB/dev",
-                "KV GB/dev",
-                "max conc.",
-                "bottleneck",
-                "calibration",
+                "weights GB",
+                "KV GB",
+                "max conc",
+                "bound",
+                "calib.",
             ),
             [
                 (

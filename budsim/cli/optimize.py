@@ -1,0 +1,429 @@
+"""`budsim optimize`: search engine, parallelism, quantisation and batch settings for a model.
+
+Heavy imports (the search, DEAP, the predictor) happen inside the command so `budsim --help` stays fast.
+The rendering helpers here are shared with `budsim runs show`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from budsim.core.errors import BudsimError
+
+OBJECTIVES = ("throughput", "latency", "cost", "goodput")
+
+
+def _split(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Accept repeated options and comma-separated lists alike."""
+    if not values:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return tuple(out) or None
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def layout_text(config: Mapping[str, Any]) -> str:
+    parts = [f"TP{config.get('tp', 1)}"]
+    for key in ("pp", "dp", "ep"):
+        if (config.get(key) or 1) > 1:
+            parts.append(f"{key.upper()}{config[key]}")
+    text = "·".join(parts)
+    replicas = config.get("replicas") or 1
+    if replicas > 1:
+        text += f" ×{replicas}"
+    return text
+
+
+def weights_text(config: Mapping[str, Any]) -> str:
+    w = config.get("weight_dtype") or "auto"
+    return "checkpoint" if w == "auto" else w
+
+
+# (label, key, band key prefix or None)
+PERFORMANCE_ROWS: tuple[tuple[str, str, str | None], ...] = (
+    ("TTFT mean (ms)", "ttft_ms_mean", "ttft_ms_mean"),
+    ("TTFT p50 / p90 / p99 (ms)", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p99", None),
+    ("TPOT mean (ms)", "tpot_ms_mean", "tpot_ms_mean"),
+    ("TPOT p50 / p90 / p99 (ms)", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p99", None),
+    ("E2E mean (s)", "e2e_s_mean", "e2e_s_mean"),
+    ("E2E p50 / p90 / p99 (s)", "e2e_s_p50|e2e_s_p90|e2e_s_p99", None),
+    ("Output tok/s", "output_tok_s", "output_tok_s"),
+    ("Output tok/s per device", "output_tok_s_per_device", None),
+    ("tok/s per user", "tok_s_per_user", None),
+    ("Requests/s", "requests_per_s", None),
+    ("Weights per device (GB)", "weights_gb_per_device", None),
+    ("KV cache per device (GB)", "kv_cache_gb_per_device", None),
+    ("Max concurrency (KV)", "max_concurrency", None),
+    ("Bottleneck", "bottleneck", None),
+    ("Calibration", "calibration", None),
+)
+
+
+def render_result(console: Any, response: Mapping[str, Any], *, title: str | None = None) -> None:
+    """Best configuration, predicted performance with its band, constraints, alternatives, metadata."""
+    from rich.table import Table
+
+    config = response.get("optimal_configuration")
+    perf = response.get("predicted_performance") or {}
+    objectives = response.get("objectives") or {}
+    meta = response.get("simulation_metadata") or {}
+    if title:
+        console.print(f"[bold]{title}[/bold]")
+    if not config:
+        console.print("[yellow]no configuration to show (the run stopped before finding one)[/]")
+    else:
+        best = Table(title="Best configuration", show_header=False, title_justify="left")
+        best.add_column("setting", style="cyan")
+        best.add_column("value")
+        best.add_row("engine", str(config.get("engine")))
+        best.add_row(
+            "parallelism",
+            f"{layout_text(config)}  ({config.get('devices')} devices, "
+            f"{config.get('devices_per_replica')} per replica)",
+        )
+        best.add_row("weights", weights_text(config))
+        best.add_row("KV cache", str(config.get("kv_dtype")))
+        best.add_row("max_num_seqs", _fmt(config.get("max_num_seqs")))
+        best.add_row("max_num_batched_tokens", _fmt(config.get("max_num_batched_tokens")))
+        best.add_row("gpu_memory_utilization", _fmt(config.get("gpu_memory_utilization")))
+        console.print(best)
+
+        table = Table(title="Predicted performance", title_justify="left")
+        table.add_column("metric", style="cyan")
+        table.add_column("value", justify="right")
+        table.add_column("band (lo – hi)", justify="right", style="dim")
+        for label, key, band in PERFORMANCE_ROWS:
+            if "|" in key:
+                values = [perf.get(k) for k in key.split("|")]
+                if all(v is None for v in values):
+                    continue
+                table.add_row(label, " / ".join(_fmt(v) for v in values), "")
+                continue
+            if perf.get(key) is None:
+                continue
+            band_text = ""
+            if band and perf.get(f"{band}_lo") is not None and perf.get(f"{band}_hi") is not None:
+                band_text = f"{_fmt(perf[f'{band}_lo'])} – {_fmt(perf[f'{band}_hi'])}"
+            table.add_row(label, _fmt(perf.get(key)), band_text)
+        usd = objectives.get("usd_per_1m_output_tokens")
+        if usd is not None:
+            table.add_row("$ per 1M output tokens", f"{usd:.4g}", "")
+        console.print(table)
+        render_constraints(console, response.get("constraints") or [])
+    alts = response.get("alternative_configurations") or []
+    if alts:
+        render_candidates(console, alts, title="Top alternatives")
+    if meta:
+        evaluated = meta.get("configurations_evaluated")
+        size = meta.get("search_space_size")
+        share = f" of {size:,} ({evaluated / size:.1%})" if size and evaluated is not None else ""
+        bits = [
+            f"method {meta.get('method')}",
+            f"{meta.get('duration_seconds', 0):.2f} s",
+            f"{meta.get('generations_evolved')} generations",
+            f"{evaluated} configurations evaluated{share}",
+        ]
+        if meta.get("seed") is not None:
+            bits.append(f"seed {meta['seed']}")
+        if meta.get("early_stopped"):
+            bits.append("stopped early (front converged)")
+        console.print("[dim]" + " · ".join(bits) + "[/dim]")
+    sim_id = response.get("simulation_id")
+    status = response.get("status")
+    if status and status != "completed":
+        console.print(f"[yellow]status: {status}[/yellow]")
+    if sim_id:
+        console.print(f"saved as run [bold]{sim_id}[/bold]  (budsim runs show {sim_id[:8]})")
+
+
+def render_constraints(console: Any, checks: Sequence[Mapping[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not checks:
+        return
+    table = Table(title="Constraints", title_justify="left")
+    table.add_column("constraint", style="cyan")
+    table.add_column("predicted", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("met")
+    table.add_column("how", style="dim")
+    for c in checks:
+        met = "[green]yes[/]" if c.get("met") else "[red]no[/]"
+        table.add_row(
+            str(c.get("name")), _fmt(c.get("value")), _fmt(c.get("limit")), met, str(c.get("how"))
+        )
+    console.print(table)
+
+
+def render_candidates(
+    console: Any, candidates: Sequence[Mapping[str, Any]], *, title: str, show_miss: bool = False
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col, justify in (
+        ("#", "right"),
+        ("engine", "left"),
+        ("layout", "left"),
+        ("weights", "left"),
+        ("KV", "left"),
+        ("seqs", "right"),
+        ("tok/s/dev", "right"),
+        ("tok/s/user", "right"),
+        ("TTFT p50 ms", "right"),
+        ("TPOT p50 ms", "right"),
+        ("$/1M tok", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    if show_miss:
+        table.add_column("misses")
+    for i, c in enumerate(candidates, 1):
+        cfg = c.get("configuration") or {}
+        perf = c.get("predicted_performance") or {}
+        obj = c.get("objectives") or {}
+        row = [
+            str(i),
+            str(cfg.get("engine")),
+            layout_text(cfg),
+            weights_text(cfg),
+            str(cfg.get("kv_dtype")),
+            _fmt(cfg.get("max_num_seqs")),
+            _fmt(perf.get("output_tok_s_per_device")),
+            _fmt(perf.get("tok_s_per_user")),
+            _fmt(perf.get("ttft_ms_p50")),
+            _fmt(perf.get("tpot_ms_p50")),
+            _fmt(obj.get("usd_per_1m_output_tokens")),
+        ]
+        if show_miss:
+            misses = [
+                f"{ch['name']} {_fmt(ch.get('value'))}>{_fmt(ch.get('limit'))}"
+                if not str(ch.get("name", "")).startswith("min_")
+                else f"{ch['name']} {_fmt(ch.get('value'))}<{_fmt(ch.get('limit'))}"
+                for ch in c.get("constraints") or []
+                if not ch.get("met")
+            ]
+            row.append("; ".join(misses))
+        table.add_row(*row)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("optimize")
+    def optimize(
+        model: str = typer.Option(
+            ..., "--model", "-m", help="HF id, catalog alias or config path."
+        ),
+        hardware: str = typer.Option(..., "--hardware", help="Hardware id, e.g. h100-sxm, gaudi2."),
+        devices: int = typer.Option(..., "--devices", "-n", help="Devices available."),
+        nodes: int | None = typer.Option(None, "--nodes", help="Nodes the devices sit in."),
+        engines: list[str] | None = typer.Option(
+            None, "--engines", "--engine", help="Allowed engines (comma-separated or repeated)."
+        ),
+        quant: list[str] | None = typer.Option(
+            None,
+            "--quant",
+            help="Allowed weight formats, e.g. auto,fp8,int4 (auto = the checkpoint's own).",
+        ),
+        input_len: int = typer.Option(..., "--input-len", help="Prompt tokens per request."),
+        output_len: int = typer.Option(..., "--output-len", help="Output tokens per request."),
+        concurrency: int | None = typer.Option(
+            None, "--concurrency", "-c", help="Closed loop: requests in flight."
+        ),
+        rate: float | None = typer.Option(None, "--rate", help="Open loop: Poisson requests/s."),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", help="Static batch (benchmark_latency style)."
+        ),
+        num_requests: int | None = typer.Option(None, "--num-requests", help="Requests simulated."),
+        slo_ttft_ms: float | None = typer.Option(None, "--slo-ttft-ms", help="TTFT limit (ms)."),
+        slo_tpot_ms: float | None = typer.Option(None, "--slo-tpot-ms", help="TPOT limit (ms)."),
+        slo_percentile: str = typer.Option(
+            "p95", "--slo-percentile", help="Percentile the latency SLOs apply at (p50..p99, mean)."
+        ),
+        min_throughput: float | None = typer.Option(
+            None, "--min-throughput", help="Minimum output tok/s of the whole deployment."
+        ),
+        min_rps: float | None = typer.Option(None, "--min-rps", help="Minimum requests/s."),
+        max_devices: int | None = typer.Option(None, "--max-devices", help="Use at most N."),
+        max_memory_gb: float | None = typer.Option(
+            None, "--max-memory-gb", help="Memory budget per device (GB)."
+        ),
+        max_batch_size: int | None = typer.Option(
+            None, "--max-batch-size", help="Upper bound for max_num_seqs."
+        ),
+        objective: str = typer.Option(
+            "throughput", "--objective", help="Headline target: " + " | ".join(OBJECTIVES)
+        ),
+        population: int = typer.Option(100, "--population", help="GA population size."),
+        generations: int = typer.Option(50, "--generations", help="GA generations (max)."),
+        seed: int | None = typer.Option(None, "--seed", help="Seed for a reproducible search."),
+        patience: int = typer.Option(
+            10, "--patience", help="Stop after N generations without front improvement (0 = off)."
+        ),
+        exhaustive: bool = typer.Option(
+            False, "--exhaustive", help="Evaluate every configuration instead of the GA."
+        ),
+        alternatives: int = typer.Option(5, "--alternatives", help="Alternatives to report."),
+        price: float | None = typer.Option(
+            None, "--price-per-hour", help="$/device-hour (default: the hardware catalog's)."
+        ),
+        workers: int = typer.Option(
+            1, "--workers", help="Processes for the predictions (results do not change)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the response as JSON."),
+        no_save: bool = typer.Option(False, "--no-save", help="Do not save the run."),
+        db: Path | None = typer.Option(
+            None, "--db", help="Run store file (default $BUDSIM_DB or the XDG data dir)."
+        ),
+    ) -> None:
+        """Find the best deployment (engine, parallelism, quantisation, batching) for a workload."""
+        from rich.console import Console
+
+        from budsim.core.deployment import Workload
+        from budsim.core.search.ga import GASettings
+        from budsim.core.search.optimize import (
+            NoFeasibleConfiguration,
+            OptimizationRequest,
+            run_optimization,
+        )
+        from budsim.core.search.scoring import Constraints
+
+        loads = [x is not None for x in (concurrency, rate, batch_size)]
+        if sum(loads) != 1:
+            raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
+        if concurrency is not None:
+            workload = Workload(
+                scenario="concurrency",
+                input_len=input_len,
+                output_len=output_len,
+                concurrency=concurrency,
+                num_requests=num_requests,
+            )
+        elif rate is not None:
+            workload = Workload(
+                scenario="rate",
+                input_len=input_len,
+                output_len=output_len,
+                rate=rate,
+                num_requests=num_requests,
+            )
+        else:
+            assert batch_size is not None
+            workload = Workload(
+                scenario="static",
+                input_len=input_len,
+                output_len=output_len,
+                batch_size=batch_size,
+                num_requests=num_requests,
+            )
+        request = OptimizationRequest(
+            model=model,
+            hardware=hardware,
+            devices=devices,
+            nodes=nodes,
+            workload=workload,
+            engines=_split(engines),
+            quantizations=_split(quant),
+            max_devices=max_devices,
+            max_memory_gb=max_memory_gb,
+            max_batch_size=max_batch_size,
+            constraints=Constraints(
+                ttft_ms=slo_ttft_ms,
+                tpot_ms=slo_tpot_ms,
+                percentile=slo_percentile,
+                min_output_tok_s=min_throughput,
+                min_requests_per_s=min_rps,
+            ),
+            optimization_target=objective.strip().lower(),
+            ga=GASettings(
+                population=population,
+                generations=generations,
+                seed=seed,
+                patience=patience or None,
+            ),
+            exhaustive=exhaustive,
+            alternatives=alternatives,
+            price_per_hour=price,
+        )
+        request.validate()
+        out = Console(soft_wrap=False)
+        err = Console(stderr=True)
+        store = None
+        if not no_save:
+            from budsim.core.store import open_store
+
+            store = open_store(db)
+        progress_ctx = None
+        on_event = None
+        if not json_out and err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            progress_ctx = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            total = None if exhaustive else generations
+            task = progress_ctx.add_task("searching", total=total, info="")
+
+            def on_event(event: Any) -> None:
+                best = event.best.get("target")
+                info = f"{event.evaluations} evaluated · {event.feasible} feasible"
+                if best is not None:
+                    info += f" · best {objective} {best:.4g}"
+                progress_ctx.update(task, completed=event.generation, info=info)  # type: ignore[union-attr]
+
+        try:
+            if progress_ctx is not None:
+                with progress_ctx:
+                    result = run_optimization(
+                        request, on_event=on_event, store=store, workers=workers
+                    )
+            else:
+                result = run_optimization(request, on_event=on_event, store=store, workers=workers)
+        except NoFeasibleConfiguration as exc:
+            if json_out:
+                typer.echo(json.dumps(exc.response, indent=2, default=str))
+            else:
+                render_candidates(
+                    out,
+                    exc.closest,
+                    title=f"No configuration meets the constraints; closest "
+                    f"(binding: {exc.binding})",
+                    show_miss=True,
+                )
+            raise
+        finally:
+            if store is not None:
+                store.close()
+        response = result.to_dict()
+        if json_out:
+            typer.echo(json.dumps(response, indent=2, default=str))
+            return
+        title = (
+            f"{model} on {devices} x {hardware} · {workload.scenario} "
+            f"{workload.load:g} · ISL {input_len} / OSL {output_len} · objective {objective}"
+        )
+        render_result(out, response, title=title)
+        sys.stdout.flush()
