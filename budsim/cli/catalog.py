@@ -68,8 +68,19 @@ def register(app: typer.Typer) -> None:
         else:
             print_table(
                 f"{len(rows)} models",
-                ("id", "B", "active", "layers", "attn", "MoE", "dtype", "context"),
-                [tuple(r.values()) for r in rows],
+                ("id", "B", "active", "attn", "MoE", "dtype", "context"),
+                [
+                    (
+                        r["id"],
+                        r["params_b"],
+                        r["active_b"],
+                        r["attention"],
+                        r["moe"],
+                        r["dtype"],
+                        r["max_context"],
+                    )
+                    for r in rows
+                ],
             )
 
     @app.command()
