@@ -55,6 +55,9 @@ class EngineProfile:
     request_overhead_ms: float = 5.0
     # Engines that pad attention heads so TP need not divide them (TRT-LLM).
     pads_heads: bool = False
+    # Weight formats the engine only loads from a checkpoint already in that format (it cannot
+    # quantise to them at load time): mxfp4 everywhere, fp8 on Gaudi (needs an INC calibration).
+    prequantized_only: tuple[str, ...] = ("mxfp4",)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -121,10 +124,11 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="vllm",
         name="vLLM (Gaudi plugin)",
         request_overhead_ms=10.0,
+        prequantized_only=("fp8", "mxfp4"),
         version="0.11 (vllm-gaudi)",
         kind="hpu",
         quantizations=("bf16", "fp8"),
-        kv_dtypes=("auto", "fp8"),
+        kv_dtypes=("auto",),
         parallelism=frozenset({"tp", "pp"}),
         scheduler="mixed",
         default_max_num_seqs=128,
@@ -150,7 +154,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         version="0.11",
         kind="cpu",
         quantizations=("bf16", "int8", "int4"),
-        kv_dtypes=("auto", "fp8"),
+        kv_dtypes=("auto",),
         parallelism=frozenset({"tp", "pp"}),
         scheduler="mixed",
         default_max_num_seqs=256,
@@ -261,6 +265,27 @@ def get_engine(engine_id: str, kind: str) -> EngineProfile:
     raise BudsimError(
         f"engine {key} does not run on {kind} hardware (it runs on: {', '.join(kinds)})"
     )
+
+
+def runs_weights(engine: EngineProfile, weight_dtype: str, checkpoint_dtype: str) -> bool:
+    """Whether `engine` can serve a `checkpoint_dtype` checkpoint with `weight_dtype` weights.
+
+    It must run the format, never upcast (a 4-bit checkpoint cannot become bf16), and formats it
+    cannot quantise to at load time need a checkpoint already in that format.
+    """
+    same_size = {"fp16": "bf16", "fp32": "bf16"}
+    want = same_size.get(weight_dtype, weight_dtype)
+    have = same_size.get(checkpoint_dtype, checkpoint_dtype)
+    if weight_dtype not in engine.quantizations and want not in engine.quantizations:
+        return False
+    if want == have:
+        return True
+    if want in engine.prequantized_only:
+        return False
+    return _BITS.get(want, 16) <= _BITS.get(have, 16)
+
+
+_BITS = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
 
 
 def engines_for(kind: str) -> list[EngineProfile]:

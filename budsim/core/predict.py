@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from .deployment import Deployment, Workload
-from .engines import EngineProfile, get_engine
+from .engines import EngineProfile, get_engine, runs_weights
 from .errors import BudsimError
 from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
@@ -23,9 +23,6 @@ from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
 
-# Precisions that are the same size and interchangeable at load time.
-_EQUIVALENT = {"bf16": "bf16", "fp16": "bf16", "fp32": "bf16"}
-_ORDER = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
 
 
 @dataclass
@@ -98,9 +95,12 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
         )
     if dep.kv_dtype not in ("auto", *engine.kv_dtypes):
         raise BudsimError(f"{engine.name} has no {dep.kv_dtype} KV cache on {device.kind}")
-    ckpt = _EQUIVALENT.get(model.checkpoint_dtype, model.checkpoint_dtype)
-    want = _EQUIVALENT.get(wdtype, wdtype)
-    if ckpt != want and _ORDER.get(want, 16) > _ORDER.get(ckpt, 16):
+    if not runs_weights(engine, wdtype, model.checkpoint_dtype):
+        if wdtype in engine.prequantized_only:
+            raise BudsimError(
+                f"{engine.name} on {device.kind} loads {wdtype} weights only from a {wdtype} "
+                f"checkpoint; {model.name} is {model.checkpoint_dtype}"
+            )
         raise BudsimError(
             f"{model.name} is a {model.checkpoint_dtype} checkpoint; {wdtype} weights need a "
             f"higher-precision checkpoint"
