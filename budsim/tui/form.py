@@ -1,0 +1,396 @@
+"""The setup form as plain data: raw field text in, an OptimizationRequest (or the reasons why not) out.
+
+No textual here: the setup screen copies widget values into `SetupValues`, calls `check_form`, and shows
+the errors. The same code turns a stored run's inputs back into field values ("re-run with edits").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .catalog import Catalog
+
+if TYPE_CHECKING:
+    from budsim.core.search.optimize import OptimizationRequest
+
+SCENARIOS: tuple[tuple[str, str], ...] = (
+    ("concurrency", "concurrency"),
+    ("rate", "rate (req/s)"),
+    ("static", "static batch"),
+)
+TARGETS: tuple[tuple[str, str], ...] = (
+    ("throughput", "throughput"),
+    ("latency", "latency"),
+    ("cost", "cost ($/1M tok)"),
+    ("goodput", "goodput (req/s)"),
+)
+PERCENTILES: tuple[str, ...] = ("p50", "p90", "p95", "p99", "mean")
+
+# Field ids in the order the form shows them; the first error in this order is the run button's reason.
+FIELD_ORDER: tuple[str, ...] = (
+    "model",
+    "hardware",
+    "devices",
+    "nodes",
+    "engines",
+    "quantizations",
+    "input_len",
+    "output_len",
+    "scenario",
+    "load",
+    "ttft_ms",
+    "tpot_ms",
+    "percentile",
+    "min_tok_s",
+    "target",
+    "population",
+    "generations",
+    "seed",
+    "patience",
+    "crossover",
+    "mutation",
+    "request",
+)
+
+LABELS: dict[str, str] = {
+    "model": "model",
+    "hardware": "hardware",
+    "devices": "devices",
+    "nodes": "nodes",
+    "engines": "engines",
+    "quantizations": "quantisations",
+    "input_len": "input tokens",
+    "output_len": "output tokens",
+    "scenario": "load type",
+    "load": "load",
+    "ttft_ms": "TTFT SLO",
+    "tpot_ms": "TPOT SLO",
+    "percentile": "SLO percentile",
+    "min_tok_s": "min tok/s",
+    "target": "target",
+    "population": "population",
+    "generations": "generations",
+    "seed": "seed",
+    "patience": "patience",
+    "crossover": "crossover",
+    "mutation": "mutation",
+    "request": "request",
+}
+
+
+@dataclass(frozen=True)
+class SetupValues:
+    """The raw values of every setup field (text exactly as typed)."""
+
+    model: str = ""
+    hardware: str = "h100-sxm"
+    devices: str = "8"
+    nodes: str = ""
+    engines: tuple[str, ...] | None = None  # None = every engine the hardware runs
+    quantizations: tuple[str, ...] | None = None  # None = every format
+    input_len: str = "1024"
+    output_len: str = "256"
+    scenario: str = "concurrency"
+    load: str = "32"
+    ttft_ms: str = ""
+    tpot_ms: str = ""
+    percentile: str = "p95"
+    min_tok_s: str = ""
+    target: str = "throughput"
+    population: str = "100"
+    generations: str = "50"
+    seed: str = ""
+    patience: str = "10"
+    crossover: str = "0.8"
+    mutation: str = "0.2"
+    exhaustive: bool = False
+    allow_network: bool = False
+
+    def with_(self, **changes: Any) -> SetupValues:
+        return replace(self, **changes)
+
+
+@dataclass
+class FormCheck:
+    request: OptimizationRequest | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None and not self.errors
+
+    @property
+    def reason(self) -> str:
+        """The first problem, as one line for the run bar ("" when the form is valid)."""
+        for key in FIELD_ORDER:
+            if key in self.errors:
+                return f"{LABELS.get(key, key)}: {self.errors[key]}"
+        if self.errors:
+            key, message = next(iter(self.errors.items()))
+            return f"{key}: {message}"
+        return ""
+
+
+# ------------------------------------------------------------------------------- parsing helpers
+
+
+def _int(
+    errors: dict[str, str], key: str, text: str, *, minimum: int = 1, optional: bool = False
+) -> int | None:
+    text = text.strip().replace("_", "").replace(",", "")
+    if not text:
+        if not optional:
+            errors[key] = "required"
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        errors[key] = f"{text!r} is not a whole number"
+        return None
+    if value < minimum:
+        errors[key] = f"must be at least {minimum}"
+        return None
+    return value
+
+
+def _float(
+    errors: dict[str, str],
+    key: str,
+    text: str,
+    *,
+    optional: bool = True,
+    positive: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
+    text = text.strip().replace("_", "").replace(",", "")
+    if not text:
+        if not optional:
+            errors[key] = "required"
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        errors[key] = f"{text!r} is not a number"
+        return None
+    if not math.isfinite(value):
+        errors[key] = "must be finite"
+        return None
+    if positive and value <= 0:
+        errors[key] = "must be positive"
+        return None
+    if low is not None and high is not None and not (low <= value <= high):
+        errors[key] = f"must be in [{low:g}, {high:g}]"
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------------- the check
+
+
+def check_form(
+    values: SetupValues,
+    catalog: Catalog | None,
+    *,
+    model_error: str | None = None,
+    model_pending: bool = False,
+) -> FormCheck:
+    """Validate every field; build the request when all are valid.
+
+    `model_error` is the result of the asynchronous model check (None = the model loaded);
+    `model_pending` says that check has not answered yet for the current text.
+    """
+    from budsim.core.errors import BudsimError
+
+    errors: dict[str, str] = {}
+    model = values.model.strip()
+    if not model:
+        errors["model"] = "choose a model (catalog id, HF id or path to config.json)"
+    elif model_pending:
+        errors["model"] = "checking…"
+    elif model_error:
+        errors["model"] = model_error
+
+    if catalog is None:
+        errors.setdefault("hardware", "loading the catalog…")
+        return FormCheck(None, errors)
+
+    device = catalog.devices.get(values.hardware) if values.hardware else None
+    if device is None:
+        errors["hardware"] = "choose a device" if not values.hardware else "unknown device"
+    devices = _int(errors, "devices", values.devices)
+    nodes = _int(errors, "nodes", values.nodes, optional=True)
+    if device is not None and devices is not None and "nodes" not in errors:
+        from budsim.core.hardware import make_cluster
+
+        try:
+            make_cluster(device.id, devices, nodes, hardware=catalog.devices)
+        except BudsimError as exc:
+            errors["nodes" if nodes is not None else "devices"] = str(exc)
+
+    engines: tuple[str, ...] | None = None
+    quants: tuple[str, ...] | None = None
+    if device is not None:
+        available = catalog.engine_ids_for(device.kind)
+        if not available:
+            errors["engines"] = f"no engine profile runs on {device.kind}"
+        elif values.engines is not None:
+            chosen = tuple(e for e in values.engines if e in available)
+            if not chosen:
+                errors["engines"] = "select at least one engine"
+            elif set(chosen) != set(available):
+                engines = chosen
+        q_available = catalog.quantizations_for(device.kind)
+        if values.quantizations is not None:
+            chosen_q = tuple(q for q in values.quantizations if q in q_available)
+            if not chosen_q:
+                errors["quantizations"] = "select at least one weight format"
+            elif set(chosen_q) != set(q_available):
+                quants = chosen_q
+
+    input_len = _int(errors, "input_len", values.input_len)
+    output_len = _int(errors, "output_len", values.output_len)
+    scenario = values.scenario if values.scenario in dict(SCENARIOS) else None
+    if scenario is None:
+        errors["scenario"] = "choose concurrency, rate or static"
+    load_int: int | None = None
+    load_rate: float | None = None
+    if scenario == "rate":
+        load_rate = _float(errors, "load", values.load, optional=False)
+    elif scenario is not None:
+        load_int = _int(errors, "load", values.load)
+
+    ttft = _float(errors, "ttft_ms", values.ttft_ms)
+    tpot = _float(errors, "tpot_ms", values.tpot_ms)
+    min_tok = _float(errors, "min_tok_s", values.min_tok_s)
+    if values.percentile not in PERCENTILES:
+        errors["percentile"] = "choose p50, p90, p95, p99 or mean"
+    if values.target not in dict(TARGETS):
+        errors["target"] = "choose throughput, latency, cost or goodput"
+
+    population = _int(errors, "population", values.population, minimum=4)
+    generations = _int(errors, "generations", values.generations, minimum=0)
+    seed = _int(errors, "seed", values.seed, minimum=0, optional=True)
+    patience = _int(errors, "patience", values.patience, minimum=0, optional=True)
+    crossover = _float(
+        errors, "crossover", values.crossover, optional=False, positive=False, low=0, high=1
+    )
+    mutation = _float(
+        errors, "mutation", values.mutation, optional=False, positive=False, low=0, high=1
+    )
+
+    if errors:
+        return FormCheck(None, errors)
+
+    from budsim.core.deployment import Workload
+    from budsim.core.search.ga import GASettings
+    from budsim.core.search.optimize import OptimizationRequest
+    from budsim.core.search.scoring import Constraints
+
+    assert devices is not None and input_len is not None and output_len is not None
+    assert population is not None and generations is not None and scenario is not None
+    if scenario == "rate":
+        workload = Workload(
+            scenario="rate", input_len=input_len, output_len=output_len, rate=load_rate or 1.0
+        )
+    elif scenario == "static":
+        workload = Workload(
+            scenario="static", input_len=input_len, output_len=output_len, batch_size=load_int or 1
+        )
+    else:
+        workload = Workload(
+            scenario="concurrency",
+            input_len=input_len,
+            output_len=output_len,
+            concurrency=load_int or 1,
+        )
+    try:
+        request = OptimizationRequest(
+            model=model,
+            hardware=values.hardware,
+            devices=devices,
+            nodes=nodes,
+            workload=workload,
+            engines=engines,
+            quantizations=quants,
+            constraints=Constraints(
+                ttft_ms=ttft,
+                tpot_ms=tpot,
+                percentile=values.percentile,
+                min_output_tok_s=min_tok,
+            ),
+            optimization_target=values.target,
+            ga=GASettings(
+                population=population,
+                generations=generations,
+                crossover=crossover if crossover is not None else 0.8,
+                mutation=mutation if mutation is not None else 0.2,
+                seed=seed,
+                patience=patience or None,
+            ),
+            exhaustive=values.exhaustive,
+        )
+        request.validate()
+    except BudsimError as exc:
+        return FormCheck(None, {"request": str(exc)})
+    return FormCheck(request, {})
+
+
+def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
+    """Field values from a stored request (`OptimizationRequest.to_dict()`), for re-running a run."""
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    workload = dict(inputs.get("workload") or {})
+    scenario = str(workload.get("scenario") or "concurrency")
+    load_key = {"rate": "rate", "static": "batch_size"}.get(scenario, "concurrency")
+    cons = dict(inputs.get("constraints") or {})
+    ga = dict(inputs.get("ga") or {})
+
+    def ga_value(*keys: str, default: Any = None) -> Any:
+        for key in keys:
+            if key in ga:
+                return ga[key]
+        return default
+
+    engines = inputs.get("engines")
+    quants = inputs.get("quantizations")
+    return SetupValues(
+        model=str(inputs.get("model") or ""),
+        hardware=str(inputs.get("hardware") or ""),
+        devices=text(inputs.get("devices")),
+        nodes=text(inputs.get("nodes")),
+        engines=tuple(engines) if engines else None,
+        quantizations=tuple(quants) if quants else None,
+        input_len=text(workload.get("input_len", 1024)),
+        output_len=text(workload.get("output_len", 256)),
+        scenario=scenario,
+        load=text(workload.get(load_key, 1)),
+        ttft_ms=text(cons.get("ttft_ms")),
+        tpot_ms=text(cons.get("tpot_ms")),
+        percentile=str(cons.get("percentile") or "p95"),
+        min_tok_s=text(cons.get("min_output_tok_s")),
+        target=str(inputs.get("optimization_target") or "throughput"),
+        population=text(ga_value("population_size", "population", default=100)),
+        generations=text(ga_value("generations", default=50)),
+        seed=text(ga_value("seed")),
+        patience=text(ga_value("patience", default=None)) or "0",
+        crossover=text(ga_value("crossover_probability", "crossover", default=0.8)),
+        mutation=text(ga_value("mutation_probability", "mutation", default=0.2)),
+        exhaustive=bool(inputs.get("exhaustive", False)),
+    )
+
+
+def first_error(errors: Mapping[str, str], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        if key in errors:
+            return errors[key]
+    return None

@@ -1,0 +1,1 @@
+"""Screens of the budsim TUI: setup, run, results, history, and small modals."""

@@ -1,0 +1,194 @@
+"""History: the saved runs; open, compare two, re-run with edits, delete. Interrupted runs stand out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Static
+
+from ..views import fmt, run_status_text
+from ..widgets.title_bar import TitleBar
+from .base import BudsimScreen
+from .modals import ConfirmScreen
+
+STATUS_STYLE = {
+    "completed": "green",
+    "cancelled": "yellow",
+    "interrupted": "bold red",
+    "failed": "red",
+    "running": "bold cyan",
+}
+
+
+def created_text(value: Any) -> str:
+    text = str(value or "")
+    # ISO 8601 from the store: 2025-01-31T12:34:56.789+00:00 -> 2025-01-31 12:34
+    return text[:16].replace("T", " ") if len(text) >= 16 else text
+
+
+def short_model(model: str, width: int = 28) -> str:
+    return model if len(model) <= width else model[: width - 1] + "…"
+
+
+def best_text(run: Mapping[str, Any]) -> str:
+    pred = run.get("best_prediction") or {}
+    obj = run.get("best_objectives") or {}
+    value = obj.get("output_tok_s_per_device") or pred.get("output_tok_s_per_device")
+    return fmt(value)
+
+
+class HistoryScreen(BudsimScreen):
+    TITLE = "budsim"
+    SUB_TITLE = "history"
+    BINDINGS = [
+        Binding("enter,o", "open", "Open"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare 2"),
+        Binding("e", "edit", "Re-run with edits"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[dict[str, Any]] = []
+        self.marked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar("history")
+        yield Static("loading the saved runs…", id="history-info")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#runs", DataTable)
+        for key, label in (
+            ("id", " run"),
+            ("status", "status"),
+            ("model", "model"),
+            ("best", "tok/s/dev"),
+            ("hardware", "hardware"),
+            ("created", "created (UTC)"),
+            ("target", "target"),
+            ("gens", "gens"),
+            ("evals", "evals"),
+        ):
+            table.add_column(label, key=key)
+        table.focus()
+        if self.budsim.history is not None:
+            self.show_runs(self.budsim.history)
+        self.budsim.load_history()
+
+    def show_runs(self, runs: Sequence[Mapping[str, Any]], error: str | None = None) -> None:
+        table = self.query_one("#runs", DataTable)
+        current = self.current_id()
+        self.runs = [dict(r) for r in runs]
+        ids = {r.get("id") for r in self.runs}
+        self.marked = [m for m in self.marked if m in ids]
+        table.clear()
+        for run in self.runs:
+            run_id = str(run.get("id"))
+            status = str(run.get("status"))
+            table.add_row(
+                self._id_cell(run_id),
+                Text(run_status_text(status), style=STATUS_STYLE.get(status, "")),
+                short_model(str(run.get("model"))),
+                best_text(run),
+                f"{run.get('devices')}× {run.get('hardware')}",
+                created_text(run.get("created_at")),
+                str(run.get("objective") or ""),
+                fmt(run.get("generations")),
+                fmt(run.get("evaluations")),
+                key=run_id,
+            )
+        if current in ids:
+            table.move_cursor(row=[r.get("id") for r in self.runs].index(current), animate=False)
+        info = self.query_one("#history-info", Static)
+        if error:
+            info.update(Text(f"cannot read the run store: {error}", style="red"))
+        elif not self.runs:
+            info.update("no saved runs yet: run a search from the setup screen (Esc)")
+        else:
+            interrupted = sum(1 for r in self.runs if r.get("status") == "interrupted")
+            text = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
+            if interrupted:
+                text += f" · {interrupted} interrupted (their finished generations are kept)"
+            text += " · space marks two runs to compare"
+            info.update(text)
+
+    def current_id(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.runs or table.cursor_row < 0 or table.cursor_row >= len(self.runs):
+            return None
+        return str(self.runs[table.cursor_row].get("id"))
+
+    def current_run(self) -> dict[str, Any] | None:
+        run_id = self.current_id()
+        return next((r for r in self.runs if r.get("id") == run_id), None)
+
+    @on(DataTable.RowSelected, "#runs")
+    def _selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run_id = self.current_id()
+        if run_id:
+            self.budsim.open_run(run_id)
+
+    def action_mark(self) -> None:
+        run_id = self.current_id()
+        if not run_id:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+            self.marked = self.marked[-2:]
+        table = self.query_one("#runs", DataTable)
+        for run in self.runs:
+            key = str(run.get("id"))
+            table.update_cell(key, "id", self._id_cell(key))
+
+    def _id_cell(self, run_id: str) -> Text:
+        if run_id in self.marked:
+            return Text(f"✓{run_id[:8]}", style="bold reverse")
+        return Text(f" {run_id[:8]}")
+
+    def action_compare(self) -> None:
+        if len(self.marked) != 2:
+            self.notify("mark two runs with space first", severity="warning")
+            return
+        self.budsim.compare_runs(self.marked[0], self.marked[1])
+
+    def action_edit(self) -> None:
+        run_id = self.current_id()
+        if run_id:
+            self.budsim.edit_run(run_id)
+
+    def action_delete(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        run_id = str(run.get("id"))
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.budsim.delete_run(run_id)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete run {run_id[:8]} ({run.get('model')}) and its generations?"),
+            confirmed,
+        )
+
+    def action_refresh(self) -> None:
+        self.budsim.load_history()
+
+    def action_back(self) -> None:
+        self.dismiss()

@@ -1,0 +1,1 @@
+"""Widgets of the budsim TUI, one concern per module."""

@@ -1,0 +1,75 @@
+"""Workload (request shape and load), SLOs and the optimisation target."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+
+from ..form import PERCENTILES, SCENARIOS, TARGETS, SetupValues
+from .fields import Choice, Field, FormGrid
+
+
+class WorkloadForm(FormGrid):
+    def __init__(self, values: SetupValues) -> None:
+        super().__init__(classes="form-grid", id="workload")
+        self._v = values
+
+    def compose(self) -> ComposeResult:
+        v = self._v
+        yield Field(
+            "input tok",
+            field_id="input_len",
+            value=v.input_len,
+            tooltip="Prompt tokens per request (ISL)",
+        )
+        yield Field(
+            "output tok",
+            field_id="output_len",
+            value=v.output_len,
+            tooltip="Output tokens per request (OSL)",
+        )
+        yield Choice(
+            "load type",
+            [(label, key) for key, label in SCENARIOS],
+            field_id="scenario",
+            value=v.scenario,
+        )
+        yield Field(
+            "load",
+            field_id="load",
+            value=v.load,
+            tooltip="Requests in flight, requests/s or batch size (per the load type)",
+        )
+        yield Field(
+            "TTFT ≤ ms",
+            field_id="ttft_ms",
+            value=v.ttft_ms,
+            placeholder="none",
+            tooltip="Time-to-first-token SLO in ms (empty = none)",
+        )
+        yield Field(
+            "TPOT ≤ ms",
+            field_id="tpot_ms",
+            value=v.tpot_ms,
+            placeholder="none",
+            tooltip="Time-per-output-token SLO in ms (empty = none)",
+        )
+        yield Choice(
+            "SLO at",
+            [(p, p) for p in PERCENTILES],
+            field_id="percentile",
+            value=v.percentile,
+        )
+        yield Field(
+            "min tok/s",
+            field_id="min_tok_s",
+            value=v.min_tok_s,
+            placeholder="none",
+            tooltip="Minimum output tokens/s of the whole deployment",
+        )
+        yield Choice(
+            "target",
+            [(label, key) for key, label in TARGETS],
+            field_id="target",
+            value=v.target,
+            tooltip="What the headline best maximises",
+        )

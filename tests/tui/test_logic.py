@@ -1,0 +1,275 @@
+"""The TUI's plain-Python parts: fuzzy search, form validation, result views, the cancel-aware runner."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from budsim.tui import fuzzy
+from budsim.tui.catalog import Catalog, load_catalog
+from budsim.tui.form import SetupValues, check_form, values_from_inputs
+from budsim.tui.runner import CancellableEvaluator, Progress, run_search
+from budsim.tui.views import (
+    describe,
+    layout_text,
+    memory_rows,
+    performance_rows,
+    view_from_response,
+    view_from_store,
+    why_text,
+)
+
+from .conftest import fixture_progress, load_json
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def test_fuzzy_prefers_word_starts_and_short_names() -> None:
+    names = ["Qwen/Qwen3-VL-8B-Instruct", "Qwen/Qwen3-8B", "meta-llama/Meta-Llama-3-8B"]
+    ranked = [m.text for m in fuzzy.rank("qwen3 8b", names)]
+    assert ranked[0] == "Qwen/Qwen3-8B"
+    assert "meta-llama/Meta-Llama-3-8B" not in ranked  # no "q" in it
+    assert fuzzy.match("zzz", "Qwen/Qwen3-8B") is None
+    m = fuzzy.match("q3", "Qwen/Qwen3-8B")
+    assert m is not None and len(m.positions) == 2
+
+
+def test_catalog_lists_models_hardware_engines(catalog: Catalog) -> None:
+    assert "Qwen/Qwen3-0.6B" in catalog.models
+    assert "h100-sxm" in catalog.devices and "gaudi2" in catalog.devices
+    assert catalog.engine_ids_for("cuda") == ["vllm", "sglang", "trtllm"]
+    assert catalog.engine_ids_for("hpu") == ["vllm"]
+    assert "nvfp4" not in catalog.quantizations_for("hpu")
+    ids = {value for _, value in catalog.model_choices}
+    assert ids <= set(catalog.models)
+
+
+def test_form_builds_a_request(catalog: Catalog) -> None:
+    values = SetupValues(
+        model="Qwen/Qwen3-0.6B",
+        devices="4",
+        engines=("vllm",),
+        quantizations=("auto", "fp8"),
+        scenario="rate",
+        load="2.5",
+        ttft_ms="500",
+        target="latency",
+        population="8",
+        generations="2",
+        seed="3",
+    )
+    check = check_form(values, catalog)
+    assert check.ok, check.errors
+    req = check.request
+    assert req is not None
+    assert req.devices == 4 and req.engines == ("vllm",)
+    assert req.quantizations == ("auto", "fp8")
+    assert req.workload.scenario == "rate" and req.workload.rate == 2.5
+    assert req.constraints.ttft_ms == 500 and req.optimization_target == "latency"
+    assert req.ga.population == 8 and req.ga.seed == 3
+    # every engine selected means "no restriction"
+    all_engines = values.with_(engines=("vllm", "sglang", "trtllm"))
+    assert check_form(all_engines, catalog).request.engines is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"model": ""}, "model", "choose a model"),
+        ({"devices": "two"}, "devices", "not a whole number"),
+        ({"devices": "0"}, "devices", "at least 1"),
+        ({"devices": "12", "nodes": "5"}, "nodes", "split evenly"),
+        ({"engines": ()}, "engines", "at least one"),
+        ({"load": "-3"}, "load", "at least 1"),
+        ({"ttft_ms": "fast"}, "ttft_ms", "not a number"),
+        ({"population": "2"}, "population", "at least 4"),
+        ({"mutation": "1.5"}, "mutation", "[0, 1]"),
+        ({"hardware": "tpu-v9"}, "hardware", "unknown"),
+    ],
+)
+def test_form_errors_name_the_field(
+    catalog: Catalog, changes: dict[str, Any], field: str, words: str
+) -> None:
+    values = SetupValues(model="Qwen/Qwen3-0.6B").with_(**changes)
+    check = check_form(values, catalog)
+    assert not check.ok and check.request is None
+    assert field in check.errors, check.errors
+    assert words in check.errors[field]
+    assert check.reason  # the run bar has something to say
+
+
+def test_form_waits_for_the_model_check(catalog: Catalog) -> None:
+    values = SetupValues(model="Qwen/Qwen3-0.6B")
+    assert "checking" in check_form(values, catalog, model_pending=True).errors["model"]
+    bad = check_form(values.with_(model="nope"), catalog, model_error="unknown model 'nope'")
+    assert bad.reason == "model: unknown model 'nope'"
+    assert "loading" in check_form(values, None).reason
+
+
+def test_values_round_trip_through_a_stored_request(catalog: Catalog) -> None:
+    values = SetupValues(
+        model="meta-llama/Llama-3.1-8B",
+        devices="8",
+        scenario="static",
+        load="16",
+        tpot_ms="40",
+        population="20",
+        generations="3",
+        seed="11",
+        patience="0",
+        engines=("sglang",),
+    )
+    request = check_form(values, catalog).request
+    assert request is not None
+    back = values_from_inputs(request.to_dict())
+    assert back.model == values.model and back.scenario == "static" and back.load == "16"
+    assert back.tpot_ms == "40" and back.population == "20" and back.seed == "11"
+    assert back.engines == ("sglang",)
+    again = check_form(back, catalog).request
+    assert again is not None and again.to_dict() == request.to_dict()
+
+
+def test_result_view_and_why_text() -> None:
+    response = load_json("response.json")
+    view = view_from_response(response)
+    best = view.best
+    assert best is not None and best.kind == "best" and best.rank == 0
+    assert [r.rank for r in view.rows] == list(range(len(view.rows)))
+    assert view.run_id == "5eed0000c0ffee00aa11bb22cc33dd44"
+    why = why_text(view)
+    assert describe(best.configuration) in why
+    assert "best tok/s per device" in why
+    assert "bottleneck" in why.lower()
+    rows = dict((label, value) for label, value, _ in performance_rows(best.prediction or {}))
+    assert rows["TTFT mean"].endswith("ms") and rows["E2E mean"].endswith(" s")
+    plan = load_json("memory_plan.json")
+    parts = dict(memory_rows(plan))
+    assert parts["weights"] == pytest.approx(plan["weights_gb"])
+    assert sum(parts.values()) == pytest.approx(plan["device_memory_gb"])
+    assert layout_text({"tp": 2, "pp": 2, "replicas": 3}) == "TP2·PP2 ×3"
+
+
+def test_view_from_store_without_a_response() -> None:
+    run = {"id": "abc", "status": "interrupted", "objective": "cost", "inputs": {"model": "m"}}
+    results = [
+        {
+            "rank": 0,
+            "kind": "best",
+            "deployment": {"engine": "vllm", "tp": 1},
+            "prediction": {"output_tok_s_per_device": 10.0},
+            "objectives": {"usd_per_1m_output_tokens": 3.0, "target": -3.0},
+            "feasible": True,
+        }
+    ]
+    view = view_from_store(run, results)
+    assert view.status == "interrupted" and view.target == "cost"
+    assert view.best is not None and view.best.configuration["engine"] == "vllm"
+    assert "3 $/1M" in why_text(view)
+
+
+def test_progress_fraction_and_eta() -> None:
+    history = fixture_progress()
+    first, last = history[0], history[-1]
+    assert first.generation == 0 and last.generation == last.generations
+    assert last.fraction == 1.0 and last.eta_s == 0.0
+    assert 0 < first.fraction < 1 and first.eta_s is not None and first.eta_s > 0
+    assert first.evals_per_s == pytest.approx(first.evaluations / first.elapsed_s)
+    assert any(p.front for p in last.points)
+    assert all(p.feasible for p in last.points if p.front)
+    best = last.leaders[0]
+    assert best["objectives"]["output_tok_s_per_device"] == pytest.approx(last.best_target)
+
+
+class _SlowEvaluator:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, deployments: Any) -> list[dict[str, Any] | None]:
+        self.calls += 1
+        time.sleep(0.05)
+        return [{"x": 1} for _ in deployments]
+
+
+def test_cancellable_evaluator_stops_between_chunks() -> None:
+    cancel = threading.Event()
+    inner = _SlowEvaluator()
+    evaluator = CancellableEvaluator(inner, cancel, chunk=2)
+    assert evaluator.evaluate(list(range(6))) == [{"x": 1}] * 6  # type: ignore[arg-type]
+    assert inner.calls == 3
+    timer = threading.Timer(0.08, cancel.set)
+    timer.start()
+    started = time.perf_counter()
+    out = evaluator.evaluate(list(range(100)))  # type: ignore[arg-type]
+    took = time.perf_counter() - started
+    timer.join()
+    assert len(out) == 100 and out[-1] is None and out[0] == {"x": 1}
+    assert took < 0.5
+
+
+def test_run_search_reports_progress_and_saves(db_path: Any, catalog: Catalog) -> None:
+    from budsim.core.store import open_store
+
+    values = SetupValues(model="Qwen/Qwen3-0.6B", population="8", generations="2", seed="5")
+    request = check_form(values, catalog).request
+    assert request is not None
+    seen: list[Progress] = []
+    created: list[str] = []
+    outcome = run_search(
+        request,
+        cancel=threading.Event(),
+        on_progress=seen.append,
+        on_created=created.append,
+        db_path=db_path,
+    )
+    assert outcome.status == "completed"
+    assert [p.generation for p in seen] == [0, 1, 2]
+    assert created == [outcome.run_id]
+    with open_store(db_path) as store:
+        run = store.get_run(created[0])
+        assert run["status"] == "completed" and run["generations"] == 3
+    assert outcome.response["optimal_configuration"]["model"] == "Qwen/Qwen3-0.6B"
+
+
+def test_pool_and_thread_predictions_agree(catalog: Catalog) -> None:
+    """Predicting in the process pool (the app's default) gives the same search as in-thread."""
+    values = SetupValues(model="Qwen/Qwen3-0.6B", population="8", generations="1", seed="9")
+    request = check_form(values, catalog).request
+    assert request is not None
+    in_thread = run_search(request, cancel=threading.Event(), save=False, workers=0)
+    pooled = run_search(request, cancel=threading.Event(), save=False, workers=1)
+    a, b = in_thread.response, pooled.response
+    assert a["optimal_configuration"] == b["optimal_configuration"]
+    assert a["predicted_performance"] == b["predicted_performance"]
+    assert [c["configuration"] for c in a["pareto_front"]] == [
+        c["configuration"] for c in b["pareto_front"]
+    ]
+
+
+def test_pooled_evaluator_survives_a_dead_pool() -> None:
+    """If the prediction processes die, the search carries on in the worker thread."""
+    import os
+    import signal
+
+    from budsim.core.deployment import Deployment, Workload
+    from budsim.tui.runner import PooledEvaluator, PredictionPool
+
+    workload = Workload(input_len=512, output_len=64, concurrency=4)
+    deps = [
+        Deployment(model="Qwen/Qwen3-0.6B", hardware="h100-sxm", engine="vllm", tp=tp)
+        for tp in (1, 2)
+    ]
+    evaluator = PooledEvaluator(workload, threading.Event(), workers=1)
+    first = evaluator.evaluate(deps)
+    pool = PredictionPool.get(1)
+    for pid in list(pool._processes):  # noqa: SLF001 - simulate a crashed child
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    again = evaluator.evaluate(deps)
+    assert [p["output_tok_s"] for p in again] == [p["output_tok_s"] for p in first]  # type: ignore[index]
+    assert evaluator.evaluate(deps) == again  # a fresh pool serves the next batch
