@@ -392,7 +392,14 @@ def register(app: typer.Typer) -> None:
                 info = f"{event.evaluations} evaluated · {event.feasible} feasible"
                 if best is not None:
                     info += f" · best {objective} {best:.4g}"
-                progress_ctx.update(task, completed=event.generation, info=info)  # type: ignore[union-attr]
+                if event.method == "exhaustive":
+                    progress_ctx.update(  # type: ignore[union-attr]
+                        task, total=event.space_size, completed=event.evaluations, info=info
+                    )
+                else:
+                    progress_ctx.update(  # type: ignore[union-attr]
+                        task, completed=event.generation, info=info
+                    )
 
         try:
             if progress_ctx is not None:

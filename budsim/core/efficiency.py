@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .hardware import Device
 
@@ -94,9 +95,10 @@ def _default(kind: str) -> Efficiency:
 
 
 @lru_cache(maxsize=1)
-def _fits() -> dict[str, dict[str, dict[str, object]]]:
+def _fits() -> dict[str, Any]:
     try:
-        return json.loads(CATALOG.read_text())["fits"]  # type: ignore[no-any-return]
+        fits: dict[str, Any] = json.loads(CATALOG.read_text())["fits"]
+        return fits
     except (OSError, ValueError, KeyError):
         return {}
 
@@ -112,22 +114,23 @@ def efficiency_for(device: Device, engine_id: str) -> Efficiency:
     if device.kind != "cuda":
         return base
     system = SYSTEM_BY_DEVICE.get(device.id) or SYSTEM_BY_ARCH.get(device.arch)
-    fit = _fits().get(system or "", {}).get(engine_id) or _fits().get(system or "", {}).get("vllm")
+    per_engine: dict[str, Any] = _fits().get(system or "", {})
+    fit: dict[str, Any] | None = per_engine.get(engine_id) or per_engine.get("vllm")
     if not fit:
         return base
-    gemm = {k: _roofline(v) for k, v in fit.get("gemm", {}).items()}  # type: ignore[union-attr]
+    gemm = {k: _roofline(v) for k, v in fit.get("gemm", {}).items()}
     moe = fit.get("moe")
     ctx = fit.get("attn_context") or {}
     dec = fit.get("attn_decode") or {}
     ar = fit.get("allreduce") or {}
     return Efficiency(
         gemm=gemm or base.gemm,
-        moe=_roofline(moe) if isinstance(moe, dict) else base.moe,  # type: ignore[arg-type]
-        attn_context_eta=ctx.get("eta", base.attn_context_eta),  # type: ignore[union-attr]
-        attn_context_lat_us=ctx.get("lat_us", base.attn_context_lat_us),  # type: ignore[union-attr]
-        attn_decode_eta_mem=dec.get("eta_mem", base.attn_decode_eta_mem),  # type: ignore[union-attr]
-        attn_decode_lat_us=dec.get("lat_us", base.attn_decode_lat_us),  # type: ignore[union-attr]
-        allreduce_alpha_us=ar.get("alpha_us"),  # type: ignore[union-attr]
-        allreduce_busbw_gbs=ar.get("busbw_gbs"),  # type: ignore[union-attr]
+        moe=_roofline(moe) if isinstance(moe, dict) else base.moe,
+        attn_context_eta=ctx.get("eta", base.attn_context_eta),
+        attn_context_lat_us=ctx.get("lat_us", base.attn_context_lat_us),
+        attn_decode_eta_mem=dec.get("eta_mem", base.attn_decode_eta_mem),
+        attn_decode_lat_us=dec.get("lat_us", base.attn_decode_lat_us),
+        allreduce_alpha_us=ar.get("alpha_us"),
+        allreduce_busbw_gbs=ar.get("busbw_gbs"),
         source=f"kernel fit {system}/{engine_id}",
     )

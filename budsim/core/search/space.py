@@ -22,7 +22,7 @@ Validity rules (all enforced by repair):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -49,6 +49,7 @@ GENES: tuple[str, ...] = (
 ENGINE, TP, PP, DP, EP, REPLICAS, WEIGHT, KV, SEQS, TOKENS, UTIL = range(len(GENES))
 CATEGORICAL = frozenset({ENGINE, WEIGHT, KV})
 ORDINAL = frozenset(range(len(GENES))) - CATEGORICAL
+_FIELD = {"weight_dtype": "weight_dtypes", "kv_dtype": "kv_dtypes"}
 
 DEFAULT_MAX_NUM_SEQS: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DEFAULT_TOKEN_BUDGETS: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384)
@@ -121,7 +122,9 @@ class SearchSpace:
     num_experts: int = 0  # routed experts; 0 = dense model
     # Requests that can ever be in flight at once (concurrency / static batch); None for open-loop rates.
     max_in_flight: int | None = None
-    input_len: int = 0
+    input_len: int = 0  # the longest prompt (canonicalises the token budget); 0 = do not
+    replicas_span_nodes: bool = True  # False: one replica must fit in a node (CPU engines)
+
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -164,7 +167,7 @@ class SearchSpace:
             return tuple(e.id for e in self.engines)
         if name == "replicas":
             return self.replicas
-        value: tuple[Any, ...] = getattr(self, name)
+        value: tuple[Any, ...] = getattr(self, _FIELD.get(name, name))
         return value
 
     @cached_property
@@ -186,7 +189,7 @@ class SearchSpace:
         dpn = self.devices_per_node
         if per_replica <= dpn:
             packed = self.nodes * (dpn // per_replica)
-        elif per_replica % dpn == 0:
+        elif per_replica % dpn == 0 and self.replicas_span_nodes:
             packed = self.nodes // (per_replica // dpn)
         else:
             packed = 0
@@ -236,25 +239,34 @@ class SearchSpace:
             return None
         return max(1, math.ceil(self.max_in_flight / replicas))
 
-    def seq_indices(self, replicas: int) -> range:
-        """Valid max_num_seqs indices for this replica count (the non-binding tail collapsed)."""
+    def seq_indices(self, replicas: int, dp: int = 1) -> range:
+        """Valid max_num_seqs indices (the non-binding tail collapsed onto its smallest value).
+
+        A replica sees ceil(in_flight / replicas) requests, spread over its `dp` attention ranks, each
+        running up to max_num_seqs; any limit at or above ceil(per_replica / dp) never binds.
+        """
         cap = self.in_flight_per_replica(replicas)
         n = len(self.max_num_seqs)
         if cap is None:
             return range(n)
+        cap = max(1, math.ceil(cap / dp))
         for i, value in enumerate(self.max_num_seqs):
             if value >= cap:
                 return range(i + 1)
         return range(n)
 
-    def token_indices(self, seqs: int, replicas: int) -> range:
-        """Valid token-budget indices: >= max_num_seqs, and no more than the workload can fill."""
+    def token_indices(self, seqs: int, replicas: int, dp: int = 1) -> range:
+        """Valid token-budget indices: >= max_num_seqs, and none above the first that never binds.
+
+        One engine step holds at most (running requests) x (prompt length) tokens, so a per-rank budget
+        of ceil(min(per_replica, seqs * dp) * input_len / dp) or more schedules the same way.
+        """
         budgets = self.max_num_batched_tokens
         lo = next((i for i, b in enumerate(budgets) if b >= seqs), len(budgets) - 1)
         hi = len(budgets) - 1
         cap = self.in_flight_per_replica(replicas)
         if cap is not None and self.input_len > 0:
-            need = min(cap, seqs) * self.input_len
+            need = math.ceil(min(cap, seqs * dp) * self.input_len / dp)
             hi = next((i for i, b in enumerate(budgets) if b >= need), hi)
         return range(lo, max(lo, hi) + 1)
 
@@ -262,9 +274,21 @@ class SearchSpace:
 
     def repair(self, genome: Sequence[int]) -> Genome:
         """The nearest valid canonical genome (the same genome when it is already valid)."""
+        key = tuple(genome)
+        memo = self._repair_memo
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = self._repair(key)
+        return hit
+
+    @cached_property
+    def _repair_memo(self) -> dict[tuple[int, ...], Genome]:
+        return {}
+
+    def _repair(self, genome: tuple[int, ...]) -> Genome:
         if len(genome) != len(GENES):
             raise ValueError(f"a genome has {len(GENES)} genes, got {len(genome)}")
-        g = [min(max(int(v), 0), n - 1) for v, n in zip(genome, self.cardinalities)]
+        g = [min(max(int(v), 0), n - 1) for v, n in zip(genome, self.cardinalities, strict=True)]
         ei = g[ENGINE]
         engine = self.engines[ei]
         layout = (g[TP], g[PP], g[DP], g[EP], g[REPLICAS])
@@ -273,12 +297,25 @@ class SearchSpace:
         g[TP], g[PP], g[DP], g[EP], g[REPLICAS] = layout
         g[WEIGHT] = self._nearest_dtype(g[WEIGHT], engine.weight_dtypes, self.weight_dtypes)
         g[KV] = self._nearest_dtype(g[KV], engine.kv_dtypes, self.kv_dtypes)
-        replicas = self.replicas[g[REPLICAS]]
-        seqs = self.seq_indices(replicas)
+        replicas, dp = self.replicas[g[REPLICAS]], self.dp[g[DP]]
+        seqs = self._seq_memo.get((replicas, dp))
+        if seqs is None:
+            seqs = self._seq_memo[(replicas, dp)] = self.seq_indices(replicas, dp)
         g[SEQS] = min(max(g[SEQS], seqs.start), seqs.stop - 1)
-        tokens = self.token_indices(self.max_num_seqs[g[SEQS]], replicas)
+        tkey = (self.max_num_seqs[g[SEQS]], replicas, dp)
+        tokens = self._token_memo.get(tkey)
+        if tokens is None:
+            tokens = self._token_memo[tkey] = self.token_indices(*tkey)
         g[TOKENS] = min(max(g[TOKENS], tokens.start), tokens.stop - 1)
         return tuple(g)
+
+    @cached_property
+    def _seq_memo(self) -> dict[tuple[int, int], range]:
+        return {}
+
+    @cached_property
+    def _token_memo(self) -> dict[tuple[int, int, int], range]:
+        return {}
 
     def is_valid(self, genome: Sequence[int]) -> bool:
         return tuple(genome) == self.repair(genome)
@@ -286,18 +323,36 @@ class SearchSpace:
     def _nearest_layout(
         self, engine_index: int, layout: tuple[int, int, int, int, int]
     ) -> tuple[int, int, int, int, int]:
-        candidates = self._layouts[engine_index]
-        if not candidates:  # pragma: no cover - build_space drops such engines
+        memo = self._layout_memo[engine_index]
+        hit = memo.get(layout)
+        if hit is not None:
+            return hit
+        import numpy as np
+
+        candidates = self._layout_arrays[engine_index]
+        if not len(candidates):  # pragma: no cover - build_space drops such engines
             raise BudsimError(f"engine {self.engines[engine_index].id} has no valid layout")
-        # Keep TP most, then PP, DP, EP; shrink rather than grow on ties (fewer devices, fewer hops).
-        weights = (8, 4, 4, 2, 1)
+        # Keep TP most, then PP and DP, then EP, then replicas; on ties shrink rather than grow (fewer
+        # devices, fewer hops), then the first in index order.
+        here = np.asarray(layout)
+        diff = candidates - here
+        dist = np.abs(diff) @ np.array([8, 4, 4, 2, 1])
+        grows = (diff > 0).sum(axis=1)
+        n = len(candidates)
+        key = (dist * 8 + grows) * n + np.arange(n)
+        best = self._layouts[engine_index][int(np.argmin(key))]
+        memo[layout] = best
+        return best
 
-        def distance(other: tuple[int, int, int, int, int]) -> tuple[int, int, tuple[int, ...]]:
-            d = sum(w * abs(a - b) for w, a, b in zip(weights, layout, other))
-            grows = sum(1 for a, b in zip(layout, other) if b > a)
-            return (d, grows, other)
+    @cached_property
+    def _layout_arrays(self) -> tuple[Any, ...]:
+        import numpy as np
 
-        return min(candidates, key=distance)
+        return tuple(np.asarray(x, dtype=np.int64).reshape(-1, 5) for x in self._layouts)
+
+    @cached_property
+    def _layout_memo(self) -> tuple[dict[tuple[int, ...], tuple[int, int, int, int, int]], ...]:
+        return tuple({} for _ in self.engines)
 
     @staticmethod
     def _nearest_dtype(index: int, allowed: tuple[str, ...], options: tuple[str, ...]) -> int:
@@ -315,9 +370,9 @@ class SearchSpace:
             kv_idx = [i for i, d in enumerate(self.kv_dtypes) if d in engine.kv_dtypes]
             n_util = len(self.gpu_memory_utilization)
             for ti, pi, di, epi, ri in self._layouts[ei]:
-                replicas = self.replicas[ri]
-                for si in self.seq_indices(replicas):
-                    tokens = self.token_indices(self.max_num_seqs[si], replicas)
+                replicas, dp = self.replicas[ri], self.dp[di]
+                for si in self.seq_indices(replicas, dp):
+                    tokens = self.token_indices(self.max_num_seqs[si], replicas, dp)
                     for wi in w_idx:
                         for ki in kv_idx:
                             for bi in tokens:
@@ -331,10 +386,10 @@ class SearchSpace:
         for ei, engine in enumerate(self.engines):
             per = len(engine.weight_dtypes) * len(engine.kv_dtypes)
             per *= len(self.gpu_memory_utilization)
-            for _, _, _, _, ri in self._layouts[ei]:
-                replicas = self.replicas[ri]
-                for si in self.seq_indices(replicas):
-                    total += per * len(self.token_indices(self.max_num_seqs[si], replicas))
+            for _, _, di, _, ri in self._layouts[ei]:
+                replicas, dp = self.replicas[ri], self.dp[di]
+                for si in self.seq_indices(replicas, dp):
+                    total += per * len(self.token_indices(self.max_num_seqs[si], replicas, dp))
         return total
 
     # ------------------------------------------------------------------ decoding
@@ -380,7 +435,11 @@ class SearchSpace:
                 }
                 for e in self.engines
             ],
-            **{name: list(self.options(name)) for name in GENES[1:] if name != "replicas"},
+            **{
+                _FIELD.get(name, name): list(self.options(name))
+                for name in GENES[1:]
+                if name != "replicas"
+            },
             "replicas": [1, self.devices],
             "checkpoint_dtype": self.checkpoint_dtype,
             "num_experts": self.num_experts,
@@ -440,33 +499,54 @@ def normalise_quant(name: str, checkpoint_dtype: str) -> str:
     return "auto" if key == checkpoint_dtype else key
 
 
+_SAME_SIZE = {"fp16": "bf16", "fp32": "bf16"}
+
+
 def weight_options(
     engine_quants: Sequence[str],
     checkpoint_dtype: str,
-    device_tflops: Any = None,
     allowed: Sequence[str] | None = None,
+    runs: Callable[[str], bool] | None = None,
 ) -> tuple[str, ...]:
-    """Weight dtypes one engine can serve this checkpoint with on this hardware.
+    """Weight dtypes one engine can serve this checkpoint with.
 
-    "auto" (the checkpoint as it is) when the engine runs the checkpoint's format, plus every format the
-    engine runs that is strictly smaller than the checkpoint (quantising further, never upcasting).
-    nvfp4 needs fp4 tensor cores (Blackwell); every other format has a kernel path on the engines listed.
+    "auto" (the checkpoint as it is) plus every other format the engine runs; `runs(dtype)` says whether
+    the engine can serve this checkpoint in that format (budsim.core.engines.runs_weights: never
+    upcast, some formats only from a checkpoint already in them). Without `runs`, any format strictly
+    smaller than the checkpoint qualifies. Formats the same size as the checkpoint (fp16 for bf16) are
+    the checkpoint itself. `allowed` narrows to the user's --quant list.
     """
     ck_bytes = WEIGHT_BYTES.get(checkpoint_dtype, 2.0)
-    native_fp4 = device_tflops is None or "fp4" in device_tflops
+    ck_class = _SAME_SIZE.get(checkpoint_dtype, checkpoint_dtype)
+
+    def ok(dtype: str) -> bool:
+        if runs is not None:
+            return runs(dtype)
+        return dtype == checkpoint_dtype or WEIGHT_BYTES.get(dtype, ck_bytes) < ck_bytes
+
     out: list[str] = []
-    if checkpoint_dtype in engine_quants or checkpoint_dtype in ("fp32",):
+    if any(_SAME_SIZE.get(q, q) == ck_class for q in engine_quants) and ok(checkpoint_dtype):
         out.append("auto")
     for q in engine_quants:
-        if q == checkpoint_dtype or WEIGHT_BYTES.get(q, ck_bytes) >= ck_bytes:
-            continue
-        if q == "nvfp4" and not native_fp4:
+        if _SAME_SIZE.get(q, q) == ck_class or q in out or not ok(q):
             continue
         out.append(q)
     if allowed is not None:
         keep = {normalise_quant(a, checkpoint_dtype) for a in allowed}
         out = [d for d in out if d in keep]
     return tuple(out)
+
+
+def _runs_predicate(profile: Any, checkpoint_dtype: str) -> Callable[[str], bool] | None:
+    try:
+        from ..engines import runs_weights
+    except ImportError:  # pragma: no cover - older engines module
+        return None
+
+    def runs(dtype: str) -> bool:
+        return bool(runs_weights(profile, dtype, checkpoint_dtype))
+
+    return runs
 
 
 def build_space(
@@ -506,8 +586,8 @@ def build_space(
         w = weight_options(
             profile.quantizations,
             model.checkpoint_dtype,
-            getattr(device, "tflops", None),
             quant_allowed,
+            runs=_runs_predicate(profile, model.checkpoint_dtype),
         )
         if not w:
             notes.append(f"{profile.id}: no allowed weight format for this checkpoint")
@@ -597,6 +677,7 @@ def build_space(
         checkpoint_dtype=model.checkpoint_dtype,
         num_experts=num_experts,
         max_in_flight=in_flight,
-        input_len=workload.input_len,
+        input_len=math.ceil(workload.input_len * (1 + workload.input_len_spread)),
+        replicas_span_nodes=device.kind != "cpu",
         notes=tuple(notes),
     )

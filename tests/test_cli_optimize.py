@@ -1,0 +1,219 @@
+"""`budsim optimize` and `budsim runs` end to end with the real predictor (a tiny model keeps it fast)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from budsim.cli import app
+from budsim.core.search.optimize import NoFeasibleConfiguration
+
+TINY = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 1024,
+    "intermediate_size": 2816,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "bfloat16",
+    "tie_word_embeddings": False,
+    "rms_norm_eps": 1e-5,
+}
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path) -> str:
+    path = tmp_path / "tiny" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+def base_args(model: str, db: Path) -> list[str]:
+    return [
+        "optimize",
+        "--model",
+        model,
+        "--hardware",
+        "l4",
+        "--devices",
+        "2",
+        "--input-len",
+        "256",
+        "--output-len",
+        "32",
+        "--concurrency",
+        "4",
+        "--num-requests",
+        "16",
+        "--population",
+        "8",
+        "--generations",
+        "2",
+        "--seed",
+        "3",
+        "--db",
+        str(db),
+    ]
+
+
+def test_optimize_json_is_saved_and_runs_commands_work(tiny_model: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = tmp_path / "runs.db"
+    first = runner.invoke(app, [*base_args(tiny_model, db), "--json"])
+    assert first.exit_code == 0, first.output
+    response = json.loads(first.stdout)
+    assert set(response) >= {
+        "simulation_id",
+        "status",
+        "optimal_configuration",
+        "predicted_performance",
+        "alternative_configurations",
+        "simulation_metadata",
+    }
+    assert response["status"] == "completed"
+    meta = response["simulation_metadata"]
+    assert meta["generations_evolved"] <= 2 and meta["configurations_evaluated"] > 0
+    perf = response["predicted_performance"]
+    assert perf["fits"] is True and perf["output_tok_s"] > 0
+    assert {"ttft_ms_p50", "tpot_ms_p99", "output_tok_s_per_device", "calibration"} <= set(perf)
+    config = response["optimal_configuration"]
+    assert config["hardware"] == "l4" and config["devices"] <= 2
+    run_id = response["simulation_id"]
+
+    second = runner.invoke(
+        app, [*base_args(tiny_model, db), "--json", "--objective", "latency", "--engines", "vllm"]
+    )
+    assert second.exit_code == 0, second.output
+    other = json.loads(second.stdout)
+    assert other["optimal_configuration"]["engine"] == "vllm"
+
+    listed = runner.invoke(app, ["runs", "list", "--json", "--db", str(db)])
+    assert listed.exit_code == 0
+    ids = [r["id"] for r in json.loads(listed.stdout)]
+    assert ids == [other["simulation_id"], run_id]  # newest first
+
+    shown = runner.invoke(app, ["runs", "show", run_id[:8], "--json", "--db", str(db)])
+    assert shown.exit_code == 0
+    stored = json.loads(shown.stdout)
+    assert stored["response"]["optimal_configuration"] == config
+    assert stored["run"]["status"] == "completed"
+    assert len(stored["generations"]) == meta["generations_evolved"] + 1
+
+    table = runner.invoke(app, ["runs", "show", run_id, "--db", str(db), "--generations"])
+    assert table.exit_code == 0
+    assert "Best configuration" in table.stdout and "Generations" in table.stdout
+
+    cmp = runner.invoke(
+        app, ["runs", "compare", run_id, other["simulation_id"], "--json", "--db", str(db)]
+    )
+    assert cmp.exit_code == 0
+    data = json.loads(cmp.stdout)
+    assert data["configuration"]["engine"][1] == "vllm"
+    assert "output_tok_s" in data["metrics"]
+    assert (
+        runner.invoke(
+            app, ["runs", "compare", run_id, other["simulation_id"], "--db", str(db)]
+        ).exit_code
+        == 0
+    )
+    assert "run" in runner.invoke(app, ["runs", "list", "--db", str(db)]).stdout.lower()
+
+    deleted = runner.invoke(app, ["runs", "delete", run_id, "--db", str(db)])
+    assert deleted.exit_code == 0 and run_id in deleted.stdout
+    after = json.loads(runner.invoke(app, ["runs", "list", "--json", "--db", str(db)]).stdout)
+    assert [r["id"] for r in after] == [other["simulation_id"]]
+
+
+def test_optimize_rich_output_and_no_save(tiny_model: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = tmp_path / "runs.db"
+    result = runner.invoke(
+        app,
+        [*base_args(tiny_model, db), "--no-save", "--slo-ttft-ms", "5000"],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for text in (
+        "Best configuration",
+        "Predicted performance",
+        "Constraints",
+        "configurations evaluated",
+    ):
+        assert text in out
+    assert "ttft_ms_p95" in out and "interpolated p90-p99" in out
+    assert "saved as run" not in out
+    listed = runner.invoke(app, ["runs", "list", "--json", "--db", str(db)])
+    assert json.loads(listed.stdout) == []
+
+
+def test_impossible_slo_shows_closest(tiny_model: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = tmp_path / "runs.db"
+    args = [*base_args(tiny_model, db), "--slo-tpot-ms", "0.001", "--json"]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, NoFeasibleConfiguration)
+    assert result.exception.binding == "tpot_ms_p95"
+    body = json.loads(result.stdout)
+    assert body["status"] == "infeasible" and body["binding_constraint"] == "tpot_ms_p95"
+    assert body["closest_configurations"]
+    runs = json.loads(runner.invoke(app, ["runs", "list", "--json", "--db", str(db)]).stdout)
+    assert runs[0]["status"] == "failed"
+
+
+def test_errors_exit_with_code_2(tiny_model: str, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "budsim", *base_args(tiny_model, tmp_path / "r.db"), "--rate", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "error: give exactly one of --concurrency, --rate or --batch-size" in proc.stderr
+    big = [
+        sys.executable,
+        "-m",
+        "budsim",
+        "runs",
+        "show",
+        "nope",
+        "--db",
+        str(tmp_path / "r.db"),
+    ]
+    proc = subprocess.run(big, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
+
+
+def test_cli_modules_stay_light() -> None:
+    code = (
+        "import sys, budsim.cli.optimize, budsim.cli.runs, budsim.core.store, "
+        "budsim.core.search.optimize; "
+        "bad = [m for m in ('textual', 'deap', 'sqlite_utils') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_parallel_workers_give_the_same_answer(tiny_model: str) -> None:
+    from budsim.core.deployment import Workload
+    from budsim.core.search.ga import GASettings
+    from budsim.core.search.optimize import OptimizationRequest, run_optimization
+
+    req = OptimizationRequest(
+        model=tiny_model,
+        hardware="l4",
+        devices=2,
+        workload=Workload(input_len=256, output_len=32, concurrency=4, num_requests=16),
+        ga=GASettings(population=8, generations=2, seed=5),
+    )
+    one = run_optimization(req).to_dict()
+    two = run_optimization(req, workers=2).to_dict()
+    for response in (one, two):
+        response["simulation_metadata"].pop("duration_seconds")
+    assert one == two
