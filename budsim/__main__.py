@@ -1,3 +1,3 @@
-from budsim.cli import main
+from budsim.entry import main
 
 main()

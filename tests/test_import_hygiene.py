@@ -18,6 +18,11 @@ HEADLESS = [
     "budsim.core.evaluate",
     "budsim.core.datasets",
     "budsim.cli",
+    "budsim.core.facts",
+    "budsim.core.search.optimize",
+    "budsim.core.store",
+    "budsim.core.export",
+    "budsim.cli.optimize",
 ]
 
 

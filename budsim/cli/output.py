@@ -39,10 +39,9 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
-
-    from rich import box
 
     # Narrow terminals (80 columns in tmux) fold long values instead of cutting them off.
     cells = [[fmt(v) for v in row] for row in rows]

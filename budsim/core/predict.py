@@ -24,7 +24,6 @@ from .steptime import StepTimeModel
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
 
 
-
 @dataclass
 class Prediction:
     ttft_ms_mean: float | None = None

@@ -175,7 +175,7 @@ class BudsimApp(App[None]):
                 from budsim.core.model import load_model
 
                 load_model(ref, allow_network=True)  # fills the HF cache the rest reads offline
-            from budsim.cli.catalog import model_facts
+            from budsim.core.facts import model_facts
 
             facts = model_facts(ref)
         except BudsimError as exc:
