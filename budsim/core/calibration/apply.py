@@ -1,0 +1,152 @@
+"""apply_calibration: scale a physics Prediction by the learned residuals, consistently.
+
+A residual model predicts, per metric family, log(measured / physics) as a point and an 80 % band
+(lo, hi). Scaling rules:
+
+- closed loop / rate: TTFT percentiles scale by exp(ttft residual), TPOT/ITL percentiles by exp(tpot
+  residual); end-to-end latency is rebuilt from the two (TTFT share and decode share of the mean
+  request), and closed-loop throughput follows Little's law (throughput x latency = concurrency). With
+  arrivals at a rate, throughput is the arrival rate unless the physics says the system saturates.
+- static batch: every time scales by exp(e2e residual) and throughput by its inverse.
+
+Bands: `<metric>_lo` / `<metric>_hi` for ttft_ms_mean, tpot_ms_mean, e2e_s_mean and output_tok_s. A
+family with no learned model gets the physics-only band (the spread of the physics residuals over all
+training data). `pred.calibration` names what was used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .features import SCENARIO_FAMILIES, feature_vector
+
+if TYPE_CHECKING:
+    from ..deployment import Workload
+    from ..predict import Prediction, Resolved
+
+Residual = tuple[float, float, float]  # (point, lo, hi) of log(measured / physics)
+
+_TTFT = ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99")
+_TPOT = ("tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99", "itl_ms_mean")
+_E2E = ("e2e_s_mean", "e2e_s_p50", "e2e_s_p90", "e2e_s_p99", "e2e_s_max")
+_RATES = ("requests_per_s", "output_tok_s", "total_tok_s", "output_tok_s_per_device")
+
+
+def _scale(pred: Prediction, keys: tuple[str, ...], factor: float) -> None:
+    for key in keys:
+        value = getattr(pred, key)
+        if value is not None:
+            setattr(pred, key, value * factor)
+
+
+def rescale(pred: Prediction, workload: Workload, res: Mapping[str, Residual]) -> None:
+    """Apply residuals (one per family of the scenario) to `pred` in place, bands included."""
+    out0 = pred.output_tok_s
+    if workload.scenario == "static":
+        p, lo, hi = res["e2e"]
+        e2e0, ttft0, tpot0 = pred.e2e_s_mean, pred.ttft_ms_mean, pred.tpot_ms_mean
+        f = math.exp(p)
+        _scale(pred, _TTFT + _TPOT + _E2E, f)
+        _scale(pred, _RATES, 1.0 / f)
+        if pred.tok_s_per_user:
+            pred.tok_s_per_user /= f
+        lo_f, hi_f = math.exp(lo), math.exp(hi)
+        if ttft0 is not None:
+            pred.ttft_ms_mean_lo, pred.ttft_ms_mean_hi = ttft0 * lo_f, ttft0 * hi_f
+        if tpot0 is not None:
+            pred.tpot_ms_mean_lo, pred.tpot_ms_mean_hi = tpot0 * lo_f, tpot0 * hi_f
+        if e2e0 is not None:
+            pred.e2e_s_mean_lo, pred.e2e_s_mean_hi = e2e0 * lo_f, e2e0 * hi_f
+        if out0 is not None:
+            pred.output_tok_s_lo, pred.output_tok_s_hi = out0 / hi_f, out0 / lo_f
+        return
+
+    pt, lo_t, hi_t = res["ttft"]
+    pp, lo_p, hi_p = res["tpot"]
+    ttft0, tpot0, e2e0 = pred.ttft_ms_mean, pred.tpot_ms_mean, pred.e2e_s_mean
+    if ttft0 is None or e2e0 is None or e2e0 <= 0:
+        return
+    first = ttft0 / 1e3
+    decode = max(e2e0 - first, 0.0)
+
+    def e2e_at(a: float, b: float) -> float:
+        return first * math.exp(a) + decode * math.exp(b)
+
+    fe = e2e_at(pt, pp) / e2e0
+    _scale(pred, _TTFT, math.exp(pt))
+    _scale(pred, _TPOT, math.exp(pp))
+    if pred.tok_s_per_user:
+        pred.tok_s_per_user /= math.exp(pp)
+    _scale(pred, _E2E, fe)
+    pred.ttft_ms_mean_lo, pred.ttft_ms_mean_hi = ttft0 * math.exp(lo_t), ttft0 * math.exp(hi_t)
+    if tpot0 is not None:
+        pred.tpot_ms_mean_lo, pred.tpot_ms_mean_hi = tpot0 * math.exp(lo_p), tpot0 * math.exp(hi_p)
+    e2e_lo, e2e_hi = e2e_at(lo_t, lo_p), e2e_at(hi_t, hi_p)
+    pred.e2e_s_mean_lo, pred.e2e_s_mean_hi = e2e_lo, e2e_hi
+    if out0 is None:
+        return
+    if workload.scenario == "concurrency":
+        _scale(pred, _RATES, 1.0 / fe)
+        pred.output_tok_s_lo, pred.output_tok_s_hi = out0 * e2e0 / e2e_hi, out0 * e2e0 / e2e_lo
+        return
+    # rate: the arrival rate sets throughput unless the system saturates
+    offered = workload.rate  # requests/s offered to the whole system
+    rps = pred.requests_per_s or 0.0
+    saturated = rps > 0 and rps < 0.97 * offered
+    if saturated:
+        factor = min(1.0 / fe, offered / rps)
+        _scale(pred, _RATES, factor)
+        pred.output_tok_s_lo = out0 * min(e2e0 / e2e_hi, offered / rps)
+        pred.output_tok_s_hi = out0 * min(e2e0 / e2e_lo, offered / rps)
+    else:
+        pred.output_tok_s_lo = pred.output_tok_s_hi = out0
+
+
+def physics_band(families: tuple[str, ...]) -> dict[str, Residual] | None:
+    """Residuals that keep the physics values and carry the physics-only band."""
+    from . import store
+
+    out: dict[str, Residual] = {}
+    for fam in families:
+        band = store.fallback_band(fam)
+        if band is None:
+            return None
+        out[fam] = (0.0, band[0], band[1])
+    return out
+
+
+def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
+    """Calibrate `pred` in place (called by budsim.core.predict.predict for fitting deployments)."""
+    from . import store
+
+    if not pred.fits or pred.ttft_ms_mean is None:
+        return
+    families = SCENARIO_FAMILIES.get(workload.scenario)
+    if not families:
+        return
+    kind = resolved.device.kind
+    pre = store.pretrained(kind)
+    user = store.user_calibration(resolved)
+    names: list[str] = []
+    res: dict[str, Residual] = {}
+    x = None
+    if pre is not None and pre.covers(families):
+        x = feature_vector(resolved, workload, pred)
+        res = pre.predict(families, x)
+        names.append(pre.name)
+    if len(res) < len(families):
+        fallback = physics_band(tuple(f for f in families if f not in res))
+        if fallback is None and not user:
+            return
+        res.update(fallback or {fam: (0.0, 0.0, 0.0) for fam in families if fam not in res})
+    if user is not None and user.covers(families):
+        if x is None:
+            x = feature_vector(resolved, workload, pred)
+        for fam, (dp, dlo, dhi) in user.predict(families, x).items():
+            p, lo, hi = res[fam]
+            res[fam] = (p + dp, lo + dlo, hi + dhi)
+        names.append(f"user:{user.name}")
+    rescale(pred, workload, res)
+    pred.calibration = "+".join(names) if names else "physics"

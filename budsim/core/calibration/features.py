@@ -1,0 +1,255 @@
+"""Numeric features of one prediction case, shared by training, validation and `apply_calibration`.
+
+Everything is a plain number so that hardware and models outside the training data still map to
+points the models have seen neighbours of. The vector has two parts:
+
+- a *deployment* part (hardware specs, model facts, engine, parallelism, dtypes and the physics
+  step times at fixed reference points) that depends only on the resolved deployment and is cached;
+- a *case* part (lengths, load, scenario and the physics outputs of this case).
+
+Monotonicity: the features that change when the load or the input length grows are all
+non-decreasing in them and are listed in `MONOTONE_UP`. Training constrains every model to be
+non-decreasing in them, so a calibrated TPOT never falls when concurrency rises and a calibrated TTFT
+never falls when the prompt grows (given that the physics itself is monotone).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..deployment import Deployment, Workload
+from ..dtypes import COMPUTE_DTYPE, kv_bytes, weight_bytes
+from ..engines import ENGINE_IDS
+from ..errors import BudsimError
+from ..memory import resolve_kv_dtype
+from ..steptime import StepTimeModel
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..predict import Prediction, Resolved
+
+# Metric families with their own residual models. Throughput is not modelled: it follows from the
+# calibrated latencies (closed loop: Little's law; static batch: batch x lengths / latency).
+FAMILIES: tuple[str, ...] = ("ttft", "tpot", "e2e")
+# Which families apply to a scenario.
+SCENARIO_FAMILIES: dict[str, tuple[str, ...]] = {
+    "concurrency": ("ttft", "tpot"),
+    "rate": ("ttft", "tpot"),
+    "static": ("e2e",),
+}
+# Measured column (budsim.core.evaluate.METRIC_MAP) -> family.
+COLUMN_FAMILY: dict[str, str] = {"ttft_ms": "ttft", "tpot_ms": "tpot", "e2e_s": "e2e"}
+
+_DEPLOYMENT_FEATURES: tuple[str, ...] = (
+    # hardware
+    "hw_mem_bw_gbs",
+    "hw_bf16_tflops",
+    "hw_fp8_tflops",
+    "hw_fp4_tflops",
+    "hw_peak_used_tflops",
+    "hw_memory_gb",
+    "hw_scaleup_bw_gbs",
+    "hw_devices_per_node",
+    # model
+    "m_active_params_b",
+    "m_total_params_b",
+    "m_kv_bytes_per_token",
+    "m_is_moe",
+    "m_is_mla",
+    "m_experts",
+    "m_top_k",
+    "m_layers",
+    "m_hidden",
+    "m_not_full_attention",  # share of layers with sliding or linear attention
+    # engine
+    *(f"e_{e}" for e in ENGINE_IDS),
+    "e_mixed_scheduler",
+    # parallelism
+    "p_tp",
+    "p_pp",
+    "p_dp",
+    "p_ep",
+    "p_devices",
+    "p_multinode",
+    # precision
+    "d_weight_bytes",
+    "d_kv_bytes",
+    # physics at fixed reference points (independent of this case's load and lengths)
+    "ref_decode1_ms",  # one decode step, batch 1, 1k context
+    "ref_decode64_ms",  # one decode step, batch 64, 1k context each
+    "ref_decode64_compute_share",
+    "ref_decode64_comm_share",
+    "ref_decode64_overhead_share",
+    "ref_prefill_ms",  # one 2k-token prefill
+    "ref_prefill_compute_share",
+    "ref_prefill_comm_share",
+    "mem_weights_share",  # weights / device memory
+)
+_CASE_FEATURES: tuple[str, ...] = (
+    "s_concurrency",
+    "s_static",
+    "s_rate",
+    "w_isl",
+    "w_osl",
+    "w_load",  # per replica: concurrency, batch, or in-flight requests of a rate (Little's law)
+    "ph_log_ttft_ms",
+    "ph_log_tpot_ms",
+    "ph_log_e2e_s",
+    "ph_kv_pressure",  # load / sequences the KV cache holds
+)
+FEATURES: tuple[str, ...] = _DEPLOYMENT_FEATURES + _CASE_FEATURES
+
+# Non-decreasing in load and input length; the models are constrained to be non-decreasing in them.
+MONOTONE_UP: tuple[str, ...] = (
+    "w_isl",
+    "w_load",
+    "ph_log_ttft_ms",
+    "ph_log_tpot_ms",
+    "ph_log_e2e_s",
+    "ph_kv_pressure",
+)
+# Output length only matters monotonically for whole-request latency.
+FAMILY_MONOTONE_UP: dict[str, tuple[str, ...]] = {
+    "ttft": MONOTONE_UP,
+    "tpot": MONOTONE_UP,
+    "e2e": (*MONOTONE_UP, "w_osl"),
+}
+
+_N_DEP = len(_DEPLOYMENT_FEATURES)
+_DEP_CACHE: dict[Deployment, list[float]] = {}
+_DEP_CACHE_MAX = 8192
+
+
+def monotone_vector(family: str) -> list[int]:
+    up = set(FAMILY_MONOTONE_UP[family])
+    return [1 if name in up else 0 for name in FEATURES]
+
+
+def _shares(st: Any) -> tuple[float, float, float]:
+    total = st.total or 1.0
+    return st.compute / total, st.communication / total, st.overhead / total
+
+
+def deployment_features(resolved: Resolved) -> list[float]:
+    """The deployment part of the vector (cached per resolved deployment)."""
+    dep = resolved.deployment
+    cached = _DEP_CACHE.get(dep)
+    if cached is not None:
+        return cached
+    model, device, engine = resolved.model, resolved.device, resolved.engine
+    wdtype = dep.weight_dtype
+    kvdtype = resolve_kv_dtype(dep.kv_dtype)
+    tf = device.tflops
+    layers = sum(n for _, n in model.layer_groups) or 1
+    not_full = sum(
+        n for spec, n in model.layer_groups if spec.attention != "full" or spec.window is not None
+    )
+    step = StepTimeModel(model, device, engine, dep)
+    dec1 = step(1, 1024.0, 0, 0.0, 0)
+    dec64 = step(64, 64 * 1024.0, 0, 0.0, 0)
+    pf = step(0, 0.0, 2048, 2048 * 2049 / 2.0, 1)
+    d64 = _shares(dec64)
+    p = _shares(pf)
+    try:
+        weights_gb = model.weight_bytes(wdtype) / 1e9 / max(1, dep.tp * dep.pp)
+    except BudsimError:  # an unknown dtype string: leave the share at 0
+        weights_gb = 0.0
+    out = [
+        device.memory_bw_gbs,
+        float(tf.get("bf16") or tf.get("fp16") or 0.0),
+        float(tf.get("fp8") or 0.0),
+        float(tf.get("fp4") or 0.0),
+        device.peak_tflops(COMPUTE_DTYPE.get(wdtype, "bf16")),
+        device.memory_gb,
+        device.scaleup_bw_gbs,
+        float(device.devices_per_node),
+        model.active_params / 1e9,
+        model.total_params / 1e9,
+        model.kv_bytes_per_token(kv_bytes(kvdtype)),
+        float(model.is_moe),
+        float(model.attention_kind == "mla"),
+        float(model.num_experts),
+        float(model.top_k),
+        float(model.num_layers),
+        float(model.hidden_size),
+        not_full / layers,
+        *(float(engine.id == e) for e in ENGINE_IDS),
+        float(engine.scheduler == "mixed"),
+        float(dep.tp),
+        float(dep.pp),
+        float(dep.dp),
+        float(dep.ep),
+        float(dep.devices_per_replica),
+        float(dep.devices_per_replica > device.devices_per_node),
+        weight_bytes(wdtype),
+        kv_bytes(kvdtype),
+        dec1.total * 1e3,
+        dec64.total * 1e3,
+        d64[0],
+        d64[1],
+        d64[2],
+        pf.total * 1e3,
+        p[0],
+        p[1],
+        weights_gb / device.memory_gb if device.memory_gb else 0.0,
+    ]
+    if len(_DEP_CACHE) >= _DEP_CACHE_MAX:
+        _DEP_CACHE.clear()
+    _DEP_CACHE[dep] = out
+    return out
+
+
+def _log(value: float | None) -> float:
+    return math.log(value) if value and value > 0 and math.isfinite(value) else 0.0
+
+
+def case_features(resolved: Resolved, workload: Workload, pred: Prediction) -> list[float]:
+    """The case part of the vector."""
+    replicas = max(1, resolved.deployment.replicas)
+    scen = workload.scenario
+    if scen == "static":
+        load = workload.batch_size / replicas
+        e2e = pred.e2e_s_max
+    elif scen == "concurrency":
+        load = workload.concurrency / replicas
+        e2e = pred.e2e_s_mean
+    else:  # rate: requests in flight per replica (Little's law)
+        load = workload.rate / replicas * (pred.e2e_s_mean or 0.0)
+        e2e = pred.e2e_s_mean
+    seqs = pred.max_concurrency / replicas if pred.max_concurrency else 0.0
+    pressure = load / seqs if seqs > 0 else 4.0
+    return [
+        float(scen == "concurrency"),
+        float(scen == "static"),
+        float(scen == "rate"),
+        float(workload.input_len),
+        float(workload.output_len),
+        float(load),
+        _log(pred.ttft_ms_mean if scen != "static" else pred.ttft_ms_p99),
+        _log(pred.tpot_ms_mean),
+        _log(e2e),
+        min(pressure, 4.0),
+    ]
+
+
+def feature_list(resolved: Resolved, workload: Workload, pred: Prediction) -> list[float]:
+    return deployment_features(resolved) + case_features(resolved, workload, pred)
+
+
+def feature_vector(resolved: Resolved, workload: Workload, pred: Prediction) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(feature_list(resolved, workload, pred), dtype=np.float32)
+
+
+assert len(FEATURES) == _N_DEP + len(_CASE_FEATURES)
+
+# The feature holding log(physics value) that each family's residual is relative to.
+FAMILY_PHYSICS_FEATURE: dict[str, str] = {
+    "ttft": "ph_log_ttft_ms",
+    "tpot": "ph_log_tpot_ms",
+    "e2e": "ph_log_e2e_s",
+}
+FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}

@@ -1,0 +1,160 @@
+"""Measured rows -> training samples: the physics prediction, its features and the residual targets.
+
+Every measured row goes through `budsim.core.evaluate.case_for_row`, the one mapping from dataset
+semantics to a prediction case and its comparable metrics, so training, validation and the accuracy
+benchmark read the data the same way. The residual target of a metric is
+log(measured / physics), with the physics value taken from the prediction key that
+`case_for_row` names for that metric. A static batch (and a max-throughput run, which
+`case_for_row` simulates as one) that reports only a throughput gets the latency residual
+-log(measured / physics throughput).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..deployment import Workload
+from ..errors import BudsimError
+from .features import COLUMN_FAMILY, feature_list
+
+if TYPE_CHECKING:
+    from ..predict import Prediction
+
+# A residual beyond e^±3 (20x) is a data or mapping error, not something to learn.
+RESIDUAL_CLIP = 3.0
+THROUGHPUT_COLUMNS = ("out_tok_s", "total_tok_s")
+
+
+@dataclass
+class Sample:
+    """One measured row that budsim can simulate."""
+
+    source: str
+    row_id: str
+    model: str
+    hardware: str
+    engine: str
+    kind: str
+    scenario: str
+    workload: Workload
+    pred: Prediction
+    x: list[float]
+    # (measured column, prediction key, measured value)
+    targets: tuple[tuple[str, str, float], ...]
+    residuals: dict[str, float] = field(default_factory=dict)  # family -> log(measured/physics)
+
+
+@dataclass
+class SampleSet:
+    samples: list[Sample]
+    rows_seen: dict[str, int]  # per source
+    rows_used: dict[str, int]  # per source: rows with at least one residual
+    skipped: dict[str, int]  # reason -> rows
+
+
+def _value(pred: Prediction, key: str) -> float | None:
+    v = getattr(pred, key, None)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else None
+
+
+def _reason(message: str) -> str:
+    """A skip reason without machine-specific paths or per-row numbers (for the manifest)."""
+    text = re.sub(r"\S*/(\S+/\S+)", r"\1", message.split(":")[0])
+    return re.sub(r"\d+(\.\d+)?", "N", text)[:80]
+
+
+def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
+    """Predict every row with physics and attach features and residual targets (deterministic order)."""
+    from ..evaluate import case_for_row
+    from ..predict import predict_physics, resolve
+
+    ordered = sorted(rows, key=lambda r: (str(r.get("source")), str(r.get("row_id"))))
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    used: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    for row in ordered:
+        source = str(row.get("source"))
+        seen[source] = seen.get(source, 0) + 1
+        try:
+            case = case_for_row(row)
+            resolved = resolve(case.deployment)
+            pred = predict_physics(case.deployment, case.workload)
+        except BudsimError as exc:
+            reason = _reason(str(exc))
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        if not pred.fits:
+            skipped["does not fit"] = skipped.get("does not fit", 0) + 1
+            continue
+        residuals: dict[str, float] = {}
+        for column, key, measured in case.targets:
+            family = COLUMN_FAMILY.get(column)
+            physics = _value(pred, key)
+            if family is None or physics is None:
+                continue
+            r = math.log(measured / physics)
+            residuals[family] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
+        if case.workload.scenario == "static" and "e2e" not in residuals:
+            # A static batch's throughput is batch x lengths / its latency, so a measured
+            # throughput fixes the latency residual too (max-throughput runs report only that).
+            for column, key, measured in case.targets:
+                physics = _value(pred, key)
+                if column in THROUGHPUT_COLUMNS and physics is not None:
+                    r = -math.log(measured / physics)
+                    residuals["e2e"] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
+                    break
+        sample = Sample(
+            source=source,
+            row_id=str(row.get("row_id")),
+            model=str(row.get("model")),
+            hardware=resolved.device.id,
+            engine=resolved.engine.id,
+            kind=resolved.device.kind,
+            scenario=case.workload.scenario,
+            workload=case.workload,
+            pred=pred,
+            x=feature_list(resolved, case.workload, pred),
+            targets=case.targets,
+            residuals=residuals,
+        )
+        samples.append(sample)
+        if residuals:
+            used[source] = used.get(source, 0) + 1
+    return SampleSet(samples, seen, used, skipped)
+
+
+def data_files(data: Path) -> list[dict[str, Any]]:
+    """Every file under <data>/e2e and <data>/model_configs with its sha256 and row count."""
+    out = []
+    for sub in ("e2e", "model_configs"):
+        base = data / sub
+        if not base.is_dir():
+            continue
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            raw = path.read_bytes()
+            entry: dict[str, Any] = {
+                "path": path.relative_to(data).as_posix(),
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "bytes": len(raw),
+            }
+            if path.suffix in (".csv", ".jsonl"):
+                lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
+                entry["rows"] = max(0, lines - (1 if path.suffix == ".csv" else 0))
+            out.append(entry)
+    return out
+
+
+def physics_fingerprint(samples: Iterable[Sample]) -> str:
+    """A hash of the physics predictions the residuals are relative to (detects physics drift)."""
+    h = hashlib.sha256()
+    for s in samples:
+        for family in sorted(s.residuals):
+            h.update(f"{s.source}|{s.row_id}|{family}|{s.residuals[family]:.6f}\n".encode())
+    return h.hexdigest()

@@ -1,0 +1,396 @@
+"""Where calibration models live, and loading them safely.
+
+- Pretrained: ``pretrained/manifest.json`` plus ``pretrained/<kind>/<family>_{point,band}.json``
+  (XGBoost JSON) at the repository root, or the folder named by ``$BUDSIM_PRETRAINED_DIR``.
+- User: ``$BUDSIM_CALIBRATION_DIR``, else ``$XDG_DATA_HOME/budsim/calibration`` (default
+  ``~/.local/share/budsim/calibration``), one JSON file per calibration (see `user.py`).
+
+Loading only parses JSON (never pickle, never code). Every model file's sha256 must match the
+manifest. Anything missing, corrupt, built for other features or written by a newer budsim gives a
+`CalibrationWarning` once and the affected predictions stay physics-only; nothing here raises into
+a prediction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from budsim import __version__
+
+from .features import FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES
+from .forest import Forest, ForestError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..predict import Resolved
+    from .apply import Residual
+
+MANIFEST_FORMAT = 1
+USER_FORMAT = 1
+ENV_PRETRAINED = "BUDSIM_PRETRAINED_DIR"
+ENV_USER = "BUDSIM_CALIBRATION_DIR"
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration model could not be used; predictions fall back to physics."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, CalibrationWarning, stacklevel=3)
+
+
+def pretrained_dir() -> Path:
+    return Path(_pretrained_dir(os.environ.get(ENV_PRETRAINED)))
+
+
+@lru_cache(maxsize=8)
+def _pretrained_dir(env: str | None) -> str:
+    if env:
+        return str(Path(env).expanduser())
+    return str(Path(__file__).resolve().parents[3] / "pretrained")
+
+
+def user_dir() -> Path:
+    return Path(_user_dir(os.environ.get(ENV_USER), os.environ.get("XDG_DATA_HOME")))
+
+
+@lru_cache(maxsize=8)
+def _user_dir(env: str | None, xdg: str | None) -> str:
+    if env:
+        return str(Path(env).expanduser())
+    base = xdg or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "budsim" / "calibration")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor, patch, ...) of a version string; pre-release tags are ignored."""
+    parts = []
+    for piece in str(version).split("."):
+        m = re.match(r"\d+", piece)
+        if not m:
+            break
+        parts.append(int(m.group()))
+    return tuple(parts) or (0,)
+
+
+def newer_than_me(version: str) -> bool:
+    return version_tuple(version) > version_tuple(__version__)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class FamilyModel:
+    """How raw forest outputs become a residual (point, lo, hi) for one family."""
+
+    family: str
+    tilt: float = 0.0  # the forest predicts residual + tilt * log(physics)
+    shrink: float = 1.0  # the point residual is multiplied by this
+    band_adjust: float = 0.0  # conformal widening of the quantile band (log space)
+    offset: float = 0.0  # constant residual added to the point (user mean models)
+    has_point: bool = True
+    has_band: bool = True
+
+
+@dataclass
+class ModelSet:
+    """The learned residual models of one calibration (one hardware kind, or one user's)."""
+
+    name: str
+    families: dict[str, FamilyModel]
+    forests: dict[str, list[Forest]]  # per family: [point] or [point, band] or []
+    _stacks: dict[tuple[str, ...], tuple[Forest | None, dict[str, int]]] = field(
+        default_factory=dict
+    )
+
+    def covers(self, families: tuple[str, ...]) -> bool:
+        return all(f in self.families for f in families)
+
+    def _stack(self, families: tuple[str, ...]) -> tuple[Forest | None, dict[str, int]]:
+        cached = self._stacks.get(families)
+        if cached is not None:
+            return cached
+        parts: list[Forest] = []
+        offsets: dict[str, int] = {}
+        n = 0
+        for fam in families:
+            offsets[fam] = n
+            for forest in self.forests.get(fam, []):
+                parts.append(forest)
+                n += forest.n_outputs
+        stack = Forest.stack(parts) if parts else None
+        self._stacks[families] = (stack, offsets)
+        return stack, offsets
+
+    def predict(self, families: tuple[str, ...], x: np.ndarray) -> dict[str, Residual]:
+        stack, offsets = self._stack(families)
+        out = stack.predict_one(x) if stack is not None else None
+        res: dict[str, Residual] = {}
+        for fam in families:
+            m = self.families[fam]
+            u = float(x[FEATURE_INDEX[FAMILY_PHYSICS_FEATURE[fam]]]) if m.tilt else 0.0
+            i = offsets[fam]
+            p = m.offset
+            if m.has_point and out is not None:
+                p += m.shrink * (float(out[i]) - m.tilt * u)
+                i += 1
+            if m.has_band and out is not None:
+                lo = float(out[i]) - m.tilt * u - m.band_adjust
+                hi = float(out[i + 1]) - m.tilt * u + m.band_adjust
+                res[fam] = (p, min(lo, p), max(hi, p))
+            else:
+                res[fam] = (p, p, p)
+        return res
+
+
+# ---------------------------------------------------------------------------------------- pretrained
+@lru_cache(maxsize=8)
+def _manifest(directory: str) -> dict[str, Any] | None:
+    path = Path(directory) / "manifest.json"
+    if not path.is_file():
+        warn(f"no pretrained calibration at {path}; predictions are physics-only")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warn(f"pretrained calibration manifest {path} is unreadable ({exc}); physics-only")
+        return None
+    if not isinstance(data, dict):
+        warn(f"pretrained calibration manifest {path} is malformed; physics-only")
+        return None
+    trained_by = str(data.get("budsim_version", "0"))
+    if newer_than_me(trained_by) or int(data.get("format", 0)) > MANIFEST_FORMAT:
+        warn(
+            f"pretrained calibration in {directory} was trained by budsim {trained_by}, newer than "
+            f"this budsim {__version__}; predictions are physics-only (upgrade budsim, or retrain "
+            f"with `budsim train`)"
+        )
+        return None
+    if list(data.get("features", [])) != list(FEATURES):
+        warn(
+            f"pretrained calibration in {directory} uses other features than this budsim; "
+            f"predictions are physics-only until `budsim train` is rerun"
+        )
+        return None
+    return data
+
+
+def manifest() -> dict[str, Any] | None:
+    return _manifest(_pretrained_dir(os.environ.get(ENV_PRETRAINED)))
+
+
+def _family_from_entry(
+    directory: Path, kind: str, fam: str, entry: Mapping[str, Any]
+) -> tuple[FamilyModel, list[Forest]] | None:
+    forests: list[Forest] = []
+    for role in ("point", "band"):
+        spec = entry.get(role)
+        if not isinstance(spec, Mapping):
+            warn(f"pretrained {kind}/{fam}: no {role} model listed; {fam} is physics-only")
+            return None
+        path = directory / str(spec.get("file", ""))
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            warn(f"pretrained model {path} is missing; {kind} {fam} is physics-only")
+            return None
+        if hashlib.sha256(raw).hexdigest() != spec.get("sha256"):
+            warn(f"pretrained model {path} does not match its manifest hash; {fam} is physics-only")
+            return None
+        try:
+            forest = Forest(json.loads(raw.decode("utf-8")))
+        except (ForestError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warn(f"pretrained model {path} is corrupt ({exc}); {kind} {fam} is physics-only")
+            return None
+        if forest.n_features != len(FEATURES):
+            warn(f"pretrained model {path} has {forest.n_features} features; physics-only")
+            return None
+        forests.append(forest)
+    if forests[0].n_outputs != 1 or forests[1].n_outputs != 2:
+        warn(f"pretrained {kind}/{fam} models have unexpected outputs; physics-only")
+        return None
+    model = FamilyModel(
+        family=fam,
+        tilt=float(entry.get("tilt", 0.0)),
+        shrink=float(entry.get("shrink", 1.0)),
+        band_adjust=float(entry.get("band_adjust", 0.0)),
+    )
+    return model, forests
+
+
+@lru_cache(maxsize=16)
+def _pretrained(directory: str, kind: str) -> ModelSet | None:
+    data = _manifest(directory)
+    if data is None:
+        return None
+    kinds = data.get("kinds", {})
+    info = kinds.get(kind) if isinstance(kinds, Mapping) else None
+    if not isinstance(info, Mapping) or info.get("status") != "calibrated":
+        return None
+    families: dict[str, FamilyModel] = {}
+    forests: dict[str, list[Forest]] = {}
+    for fam, entry in sorted(dict(info.get("families", {})).items()):
+        if not isinstance(entry, Mapping) or entry.get("status") != "calibrated":
+            continue
+        loaded = _family_from_entry(Path(directory), kind, fam, entry)
+        if loaded is not None:
+            families[fam], forests[fam] = loaded
+    if not families:
+        return None
+    return ModelSet(f"pretrained/{kind}@{info.get('id', '????????')}", families, forests)
+
+
+def pretrained(kind: str) -> ModelSet | None:
+    """The pretrained models of a hardware kind, or None (physics-only)."""
+    return _pretrained(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), kind)
+
+
+def fallback_band(family: str) -> tuple[float, float] | None:
+    """The physics-only 80 % band of a family (log residual quantiles over all training data)."""
+    return _fallback_band(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), family)
+
+
+@lru_cache(maxsize=32)
+def _fallback_band(directory: str, family: str) -> tuple[float, float] | None:
+    data = _manifest(directory)
+    if data is None:
+        return None
+    band = data.get("fallback_band", {}).get(family)
+    try:
+        lo, hi = float(band[0]), float(band[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return min(lo, 0.0), max(hi, 0.0)
+
+
+# ---------------------------------------------------------------------------------------- user
+@dataclass(frozen=True)
+class UserEntry:
+    path: Path
+    name: str
+    hardware: str
+    engine: str
+    model: str | None
+    created: str
+    data: Mapping[str, Any]
+
+
+def read_user_file(path: Path) -> UserEntry | None:
+    """Parse one user calibration file; warns and returns None when it cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        match = data["match"]
+        entry = UserEntry(
+            path=path,
+            name=str(data["name"]),
+            hardware=str(match["hardware"]),
+            engine=str(match["engine"]),
+            model=str(match["model"]) if match.get("model") else None,
+            created=str(data.get("created", "")),
+            data=data,
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        warn(f"user calibration {path} is unreadable ({exc}); ignored")
+        return None
+    trained_by = str(data.get("budsim_version", "0"))
+    if newer_than_me(trained_by) or int(data.get("format", 0)) > USER_FORMAT:
+        warn(
+            f"user calibration {path} was written by budsim {trained_by}, newer than this budsim "
+            f"{__version__}; ignored (upgrade budsim or rerun `budsim calibrate`)"
+        )
+        return None
+    return entry
+
+
+@lru_cache(maxsize=4)
+def _user_entries(directory: str, stamp: int) -> tuple[UserEntry, ...]:
+    folder = Path(directory)
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        entry = read_user_file(path)
+        if entry is not None:
+            entries.append(entry)
+    return tuple(entries)
+
+
+def user_entries() -> tuple[UserEntry, ...]:
+    folder = _user_dir(os.environ.get(ENV_USER), os.environ.get("XDG_DATA_HOME"))
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return ()
+    return _user_entries(folder, stamp)
+
+
+@lru_cache(maxsize=64)
+def _user_model(path: str, stamp: int) -> ModelSet | None:
+    entry = read_user_file(Path(path))
+    if entry is None:
+        return None
+    families: dict[str, FamilyModel] = {}
+    forests: dict[str, list[Forest]] = {}
+    for fam, spec in sorted(dict(entry.data.get("families", {})).items()):
+        try:
+            offset = float(spec.get("offset", 0.0))
+            model = spec.get("model")
+            if model is not None:
+                forest = Forest(model)
+                if forest.n_features != len(FEATURES) or forest.n_outputs != 1:
+                    raise ForestError("built for other features")
+                families[fam] = FamilyModel(fam, offset=offset, has_band=False)
+                forests[fam] = [forest]
+            else:
+                families[fam] = FamilyModel(fam, offset=offset, has_point=False, has_band=False)
+                forests[fam] = []
+        except (ForestError, AttributeError, TypeError, ValueError) as exc:
+            warn(f"user calibration {path} ({fam}) is corrupt ({exc}); ignored")
+            return None
+    return ModelSet(entry.name, families, forests) if families else None
+
+
+def user_calibration(resolved: Resolved) -> ModelSet | None:
+    """The newest user calibration matching this deployment (model-specific ones first)."""
+    entries = user_entries()
+    if not entries:
+        return None
+    device, engine = resolved.device.id, resolved.engine.id
+    names = {resolved.model.name, resolved.deployment.model}
+    best: UserEntry | None = None
+    for entry in entries:
+        if entry.hardware != device or entry.engine != engine:
+            continue
+        if entry.model is not None and entry.model not in names:
+            continue
+        if best is None or (
+            (entry.model is not None, entry.created) > (best.model is not None, best.created)
+        ):
+            best = entry
+    if best is None:
+        return None
+    try:
+        stamp = best.path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _user_model(str(best.path), stamp)
+
+
+def clear_caches() -> None:
+    """Forget loaded models (after training or calibrating in this process, and in tests)."""
+    _manifest.cache_clear()
+    _pretrained.cache_clear()
+    _fallback_band.cache_clear()
+    _user_entries.cache_clear()
+    _user_model.cache_clear()

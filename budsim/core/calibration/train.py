@@ -1,0 +1,522 @@
+"""Training the residual models: `train(data, out, seed)` writes pretrained/ deterministically.
+
+Per hardware kind (cuda, rocm, hpu, cpu) and metric family (ttft, tpot, e2e) with enough measured
+rows, two XGBoost boosters learn r = log(measured / physics):
+
+- a point model (squared error) of r + tilt * log(physics);
+- a band model (quantile loss, alpha 0.1 and 0.9) of the same target.
+
+`tilt` (0 <= tilt <= 1) lets the learned correction flatten a physics curve that is too steep while
+keeping every feature that grows with load or input length under a non-decreasing constraint, so the
+calibrated value, (1 - shrink * tilt) * log(physics) + shrink * model(x), stays monotone whenever the
+physics is.
+
+Guards, decided on grouped (leave-models-out) cross-validation inside the training data:
+- shrink: the point residual is multiplied by the largest s in SHRINKS that leaves no dataset with a
+  worse median error than physics alone, preferring the s with the lowest overall median error; when
+  none does, the family stays physics-only;
+- band: the quantile band is widened (or narrowed) by a conformal offset so that 80 % of the
+  out-of-fold residuals fall inside it.
+
+Determinism: inputs sorted, nthread=1, fixed seed; the same data and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from budsim import __version__
+
+from .features import (
+    FAMILIES,
+    FAMILY_MONOTONE_UP,
+    FAMILY_PHYSICS_FEATURE,
+    FEATURE_INDEX,
+    FEATURES,
+    SCENARIO_FAMILIES,
+    monotone_vector,
+)
+from .frame import Sample, SampleSet, data_files, physics_fingerprint
+from .store import MANIFEST_FORMAT
+
+if TYPE_CHECKING:
+    import numpy as np
+
+KINDS: tuple[str, ...] = ("cuda", "rocm", "hpu", "cpu")
+BASE_PARAMS: dict[str, Any] = {
+    "tree_method": "hist",
+    "max_depth": 4,
+    "eta": 0.05,
+    "min_child_weight": 10.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 5.0,
+    "max_bin": 256,
+}
+ROUNDS = 200
+TILT: dict[str, float] = {"ttft": 0.5, "tpot": 0.0, "e2e": 0.0}
+ALPHAS = (0.1, 0.9)
+COVERAGE = 0.8
+SHRINKS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
+FOLDS = 5
+MIN_ROWS = 100  # rows with a target, per kind and family
+MIN_MODELS = 3  # distinct models, so that grouped cross-validation means something
+GUARD_MIN_ROWS = 20  # datasets smaller than this are not used to veto a calibration
+
+
+def hyperparameters() -> dict[str, Any]:
+    return {
+        "base": dict(BASE_PARAMS),
+        "rounds": ROUNDS,
+        "tilt": dict(TILT),
+        "quantile_alpha": list(ALPHAS),
+        "coverage": COVERAGE,
+        "shrink_grid": list(SHRINKS),
+        "folds": FOLDS,
+        "min_rows": MIN_ROWS,
+        "min_models": MIN_MODELS,
+        "guard_min_rows": GUARD_MIN_ROWS,
+        "sample_weight": "1/sqrt(rows of the row's dataset), mean 1",
+        "residual_clip": 3.0,
+    }
+
+
+# ------------------------------------------------------------------------------------------- data
+@dataclass
+class FamilyData:
+    """Rows of one kind whose scenario uses `family` (targets NaN where the row has none)."""
+
+    family: str
+    samples: list[Sample]
+    X: np.ndarray
+    y: np.ndarray
+    u: np.ndarray  # log(physics value) the residual is relative to
+    groups: np.ndarray  # model
+    sources: np.ndarray
+    hardware: np.ndarray
+    engines: np.ndarray
+    # per row: (dataset|column, log(measured / physics), +1 latency / -1 throughput) of every
+    # measured column this family's residual moves
+    columns: list[list[tuple[str, float, float]]]
+
+    @property
+    def has_target(self) -> np.ndarray:
+        import numpy as np
+
+        return ~np.isnan(self.y)
+
+
+def family_data(samples: list[Sample], kind: str | None, family: str) -> FamilyData:
+    import numpy as np
+
+    rows = [
+        s
+        for s in samples
+        if (kind is None or s.kind == kind) and family in SCENARIO_FAMILIES.get(s.scenario, ())
+    ]
+    X = np.asarray([s.x for s in rows], dtype=np.float32).reshape(len(rows), len(FEATURES))
+    y = np.asarray([s.residuals.get(family, math.nan) for s in rows], dtype=np.float64)
+    u = X[:, FEATURE_INDEX[FAMILY_PHYSICS_FEATURE[family]]].astype(np.float64)
+    own = {"ttft": ("ttft_ms",), "tpot": ("tpot_ms",)}.get(family)
+    columns = []
+    for s in rows:
+        entries = []
+        for column, key, measured in s.targets:
+            if own is not None and column not in own:
+                continue
+            physics = getattr(s.pred, key, None)
+            if not physics or physics <= 0:
+                continue
+            sign = -1.0 if column.endswith("tok_s") else 1.0
+            entries.append((f"{s.source}|{column}", math.log(measured / physics), sign))
+        columns.append(entries)
+    return FamilyData(
+        family=family,
+        samples=rows,
+        X=X,
+        y=y,
+        u=u,
+        groups=np.asarray([s.model for s in rows], dtype=object),
+        sources=np.asarray([s.source for s in rows], dtype=object),
+        hardware=np.asarray([s.hardware for s in rows], dtype=object),
+        engines=np.asarray([s.engine for s in rows], dtype=object),
+        columns=columns,
+    )
+
+
+def sample_weights(sources: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    names, inverse, counts = np.unique(sources, return_inverse=True, return_counts=True)
+    w = 1.0 / np.sqrt(counts[inverse].astype(np.float64))
+    return w / w.mean() if len(w) else w
+
+
+# ------------------------------------------------------------------------------------------- fits
+def _params(family: str, seed: int, nthread: int) -> dict[str, Any]:
+    mono = ",".join(str(v) for v in monotone_vector(family))
+    return {**BASE_PARAMS, "seed": seed, "nthread": nthread, "monotone_constraints": f"({mono})"}
+
+
+def fit_boosters(
+    X: np.ndarray,
+    y: np.ndarray,
+    u: np.ndarray,
+    w: np.ndarray,
+    family: str,
+    seed: int,
+    nthread: int = 1,
+) -> tuple[Any, Any]:
+    """(point booster, band booster) on the tilted target."""
+    import xgboost as xgb
+
+    target = y + TILT[family] * u
+    dm = xgb.DMatrix(X, label=target, weight=w, feature_names=list(FEATURES))
+    params = _params(family, seed, nthread)
+    point = xgb.train({**params, "objective": "reg:squarederror"}, dm, ROUNDS)
+    band = xgb.train(
+        {**params, "objective": "reg:quantileerror", "quantile_alpha": list(ALPHAS)}, dm, ROUNDS
+    )
+    return point, band
+
+
+def raw_predict(point: Any, band: Any, X: np.ndarray) -> np.ndarray:
+    """(n, 3): point, q_lo, q_hi on the tilted scale."""
+    import numpy as np
+    import xgboost as xgb
+
+    if len(X) == 0:
+        return np.zeros((0, 3))
+    dm = xgb.DMatrix(X, feature_names=list(FEATURES))
+    p = np.asarray(point.predict(dm), dtype=np.float64).reshape(-1, 1)
+    q = np.asarray(band.predict(dm), dtype=np.float64).reshape(-1, 2)
+    return np.hstack([p, q])
+
+
+def residuals_from_raw(
+    raw: np.ndarray, u: np.ndarray, family: str, shrink: float, adjust: float
+) -> np.ndarray:
+    """(n, 3): point, lo, hi of log(measured/physics), as `store.ModelSet.predict` computes them."""
+    import numpy as np
+
+    tilt = TILT[family]
+    p = shrink * (raw[:, 0] - tilt * u)
+    lo = raw[:, 1] - tilt * u - adjust
+    hi = raw[:, 2] - tilt * u + adjust
+    return np.column_stack([p, np.minimum(lo, p), np.maximum(hi, p)])
+
+
+def ape(residual_error: np.ndarray) -> np.ndarray:
+    """|predicted - measured| / measured in % from log(predicted / measured)."""
+    import numpy as np
+
+    return np.abs(np.expm1(residual_error)) * 100.0
+
+
+def choose_shrink(
+    fd: FamilyData, rows: np.ndarray, r: np.ndarray
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """The shrink with the lowest median latency error among those that leave every dataset and
+    measured column (with GUARD_MIN_ROWS rows or more) at least as accurate as physics; 0 = none.
+
+    `r` holds out-of-fold residual predictions for `rows` (NaN where no fold predicted them)."""
+    import numpy as np
+
+    label, y, sign, pos = [], [], [], []
+    for k, i in enumerate(rows):
+        if not math.isfinite(r[k]):
+            continue
+        for name, yc, sg in fd.columns[i]:
+            label.append(name)
+            y.append(yc)
+            sign.append(sg)
+            pos.append(k)
+    labels = np.asarray(label, dtype=object)
+    ya, sa, rp = np.asarray(y), np.asarray(sign), r[np.asarray(pos, dtype=np.intp)]
+    guarded = [g for g in sorted(set(label)) if (labels == g).sum() >= GUARD_MIN_ROWS]
+    latency = sa > 0
+    physics = {g: float(np.median(ape(-ya[labels == g]))) for g in guarded}
+    table: dict[str, dict[str, float]] = {
+        "physics": {**{g: round(v, 2) for g, v in physics.items()}, "all": _med(ape(-ya[latency]))}
+    }
+    best, best_score = 0.0, _med(ape(-ya[latency]))
+    for s in SHRINKS:
+        err = ape(sa * s * rp - ya)
+        row = {g: round(float(np.median(err[labels == g])), 2) for g in guarded}
+        ok = all(float(np.median(err[labels == g])) <= physics[g] for g in guarded)
+        score = _med(err[latency])
+        table[str(s)] = {**row, "all": score, "allowed": float(ok)}
+        if ok and score < best_score:
+            best, best_score = s, score
+    return best, table
+
+
+def _med(values: np.ndarray) -> float:
+    import numpy as np
+
+    return round(float(np.median(values)), 2) if len(values) else math.nan
+
+
+def conformal_adjust(y: np.ndarray, p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Offset that makes [lo - a, hi + a] hold COVERAGE of the residuals (split-conformal CQR)."""
+    import numpy as np
+
+    lo, hi = np.minimum(lo, p), np.maximum(hi, p)
+    scores = np.maximum(lo - y, y - hi)
+    n = len(scores)
+    if n == 0:
+        return 0.0
+    level = min(1.0, math.ceil((n + 1) * COVERAGE) / n)
+    return float(np.quantile(scores, level, method="higher"))
+
+
+def group_folds(groups: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(set(groups.tolist()))
+    k = min(folds, n_groups)
+    if k < 2:
+        return []
+    import numpy as np
+
+    idx = np.arange(len(groups))
+    return list(GroupKFold(n_splits=k).split(idx, groups=groups))
+
+
+@dataclass
+class FamilyFit:
+    family: str
+    status: str  # calibrated | physics
+    reason: str = ""
+    point: Any = None
+    band: Any = None
+    shrink: float = 0.0
+    band_adjust: float = 0.0
+    fallback: tuple[float, float] = (0.0, 0.0)
+    rows: int = 0
+    models: int = 0
+    cv: dict[str, Any] = field(default_factory=dict)
+
+    def residuals(self, fd: FamilyData, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), 3) residual predictions for rows `idx` of `fd`."""
+        import numpy as np
+
+        if self.status != "calibrated":
+            out = np.zeros((len(idx), 3))
+            out[:, 1], out[:, 2] = self.fallback
+            return out
+        raw = raw_predict(self.point, self.band, fd.X[idx])
+        return residuals_from_raw(raw, fd.u[idx], self.family, self.shrink, self.band_adjust)
+
+
+def fallback_band(y: np.ndarray) -> tuple[float, float]:
+    import numpy as np
+
+    y = y[~np.isnan(y)]
+    if len(y) == 0:
+        return (0.0, 0.0)
+    lo, hi = np.quantile(y, [ALPHAS[0], ALPHAS[1]])
+    return (round(min(float(lo), 0.0), 6), round(max(float(hi), 0.0), 6))
+
+
+def fit_family(
+    fd: FamilyData,
+    rows: np.ndarray,
+    seed: int,
+    *,
+    nthread: int = 1,
+    folds: int = FOLDS,
+    final: bool = True,
+    fallback: tuple[float, float] | None = None,
+) -> FamilyFit:
+    """Fit one family on rows `rows` of `fd`, with the guards decided by inner grouped CV."""
+    import numpy as np
+
+    t = rows[fd.has_target[rows]]
+    fb = fallback if fallback is not None else fallback_band(fd.y[t])
+    fit = FamilyFit(fd.family, "physics", fallback=fb)
+    fit.rows = len(t)
+    fit.models = len(set(fd.groups[t].tolist()))
+    if fit.rows < MIN_ROWS or fit.models < MIN_MODELS:
+        fit.reason = f"too little data ({fit.rows} rows, {fit.models} models)"
+        return fit
+    # out-of-fold raw predictions for every applicable row (targets or not), models held out
+    raw = np.full((len(rows), 3), np.nan)
+    for tr, te in group_folds(fd.groups[rows], folds):
+        train_rows = rows[tr][fd.has_target[rows[tr]]]
+        if len(train_rows) < MIN_MODELS:
+            continue
+        point, band = fit_boosters(
+            fd.X[train_rows],
+            fd.y[train_rows],
+            fd.u[train_rows],
+            sample_weights(fd.sources[train_rows]),
+            fd.family,
+            seed,
+            nthread,
+        )
+        raw[te] = raw_predict(point, band, fd.X[rows[te]])
+    r = raw[:, 0] - TILT[fd.family] * fd.u[rows]
+    shrink, table = choose_shrink(fd, rows, r)
+    fit.cv = {"shrink_search": table}
+    if shrink == 0.0:
+        fit.reason = "no shrink keeps every dataset at least as accurate as physics"
+        return fit
+    has_t = fd.has_target[rows] & np.isfinite(raw[:, 0])
+    y, u = fd.y[rows][has_t], fd.u[rows][has_t]
+    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, 0.0)
+    adjust = conformal_adjust(y, res[:, 0], res[:, 1], res[:, 2])
+    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, adjust)
+    fit.cv.update(_scores(y, res, fd.sources[rows][has_t]))
+    fit.status, fit.shrink, fit.band_adjust = "calibrated", shrink, round(adjust, 6)
+    if final:
+        fit.point, fit.band = fit_boosters(
+            fd.X[t], fd.y[t], fd.u[t], sample_weights(fd.sources[t]), fd.family, seed, nthread
+        )
+    return fit
+
+
+def _scores(y: np.ndarray, res: np.ndarray, sources: np.ndarray) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for src in ["all", *sorted(set(sources.tolist()))]:
+        mask = np.ones(len(y), dtype=bool) if src == "all" else sources == src
+        yy, rr = y[mask], res[mask]
+        out[src] = {
+            "n": int(mask.sum()),
+            "physics_median_ape": round(float(np.median(ape(-yy))), 2),
+            "calibrated_median_ape": round(float(np.median(ape(rr[:, 0] - yy))), 2),
+            "band_coverage": round(float(np.mean((yy >= rr[:, 1]) & (yy <= rr[:, 2]))), 3),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------- train
+def library_versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import sklearn
+    import xgboost
+
+    return {
+        "python": platform.python_version(),
+        "xgboost": xgboost.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "pandas": pandas.__version__,
+    }
+
+
+def load_samples(data: Path | None, sources: list[str] | None = None) -> SampleSet:
+    from ..datasets import load_measurements
+    from .frame import build_samples
+
+    rows = load_measurements(data, sources)
+    return build_samples(rows.to_dict("records"))
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def train(
+    data: Path | None,
+    out: Path,
+    seed: int = 0,
+    *,
+    sample_set: SampleSet | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Fit every kind and family, write `out`/manifest.json and the model files; return the manifest."""
+    import numpy as np
+
+    from ..datasets import data_dir
+
+    say = log or (lambda _msg: None)
+    ss = sample_set if sample_set is not None else load_samples(data)
+    say(f"{len(ss.samples)} simulated rows")
+    root = data if data is not None else data_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    everything = {fam: family_data(ss.samples, None, fam) for fam in FAMILIES}
+    fallback = {fam: fallback_band(everything[fam].y) for fam in FAMILIES}
+    kinds: dict[str, Any] = {}
+    written: set[str] = set()
+    for kind in KINDS:
+        fams: dict[str, Any] = {}
+        hashes: list[str] = []
+        for fam in FAMILIES:
+            fd = family_data(ss.samples, kind, fam)
+            fit = fit_family(fd, np.arange(len(fd.y)), seed, fallback=fallback[fam])
+            say(f"{kind} {fam}: {fit.status} {fit.reason}".rstrip())
+            entry: dict[str, Any] = {
+                "status": fit.status,
+                "rows": fit.rows,
+                "models": fit.models,
+                "monotone_up": list(FAMILY_MONOTONE_UP[fam]),
+                "physics_feature": FAMILY_PHYSICS_FEATURE[fam],
+                "tilt": TILT[fam],
+            }
+            if fit.reason:
+                entry["reason"] = fit.reason
+            if fit.cv:
+                entry["cv"] = fit.cv
+            if fit.status == "calibrated":
+                entry["shrink"] = fit.shrink
+                entry["band_adjust"] = fit.band_adjust
+                for role, booster in (("point", fit.point), ("band", fit.band)):
+                    rel = f"{kind}/{fam}_{role}.json"
+                    raw = bytes(booster.save_raw("json"))
+                    path = out / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(raw)
+                    written.add(rel)
+                    digest = hashlib.sha256(raw).hexdigest()
+                    hashes.append(digest)
+                    entry[role] = {"file": rel, "sha256": digest, "bytes": len(raw)}
+            fams[fam] = entry
+        calibrated = [f for f, e in fams.items() if e["status"] == "calibrated"]
+        kinds[kind] = {
+            "status": "calibrated" if calibrated else "uncalibrated",
+            "families": fams,
+            "rows": int(sum(1 for s in ss.samples if s.kind == kind)),
+        }
+        if calibrated:
+            kinds[kind]["id"] = hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
+        else:
+            kinds[kind]["reason"] = "no family has enough simulated measured rows"
+    # Remove model files of an earlier training that this one did not write.
+    for old in sorted(out.glob("*/*_*.json")):
+        rel = old.relative_to(out).as_posix()
+        if rel not in written and old.parent.name in KINDS:
+            old.unlink()
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "budsim_version": __version__,
+        "command": f"budsim train --data ../shared/data --out pretrained --seed {seed}",
+        "seed": seed,
+        "target": "log(measured / physics) per family; see budsim.core.calibration.train",
+        "features": list(FEATURES),
+        "hyperparameters": hyperparameters(),
+        "libraries": library_versions(),
+        "data": {
+            "files": data_files(Path(root)),
+            "rows_seen": dict(sorted(ss.rows_seen.items())),
+            "rows_used": dict(sorted(ss.rows_used.items())),
+            "rows_skipped": dict(sorted(ss.skipped.items())),
+            "physics_fingerprint": physics_fingerprint(ss.samples),
+        },
+        "fallback_band": {fam: list(band) for fam, band in fallback.items()},
+        "kinds": kinds,
+    }
+    (out / "manifest.json").write_bytes(_json_bytes(manifest))
+    from . import store
+
+    store.clear_caches()
+    return manifest

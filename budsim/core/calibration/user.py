@@ -1,0 +1,484 @@
+"""`budsim calibrate`: fit a residual model to the user's own benchmark results.
+
+Supported result files (the format is detected from the content):
+
+- vLLM ``vllm bench serve --save-result`` JSON: ``mean_ttft_ms``, ``mean_tpot_ms``, ``completed``,
+  ``total_input_tokens``, ``total_output_tokens``, ``max_concurrency``, ``request_rate``;
+- SGLang ``python -m sglang.bench_serving --output-file`` JSONL (one run per line): the same
+  ``mean_*_ms`` names plus ``mean_e2e_latency_ms``;
+- NVIDIA genai-perf ``profile_export_genai_perf.json`` and AIPerf ``profile_export_aiperf.json``:
+  ``time_to_first_token``/``inter_token_latency`` objects with ``unit`` and ``avg``, the sequence
+  lengths, and the load in ``input_config`` (genai-perf: ``concurrency``/``request_rate``; AIPerf:
+  ``loadgen.concurrency``/``loadgen.request_rate``);
+- guidellm reports (``benchmarks.json``): one point per benchmark, from
+  ``metrics.<name>.successful.mean`` and the strategy (``concurrent`` streams, ``synchronous``, or a
+  ``constant``/``poisson`` rate).
+
+TPOT is the time per output token after the first in all tools (guidellm's and genai-perf's
+inter-token latency; guidellm's own ``time_per_output_token_ms`` includes the first token and is
+not used).
+
+Each point becomes a prediction case of the given deployment. The user target is the residual left
+after the current calibration, log(measured / calibrated), per family. Few points give a shrunken
+mean (n tau^2 / (n tau^2 + sigma^2) x the mean log ratio, tau = 0.3, sigma = 0.05); 20 or more give
+a small monotone XGBoost model. The result is a JSON file in the user calibration folder, used
+automatically for predictions on the same hardware and engine (and model, with ``--per-model``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from budsim import __version__
+
+from ..errors import BudsimError
+from . import store
+from .features import FEATURES, monotone_vector
+
+TAU = 0.3  # prior spread of a user's residual (log scale)
+SIGMA = 0.05  # run-to-run noise of one benchmark point (log scale)
+XGB_MIN_POINTS = 20
+USER_FAMILIES = ("ttft", "tpot")
+
+
+@dataclass
+class ResultPoint:
+    """One benchmark run, normalised."""
+
+    file: str
+    tool: str
+    scenario: str  # concurrency | rate
+    concurrency: int | None
+    rate: float | None
+    input_len: float
+    output_len: float
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_ms: float | None = None
+    output_tok_s: float | None = None
+    model: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ parsing
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _positive(value: Any) -> float | None:
+    v = _num(value)
+    return v if v is not None and v > 0 else None
+
+
+def _load(
+    max_concurrency: Any, rate: Any, fallback_concurrency: Any
+) -> tuple[str, int | None, float | None]:
+    conc = _positive(max_concurrency)
+    if conc is not None:
+        return "concurrency", round(conc), None
+    r = _positive(rate)
+    if r is not None:
+        return "rate", None, r
+    conc = _positive(fallback_concurrency)  # everything sent at once: a burst of this many
+    if conc is not None:
+        return "concurrency", round(conc), None
+    raise BudsimError("the result does not say its concurrency or request rate")
+
+
+def _serve_point(d: Mapping[str, Any], file: str, tool: str) -> ResultPoint:
+    """vLLM --save-result and SGLang bench_serving share these names."""
+    completed = _positive(d.get("completed"))
+    if completed is None:
+        raise BudsimError(f"{file}: no completed requests")
+    isl = _positive(d.get("total_input_tokens"))
+    osl = _positive(d.get("total_output_tokens"))
+    if isl is None or osl is None:
+        raise BudsimError(f"{file}: token totals missing")
+    scenario, conc, rate = _load(d.get("max_concurrency"), d.get("request_rate"), completed)
+    return ResultPoint(
+        file=file,
+        tool=tool,
+        scenario=scenario,
+        concurrency=conc,
+        rate=rate,
+        input_len=isl / completed,
+        output_len=osl / completed,
+        ttft_ms=_positive(d.get("mean_ttft_ms")),
+        tpot_ms=_positive(d.get("mean_tpot_ms")),
+        e2e_ms=_positive(d.get("mean_e2e_latency_ms") or d.get("mean_e2el_ms")),
+        output_tok_s=_positive(d.get("output_throughput")),
+        model=str(d["model_id"]) if d.get("model_id") else None,
+    )
+
+
+_UNIT_MS = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
+
+
+def _stat(d: Mapping[str, Any], name: str) -> float | None:
+    obj = d.get(name)
+    if not isinstance(obj, Mapping):
+        return None
+    value = _positive(obj.get("avg"))
+    unit = str(obj.get("unit", "ms")).strip().lower()
+    if value is None:
+        return None
+    return value * _UNIT_MS.get(unit, 1.0) if unit in _UNIT_MS else value
+
+
+def _perf_point(d: Mapping[str, Any], file: str) -> ResultPoint:
+    """genai-perf and AIPerf profile exports."""
+    cfg = d.get("input_config") or {}
+    loadgen = cfg.get("loadgen") if isinstance(cfg.get("loadgen"), Mapping) else None
+    if loadgen is not None or "aiperf_version" in d or "schema_version" in d:
+        tool = "aiperf"
+        lg = loadgen or {}
+        scenario, conc, rate = _load(lg.get("concurrency"), lg.get("request_rate"), None)
+        endpoint = cfg.get("endpoint") or {}
+        names = endpoint.get("model_names") if isinstance(endpoint, Mapping) else None
+    else:
+        tool = "genai-perf"
+        scenario, conc, rate = _load(cfg.get("concurrency"), cfg.get("request_rate"), None)
+        names = cfg.get("model")
+    isl = _stat(d, "input_sequence_length")
+    osl = _stat(d, "output_sequence_length")
+    if isl is None or osl is None:
+        raise BudsimError(f"{file}: input/output sequence lengths missing")
+    model = names[0] if isinstance(names, list) and names else None
+    throughput = d.get("output_token_throughput")
+    return ResultPoint(
+        file=file,
+        tool=tool,
+        scenario=scenario,
+        concurrency=conc,
+        rate=rate,
+        input_len=isl,
+        output_len=osl,
+        ttft_ms=_stat(d, "time_to_first_token"),
+        tpot_ms=_stat(d, "inter_token_latency"),
+        e2e_ms=_stat(d, "request_latency"),
+        output_tok_s=_positive(throughput.get("avg")) if isinstance(throughput, Mapping) else None,
+        model=str(model) if model else None,
+    )
+
+
+def _guidellm_mean(metrics: Mapping[str, Any], name: str) -> float | None:
+    obj = metrics.get(name)
+    if not isinstance(obj, Mapping):
+        return None
+    ok = obj.get("successful")
+    return _positive(ok.get("mean")) if isinstance(ok, Mapping) else None
+
+
+def _guidellm_points(d: Mapping[str, Any], file: str) -> list[ResultPoint]:
+    points = []
+    args = d.get("args") if isinstance(d.get("args"), Mapping) else {}
+    model = args.get("model") if isinstance(args, Mapping) else None
+    for i, bench in enumerate(d.get("benchmarks") or []):
+        where = f"{file} benchmark {i}"
+        if not isinstance(bench, Mapping):
+            continue
+        config = bench.get("config") or bench.get("args") or {}
+        strategy = config.get("strategy") if isinstance(config, Mapping) else None
+        strategy = strategy if isinstance(strategy, Mapping) else {}
+        kind = str(strategy.get("type_", strategy.get("type", "")))
+        metrics = bench.get("metrics") or {}
+        conc: int | None
+        rate: float | None
+        if kind == "synchronous":
+            scenario, conc, rate = "concurrency", 1, None
+        elif kind == "concurrent":
+            scenario, conc, rate = _load(strategy.get("streams"), None, None)
+        elif kind in ("constant", "poisson", "async"):
+            scenario, conc, rate = _load(None, strategy.get("rate"), None)
+        else:
+            continue  # throughput sweeps: no fixed load to reproduce
+        isl = _guidellm_mean(metrics, "prompt_token_count")
+        osl = _guidellm_mean(metrics, "output_token_count")
+        if isl is None or osl is None:
+            raise BudsimError(f"{where}: token counts missing")
+        latency = _guidellm_mean(metrics, "request_latency")
+        points.append(
+            ResultPoint(
+                file=file,
+                tool="guidellm",
+                scenario=scenario,
+                concurrency=conc,
+                rate=rate,
+                input_len=isl,
+                output_len=osl,
+                ttft_ms=_guidellm_mean(metrics, "time_to_first_token_ms"),
+                tpot_ms=_guidellm_mean(metrics, "inter_token_latency_ms"),
+                e2e_ms=latency * 1e3 if latency else None,
+                output_tok_s=_guidellm_mean(metrics, "output_tokens_per_second"),
+                model=str(model) if model else None,
+            )
+        )
+    return points
+
+
+def parse_results(path: Path) -> list[ResultPoint]:
+    """Every benchmark point in one result file (format detected from the content)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BudsimError(f"cannot read {path}: {exc.strerror}") from None
+    name = path.name
+    stripped = text.strip()
+    if not stripped:
+        raise BudsimError(f"{name} is empty")
+    docs: list[Any]
+    try:
+        docs = [json.loads(stripped)]
+    except json.JSONDecodeError:
+        try:
+            docs = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise BudsimError(f"{name} is neither JSON nor JSON lines ({exc.msg})") from None
+        return [_serve_point(d, name, "sglang") for d in docs if isinstance(d, Mapping)]
+    doc = docs[0]
+    if not isinstance(doc, Mapping):
+        raise BudsimError(f"{name}: unrecognised result format")
+    if "benchmarks" in doc:
+        points = _guidellm_points(doc, name)
+    elif "time_to_first_token" in doc:
+        points = [_perf_point(doc, name)]
+    elif "mean_ttft_ms" in doc:
+        tool = "sglang" if "mean_e2e_latency_ms" in doc else "vllm"
+        points = [_serve_point(doc, name, tool)]
+    else:
+        raise BudsimError(
+            f"{name}: unrecognised result format (expected vLLM/SGLang bench, genai-perf, "
+            "AIPerf or guidellm output)"
+        )
+    if not points:
+        raise BudsimError(f"{name}: no benchmark with a fixed concurrency or rate")
+    return points
+
+
+# ------------------------------------------------------------------------------------------ fitting
+def parse_deployment(spec: str) -> dict[str, str]:
+    """'model=X,hardware=h100-sxm,engine=vllm,tp=2' -> fields."""
+    fields: dict[str, str] = {}
+    for part in re.split(r"[,\s]+", spec.strip()):
+        if not part:
+            continue
+        if "=" not in part:
+            raise BudsimError(f"--deployment expects key=value pairs, got {part!r}")
+        key, value = part.split("=", 1)
+        fields[key.strip().replace("-", "_")] = value.strip()
+    for key in ("model", "hardware"):
+        if not fields.get(key):
+            raise BudsimError(f"--deployment needs {key}=...")
+    return fields
+
+
+def _case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any]:
+    from ..cases import parse_case
+
+    case = {k: v for k, v in fields.items() if k not in ("scenario", "concurrency", "rate")}
+    case.setdefault("engine", "vllm")
+    case["input_len"] = str(max(1, round(point.input_len)))
+    case["output_len"] = str(max(2, round(point.output_len)))
+    case["scenario"] = point.scenario
+    if point.scenario == "concurrency":
+        case["concurrency"] = str(point.concurrency)
+    else:
+        case["rate"] = str(point.rate)
+    return parse_case(case)
+
+
+def shrunken_mean(values: list[float]) -> tuple[float, float]:
+    """(offset, shrink factor) of the mean log ratio."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0
+    factor = n * TAU**2 / (n * TAU**2 + SIGMA**2)
+    return factor * sum(values) / n, factor
+
+
+def _fit_xgb(X: list[list[float]], y: list[float], family: str, seed: int) -> dict[str, Any]:
+    import numpy as np
+    import xgboost as xgb
+
+    mono = ",".join(str(v) for v in monotone_vector(family))
+    dm = xgb.DMatrix(np.asarray(X, dtype=np.float32), label=np.asarray(y))
+    booster = xgb.train(
+        {
+            "max_depth": 2,
+            "eta": 0.1,
+            "min_child_weight": 3,
+            "reg_lambda": 10.0,
+            "nthread": 1,
+            "seed": seed,
+            "monotone_constraints": f"({mono})",
+        },
+        dm,
+        60,
+    )
+    return dict(json.loads(bytes(booster.save_raw("json"))))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "calibration"
+
+
+def calibrate(
+    results: Iterable[Path],
+    deployment: str,
+    *,
+    name: str | None = None,
+    per_model: bool = False,
+    seed: int = 0,
+    directory: Path | None = None,
+) -> dict[str, Any]:
+    """Fit a user calibration from result files and save it; returns what was saved."""
+    import numpy as np
+
+    from ..predict import predict_physics, resolve
+    from .features import feature_list
+
+    fields = parse_deployment(deployment)
+    points = [p for path in results for p in parse_results(Path(path))]
+    if not points:
+        raise BudsimError("no benchmark results given (--results FILE ...)")
+    X: list[list[float]] = []
+    targets: dict[str, list[tuple[int, float]]] = {fam: [] for fam in USER_FAMILIES}
+    rows: list[dict[str, Any]] = []
+    identity: tuple[str, str, str] | None = None
+    bases: set[str] = set()
+    for point in points:
+        dep, workload = _case(fields, point)
+        resolved = resolve(dep)
+        key = (resolved.device.id, resolved.engine.id, resolved.model.name)
+        identity = identity or key
+        pred = predict_physics(dep, workload)
+        if not pred.fits or pred.ttft_ms_mean is None:
+            reason = pred.memory.reason if pred.memory else "does not fit"
+            raise BudsimError(f"{point.file}: the deployment does not fit ({reason})")
+        x = feature_list(resolved, workload, pred)
+        base = {fam: 0.0 for fam in USER_FAMILIES}
+        pre = store.pretrained(resolved.device.kind)
+        if pre is not None and pre.covers(USER_FAMILIES):
+            res = pre.predict(USER_FAMILIES, np.asarray(x, dtype=np.float32))
+            base = {fam: res[fam][0] for fam in USER_FAMILIES}
+            bases.add(pre.name)
+        else:
+            bases.add("physics")
+        row: dict[str, Any] = {**asdict(point), "residual": {}}
+        for fam, measured, physics in (
+            ("ttft", point.ttft_ms, pred.ttft_ms_mean),
+            ("tpot", point.tpot_ms, pred.tpot_ms_mean),
+        ):
+            if measured and physics:
+                value = math.log(measured / physics) - base[fam]
+                targets[fam].append((len(X), value))
+                row["residual"][fam] = round(value, 6)
+        X.append(x)
+        rows.append(row)
+    assert identity is not None
+    hardware, engine, model_name = identity
+    families: dict[str, Any] = {}
+    for fam, pairs in targets.items():
+        if not pairs:
+            continue
+        values = [v for _, v in pairs]
+        if len(pairs) >= XGB_MIN_POINTS:
+            model = _fit_xgb([X[i] for i, _ in pairs], values, fam, seed)
+            families[fam] = {"type": "xgboost", "n": len(pairs), "offset": 0.0, "model": model}
+        else:
+            offset, factor = shrunken_mean(values)
+            families[fam] = {
+                "type": "mean",
+                "n": len(pairs),
+                "offset": round(offset, 6),
+                "shrink": round(factor, 6),
+            }
+    if not families:
+        raise BudsimError("the results carry neither TTFT nor TPOT")
+    label = name or _slug(f"{hardware}-{engine}" + (f"-{model_name}" if per_model else ""))
+    label = _slug(label)
+    content = {
+        "format": store.USER_FORMAT,
+        "budsim_version": __version__,
+        "name": label,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
+        "match": {
+            "hardware": hardware,
+            "engine": engine,
+            "model": model_name if per_model else None,
+            "kind": resolve(_case(fields, points[0])[0]).device.kind,
+        },
+        "deployment": dict(fields),
+        "base": sorted(bases),
+        "features": list(FEATURES),
+        "families": families,
+        "points": rows,
+    }
+    folder = directory or store.user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{label}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    store.clear_caches()
+    content["path"] = str(path)
+    return content
+
+
+def list_calibrations() -> list[dict[str, Any]]:
+    """Summaries of the saved user calibrations."""
+    out = []
+    for entry in store.user_entries():
+        fams = entry.data.get("families", {})
+        out.append(
+            {
+                "name": entry.name,
+                "hardware": entry.hardware,
+                "engine": entry.engine,
+                "model": entry.model or "(any)",
+                "points": len(entry.data.get("points", [])),
+                "ttft": _describe(fams.get("ttft")),
+                "tpot": _describe(fams.get("tpot")),
+                "base": ", ".join(entry.data.get("base", [])),
+                "created": entry.created,
+                "path": str(entry.path),
+            }
+        )
+    return out
+
+
+def _describe(spec: Any) -> str:
+    if not isinstance(spec, Mapping):
+        return "-"
+    if spec.get("type") == "xgboost":
+        return f"xgboost ({spec.get('n')} points)"
+    offset = float(spec.get("offset", 0.0))
+    return f"x{math.exp(offset):.3f} ({spec.get('n')} points)"
+
+
+def reset(name: str | None = None) -> int:
+    """Delete the user calibrations (only `name` when given); returns how many were removed."""
+    folder = store.user_dir()
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in sorted(folder.glob("*.json")):
+        if name is not None and path.stem != _slug(name):
+            continue
+        path.unlink()
+        removed += 1
+    store.clear_caches()
+    if name is not None and removed == 0:
+        raise BudsimError(f"no user calibration named {name!r} (see `budsim calibrate --list`)")
+    return removed

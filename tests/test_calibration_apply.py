@@ -1,0 +1,101 @@
+"""The committed pretrained models: monotone where the physics is, consistent, and cheap to load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from budsim.core.calibration import store
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.predict import predict, predict_physics
+
+CASES = [
+    Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware="h100-sxm", engine="vllm"),
+    Deployment(model="Qwen/Qwen3-32B", hardware="h200-sxm", engine="sglang", tp=2),
+    Deployment(model="mistralai/Mixtral-8x7B-v0.1", hardware="b200", engine="trtllm", tp=2, ep=2),
+    Deployment(model="deepseek-ai/DeepSeek-V3", hardware="b200", engine="sglang", tp=8, ep=8),
+]
+CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+INPUT_LENS = [128, 256, 512, 1024, 2048, 4096, 8192]
+
+
+@pytest.fixture(autouse=True)
+def committed_models(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:  # noqa: ANN001
+    monkeypatch.delenv("BUDSIM_PRETRAINED_DIR", raising=False)
+    monkeypatch.setenv("BUDSIM_CALIBRATION_DIR", str(tmp_path / "no-user-calibrations"))
+    store.clear_caches()
+    yield
+    store.clear_caches()
+
+
+def _assert_monotone(xs: list[int], phys: list[float], cal: list[float], what: str) -> None:
+    for i in range(1, len(xs)):
+        if phys[i] >= phys[i - 1]:  # physics monotone here: calibration must keep it so
+            assert cal[i] >= cal[i - 1] * (1 - 1e-9), f"{what}: {xs[i - 1]}->{xs[i]} {cal}"
+
+
+@pytest.mark.parametrize("dep", CASES, ids=lambda d: f"{d.model}-{d.hardware}-{d.engine}")
+def test_more_concurrency_never_lowers_tpot_or_ttft(dep: Deployment) -> None:
+    phys, cal = [], []
+    for c in CONCURRENCY:
+        wl = Workload(input_len=1024, output_len=256, concurrency=c)
+        p, q = predict_physics(dep, wl), predict(dep, wl)
+        assert q.calibration.startswith("pretrained/cuda@"), q.calibration
+        phys.append((p.tpot_ms_mean, p.ttft_ms_mean))
+        cal.append((q.tpot_ms_mean, q.ttft_ms_mean))
+    for k, name in ((0, "tpot"), (1, "ttft")):
+        _assert_monotone(CONCURRENCY, [v[k] for v in phys], [v[k] for v in cal], name)
+
+
+@pytest.mark.parametrize("dep", CASES, ids=lambda d: f"{d.model}-{d.hardware}-{d.engine}")
+def test_longer_input_never_lowers_ttft(dep: Deployment) -> None:
+    phys, cal = [], []
+    for n in INPUT_LENS:
+        wl = Workload(input_len=n, output_len=128, concurrency=8)
+        phys.append(predict_physics(dep, wl).ttft_ms_mean)
+        cal.append(predict(dep, wl).ttft_ms_mean)
+    _assert_monotone(INPUT_LENS, phys, cal, "ttft")
+
+
+def test_static_batch_latency_grows_with_batch_on_a_calibrated_kind() -> None:
+    dep = Deployment(model="meta-llama/Meta-Llama-3-8B", hardware="mi300x", engine="vllm")
+    batches = [1, 4, 16, 64, 256]
+    phys, cal = [], []
+    for b in batches:
+        wl = Workload(scenario="static", batch_size=b, input_len=512, output_len=512)
+        p, q = predict_physics(dep, wl), predict(dep, wl)
+        assert q.calibration.startswith("pretrained/rocm@"), q.calibration
+        phys.append(p.e2e_s_max)
+        cal.append(q.e2e_s_max)
+        # one residual scales all times of a static batch; throughput moves inversely
+        assert q.output_tok_s * q.e2e_s_mean == pytest.approx(p.output_tok_s * p.e2e_s_mean)
+    _assert_monotone(batches, phys, cal, "static e2e")
+
+
+def test_every_prediction_carries_a_band_even_when_uncalibrated() -> None:
+    dep = Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware="gaudi2", engine="vllm")
+    pred = predict(dep, Workload(input_len=512, output_len=128, concurrency=4))
+    assert pred.calibration == "physics"
+    assert pred.ttft_ms_mean_lo < pred.ttft_ms_mean < pred.ttft_ms_mean_hi
+    assert pred.output_tok_s_lo <= pred.output_tok_s <= pred.output_tok_s_hi
+
+
+def test_committed_models_fit_the_size_budget_and_load_without_xgboost() -> None:
+    import subprocess
+    import sys
+
+    root = store.pretrained_dir()
+    total = sum(p.stat().st_size for p in root.rglob("*.json"))
+    assert total <= 20e6
+    code = (
+        "import sys\n"
+        "from budsim.core.deployment import Deployment, Workload\n"
+        "from budsim.core.predict import predict\n"
+        "p = predict(Deployment('meta-llama/Meta-Llama-3.1-8B', 'h100-sxm', 'vllm'), Workload())\n"
+        "assert p.calibration.startswith('pretrained/'), p.calibration\n"
+        "bad = [m for m in ('xgboost', 'pandas', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(bad) or 'clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "clean", out.stdout

@@ -1,0 +1,215 @@
+"""`budsim calibrate`: the four result formats, learning a synthetic 20 % bias, --list / --reset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from budsim.core.calibration import store, user
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.predict import predict
+
+FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
+DEPLOYMENT = "model=meta-llama/Meta-Llama-3.1-8B,hardware=h100-sxm,engine=vllm,tp=1"
+DEP = Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
+
+
+@pytest.fixture(autouse=True)
+def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "user-calibration"
+    monkeypatch.setenv("BUDSIM_CALIBRATION_DIR", str(folder))
+    store.clear_caches()
+    yield folder
+    store.clear_caches()
+
+
+def test_each_format_parses_to_the_numbers_in_the_file() -> None:
+    (vllm,) = user.parse_results(FIXTURES / "vllm_bench_serve.json")
+    assert (vllm.tool, vllm.scenario, vllm.concurrency) == ("vllm", "concurrency", 32)
+    assert (vllm.input_len, vllm.output_len) == (1024, 256)
+    assert (vllm.ttft_ms, vllm.tpot_ms) == (212.43, 21.87)
+
+    sg = user.parse_results(FIXTURES / "sglang_bench_serving.jsonl")
+    assert [p.concurrency for p in sg] == [16, 64] and {p.tool for p in sg} == {"sglang"}
+    assert sg[1].ttft_ms == 310.6 and sg[1].e2e_ms == 6375.0
+
+    (gp,) = user.parse_results(FIXTURES / "profile_export_genai_perf.json")
+    assert (gp.tool, gp.concurrency, gp.ttft_ms, gp.tpot_ms) == ("genai-perf", 16, 140.3, 17.22)
+    assert gp.model == "meta-llama/Llama-3.1-8B-Instruct"
+
+    (ap,) = user.parse_results(FIXTURES / "profile_export_aiperf.json")
+    assert (ap.tool, ap.concurrency, ap.input_len, ap.tpot_ms) == ("aiperf", 32, 1024.0, 17.67)
+
+    gl = user.parse_results(FIXTURES / "guidellm_benchmarks.json")
+    assert [(p.tool, p.concurrency) for p in gl] == [("guidellm", 8), ("guidellm", 32)]
+    assert (
+        gl[0].ttft_ms == 95.4 and gl[0].tpot_ms == 16.85
+    )  # inter-token latency, not TPOT incl. TTFT
+    assert gl[0].e2e_ms == pytest.approx((95.4 + 255 * 16.85), rel=1e-6)
+
+
+def test_rate_and_unknown_formats(tmp_path: Path) -> None:
+    data = json.loads((FIXTURES / "vllm_bench_serve.json").read_text())
+    data["max_concurrency"], data["request_rate"] = None, 4.0
+    path = tmp_path / "rate.json"
+    path.write_text(json.dumps(data))
+    (point,) = user.parse_results(path)
+    assert point.scenario == "rate" and point.rate == 4.0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    from budsim.core.errors import BudsimError
+
+    with pytest.raises(BudsimError, match="unrecognised result format"):
+        user.parse_results(bad)
+
+
+# --- rewriting fixtures so that measured = 1.2 x what budsim predicts now ---------------------------
+def _target(concurrency: int, isl: float, osl: float) -> tuple[float, float]:
+    pred = predict(
+        DEP, Workload(input_len=round(isl), output_len=round(osl), concurrency=concurrency)
+    )
+    assert pred.ttft_ms_mean and pred.tpot_ms_mean
+    return pred.ttft_ms_mean * 1.2, pred.tpot_ms_mean * 1.2
+
+
+def _biased_vllm(src: Path, dst: Path) -> None:
+    d = json.loads(src.read_text())
+    isl, osl = d["total_input_tokens"] / d["completed"], d["total_output_tokens"] / d["completed"]
+    d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(d["max_concurrency"], isl, osl)
+    dst.write_text(json.dumps(d))
+
+
+def _biased_sglang(src: Path, dst: Path) -> None:
+    lines = []
+    for line in src.read_text().splitlines():
+        d = json.loads(line)
+        isl, osl = (
+            d["total_input_tokens"] / d["completed"],
+            d["total_output_tokens"] / d["completed"],
+        )
+        d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(d["max_concurrency"], isl, osl)
+        lines.append(json.dumps(d))
+    dst.write_text("\n".join(lines) + "\n")
+
+
+def _biased_perf(src: Path, dst: Path) -> None:
+    d = json.loads(src.read_text())
+    cfg = d["input_config"]
+    conc = cfg["loadgen"]["concurrency"] if "loadgen" in cfg else cfg["concurrency"]
+    ttft, tpot = _target(
+        conc, d["input_sequence_length"]["avg"], d["output_sequence_length"]["avg"]
+    )
+    d["time_to_first_token"]["avg"], d["inter_token_latency"]["avg"] = ttft, tpot
+    dst.write_text(json.dumps(d))
+
+
+def _biased_guidellm(src: Path, dst: Path) -> None:
+    d = json.loads(src.read_text())
+    for bench in d["benchmarks"]:
+        m = bench["metrics"]
+        ttft, tpot = _target(
+            bench["config"]["strategy"]["streams"],
+            m["prompt_token_count"]["successful"]["mean"],
+            m["output_token_count"]["successful"]["mean"],
+        )
+        m["time_to_first_token_ms"]["successful"]["mean"] = ttft
+        m["inter_token_latency_ms"]["successful"]["mean"] = tpot
+    dst.write_text(json.dumps(d))
+
+
+CASES: list[tuple[str, Callable[[Path, Path], None]]] = [
+    ("vllm_bench_serve.json", _biased_vllm),
+    ("sglang_bench_serving.jsonl", _biased_sglang),
+    ("profile_export_genai_perf.json", _biased_perf),
+    ("profile_export_aiperf.json", _biased_perf),
+    ("guidellm_benchmarks.json", _biased_guidellm),
+]
+
+
+@pytest.mark.parametrize(("name", "rewrite"), CASES, ids=[c[0] for c in CASES])
+def test_a_20_percent_bias_is_learned_and_removed(
+    name: str, rewrite: Callable[[Path, Path], None], tmp_path: Path
+) -> None:
+    wl = Workload(input_len=1024, output_len=256, concurrency=24)
+    before = predict(DEP, wl)
+    src = tmp_path / name
+    rewrite(FIXTURES / name, src)
+    saved = user.calibrate([src], DEPLOYMENT, name="mine")
+    assert Path(saved["path"]).is_file()
+    after = predict(DEP, wl)
+    assert after.calibration.endswith("user:mine")
+    # the learned correction is the bias: predictions move by 1.2x, within 2 %
+    assert after.ttft_ms_mean / before.ttft_ms_mean == pytest.approx(1.2, rel=0.02)
+    assert after.tpot_ms_mean / before.tpot_ms_mean == pytest.approx(1.2, rel=0.02)
+    # reproducing the measured points themselves: error below 2 % (was 20 %)
+    for point in user.parse_results(src):
+        assert point.concurrency and point.ttft_ms and point.tpot_ms
+        p = predict(
+            DEP,
+            Workload(
+                input_len=round(point.input_len),
+                output_len=round(point.output_len),
+                concurrency=point.concurrency,
+            ),
+        )
+        assert abs(p.tpot_ms_mean / point.tpot_ms - 1) < 0.02
+        assert abs(p.ttft_ms_mean / point.ttft_ms - 1) < 0.02
+
+
+def test_calibration_matches_hardware_engine_and_optionally_model(tmp_path: Path) -> None:
+    src = tmp_path / "v.json"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", src)
+    other_model = Deployment(model="Qwen/Qwen3-8B", hardware="h100-sxm", engine="vllm")
+    other_hw = Deployment(
+        model="meta-llama/Meta-Llama-3.1-8B", hardware="a100-sxm-80gb", engine="vllm"
+    )
+    wl = Workload(input_len=512, output_len=128, concurrency=8)
+    user.calibrate([src], DEPLOYMENT, name="llama-only", per_model=True)
+    assert "user:llama-only" in predict(DEP, wl).calibration
+    assert "user:" not in predict(other_model, wl).calibration
+    user.calibrate([src], DEPLOYMENT, name="any-model")
+    assert "user:any-model" in predict(other_model, wl).calibration
+    assert "user:llama-only" in predict(DEP, wl).calibration  # model-specific wins
+    assert "user:" not in predict(other_hw, wl).calibration
+
+
+def test_cli_list_and_reset(tmp_path: Path, user_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from budsim.cli import app
+
+    src = tmp_path / "sg.jsonl"
+    shutil.copy(FIXTURES / "sglang_bench_serving.jsonl", src)
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["calibrate", "--results", str(src), "--deployment", DEPLOYMENT, "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["name"] == "h100-sxm-vllm" and summary["points"] == 2
+    assert set(summary["families"]) == {"ttft", "tpot"}
+    listed = json.loads(runner.invoke(app, ["calibrate", "--list", "--json"]).stdout)
+    assert [c["name"] for c in listed] == ["h100-sxm-vllm"]
+    res = runner.invoke(app, ["calibrate", "--reset", "--json"])
+    assert json.loads(res.stdout) == {"removed": 1}
+    assert json.loads(runner.invoke(app, ["calibrate", "--list", "--json"]).stdout) == []
+
+
+def test_user_file_from_newer_budsim_is_ignored_with_a_message(
+    tmp_path: Path, user_dir: Path
+) -> None:
+    src = tmp_path / "v.json"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", src)
+    saved = user.calibrate([src], DEPLOYMENT, name="future")
+    path = Path(saved["path"])
+    data = json.loads(path.read_text())
+    data["budsim_version"] = "42.0"
+    path.write_text(json.dumps(data))
+    store.clear_caches()
+    with pytest.warns(store.CalibrationWarning, match=r"written by budsim 42\.0, newer than"):
+        pred = predict(DEP, Workload(concurrency=4))
+    assert "user:" not in pred.calibration
