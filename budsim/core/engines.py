@@ -267,12 +267,20 @@ def get_engine(engine_id: str, kind: str) -> EngineProfile:
     )
 
 
-def runs_weights(engine: EngineProfile, weight_dtype: str, checkpoint_dtype: str) -> bool:
+def runs_weights(
+    engine: EngineProfile,
+    weight_dtype: str,
+    checkpoint_dtype: str,
+    fp4_cores: bool = True,
+) -> bool:
     """Whether `engine` can serve a `checkpoint_dtype` checkpoint with `weight_dtype` weights.
 
-    It must run the format, never upcast (a 4-bit checkpoint cannot become bf16), and formats it
-    cannot quantise to at load time need a checkpoint already in that format.
+    It must run the format, never upcast (a 4-bit checkpoint cannot become bf16), formats it
+    cannot quantise to at load time need a checkpoint already in that format, and nvfp4 needs FP4
+    tensor cores (pass `fp4_cores=False` for hardware without them).
     """
+    if weight_dtype == "nvfp4" and not fp4_cores:
+        return False
     same_size = {"fp16": "bf16", "fp32": "bf16"}
     want = same_size.get(weight_dtype, weight_dtype)
     have = same_size.get(checkpoint_dtype, checkpoint_dtype)

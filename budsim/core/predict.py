@@ -94,6 +94,8 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
         )
     if dep.kv_dtype not in ("auto", *engine.kv_dtypes):
         raise BudsimError(f"{engine.name} has no {dep.kv_dtype} KV cache on {device.kind}")
+    if wdtype == "nvfp4" and not device.tflops.get("fp4"):
+        raise BudsimError(f"nvfp4 weights need FP4 tensor cores (Blackwell); {device.id} has none")
     if not runs_weights(engine, wdtype, model.checkpoint_dtype):
         if wdtype in engine.prequantized_only:
             raise BudsimError(

@@ -537,14 +537,16 @@ def weight_options(
     return tuple(out)
 
 
-def _runs_predicate(profile: Any, checkpoint_dtype: str) -> Callable[[str], bool] | None:
+def _runs_predicate(
+    profile: Any, checkpoint_dtype: str, fp4_cores: bool = True
+) -> Callable[[str], bool] | None:
     try:
         from ..engines import runs_weights
     except ImportError:  # pragma: no cover - older engines module
         return None
 
     def runs(dtype: str) -> bool:
-        return bool(runs_weights(profile, dtype, checkpoint_dtype))
+        return bool(runs_weights(profile, dtype, checkpoint_dtype, fp4_cores))
 
     return runs
 
@@ -587,7 +589,9 @@ def build_space(
             profile.quantizations,
             model.checkpoint_dtype,
             quant_allowed,
-            runs=_runs_predicate(profile, model.checkpoint_dtype),
+            runs=_runs_predicate(
+                profile, model.checkpoint_dtype, bool(cluster.device.tflops.get("fp4"))
+            ),
         )
         if not w:
             notes.append(f"{profile.id}: no allowed weight format for this checkpoint")
