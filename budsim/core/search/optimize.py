@@ -408,9 +408,7 @@ class OptimizationResult:
         return rows
 
 
-def choose(
-    outcome: SearchOutcome, n_alternatives: int
-) -> tuple[Candidate | None, list[Candidate]]:
+def choose(outcome: SearchOutcome, n_alternatives: int) -> tuple[Candidate | None, list[Candidate]]:
     """Headline best (by target among the feasible set) and the alternatives.
 
     Alternatives are the other members of the feasible Pareto front, best target first (each is a
