@@ -296,8 +296,12 @@ class PooledEvaluator:
         try:
             pool = PredictionPool.get(self.workers)
             futures = [pool.submit(_predict_batch, chunk, self.workload) for chunk in chunks]
-        except (BrokenProcessPool, RuntimeError, OSError):
-            PredictionPool.shutdown()  # a dead pool: predict here instead (same answers)
+        except (BrokenProcessPool, RuntimeError, OSError, ValueError):
+            # A dead pool, or processes that cannot be spawned (e.g. "bad value(s) in
+            # fds_to_keep" when a file descriptor the spawner tracks was closed under it):
+            # predict on this thread instead, which gives the same answers.
+            PredictionPool.shutdown()
+            futures = []
         out: list[dict[str, Any] | None] = []
         for n, chunk in enumerate(chunks):
             part: Any = None
@@ -314,7 +318,7 @@ class PooledEvaluator:
                     part = futures[n].result(timeout=0.05)
                 except FutureTimeout:
                     continue
-                except BrokenProcessPool:
+                except (BrokenProcessPool, ValueError, OSError):
                     PredictionPool.shutdown()
                     futures = futures[:n]  # the rest runs on this thread
             results, warned = part
