@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from budsim.core.errors import BudsimError
+from budsim.core.report import fmt, layout_text, performance_rows, weights_text
 
 OBJECTIVES = ("throughput", "latency", "cost", "goodput")
 
@@ -25,57 +26,6 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     out = [v.strip() for item in values for v in item.split(",") if v.strip()]
     return tuple(out) or None
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def layout_text(config: Mapping[str, Any]) -> str:
-    parts = [f"TP{config.get('tp', 1)}"]
-    for key in ("pp", "dp", "ep"):
-        if (config.get(key) or 1) > 1:
-            parts.append(f"{key.upper()}{config[key]}")
-    text = "·".join(parts)
-    replicas = config.get("replicas") or 1
-    if replicas > 1:
-        text += f" ×{replicas}"
-    return text
-
-
-def weights_text(config: Mapping[str, Any]) -> str:
-    w = config.get("weight_dtype") or "auto"
-    return "checkpoint" if w == "auto" else w
-
-
-# (label, key, band key prefix or None)
-PERFORMANCE_ROWS: tuple[tuple[str, str, str | None], ...] = (
-    ("TTFT mean (ms)", "ttft_ms_mean", "ttft_ms_mean"),
-    ("TTFT p50 / p90 / p99 (ms)", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p99", None),
-    ("TPOT mean (ms)", "tpot_ms_mean", "tpot_ms_mean"),
-    ("TPOT p50 / p90 / p99 (ms)", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p99", None),
-    ("E2E mean (s)", "e2e_s_mean", "e2e_s_mean"),
-    ("E2E p50 / p90 / p99 (s)", "e2e_s_p50|e2e_s_p90|e2e_s_p99", None),
-    ("Output tok/s", "output_tok_s", "output_tok_s"),
-    ("Output tok/s per device", "output_tok_s_per_device", None),
-    ("tok/s per user", "tok_s_per_user", None),
-    ("Requests/s", "requests_per_s", None),
-    ("Weights per device (GB)", "weights_gb_per_device", None),
-    ("KV cache per device (GB)", "kv_cache_gb_per_device", None),
-    ("Max concurrency (KV)", "max_concurrency", None),
-    ("Bottleneck", "bottleneck", None),
-    ("Calibration", "calibration", None),
-)
 
 
 def render_result(console: Any, response: Mapping[str, Any], *, title: str | None = None) -> None:
@@ -100,30 +50,19 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
             f"{layout_text(config)}  ({config.get('devices')} devices, "
             f"{config.get('devices_per_replica')} per replica)",
         )
-        best.add_row("weights", weights_text(config))
+        best.add_row("weights", weights_text(config, auto="checkpoint"))
         best.add_row("KV cache", str(config.get("kv_dtype")))
-        best.add_row("max_num_seqs", _fmt(config.get("max_num_seqs")))
-        best.add_row("max_num_batched_tokens", _fmt(config.get("max_num_batched_tokens")))
-        best.add_row("gpu_memory_utilization", _fmt(config.get("gpu_memory_utilization")))
+        best.add_row("max_num_seqs", fmt(config.get("max_num_seqs")))
+        best.add_row("max_num_batched_tokens", fmt(config.get("max_num_batched_tokens")))
+        best.add_row("gpu_memory_utilization", fmt(config.get("gpu_memory_utilization")))
         console.print(best)
 
         table = Table(title="Predicted performance", title_justify="left")
         table.add_column("metric", style="cyan")
         table.add_column("value", justify="right")
         table.add_column("band (lo – hi)", justify="right", style="dim")
-        for label, key, band in PERFORMANCE_ROWS:
-            if "|" in key:
-                values = [perf.get(k) for k in key.split("|")]
-                if all(v is None for v in values):
-                    continue
-                table.add_row(label, " / ".join(_fmt(v) for v in values), "")
-                continue
-            if perf.get(key) is None:
-                continue
-            band_text = ""
-            if band and perf.get(f"{band}_lo") is not None and perf.get(f"{band}_hi") is not None:
-                band_text = f"{_fmt(perf[f'{band}_lo'])} – {_fmt(perf[f'{band}_hi'])}"
-            table.add_row(label, _fmt(perf.get(key)), band_text)
+        for label, value, band_text in performance_rows(perf, extended=True):
+            table.add_row(label, value, band_text)
         usd = objectives.get("usd_per_1m_output_tokens")
         if usd is not None:
             table.add_row("$ per 1M output tokens", f"{usd:.4g}", "")
@@ -169,7 +108,7 @@ def render_constraints(console: Any, checks: Sequence[Mapping[str, Any]]) -> Non
     for c in checks:
         met = "[green]yes[/]" if c.get("met") else "[red]no[/]"
         table.add_row(
-            str(c.get("name")), _fmt(c.get("value")), _fmt(c.get("limit")), met, str(c.get("how"))
+            str(c.get("name")), fmt(c.get("value")), fmt(c.get("limit")), met, str(c.get("how"))
         )
     console.print(table)
 
@@ -206,18 +145,18 @@ def render_candidates(
             layout_text(cfg),
             weights_text(cfg),
             str(cfg.get("kv_dtype")),
-            _fmt(cfg.get("max_num_seqs")),
-            _fmt(perf.get("output_tok_s_per_device")),
-            _fmt(perf.get("tok_s_per_user")),
-            _fmt(perf.get("ttft_ms_p50")),
-            _fmt(perf.get("tpot_ms_p50")),
-            _fmt(obj.get("usd_per_1m_output_tokens")),
+            fmt(cfg.get("max_num_seqs")),
+            fmt(perf.get("output_tok_s_per_device")),
+            fmt(perf.get("tok_s_per_user")),
+            fmt(perf.get("ttft_ms_p50")),
+            fmt(perf.get("tpot_ms_p50")),
+            fmt(obj.get("usd_per_1m_output_tokens")),
         ]
         if show_miss:
             misses = [
-                f"{ch['name']} {_fmt(ch.get('value'))}>{_fmt(ch.get('limit'))}"
+                f"{ch['name']} {fmt(ch.get('value'))}>{fmt(ch.get('limit'))}"
                 if not str(ch.get("name", "")).startswith("min_")
-                else f"{ch['name']} {_fmt(ch.get('value'))}<{_fmt(ch.get('limit'))}"
+                else f"{ch['name']} {fmt(ch.get('value'))}<{fmt(ch.get('limit'))}"
                 for ch in c.get("constraints") or []
                 if not ch.get("met")
             ]

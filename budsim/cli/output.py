@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from budsim.core.report import fmt
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -22,20 +24,6 @@ def _clean(value: Any) -> Any:
 
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(_clean(data), indent=2, default=str))
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "-"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from .output import echo_json
 
 DB_HELP = "Run store file (default $BUDSIM_DB or the XDG data dir)."
 
@@ -32,10 +33,6 @@ def _status(status: str | None) -> str:
     return f"[{colour}]{status}[/]"
 
 
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
 def register(app: typer.Typer) -> None:
     runs = typer.Typer(
         help="Saved optimisation runs: list, show, compare, delete.", no_args_is_help=True
@@ -53,13 +50,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from budsim.cli.optimize import layout_text, weights_text
+        from budsim.core.report import layout_text, weights_text
         from budsim.core.store import open_store
 
         with open_store(db) as store:
             rows = store.list_runs(limit=limit or None, status=status)
         if json_out:
-            _echo_json(rows)
+            echo_json(rows)
             return
         console = Console()
         if not rows:
@@ -132,7 +129,7 @@ def register(app: typer.Typer) -> None:
             }
         if json_out:
             record = {k: v for k, v in run.items() if k not in ("response",)}
-            _echo_json(
+            echo_json(
                 {
                     "run": record,
                     "response": response,
@@ -219,7 +216,7 @@ def register(app: typer.Typer) -> None:
         with open_store(db) as store:
             data = store.compare_runs(run_a, run_b)
         if json_out:
-            _echo_json(data)
+            echo_json(data)
             return
         a, b = data["runs"]
         console = Console()
@@ -269,7 +266,7 @@ def register(app: typer.Typer) -> None:
         with open_store(db) as store:
             full = store.delete_run(run_id)
         if json_out:
-            _echo_json({"deleted": full})
+            echo_json({"deleted": full})
         else:
             typer.echo(f"deleted run {full}")
 

@@ -12,6 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from budsim.core.report import (  # noqa: F401 - re-exported for the screens
+    PERFORMANCE,
+    fmt,
+    layout_text,
+    performance_rows,
+    weights_text,
+)
+
 TARGET_INFO: dict[str, tuple[str, str, float]] = {
     # target -> (label, unit, sign that turns the signed "bigger is better" score into natural units)
     "throughput": ("tok/s per device", "tok/s/dev", 1.0),
@@ -26,25 +34,6 @@ OBJECTIVE_LABELS: dict[str, str] = {
     "e2e_s_mean": "E2E s",
     "usd_per_1m_output_tokens": "$/1M tok",
 }
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """Short human number: 1,234 / 12.35 / 0.0123; '-' for missing."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "-"
-        if value == 0:
-            return "0"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -67,25 +56,6 @@ def fmt_bytes(n: float | None) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} B"
-
-
-def layout_text(config: Mapping[str, Any]) -> str:
-    """TP2·PP2 ×3 style."""
-    parts = [f"TP{config.get('tp', 1) or 1}"]
-    for key in ("pp", "dp", "ep"):
-        value = config.get(key) or 1
-        if value > 1:
-            parts.append(f"{key.upper()}{value}")
-    text = "·".join(parts)
-    replicas = config.get("replicas") or 1
-    if replicas > 1:
-        text += f" ×{replicas}"
-    return text
-
-
-def weights_text(config: Mapping[str, Any]) -> str:
-    w = config.get("weight_dtype") or "auto"
-    return "ckpt" if w == "auto" else str(w)
 
 
 def kv_text(config: Mapping[str, Any]) -> str:
@@ -243,45 +213,6 @@ def view_from_store(run: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
 
 
 # ---------------------------------------------------------------------------------- detail text
-
-# (label, key, band prefix or None)
-PERFORMANCE: tuple[tuple[str, str, str | None], ...] = (
-    ("TTFT mean", "ttft_ms_mean", "ttft_ms_mean"),
-    ("TTFT p50/p90/p99", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p99", None),
-    ("TPOT mean", "tpot_ms_mean", "tpot_ms_mean"),
-    ("TPOT p50/p90/p99", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p99", None),
-    ("E2E mean", "e2e_s_mean", "e2e_s_mean"),
-    ("E2E p50/p90/p99", "e2e_s_p50|e2e_s_p90|e2e_s_p99", None),
-    ("output tok/s", "output_tok_s", "output_tok_s"),
-    ("tok/s per device", "output_tok_s_per_device", None),
-    ("tok/s per user", "tok_s_per_user", None),
-    ("requests/s", "requests_per_s", None),
-)
-UNITS = {"ttft": "ms", "tpot": "ms", "e2e": "s"}
-
-
-def performance_rows(prediction: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(label, value, band) rows; latencies carry their unit."""
-    out: list[tuple[str, str, str]] = []
-    for label, key, band in PERFORMANCE:
-        unit = UNITS.get(key.split("_", 1)[0], "")
-        suffix = f" {unit}" if unit else ""
-        if "|" in key:
-            values = [prediction.get(k) for k in key.split("|")]
-            if all(v is None for v in values):
-                continue
-            out.append((label, " / ".join(fmt(v, 3) for v in values) + suffix, ""))
-            continue
-        value = prediction.get(key)
-        if value is None:
-            continue
-        band_text = ""
-        if band:
-            lo, hi = prediction.get(f"{band}_lo"), prediction.get(f"{band}_hi")
-            if lo is not None and hi is not None:
-                band_text = f"{fmt(lo, 3)}–{fmt(hi, 3)}{suffix}"
-        out.append((label, fmt(value) + suffix, band_text))
-    return out
 
 
 def memory_rows(plan: Mapping[str, Any]) -> list[tuple[str, float]]:

@@ -1,0 +1,97 @@
+"""Plain-text rendering of configurations and predictions, shared by the CLI and the TUI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Short human number: 1,234 / 12.35 / 0.0123; '-' for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def layout_text(config: Mapping[str, Any]) -> str:
+    """TP2·PP2 ×3 style."""
+    parts = [f"TP{config.get('tp', 1) or 1}"]
+    for key in ("pp", "dp", "ep"):
+        value = config.get(key) or 1
+        if value > 1:
+            parts.append(f"{key.upper()}{value}")
+    text = "·".join(parts)
+    replicas = config.get("replicas") or 1
+    if replicas > 1:
+        text += f" ×{replicas}"
+    return text
+
+
+def weights_text(config: Mapping[str, Any], auto: str = "ckpt") -> str:
+    """The weight format; `auto` names the checkpoint's own format."""
+    w = config.get("weight_dtype") or "auto"
+    return auto if w == "auto" else str(w)
+
+
+# (label, key, band prefix or None)
+PERFORMANCE: tuple[tuple[str, str, str | None], ...] = (
+    ("TTFT mean", "ttft_ms_mean", "ttft_ms_mean"),
+    ("TTFT p50/p90/p99", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p99", None),
+    ("TPOT mean", "tpot_ms_mean", "tpot_ms_mean"),
+    ("TPOT p50/p90/p99", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p99", None),
+    ("E2E mean", "e2e_s_mean", "e2e_s_mean"),
+    ("E2E p50/p90/p99", "e2e_s_p50|e2e_s_p90|e2e_s_p99", None),
+    ("output tok/s", "output_tok_s", "output_tok_s"),
+    ("tok/s per device", "output_tok_s_per_device", None),
+    ("tok/s per user", "tok_s_per_user", None),
+    ("requests/s", "requests_per_s", None),
+)
+# The memory and provenance rows the CLI's longer report adds.
+PERFORMANCE_EXTENDED: tuple[tuple[str, str, str | None], ...] = (
+    ("weights per device GB", "weights_gb_per_device", None),
+    ("KV cache per device GB", "kv_cache_gb_per_device", None),
+    ("max concurrency (KV)", "max_concurrency", None),
+    ("bottleneck", "bottleneck", None),
+    ("calibration", "calibration", None),
+)
+UNITS = {"ttft": "ms", "tpot": "ms", "e2e": "s"}
+
+
+def performance_rows(
+    prediction: Mapping[str, Any], *, extended: bool = False
+) -> list[tuple[str, str, str]]:
+    """(label, value, band) rows; latencies carry their unit."""
+    out: list[tuple[str, str, str]] = []
+    rows = PERFORMANCE + PERFORMANCE_EXTENDED if extended else PERFORMANCE
+    for label, key, band in rows:
+        unit = UNITS.get(key.split("_", 1)[0], "")
+        suffix = f" {unit}" if unit else ""
+        if "|" in key:
+            values = [prediction.get(k) for k in key.split("|")]
+            if all(v is None for v in values):
+                continue
+            out.append((label, " / ".join(fmt(v, 3) for v in values) + suffix, ""))
+            continue
+        value = prediction.get(key)
+        if value is None:
+            continue
+        band_text = ""
+        if band:
+            lo, hi = prediction.get(f"{band}_lo"), prediction.get(f"{band}_hi")
+            if lo is not None and hi is not None:
+                band_text = f"{fmt(lo, 3)}–{fmt(hi, 3)}{suffix}"
+        out.append((label, fmt(value) + suffix, band_text))
+    return out
