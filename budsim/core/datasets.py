@@ -57,34 +57,15 @@ SOURCES: tuple[str, ...] = (
     "ml_energy_v3",
 )
 
-HARDWARE_IDS: frozenset[str] = frozenset(
-    {
-        "a100-sxm-40gb",
-        "a100-sxm-80gb",
-        "a100-pcie-80gb",
-        "h100-sxm",
-        "h100-pcie",
-        "h100-nvl",
-        "h200-sxm",
-        "gh200",
-        "b200",
-        "b300",
-        "gb200",
-        "gb300",
-        "l40s",
-        "l4",
-        "a10g",
-        "rtx-4090",
-        "mi250",
-        "mi300x",
-        "mi325x",
-        "gaudi2",
-        "gaudi3",
-        "xeon-8480",
-        "xeon-6980p",
-        "epyc-9654",
-    }
-)
+
+def _hardware_ids() -> frozenset[str]:
+    from .hardware import bundled_hardware_ids
+
+    return bundled_hardware_ids()
+
+
+# Rows map onto the bundled hardware catalog's ids (a user's hardware.toml plays no part here).
+HARDWARE_IDS: frozenset[str] = _hardware_ids()
 
 ENGINES: tuple[str, ...] = (
     "vllm",

@@ -337,6 +337,11 @@ def make_cluster(
 # ----------------------------------------------------------------------------------------- loading
 
 
+def bundled_hardware_ids() -> frozenset[str]:
+    """The device ids of the bundled catalog (without any user overrides)."""
+    return frozenset(_bundled_catalog()[0])
+
+
 def bundled_hardware_path() -> Path:
     return _BUNDLED_PATH
 
