@@ -159,7 +159,13 @@ def test_tp_must_divide_heads_for_vllm() -> None:
         predict(dep(tp=3), Workload(input_len=8, output_len=8))
 
 
-PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI must not find a new example the developer never saw
+PROPS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @PROPS
@@ -188,13 +194,28 @@ def test_more_concurrency_never_lowers_tpot(
     extra=st.integers(1, 8000),
     engine=st.sampled_from(["vllm", "sglang", "trtllm"]),
 )
-def test_longer_input_never_lowers_ttft(c: int, isl: int, extra: int, engine: str) -> None:
+def test_longer_input_never_speeds_up_requests(c: int, isl: int, extra: int, engine: str) -> None:
     d = dep(engine=engine)
     short = predict_physics(d, Workload(concurrency=c, input_len=isl, output_len=32))
     long = predict_physics(d, Workload(concurrency=c, input_len=isl + extra, output_len=32))
-    # Chunked prefill is discrete: where a longer prompt just overflows the token budget the
-    # closed loop's waves regroup, which can move the mean by up to about one percent (seen: 0.7 %).
-    assert long.ttft_ms_mean >= short.ttft_ms_mean * 0.98  # type: ignore[operator]
+    # More prompt is more work: the mean request latency and the slowest first tokens never drop
+    # (0.5 % allows for float noise in the closed loop's steady-state shortcut).
+    assert long.e2e_s_mean >= short.e2e_s_mean * 0.995  # type: ignore[operator]
+    assert long.ttft_ms_p99 >= short.ttft_ms_p99 * 0.995  # type: ignore[operator]
+    if c == 1:
+        assert long.ttft_ms_mean >= short.ttft_ms_mean  # type: ignore[operator]
+    # The *mean* TTFT of c > 1 may drop: when c prompts just overflow the token budget, the closed
+    # loop's synchronised waves split and some requests get a prefill step of their own (c=2,
+    # 3188 -> 4378 tokens on TRT-LLM lowers it 15 %). A real scheduler does the same.
+
+
+def test_mean_ttft_can_drop_when_waves_split() -> None:
+    """The case behind the comment above, pinned so that a change to it is noticed."""
+    d = dep(engine="trtllm")
+    short = predict_physics(d, Workload(concurrency=2, input_len=3188, output_len=32))
+    long = predict_physics(d, Workload(concurrency=2, input_len=4378, output_len=32))
+    assert long.ttft_ms_mean < short.ttft_ms_mean  # type: ignore[operator]
+    assert long.ttft_ms_p99 > short.ttft_ms_p99  # type: ignore[operator]
 
 
 @PROPS
@@ -208,3 +229,66 @@ def test_more_tp_never_raises_weights_per_device(model: str) -> None:
         w = weights_bytes_per_device(r.model, r.deployment)
         assert w <= previous
         previous = w
+
+
+def _simulate(
+    engine: str, c: int, isl: int, osl: int, shortcuts: bool, **kw: object
+) -> tuple[object, int]:
+    """(ServingResult, step-time evaluations) of one closed loop on Llama-3.1-8B / H100."""
+    from budsim.core.memory import plan_memory
+    from budsim.core.simulator import simulate_serving
+
+    d = dep(engine=engine, **kw)
+    r = resolve(d)
+    step = _step_model(d)
+    calls = [0]
+
+    def counted(*args: float) -> object:
+        calls[0] += 1
+        return step(*args)
+
+    plan = plan_memory(r.model, r.device, r.engine, r.deployment, isl + osl)
+    res = simulate_serving(
+        counted,  # type: ignore[arg-type]
+        r.engine,
+        Workload(concurrency=c, input_len=isl, output_len=osl),
+        kv_capacity_tokens=plan.kv_capacity_tokens,
+        max_num_seqs=r.deployment.max_num_seqs or 256,
+        max_num_batched_tokens=r.deployment.max_num_batched_tokens or 8192,
+        shortcuts=shortcuts,
+    )
+    return res, calls[0]
+
+
+def _means(res: object) -> list[float]:
+    from budsim.core.simulator import weighted_summary
+
+    out = []
+    for values in (res.ttft, res.tpot, res.e2e):  # type: ignore[attr-defined]
+        out.append(weighted_summary(values)[0])
+    out.append(res.requests / res.makespan)  # type: ignore[attr-defined]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("engine", "c", "isl", "osl", "tolerance", "kw"),
+    [
+        # synchronised waves (every prompt of a wave in one prefill step): an exact cycle
+        ("vllm", 64, 512, 128, 1e-9, {}),
+        ("trtllm", 1, 1024, 256, 1e-9, {}),
+        # more clients than sequence slots: requests queue, one wave at a time
+        ("sglang", 64, 1024, 256, 1e-9, {"max_num_seqs": 8}),
+        # partial prefill chunks drift and never repeat exactly: the steady-wave shortcut
+        ("trtllm", 128, 2048, 256, 0.03, {}),
+    ],
+)
+def test_closed_loop_shortcuts_match_the_full_simulation(
+    engine: str, c: int, isl: int, osl: int, tolerance: float, kw: dict[str, object]
+) -> None:
+    full, full_calls = _simulate(engine, c, isl, osl, False, **kw)
+    fast, fast_calls = _simulate(engine, c, isl, osl, True, **kw)
+    assert fast.requests == full.requests  # type: ignore[attr-defined]
+    assert fast.output_tokens == full.output_tokens  # type: ignore[attr-defined]
+    for a, b in zip(_means(full), _means(fast), strict=True):
+        assert b == pytest.approx(a, rel=tolerance)
+    assert fast_calls < full_calls * 0.8  # the shortcut was taken

@@ -18,7 +18,7 @@ from .errors import BudsimError
 from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
-from .simulator import ServingResult, simulate_serving, weighted_mean, weighted_percentile
+from .simulator import ServingResult, simulate_serving, weighted_summary
 from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
@@ -196,22 +196,31 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
     if not sim.requests:
         pred.fits = False
         return
-    pred.ttft_ms_mean = weighted_mean(sim.ttft) * 1e3
-    pred.ttft_ms_p50 = weighted_percentile(sim.ttft, 0.50) * 1e3
-    pred.ttft_ms_p90 = weighted_percentile(sim.ttft, 0.90) * 1e3
-    pred.ttft_ms_p99 = weighted_percentile(sim.ttft, 0.99) * 1e3
+    mean, (p50, p90, p99), _ = weighted_summary(sim.ttft)
+    pred.ttft_ms_mean, pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p99 = (
+        mean * 1e3,
+        p50 * 1e3,
+        p90 * 1e3,
+        p99 * 1e3,
+    )
     if sim.tpot:
-        pred.tpot_ms_mean = weighted_mean(sim.tpot) * 1e3
-        pred.tpot_ms_p50 = weighted_percentile(sim.tpot, 0.50) * 1e3
-        pred.tpot_ms_p90 = weighted_percentile(sim.tpot, 0.90) * 1e3
-        pred.tpot_ms_p99 = weighted_percentile(sim.tpot, 0.99) * 1e3
+        mean, (p50, p90, p99), _ = weighted_summary(sim.tpot)
+        pred.tpot_ms_mean, pred.tpot_ms_p50, pred.tpot_ms_p90, pred.tpot_ms_p99 = (
+            mean * 1e3,
+            p50 * 1e3,
+            p90 * 1e3,
+            p99 * 1e3,
+        )
         pred.itl_ms_mean = pred.tpot_ms_mean
         pred.tok_s_per_user = 1e3 / pred.tpot_ms_mean if pred.tpot_ms_mean else None
-    pred.e2e_s_mean = weighted_mean(sim.e2e)
-    pred.e2e_s_p50 = weighted_percentile(sim.e2e, 0.50)
-    pred.e2e_s_p90 = weighted_percentile(sim.e2e, 0.90)
-    pred.e2e_s_p99 = weighted_percentile(sim.e2e, 0.99)
-    pred.e2e_s_max = max(v for v, _ in sim.e2e)
+    mean, (p50, p90, p99), top = weighted_summary(sim.e2e)
+    pred.e2e_s_mean, pred.e2e_s_p50, pred.e2e_s_p90, pred.e2e_s_p99, pred.e2e_s_max = (
+        mean,
+        p50,
+        p90,
+        p99,
+        top,
+    )
     req_s = sim.requests / sim.makespan
     out_per_req = sim.output_tokens / sim.requests
     in_per_req = sim.input_tokens / sim.requests

@@ -136,6 +136,7 @@ class StepTimeModel:
         self.fixed = engine.step_overhead_ms * 1e-3 + (
             engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
         )
+        self._memo: dict[float, tuple[float, float, float, float]] = {}
 
     @staticmethod
     def _roof(
@@ -153,31 +154,20 @@ class StepTimeModel:
         byts = params * wb + rows * self.hidden * 4 * ACT_BYTES
         return self._roof(rl, 2.0 * rows * params, rows, byts, self.peak, self.bw)
 
-    def __call__(
-        self,
-        n_decode: float,
-        decode_ctx: float,
-        prefill_tokens: float,
-        prefill_pairs: float,
-        prefill_seqs: float,
-    ) -> StepTime:
-        """Time of one iteration of the whole replica.
+    def _token_ops(self, tokens_in: float) -> tuple[float, float, float, float]:
+        """(compute, memory, communication, latency) of the operators that depend only on the
+        number of tokens in the step: projections, FFN or experts, norms and collectives.
 
-        n_decode: sequences decoding one token; decode_ctx: the sum of their context lengths;
-        prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
-        pairs of those chunks; prefill_seqs: chunks in the step.
-        """
+        They are the bulk of a step and the simulator revisits the same token counts often, so they
+        are memoised per replica."""
+        hit = self._memo.get(tokens_in)
+        if hit is not None:
+            return hit
         dep, eff = self.dep, self.eff
         pp, dp, tp = dep.pp, dep.dp, dep.tp
-        micro = pp * dp  # the batch is split over PP micro-batches and attention-DP ranks
-        tokens = (n_decode + prefill_tokens) / micro  # per attention rank per micro-batch
-        stage_tokens = (n_decode + prefill_tokens) / pp  # all DP ranks of a stage (MoE sees these)
-        dec_seqs = n_decode / micro
-        mean_ctx = decode_ctx / n_decode if n_decode else 0.0
-        pairs = prefill_pairs / micro
+        tokens = tokens_in / (pp * dp)  # per attention rank per micro-batch
+        stage_tokens = tokens_in / pp  # all DP ranks of a stage (MoE sees these)
         bw = self.bw
-        attn_peak = self.peak_bf16 * eff.attn_context_eta
-        dec_bw = bw * eff.attn_decode_eta_mem
         gemm_rl = self.gemm_rl
         compute = memory = comm = latency = 0.0
         for g in self.groups:
@@ -186,28 +176,6 @@ class StepTimeModel:
                 self._gemm(gemm_rl, tokens, g.attn_params, self.wb_attn)
             ]
             lat = 2 * gemm_rl.lat_us  # QKV and output projections
-            if g.linear:
-                ops.append(
-                    (
-                        4.0 * tokens * g.heads * g.dec_dims * 64 / attn_peak,
-                        dec_seqs * g.state_bytes * 2 / dec_bw,
-                    )
-                )
-                lat += eff.attn_decode_lat_us
-            else:
-                if dec_seqs:
-                    ctx = min(mean_ctx, g.window)
-                    ops.append(
-                        (
-                            2.0 * g.heads * g.dec_dims * dec_seqs * ctx / attn_peak,
-                            dec_seqs * ctx * g.kv_bytes_tok / dec_bw,
-                        )
-                    )
-                    lat += eff.attn_decode_lat_us
-                if pairs:
-                    capped = pairs if g.window == math.inf else min(pairs, tokens * g.window)
-                    ops.append((2.0 * g.heads * g.pf_dims * capped / attn_peak, 0.0))
-                    lat += eff.attn_context_lat_us
             if g.dense_params:
                 ops.append(self._gemm(gemm_rl, tokens, g.dense_params, self.wb_dense))
                 lat += 2 * gemm_rl.lat_us
@@ -247,16 +215,71 @@ class StepTimeModel:
                 all_reduce = self.tp_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
                 spread = g.num_experts and (dep.ep > 1 or dp > 1)
                 layer_comm += (1 if spread else 2) * all_reduce
-            c_layer = m_layer = 0.0
             for c, m in ops:
                 if c > m:
-                    c_layer += c
+                    compute += c * g.count
                 else:
-                    m_layer += m
-            compute += c_layer * g.count
-            memory += m_layer * g.count
+                    memory += m * g.count
             comm += layer_comm * g.count
             latency += lat * 1e-6 * g.count
+        if pp > 1:
+            comm += (pp - 1) / pp * (self.pp_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
+        out = (compute, memory, comm, latency)
+        if len(self._memo) > 4096:  # bounded: thousands of step models may be cached at once
+            self._memo.clear()
+        self._memo[tokens_in] = out
+        return out
+
+    def __call__(
+        self,
+        n_decode: float,
+        decode_ctx: float,
+        prefill_tokens: float,
+        prefill_pairs: float,
+        prefill_seqs: float,
+    ) -> StepTime:
+        """Time of one iteration of the whole replica.
+
+        n_decode: sequences decoding one token; decode_ctx: the sum of their context lengths;
+        prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
+        pairs of those chunks; prefill_seqs: chunks in the step.
+        """
+        dep, eff = self.dep, self.eff
+        pp = dep.pp
+        micro = pp * dep.dp  # the batch is split over PP micro-batches and attention-DP ranks
+        compute, memory, comm, latency = self._token_ops(n_decode + prefill_tokens)
+        tokens = (n_decode + prefill_tokens) / micro
+        dec_seqs = n_decode / micro
+        mean_ctx = decode_ctx / n_decode if n_decode else 0.0
+        pairs = prefill_pairs / micro
+        attn_peak = self.peak_bf16 * eff.attn_context_eta
+        dec_bw = self.bw * eff.attn_decode_eta_mem
+        for g in self.groups:
+            # attention itself: depends on the sequences and their contexts, not only on tokens
+            if g.linear:
+                c = 4.0 * tokens * g.heads * g.dec_dims * 64 / attn_peak
+                m = dec_seqs * g.state_bytes * 2 / dec_bw
+                if c > m:
+                    compute += c * g.count
+                else:
+                    memory += m * g.count
+                latency += eff.attn_decode_lat_us * 1e-6 * g.count
+                continue
+            if dec_seqs:
+                ctx = min(mean_ctx, g.window)
+                c = 2.0 * g.heads * g.dec_dims * dec_seqs * ctx / attn_peak
+                m = dec_seqs * ctx * g.kv_bytes_tok / dec_bw
+                if c > m:
+                    compute += c * g.count
+                else:
+                    memory += m * g.count
+                latency += eff.attn_decode_lat_us * 1e-6 * g.count
+            if pairs:
+                capped = pairs if g.window == math.inf else min(pairs, tokens * g.window)
+                c = 2.0 * g.heads * g.pf_dims * capped / attn_peak
+                if c > 0:
+                    compute += c * g.count
+                latency += eff.attn_context_lat_us * 1e-6 * g.count
         # LM head for the sequences that emit a token this step (on the last stage only)
         c, m = self._gemm(
             self.dense_rl, (n_decode + prefill_seqs) / micro, self.lm_head_params, EMBEDDING_BYTES
@@ -265,8 +288,6 @@ class StepTimeModel:
             compute += c / pp
         else:
             memory += m / pp
-        if pp > 1:
-            comm += (pp - 1) / pp * (self.pp_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
         overhead = (
             self.fixed / pp
             + self.engine.per_seq_overhead_us * 1e-6 * (n_decode + prefill_seqs) / micro
