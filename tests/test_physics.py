@@ -159,6 +159,14 @@ def test_tp_must_divide_heads_for_vllm() -> None:
         predict(dep(tp=3), Workload(input_len=8, output_len=8))
 
 
+def test_sglang_pads_heads_that_tp_does_not_divide() -> None:
+    # 32 heads over tp=3: each device computes ceil(32 / 3) = 11 heads (one padded)
+    step = _step_model(dep(engine="sglang", tp=3))
+    assert {g.heads for g in step.groups} == {11.0}
+    pred = predict_physics(dep(engine="sglang", tp=3), Workload(input_len=64, output_len=8))
+    assert pred.fits and pred.ttft_ms_mean
+
+
 # derandomize: CI must not find a new example the developer never saw
 PROPS = settings(
     max_examples=25,

@@ -53,7 +53,9 @@ class EngineProfile:
     # The CUDA values are the median low-load (concurrency <= 4) TTFT excess over the simulated
     # prefill in the aic_silicon data (docs/accuracy-physics notes this in-sample choice).
     request_overhead_ms: float = 5.0
-    # Engines that pad attention heads so TP need not divide them (TRT-LLM).
+    # Engines that pad attention heads so TP need not divide them: TRT-LLM, and SGLang on CUDA,
+    # which AIConfigurator measured (v0.5.9) at TP 64 on Qwen3.5-397B's 32 heads and at TP 72 on
+    # DeepSeek-R1's 128 heads. The padded heads cost compute (steptime rounds heads per device up).
     pads_heads: bool = False
     # Weight formats the engine only loads from a checkpoint already in that format (it cannot
     # quantise to them at load time): mxfp4 everywhere, fp8 on Gaudi (needs an INC calibration).
@@ -174,6 +176,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang",
+        pads_heads=True,
         request_overhead_ms=126.0,
         version="0.5",
         kind="cuda",

@@ -108,7 +108,7 @@ class StepTimeModel:
                     experts_local=layer.num_experts / dep.ep if layer.num_experts else 0.0,
                     num_experts=layer.num_experts,
                     top_k=layer.top_k,
-                    heads=max(1.0, layer.q_heads / tp),
+                    heads=float(max(1, math.ceil(layer.q_heads / tp))),  # padded when tp does not divide
                     pf_dims=float(pf_qk + pf_v),
                     dec_dims=float(layer.qk_dim + layer.v_dim),
                     kv_bytes_tok=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
