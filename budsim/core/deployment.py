@@ -7,7 +7,7 @@ in the batch predictor.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from .errors import BudsimError
@@ -68,7 +68,8 @@ class Deployment:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # every field is a scalar, so no deep copy (asdict) is needed; the optimiser calls this a lot
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

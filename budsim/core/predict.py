@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
@@ -64,9 +64,8 @@ class Prediction:
     output_tok_s_hi: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("memory")
-        return {k: _round(v) for k, v in out.items()}
+        # scalars only (the memory plan is reported separately), without asdict's deep copy
+        return {f.name: _round(getattr(self, f.name)) for f in fields(self) if f.name != "memory"}
 
 
 def _round(v: Any) -> Any:

@@ -235,6 +235,7 @@ def simulate_serving(
     def admit(limit_tokens: int) -> None:
         """Move waiting cohorts into the prefill queue while sequences and KV allow."""
         nonlocal running, kv_prefill
+        pending = sum(x.count * (x.prompt - x.done_prefill) for x in prefilling) if waiting else 0
         while waiting:
             c = waiting[0]
             seq_room = max_num_seqs - running
@@ -249,10 +250,10 @@ def simulate_serving(
             prefilling.append(c)
             running += c.count
             kv_prefill += c.count * c.prompt
-            if limit_tokens and sum(x.count * (x.prompt - x.done_prefill) for x in prefilling) > (
-                limit_tokens
-            ):
-                return
+            if limit_tokens:
+                pending += c.count * (c.prompt - c.done_prefill)
+                if pending > limit_tokens:
+                    return
 
     def preempt_one() -> bool:
         """vLLM-style recompute preemption of the most recently admitted decoding cohort."""
@@ -269,12 +270,6 @@ def simulate_serving(
         waiting.appendleft(c)
         res.preemptions += c.count
         return True
-
-    def account(st_total: float, st: object, k: float) -> None:
-        res.time_compute += st.compute * k  # type: ignore[attr-defined]
-        res.time_memory += st.memory * k  # type: ignore[attr-defined]
-        res.time_communication += st.communication * k  # type: ignore[attr-defined]
-        res.time_overhead += st.overhead * k  # type: ignore[attr-defined]
 
     # Closed loops with fixed lengths settle into a cycle that repeats exactly; once the state seen at
     # a completion recurs, the remaining whole cycles are added in closed form (see skip_cycles).
@@ -460,7 +455,11 @@ def simulate_serving(
             span = k * (t_step + st_last.total) / 2
         else:
             span = t_step
-        account(span, st, span / t_step if t_step > 0 else 0.0)
+        scale = span / t_step if t_step > 0 else 0.0
+        res.time_compute += st.compute * scale
+        res.time_memory += st.memory * scale
+        res.time_communication += st.communication * scale
+        res.time_overhead += st.overhead * scale
         batch_time += (n_dec if do_decode else 0) * span + pf_seqs * t_step
         now += span
         res.steps += k
@@ -541,9 +540,10 @@ def _steady(
             out.append(sum(v * w for v, w in part) / total if total else 0.0)
         return out
 
-    if c[10] != a[10]:
-        return False  # preempting: KV pressure is still reshaping the loop
     first, second = wave(a, b), wave(b, c)
+    # preemptions per wave too: a loop still filling its KV cache is not steady yet
+    first.append(b[10] - a[10])
+    second.append(c[10] - b[10])
     return all(
         abs(p - q) <= STEADY_TOLERANCE * max(abs(p), abs(q), 1e-12)
         for p, q in zip(first, second, strict=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .deployment import Deployment
 from .dtypes import COMPUTE_DTYPE, kv_bytes
@@ -34,9 +35,11 @@ INTER_NODE_LATENCY_FACTOR = 2.5
 A2A_EFFICIENCY = 0.6  # all-to-all reaches a lower share of link bandwidth than all-reduce
 
 
-@dataclass(frozen=True)
-class StepTime:
-    """One iteration's duration (seconds) and where it went."""
+class StepTime(NamedTuple):
+    """One iteration's duration (seconds) and where it went.
+
+    A NamedTuple rather than a frozen dataclass: the simulator builds one per event, and a tuple is
+    several times cheaper to create."""
 
     total: float
     compute: float
@@ -108,7 +111,8 @@ class StepTimeModel:
                     experts_local=layer.num_experts / dep.ep if layer.num_experts else 0.0,
                     num_experts=layer.num_experts,
                     top_k=layer.top_k,
-                    heads=float(max(1, math.ceil(layer.q_heads / tp))),  # padded when tp does not divide
+                    # rounded up: engines that pad heads compute the padding too
+                    heads=float(max(1, math.ceil(layer.q_heads / tp))),
                     pf_dims=float(pf_qk + pf_v),
                     dec_dims=float(layer.qk_dim + layer.v_dim),
                     kv_bytes_tok=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
