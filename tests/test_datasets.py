@@ -192,6 +192,17 @@ def test_aic_counts_and_gpu_formula(df: Any) -> None:
     }
 
 
+def test_aic_quantised_rows_use_an_fp8_kv_cache(df: Any) -> None:
+    aic = df[df.source == "aic_silicon"].set_index("row_id")
+    # first data row of the file, checked by hand: MiniMax-M2.5, precision fp8, gemm/moe fp8
+    row = aic.loc["minimaxm2_5_b300_vllm_fp8_agg_8192x1024_c128_cfg733"]
+    assert (row.weight_dtype, row.kv_dtype) == ("fp8", "fp8")
+    assert (row.tp, row.load, row.input_len, row.output_len) == (4, 128, 8192, 1024)
+    quantised = aic.weight_dtype.isin(["fp8", "nvfp4"])
+    assert (aic[quantised].kv_dtype == "fp8").all()
+    assert (aic[~quantised].kv_dtype == "auto").all()
+
+
 def test_caching_and_copies(df: Any) -> None:
     data = _data_or_skip()
     start = time.perf_counter()
@@ -223,7 +234,7 @@ def test_aic_agg_attention_dp_row(df: Any) -> None:
     assert (r.engine, r.engine_version, r["mode"]) == ("trtllm", "1.2.0rc6.post2", "agg")
     assert (r.tp, r.pp, r.dp, r.ep) == (1, 1, 64, 8)
     assert r.n_devices == 64.0  # tp * attention_dp * pp
-    assert (r.weight_dtype, r.kv_dtype) == ("nvfp4", "auto")
+    assert (r.weight_dtype, r.kv_dtype) == ("nvfp4", "fp8")  # quantised runs: FP8 KV
     assert (r.scenario, r.load) == ("concurrency", 256.0)  # concurrency, not batch_size 4
     assert (r.input_len, r.output_len) == (1024.0, 8192.0)
     assert r.ttft_ms == 906.6183994952098

@@ -411,6 +411,9 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         total_tok = conc * (isl + osl) / e2e if _finite(conc, e2e) and e2e > 0 else NAN
         model, relation = ctx.model(row["model_path"])
         system = row["system"].strip()
+        weight_dtype = _aic_weight_dtype(
+            row["precision"], row["gemm_quant_mode"], row["moe_quant_mode"], row["model_path"]
+        )
         out.append(
             _record(
                 source="aic_silicon",
@@ -428,12 +431,12 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 pp=pp,
                 dp=dp,
                 ep=ep,
-                weight_dtype=_aic_weight_dtype(
-                    row["precision"],
-                    row["gemm_quant_mode"],
-                    row["moe_quant_mode"],
-                    row["model_path"],
-                ),
+                weight_dtype=weight_dtype,
+                # The file has no KV-cache column. Quantised runs kept an FP8 KV cache: the
+                # concurrency at which TTFT explodes (the KV cache is full) sits where an FP8 cache
+                # fills, e.g. MiniMax-M2.5 FP8 on 2 x B200 with vLLM, ISL 8192: measured 831 ms at
+                # C=64 and 11.5 s at C=128; an FP8 cache predicts 830 ms at C=64, a BF16 one 11.3 s.
+                kv_dtype="fp8" if weight_dtype in ("fp8", "nvfp4") else "auto",
                 scenario="concurrency",
                 load=conc,
                 input_len=isl,
