@@ -203,6 +203,18 @@ def test_aic_quantised_rows_use_an_fp8_kv_cache(df: Any) -> None:
     assert (aic[~quantised].kv_dtype == "auto").all()
 
 
+def test_aic_sglang_dp_attention_rows(df: Any) -> None:
+    aic = df[(df.source == "aic_silicon") & (df.hardware == "gb200") & (df.engine == "sglang")]
+    aic = aic[aic["mode"] == "agg"]
+    # file: tp_size 72, attention_dp_size 1, moe_tp_size 72, moe_ep_size 1 (20 rows)
+    assert len(aic) == 20
+    assert set(zip(aic.tp, aic.dp, aic.ep, aic.n_devices, strict=True)) == {(1, 72, 1, 72.0)}
+    assert aic.note.str.contains("SGLang DP attention").all()
+    assert (aic.max_num_seqs.dropna() >= aic.load[aic.max_num_seqs.notna()]).all()
+    others = df[(df.source == "aic_silicon") & ~df.index.isin(aic.index)]
+    assert not others.note.fillna("").str.contains("SGLang DP attention").any()
+
+
 def test_caching_and_copies(df: Any) -> None:
     data = _data_or_skip()
     start = time.perf_counter()

@@ -15,7 +15,9 @@ filtered):
 - precision: ``weight_dtype`` (bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4), ``kv_dtype``
   (auto | fp8);
 - load: ``scenario`` (static | concurrency | max_num_seqs | max_throughput), ``load`` (batch size,
-  client concurrency or max_num_seqs; NaN for max_throughput), ``realised_batch``, ``input_len``,
+  client concurrency or max_num_seqs; NaN for max_throughput), ``realised_batch``,
+  ``max_num_seqs`` (the engine's sequence cap per attention-DP rank where the source states it; NaN
+  otherwise), ``input_len``,
   ``output_len`` (means where the source has length distributions; NaN where unknown), ``workload``
   (task name for dataset-driven sources, else None);
 - targets (NaN where not available): ``ttft_ms``, ``tpot_ms``, ``itl_p50_ms``, ``itl_p90_ms``,
@@ -37,7 +39,7 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +103,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("scenario", "str"),
     ("load", "float"),
     ("realised_batch", "float"),
+    ("max_num_seqs", "float"),
     ("input_len", "float"),
     ("output_len", "float"),
     ("workload", "str"),
@@ -374,6 +377,34 @@ def _aic_weight_dtype(precision: str, gemm: str, moe: str, model: str) -> str:
     return "bf16"
 
 
+def _aic_sglang_dp_attention(row: Mapping[str, str], tp: int, dp: int) -> bool:
+    """SGLang rows whose attention_dp_size=1 cannot be right: tp_size equals moe_tp_size and spans
+    nodes (DeepSeek-R1 at "tp 72" on GB200). 128 heads do not split 72 ways, and the measured
+    163k tok/s at 8192 concurrent requests with 39 ms TPOT needs 72 attention ranks; a TP-72 replica
+    would run at ~240 ms per token. This is SGLang's DP-attention layout."""
+    return (
+        row["backend"].strip() == "sglang"
+        and dp == 1
+        and tp > 8
+        and _par(row["moe_tp_size"]) == tp
+        and _par(row["moe_ep_size"]) == 1
+    )
+
+
+def _aic_max_num_seqs(batch_size: str, conc: float, dp: int) -> float:
+    """The engine's sequence cap per attention-DP rank (`batch_size`, agg rows; dp=0 for disagg).
+
+    Engines were started with it (SGLang ran 8192 sequences at once, far above its default). A few
+    gap-analysis rows list a batch_size below concurrency / dp, which would queue most requests;
+    the README calls those inconsistent, so they are left unknown (NaN)."""
+    size = _num(batch_size)
+    if dp < 1 or not math.isfinite(size) or size < 1:
+        return NAN
+    if math.isfinite(conc) and size * dp < conc:
+        return NAN
+    return size
+
+
 def _load_aic(path: Path, ctx: _Context) -> list[Record]:
     out: list[Record] = []
     for _line, row in _csv_rows(path):
@@ -388,6 +419,11 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
+            if _aic_sglang_dp_attention(row, tp, dp):
+                # SGLang's --tp N --dp N --enable-dp-attention: attention data-parallel over N
+                # ranks, experts tensor-parallel over all N (moe_tp_size = N); recorded as tp=N dp=1
+                tp, dp = 1, tp
+                notes.append("read as SGLang DP attention: tp_size=moe_tp_size with attention_dp 1")
             n_devices = float(tp * dp * pp)
         else:
             pools = []
@@ -437,6 +473,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 # fills, e.g. MiniMax-M2.5 FP8 on 2 x B200 with vLLM, ISL 8192: measured 831 ms at
                 # C=64 and 11.5 s at C=128; an FP8 cache predicts 830 ms at C=64, a BF16 one 11.3 s.
                 kv_dtype="fp8" if weight_dtype in ("fp8", "nvfp4") else "auto",
+                max_num_seqs=_aic_max_num_seqs(row["batch_size"], conc, dp if mode == "agg" else 0),
                 scenario="concurrency",
                 load=conc,
                 input_len=isl,

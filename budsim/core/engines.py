@@ -54,8 +54,8 @@ class EngineProfile:
     # prefill in the aic_silicon data (docs/accuracy-physics notes this in-sample choice).
     request_overhead_ms: float = 5.0
     # Engines that pad attention heads so TP need not divide them: TRT-LLM, and SGLang on CUDA,
-    # which AIConfigurator measured (v0.5.9) at TP 64 on Qwen3.5-397B's 32 heads and at TP 72 on
-    # DeepSeek-R1's 128 heads. The padded heads cost compute (steptime rounds heads per device up).
+    # which AIConfigurator measured (v0.5.9) at TP 64 on Qwen3.5-397B's 32 heads. The padded heads
+    # cost compute (steptime rounds heads per device up).
     pads_heads: bool = False
     # Weight formats the engine only loads from a checkpoint already in that format (it cannot
     # quantise to them at load time): mxfp4 everywhere, fp8 on Gaudi (needs an INC calibration).

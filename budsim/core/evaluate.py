@@ -101,7 +101,8 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
         load = MAX_THROUGHPUT_REQUESTS
     if not math.isfinite(load) or load < 1:
         raise BudsimError("load unknown")
-    max_seqs: int | None = None
+    stated_cap = _num(row.get("max_num_seqs"))
+    max_seqs: int | None = round(stated_cap) if math.isfinite(stated_cap) else None
     if scenario in ("static", "max_throughput"):
         workload = Workload(
             scenario="static", input_len=round(isl), output_len=round(osl), batch_size=round(load)
