@@ -7,6 +7,7 @@ The rendering helpers here are shared with `budsim runs show`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -225,7 +226,9 @@ def register(app: typer.Typer) -> None:
             None, "--price-per-hour", help="$/device-hour (default: the hardware catalog's)."
         ),
         workers: int = typer.Option(
-            1, "--workers", help="Processes for the predictions (results do not change)."
+            0,
+            "--workers",
+            help="Processes for the predictions; 0 = one per core, at most 4 (results do not change).",
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the response as JSON."),
         no_save: bool = typer.Option(False, "--no-save", help="Do not save the run."),
@@ -248,6 +251,9 @@ def register(app: typer.Typer) -> None:
         loads = [x is not None for x in (concurrency, rate, batch_size)]
         if sum(loads) != 1:
             raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
+        if workers < 0:
+            raise BudsimError(f"--workers must be >= 0, got {workers}")
+        workers = workers or max(1, min(4, os.cpu_count() or 1))
         if concurrency is not None:
             workload = Workload(
                 scenario="concurrency",
