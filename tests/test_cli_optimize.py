@@ -187,6 +187,10 @@ def test_errors_exit_with_code_2(tiny_model: str, tmp_path: Path) -> None:
     ]
     proc = subprocess.run(big, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
+    bad_workers = [*cmd[:-2], "--workers", "-1"]  # base args + a valid load, a bad worker count
+    proc = subprocess.run(bad_workers, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: --workers must be >= 0, got -1"]
 
 
 def test_cli_modules_stay_light() -> None:
