@@ -159,15 +159,6 @@ def test_tp_must_divide_heads_for_vllm() -> None:
         predict(dep(tp=3), Workload(input_len=8, output_len=8))
 
 
-def test_quantised_checkpoints_run_only_in_their_own_format() -> None:
-    fp8_ckpt = "Qwen/Qwen3-32B-FP8"
-    with pytest.raises(BudsimError, match="runs only as fp8; int4 weights need a 16-bit"):
-        predict(dep(fp8_ckpt, weight_dtype="int4"), Workload(input_len=8, output_len=8))
-    assert predict_physics(dep(fp8_ckpt, weight_dtype="fp8"), Workload(input_len=8, output_len=8))
-    # a 16-bit checkpoint can be quantised
-    assert predict_physics(dep(weight_dtype="fp8"), Workload(input_len=8, output_len=8)).fits
-
-
 def test_sglang_pads_heads_that_tp_does_not_divide() -> None:
     # 32 heads over tp=3: each device computes ceil(32 / 3) = 11 heads (one padded)
     step = _step_model(dep(engine="sglang", tp=3))

@@ -278,11 +278,9 @@ def runs_weights(
 ) -> bool:
     """Whether `engine` can serve a `checkpoint_dtype` checkpoint with `weight_dtype` weights.
 
-    It must run the format; only a 16-bit checkpoint is quantised at load time (an fp8 or 4-bit
-    checkpoint runs in its own format: making int4 from an fp8 checkpoint needs the original
-    weights, and upcasting gains nothing); formats the engine cannot quantise to at load time need
-    a checkpoint already in that format; nvfp4 needs FP4 tensor cores (pass `fp4_cores=False` for
-    hardware without them).
+    It must run the format, never upcast (a 4-bit checkpoint cannot become bf16), formats it
+    cannot quantise to at load time need a checkpoint already in that format, and nvfp4 needs FP4
+    tensor cores (pass `fp4_cores=False` for hardware without them).
     """
     if weight_dtype == "nvfp4" and not fp4_cores:
         return False
@@ -295,7 +293,10 @@ def runs_weights(
         return True
     if want in engine.prequantized_only:
         return False
-    return have == "bf16"
+    return _BITS.get(want, 16) <= _BITS.get(have, 16)
+
+
+_BITS = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
 
 
 def engines_for(kind: str) -> list[EngineProfile]:

@@ -102,8 +102,8 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
                 f"checkpoint; {model.name} is {model.checkpoint_dtype}"
             )
         raise BudsimError(
-            f"{model.name} is a {model.checkpoint_dtype} checkpoint, which runs only as "
-            f"{model.checkpoint_dtype}; {wdtype} weights need a 16-bit checkpoint"
+            f"{model.name} is a {model.checkpoint_dtype} checkpoint; {wdtype} weights need a "
+            f"higher-precision checkpoint"
         )
     for axis, size in (("pp", dep.pp), ("dp", dep.dp), ("ep", dep.ep)):
         if size > 1 and axis not in engine.parallelism:
