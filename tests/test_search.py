@@ -156,6 +156,19 @@ def test_tp_only_engine_gets_no_pp_or_ep() -> None:
     assert v["tp"] == 8
 
 
+def test_quantised_checkpoints_are_searched_as_they_are() -> None:
+    from budsim.core.engines import get_engine
+    from budsim.core.search.space import _runs_predicate
+
+    vllm = get_engine("vllm", "cuda")
+    runs = _runs_predicate(vllm, "fp8")
+    assert runs is not None
+    # export cannot make int4 from an fp8 checkpoint, so the search does not propose it
+    assert weight_options(vllm.quantizations, "fp8", runs=runs) == ("auto",)
+    runs16 = _runs_predicate(vllm, "bf16")
+    assert runs16 is not None and "fp8" in weight_options(vllm.quantizations, "bf16", runs=runs16)
+
+
 def test_weight_options_and_build_space_limits() -> None:
     quants = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
     opts = weight_options(quants, "bf16")

@@ -545,7 +545,14 @@ def _runs_predicate(
     except ImportError:  # pragma: no cover - older engines module
         return None
 
+    quantised = _SAME_SIZE.get(checkpoint_dtype, checkpoint_dtype) != "bf16"
+
     def runs(dtype: str) -> bool:
+        # A quantised checkpoint is searched only as it is: serving it in another format needs a
+        # different checkpoint (made from the 16-bit original), which `budsim export` cannot make.
+        # The predictor still answers such what-ifs (measured data has NVFP4 runs of FP8 models).
+        if quantised and dtype != checkpoint_dtype:
+            return False
         return bool(runs_weights(profile, dtype, checkpoint_dtype, fp4_cores))
 
     return runs
