@@ -106,7 +106,9 @@ def test_optimize_json_is_saved_and_runs_commands_work(tiny_model: str, tmp_path
     stored = json.loads(shown.stdout)
     assert stored["response"]["optimal_configuration"] == config
     assert stored["run"]["status"] == "completed"
-    assert len(stored["generations"]) == meta["generations_evolved"] + 1
+    assert (
+        len(stored["generations"]) == meta["generations_evolved"] + meta["local_search_rounds"] + 1
+    )
 
     table = runner.invoke(app, ["runs", "show", run_id, "--db", str(db), "--generations"])
     assert table.exit_code == 0

@@ -409,7 +409,7 @@ def test_events_once_per_generation_and_early_stop() -> None:
         GASettings(seed=5, generations=40, patience=3),
         on_event=events.append,
     )
-    assert [e.generation for e in events] == list(range(out.generations + 1))
+    assert [e.generation for e in events] == list(range(out.generations + out.local_rounds + 1))
     assert out.early_stopped and out.generations < 40
     evaluated = [e.evaluations for e in events]
     assert evaluated == sorted(evaluated) and evaluated[-1] == out.evaluations
@@ -431,11 +431,34 @@ def test_events_once_per_generation_and_early_stop() -> None:
 def test_one_batched_call_per_generation_without_duplicates() -> None:
     space = small_space()
     ev = SyntheticEvaluator()
-    out = run_ga(space, ev, SCORER, GASettings(seed=9, generations=8, patience=None))
+    out = run_ga(space, ev, SCORER, GASettings(seed=9, generations=8, patience=None, polish=0))
     assert out.generations == 8
     assert ev.calls == out.generations + 1
     assert len(ev.seen) == len(set(ev.seen)) == out.evaluations
     assert out.cache_hits > 0
+    # the local search after evolution keeps the contract: its rounds are generations too
+    ev = SyntheticEvaluator()
+    events: list[GenerationEvent] = []
+    out = run_ga(
+        space, ev, SCORER, GASettings(seed=9, generations=8, patience=None), on_event=events.append
+    )
+    assert out.generations == 8 and out.local_rounds > 0
+    # a round whose moves were all evaluated before needs no call
+    assert ev.calls <= out.generations + out.local_rounds + 1
+    assert [e.generation for e in events] == list(range(out.generations + out.local_rounds + 1))
+    assert [e.local_round for e in events[9:]] == list(range(1, out.local_rounds + 1))
+    assert {e.method for e in events[9:]} == {"local"}
+    assert len(ev.seen) == len(set(ev.seen)) == out.evaluations == events[-1].evaluations
+
+
+def test_local_search_never_loses_the_evolved_best() -> None:
+    space = small_space()
+    plain = run_ga(space, SyntheticEvaluator(), SCORER, GASettings(seed=4, polish=0))
+    polished = run_ga(space, SyntheticEvaluator(), SCORER, GASettings(seed=4))
+    best = min((c for c in plain.candidates if c.feasible), key=lambda c: c.rank_key())
+    better = min((c for c in polished.candidates if c.feasible), key=lambda c: c.rank_key())
+    assert better.target >= best.target
+    assert {c.genome for c in plain.candidates} <= {c.genome for c in polished.candidates}
 
 
 def test_cancel_stops_within_a_generation() -> None:
@@ -514,7 +537,7 @@ def test_run_optimization_response_shape_and_store(tmp_path: Path) -> None:
         assert response["simulation_id"] == result.simulation_id
         meta = response["simulation_metadata"]
         assert {"duration_seconds", "generations_evolved", "configurations_evaluated"} <= set(meta)
-        assert meta["generations_evolved"] == len(events) - 1
+        assert meta["generations_evolved"] + meta["local_search_rounds"] == len(events) - 1
         best = response["optimal_configuration"]
         perf = response["predicted_performance"]
         assert best["devices"] == best["tp"] * best["pp"] * best["dp"] * best["replicas"]

@@ -341,6 +341,12 @@ def register(app: typer.Typer) -> None:
                     progress_ctx.update(  # type: ignore[union-attr]
                         task, total=event.space_size, completed=event.evaluations, info=info
                     )
+                elif event.method == "local":
+                    progress_ctx.update(  # type: ignore[union-attr]
+                        task,
+                        completed=generations,
+                        info=f"local search round {event.local_round} · {info}",
+                    )
                 else:
                     progress_ctx.update(  # type: ignore[union-attr]
                         task, completed=event.generation, info=info

@@ -49,7 +49,7 @@ class Progress:
 
     generation: int
     generations: int  # planned generations after the initial population
-    method: str
+    method: str  # ga | local (hill-climbing rounds after evolution) | exhaustive
     evaluations: int
     cache_hits: int
     feasible: int
@@ -62,6 +62,7 @@ class Progress:
     x_name: str
     points: tuple[Point, ...] = ()
     leaders: tuple[dict[str, Any], ...] = ()
+    local_round: int = 0
 
     @property
     def fraction(self) -> float:
@@ -70,6 +71,8 @@ class Progress:
             if not self.space_size:
                 return 0.0
             return min(1.0, self.evaluations / self.space_size)
+        if self.method == "local":
+            return 1.0  # evolution is over; the local search takes a few short rounds
         return min(1.0, (self.generation + 1) / (self.generations + 1))
 
     @property
@@ -134,6 +137,7 @@ def progress_from_event(
         generation=int(event.generation),
         generations=generations,
         method=str(getattr(event, "method", "ga")),
+        local_round=int(getattr(event, "local_round", 0)),
         evaluations=int(event.evaluations),
         cache_hits=int(event.cache_hits),
         feasible=int(event.feasible),

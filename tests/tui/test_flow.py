@@ -54,8 +54,11 @@ async def test_full_flow(db_path: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="results")
         state = app.run_state
         assert state is not None and state.status == "completed" and state.run_id
-        assert progress_seen == [0, 1, 2]  # one message per generation, initial population first
-        assert [p.generation for p in state.progress] == [0, 1, 2]
+        # one message per generation, initial population first, then the local-search rounds
+        assert progress_seen == list(range(len(progress_seen))) and len(progress_seen) >= 3
+        assert [p.method for p in state.progress][:3] == ["ga"] * 3
+        assert all(p.method == "local" for p in state.progress[3:])
+        assert [p.generation for p in state.progress] == progress_seen
 
         results = app.screen
         assert isinstance(results, ResultsScreen)

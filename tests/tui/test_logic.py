@@ -228,11 +228,13 @@ def test_run_search_reports_progress_and_saves(db_path: Any, catalog: Catalog) -
         db_path=db_path,
     )
     assert outcome.status == "completed"
-    assert [p.generation for p in seen] == [0, 1, 2]
+    assert [p.generation for p in seen] == list(range(len(seen)))
+    assert [p.method for p in seen][:3] == ["ga"] * 3  # evolution, then local-search rounds
+    assert [p.local_round for p in seen[3:]] == list(range(1, len(seen) - 2))
     assert created == [outcome.run_id]
     with open_store(db_path) as store:
         run = store.get_run(created[0])
-        assert run["status"] == "completed" and run["generations"] == 3
+        assert run["status"] == "completed" and run["generations"] == len(seen)
     assert outcome.response["optimal_configuration"]["model"] == "Qwen/Qwen3-0.6B"
 
 

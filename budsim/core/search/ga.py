@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from ..deployment import Deployment
 from ..errors import BudsimError
 from .scoring import Score, Scorer
-from .space import CATEGORICAL, GENES, Genome, SearchSpace
+from .space import CATEGORICAL, ENGINE, GENES, TP, WEIGHT, Genome, SearchSpace
 
 
 class Evaluator(Protocol):
@@ -49,6 +50,8 @@ class GASettings:
     elite: int = 10  # capped at half the population
     patience: int | None = 10  # generations without front improvement before stopping; None = never
     seed: int | None = None
+    # rounds of single-gene local search around the best candidate once evolution ends (0 = none)
+    polish: int = 8
 
     def validate(self) -> None:
         if self.population < 4:
@@ -65,6 +68,8 @@ class GASettings:
             raise BudsimError(f"elite must be >= 0, got {self.elite}")
         if self.patience is not None and self.patience < 1:
             raise BudsimError(f"patience must be >= 1, got {self.patience}")
+        if self.polish < 0:
+            raise BudsimError(f"polish rounds must be >= 0, got {self.polish}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,7 @@ class GASettings:
             "elite_size": self.elite,
             "patience": self.patience,
             "seed": self.seed,
+            "polish_rounds": self.polish,
         }
 
 
@@ -214,9 +220,10 @@ class GenerationEvent:
     elapsed_s: float
     feasible: int
     best_candidate: Candidate | None = field(default=None, repr=False)
-    method: str = "ga"
+    method: str = "ga"  # ga | local (hill-climbing rounds after evolution) | exhaustive
     objective_names: tuple[str, ...] = ()
     space_size: int = 0
+    local_round: int = 0  # 1, 2, ... for the local-search rounds
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -230,6 +237,7 @@ class GenerationEvent:
             "elapsed_s": self.elapsed_s,
             "method": self.method,
             "space_size": self.space_size,
+            "local_round": self.local_round,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,6 +263,7 @@ class SearchOutcome:
     seed: int | None
     space_size: int
     objective_names: tuple[str, ...]
+    local_rounds: int = 0  # hill-climbing rounds after evolution (each one batched evaluation)
 
     @property
     def best(self) -> Candidate | None:
@@ -461,7 +470,88 @@ def run_ga(
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
 
-    def outcome(status: str, generation: int, early: bool) -> SearchOutcome:
+    def neighbours(base: Genome, pairs: bool) -> list[Genome]:
+        """Every other value of every gene; with `pairs`, also +-1 steps of two ordinal genes at
+        once (coupled genes: sequences per rank x attention DP, tp x replicas, ...)."""
+        moves: dict[Genome, None] = {}
+        for i in variation.mutable:
+            for value in range(space.cardinalities[i]):
+                if value != base[i]:
+                    moves[space.repair([*base[:i], value, *base[i + 1 :]])] = None
+        if pairs:
+            ordinal = [i for i in variation.mutable if i not in CATEGORICAL]
+            for a, b in itertools.combinations(ordinal, 2):
+                for da, db in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    va, vb = base[a] + da, base[b] + db
+                    if 0 <= va < space.cardinalities[a] and 0 <= vb < space.cardinalities[b]:
+                        g = list(base)
+                        g[a], g[b] = va, vb
+                        moves[space.repair(g)] = None
+        moves.pop(base, None)
+        return list(moves)
+
+    def climb_starts() -> list[tuple[Candidate, bool]]:
+        """(start, pairs) of each climber: the best candidate of each engine and weight format,
+        and of each TP of the leading format, climb by single-gene moves; the leader also moves
+        coupled genes in pairs."""
+        if not leader:
+            return []
+        lead = leader[0].genome
+        starts: dict[tuple[int, ...], Candidate] = {}
+        for cand in cached.cache.values():
+            if not cand.feasible:
+                continue
+            g = cand.genome
+            keys: list[tuple[int, ...]] = [(g[ENGINE], g[WEIGHT])]
+            if (g[ENGINE], g[WEIGHT]) == (lead[ENGINE], lead[WEIGHT]):
+                keys.append((g[ENGINE], g[WEIGHT], g[TP]))
+            for key in keys:
+                if key not in starts or cand.rank_key() < starts[key].rank_key():
+                    starts[key] = cand
+        unique = {c.genome: c for c in starts.values() if c.genome != lead}
+        return [(leader[0], True), *((c, False) for c in unique.values())]
+
+    def local_search(pop: list[_Individual], generation: int) -> int:
+        """Hill-climb after evolution: one batched call and one event per round.
+
+        Evolution ends near an optimum, but which basin it ends in (say TRT-LLM int8 rather than
+        vLLM int4) is partly luck, and its last step may be a notch off. Every climber moves to
+        its best neighbour each round and retires when none is better."""
+        climbers = climb_starts()
+        rounds = 0
+        for _ in range(settings.polish):
+            if not climbers or cancelled():
+                break
+            moves = {c.genome: neighbours(c.genome, pairs) for c, pairs in climbers}
+            batch = list(dict.fromkeys(g for gs in moves.values() for g in gs))
+            if not batch:
+                break
+            rounds += 1
+            found = {i.candidate.genome: i for i in individuals(batch)}
+            still: dict[Genome, tuple[Candidate, bool]] = {}
+            for here, pairs in climbers:
+                better = [
+                    found[g].candidate
+                    for g in moves[here.genome]
+                    if found[g].candidate.feasible
+                    and found[g].candidate.rank_key() < here.rank_key()
+                ]
+                if better:
+                    step = min(better, key=Candidate.rank_key)
+                    still.setdefault(step.genome, (step, pairs))
+            climbers = list(still.values())
+            merged = {i.candidate.genome: i for i in (*pop, *found.values())}
+            pop = nsga2_select(list(merged.values()), len(pop))
+            emit(generation + rounds, pop, local_round=rounds)
+        return rounds
+
+    def finish(pop: list[_Individual], generation: int, early: bool) -> SearchOutcome:
+        rounds = local_search(pop, generation)
+        if cancelled():  # cancelled during the local search: what it evaluated still counts
+            return outcome("cancelled", generation, False, rounds)
+        return outcome("completed", generation, early, rounds)
+
+    def outcome(status: str, generation: int, early: bool, rounds: int = 0) -> SearchOutcome:
         return SearchOutcome(
             status=status,
             method="ga",
@@ -475,9 +565,10 @@ def run_ga(
             seed=seed,
             space_size=size,
             objective_names=names,
+            local_rounds=rounds,
         )
 
-    def emit(generation: int, pop: Sequence[_Individual]) -> None:
+    def emit(generation: int, pop: Sequence[_Individual], local_round: int = 0) -> None:
         if on_event is None:
             return
         cands = [i.candidate for i in pop]
@@ -496,9 +587,10 @@ def run_ga(
                 elapsed_s=time.perf_counter() - started,
                 feasible=sum(1 for c in cands if c.feasible),
                 best_candidate=leader[0] if leader else None,
-                method="ga",
+                method="local" if local_round else "ga",
                 objective_names=names,
                 space_size=size,
+                local_round=local_round,
             )
         )
 
@@ -571,7 +663,7 @@ def run_ga(
             stale += 1
         best_key, front_key = new_best, new_front
         if settings.patience is not None and stale >= settings.patience:
-            return outcome("completed", generation, True)
+            return finish(pop, generation, True)
         if cached.evaluations >= size and len(cached.cache) >= size:
             return outcome("completed", generation, True)  # the whole space is known
-    return outcome("completed", generation, False)
+    return finish(pop, generation, False)

@@ -132,6 +132,7 @@ class OptimizationRequest:
             "mutation_probability": "mutation",
             "tournament_size": "tournament",
             "elite_size": "elite",
+            "polish_rounds": "polish",
         }
         ga = {renames.get(k, k): v for k, v in ga.items()}
         cons = dict(data.get("constraints") or {})
@@ -341,6 +342,7 @@ class OptimizationResult:
         return {
             "duration_seconds": round(self.duration_s, 4),
             "generations_evolved": o.generations,
+            "local_search_rounds": o.local_rounds,
             "configurations_evaluated": o.evaluations,
             "method": o.method,
             "seed": o.seed,
@@ -597,7 +599,7 @@ def _run(
                 run_id,
                 event.generation,
                 stats=event.stats(),
-                population=event.individuals if event.method == "ga" else [],
+                population=event.individuals if event.method != "exhaustive" else [],
                 front=event.pareto_front,
                 best=candidate_dict(best, scorer) if best is not None and best.feasible else None,
             )

@@ -18,6 +18,8 @@ def progress_line(p: Progress | None, status: str) -> Text:
         return text
     if p.method == "exhaustive":
         text.append(f"batch {p.generation + 1}", style="bold")
+    elif p.method == "local":
+        text.append(f"local search round {p.local_round}", style="bold")
     else:
         text.append(f"generation {p.generation}/{p.generations}", style="bold")
     text.append(f" · {fmt(p.evaluations)} evaluated")
