@@ -7,6 +7,7 @@ StepTimeModel -> simulate_serving -> (calibration) -> Prediction.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -138,10 +139,62 @@ def resolve(dep: Deployment) -> Resolved:
     return Resolved(model, device, engine, full)
 
 
-@lru_cache(maxsize=4096)
 def _step_model(dep: Deployment) -> StepTimeModel:
-    r = resolve(dep)
+    """The step-time model of `dep`, shared by deployments that differ only in knobs it ignores."""
+    return _step_model_for(_physics_key(resolve(dep).deployment))
+
+
+def _physics_key(dep: Deployment) -> Deployment:
+    # the scheduler knobs and the replica count do not change one replica's step time
+    return dep.with_(
+        replicas=1, max_num_seqs=None, max_num_batched_tokens=None, gpu_memory_utilization=None
+    )
+
+
+@lru_cache(maxsize=4096)
+def _step_model_for(key: Deployment) -> StepTimeModel:
+    r = resolve(key)
     return StepTimeModel(r.model, r.device, r.engine, r.deployment)
+
+
+# Simulations are deterministic: the optimiser asks for many deployments that differ only in a knob
+# that does not bind (a sequence cap above the concurrency, a KV cache larger than every request can
+# fill), so results are shared under the knobs' effective values. Bounded, least recently used first.
+_SIM_CACHE: OrderedDict[tuple[Any, ...], ServingResult] = OrderedDict()
+_SIM_CACHE_SIZE = 4096
+
+
+def _simulate(
+    dep: Deployment, engine: EngineProfile, workload: Workload, kv: int, seqs: int, tokens: int
+) -> ServingResult:
+    """simulate_serving for one replica, reusing the result of an equivalent earlier call."""
+    bound = {"concurrency": workload.concurrency, "static": workload.batch_size}.get(
+        workload.scenario
+    )
+    if bound is not None:  # at most `bound` requests are ever in flight
+        seqs = min(seqs, bound)
+        longest = math.ceil(workload.input_len * (1 + workload.input_len_spread)) + math.ceil(
+            workload.output_len * (1 + workload.output_len_spread)
+        )
+        if kv >= seqs * longest:
+            kv = -1  # never binds
+    key = (_physics_key(dep), workload, kv, seqs, tokens)
+    hit = _SIM_CACHE.get(key)
+    if hit is not None:
+        _SIM_CACHE.move_to_end(key)
+        return hit
+    result = simulate_serving(
+        _step_model(dep),
+        engine,
+        workload,
+        kv_capacity_tokens=kv if kv >= 0 else 2**62,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
+    )
+    _SIM_CACHE[key] = result
+    if len(_SIM_CACHE) > _SIM_CACHE_SIZE:
+        _SIM_CACHE.popitem(last=False)
+    return result
 
 
 def replica_workload(workload: Workload, replicas: int) -> Workload:
@@ -179,13 +232,13 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
         return pred
     assert full.max_num_seqs is not None and full.max_num_batched_tokens is not None
     per_replica = replica_workload(workload, full.replicas)
-    sim = simulate_serving(
-        _step_model(dep),
+    sim = _simulate(
+        dep,
         r.engine,
         per_replica,
-        kv_capacity_tokens=plan.kv_capacity_tokens * full.dp,
-        max_num_seqs=full.max_num_seqs * full.dp,
-        max_num_batched_tokens=full.max_num_batched_tokens * full.dp,
+        kv=plan.kv_capacity_tokens * full.dp,
+        seqs=full.max_num_seqs * full.dp,
+        tokens=full.max_num_batched_tokens * full.dp,
     )
     _fill_latencies(pred, sim, full.replicas, full.devices)
     return pred

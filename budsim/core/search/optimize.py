@@ -186,15 +186,16 @@ class PredictEvaluator:
     def evaluate(self, deployments: Sequence[Deployment]) -> list[dict[str, Any] | None]:
         if self.workers > 1 and len(deployments) >= 2 * self.workers:
             pool = self._get_pool()
-            n = self.workers * 4
-            chunks = [list(deployments[i::n]) for i in range(n)]
-            parts = pool.map(_predict_chunk, [(c, self.workload) for c in chunks])
+            chunks = _balanced_chunks(deployments, self.workers * 2)
+            parts = pool.map(
+                _predict_chunk, [([deployments[i] for i in c], self.workload) for c in chunks]
+            )
             merged: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(
                 deployments
             )
-            for i, part in enumerate(parts):
-                for j, item in enumerate(part):
-                    merged[i + j * n] = item
+            for chunk, part in zip(chunks, parts, strict=True):
+                for i, item in zip(chunk, part, strict=True):
+                    merged[i] = item
         else:
             merged = _predict_chunk((deployments, self.workload))
         out: list[dict[str, Any] | None] = []
@@ -220,6 +221,19 @@ class PredictEvaluator:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _balanced_chunks(deployments: Sequence[Deployment], n: int) -> list[list[int]]:
+    """Indices of `deployments` in `n` chunks of similar size that keep deployments differing only
+    in scheduler knobs together, so each process reuses its step-time models and simulations."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, d in enumerate(deployments):
+        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.replicas, d.weight_dtype, d.kv_dtype)
+        groups.setdefault(key, []).append(i)
+    chunks: list[list[int]] = [[] for _ in range(n)]
+    for members in sorted(groups.values(), key=len, reverse=True):  # largest first, to the lightest
+        min(chunks, key=len).extend(members)
+    return [c for c in chunks if c]
 
 
 def _predict_chunk(
