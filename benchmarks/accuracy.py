@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     agg = joined[(joined["source"] == "aic_silicon") & (joined["mode"] == "agg")]
     headline = summarise(agg, ["metric"])
+    agg_answered = answered(agg)
     parts = [
         "# Physics-only accuracy",
         "",
@@ -87,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         "",
         to_markdown(headline),
         "",
-        "## Rows answered per dataset",
+        "Agg rows answered: "
+        + ", ".join(
+            f"{int(r['answered'])} of {int(r['rows'])} ({r['answered %']} %)"
+            for _, r in agg_answered.iterrows()
+        )
+        + " (the rest are listed at the end).",
+        "",
+        "## Rows answered per dataset (all modes)",
         "",
         to_markdown(answered(joined)),
         "",

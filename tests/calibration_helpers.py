@@ -39,6 +39,7 @@ def synthetic_rows(bias: float = 1.3) -> list[dict[str, Any]]:
                             "model": model,
                             "hardware": "h100-sxm",
                             "engine": "vllm",
+                            "engine_version": "0.10.0",
                             "mode": "agg",
                             "tp": 1,
                             "pp": 1,

@@ -55,10 +55,14 @@ def test_manifest_records_data_features_and_scores(trained: Path) -> None:
     assert manifest["features"] == list(FEATURES)
     assert manifest["libraries"]["xgboost"]
     assert manifest["hyperparameters"]["quantile_alpha"] == [0.1, 0.9]
+    grid = manifest["hyperparameters"]["grid"]
     cuda = manifest["kinds"]["cuda"]
     assert cuda["status"] == "calibrated" and len(cuda["id"]) == 8
     tpot = cuda["families"]["tpot"]
     assert tpot["status"] == "calibrated"
+    # tree settings and per-segment shrinks were chosen by inner CV and are recorded
+    assert tpot["hp"] in grid and {k.split("+")[0] for k in tpot["cv"]["grid"]} == set(grid)
+    assert tpot["segment_shrink"]["versioned"] == tpot["shrink"] > 0
     # the synthetic 30 % bias is learned: out-of-fold error falls far below physics
     assert tpot["cv"]["all"]["calibrated_median_ape"] < 5 < tpot["cv"]["all"]["physics_median_ape"]
     assert manifest["kinds"]["hpu"]["status"] == "uncalibrated"
@@ -180,3 +184,123 @@ def test_shrink_guard_keeps_physics_when_calibration_would_hurt(samples: SampleS
     shrink, _ = choose_shrink(fd, rows, fd.y.copy())
     assert shrink == 1.0
     assert math.isfinite(table["physics"]["all"])
+
+
+def test_version_status_of_rows_and_predictions() -> None:
+    """Named engine + version -> known; named without version -> unknown; `other` -> unnamed; a
+    user's prediction is for a current, named engine unless its workload says otherwise."""
+    from budsim.core.calibration.features import (
+        VERSION_KNOWN,
+        VERSION_UNKNOWN,
+        VERSION_UNNAMED,
+        version_status,
+        workload_version_status,
+    )
+
+    assert version_status("vllm", "0.6.6") == VERSION_KNOWN
+    assert version_status("vllm", None) == VERSION_UNKNOWN
+    assert version_status("vllm", math.nan) == VERSION_UNKNOWN
+    assert version_status("vllm", " ") == VERSION_UNKNOWN
+    assert version_status("other", None) == VERSION_UNNAMED
+    assert workload_version_status(Workload()) == VERSION_KNOWN
+    assert workload_version_status(Workload(extra={"engine_version": "0.4.2"})) == VERSION_KNOWN
+    assert workload_version_status(Workload(extra={"engine_version": None})) == VERSION_UNKNOWN
+
+
+def test_real_rows_carry_their_version_status() -> None:
+    """Hand-checked rows of ../shared/data: LLM-Inference-Bench records no engine version (mid-2024
+    vLLM), the ROCm dev-docker tables do (vLLM 0.6.6 .. 0.10.0), Splitwise names no engine."""
+    from budsim.core.calibration.features import FEATURE_INDEX
+    from budsim.core.datasets import data_dir, load_measurements
+    from budsim.core.errors import BudsimError
+
+    try:
+        root = data_dir()
+    except BudsimError:  # the shared data is optional for the test suite
+        pytest.skip("no measured data")
+    rows = load_measurements(root, ["llm_inference_bench", "rocm_vllm", "splitwise"])
+    picked = []
+    for source in ("llm_inference_bench", "rocm_vllm", "splitwise"):
+        sub = rows[(rows["source"] == source) & (rows["hardware"].notna())]
+        sub = sub[sub["engine"].isin(["vllm", "other"])]
+        picked.extend(sub.head(40).to_dict("records"))
+    ss = build_samples(picked)
+    col = FEATURE_INDEX["e_version_status"]
+    by_source: dict[str, set[float]] = {}
+    for s in ss.samples:
+        by_source.setdefault(s.source, set()).add(s.x[col])
+    assert by_source["llm_inference_bench"] == {0.0}
+    assert by_source["rocm_vllm"] == {1.0}
+    assert by_source["splitwise"] == {-1.0}
+
+
+def test_shrink_is_chosen_per_version_segment(
+    samples: SampleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment whose correction helps is calibrated, one whose correction hurts stays physics,
+    and a segment without rows gets shrink 0 (physics) at prediction time."""
+    from budsim.core.calibration.features import FEATURE_INDEX
+    from budsim.core.calibration.train import choose_segment_shrinks, family_data, shrink_vector
+
+    fd = family_data(samples.samples, "cuda", "tpot")
+    rows = np.arange(len(fd.y))
+    col = FEATURE_INDEX["e_version_status"]
+    fd.X[:, col] = np.where(rows % 2 == 0, 1.0, 0.0)  # even rows versioned, odd unversioned
+    r = np.where(rows % 2 == 0, fd.y, -fd.y * 2 - 0.5)
+    monkeypatch.setattr("budsim.core.calibration.train.HW_MIN_ROWS", 20)
+    shrinks, _ = choose_segment_shrinks(fd, rows, r)
+    # one hardware (h100-sxm) with enough rows and models: it gets its own entry too
+    assert shrinks == {
+        "versioned": 1.0,
+        "versioned|h100-sxm": 1.0,
+        "unversioned": 0.0,
+        "unversioned|h100-sxm": 0.0,
+    }
+    segs = np.asarray(["versioned", "versioned", "unversioned", "unnamed"], dtype=object)
+    hw = np.asarray(["h100-sxm", "b200", "b200", "h100-sxm"], dtype=object)
+    table = {"versioned": 0.5, "versioned|h100-sxm": 1.0, "unversioned": 0.25}
+    assert list(shrink_vector(table, segs, hw)) == [1.0, 0.5, 0.25, 0.0]
+
+
+def test_stored_segment_shrink_applies_by_the_version_status_feature() -> None:
+    from budsim.core.calibration.features import FEATURE_INDEX
+    from budsim.core.calibration.store import FamilyModel, ModelSet
+
+    forest = Forest(_constant_model(0.5))
+    model = FamilyModel(
+        "tpot",
+        shrink=1.0,
+        segment_shrink=(("unversioned", 0.5), ("versioned", 1.0)),
+        has_band=False,
+    )
+    ms = ModelSet("t", {"tpot": model}, {"tpot": [forest]})
+    x = np.zeros(len(FEATURES), dtype=np.float32)
+    col = FEATURE_INDEX["e_version_status"]
+    x[col] = 1.0
+    assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.5)
+    x[col] = 0.0
+    assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.25)
+    x[col] = -1.0  # a segment the training had no rows of: physics
+    assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.0)
+    model = FamilyModel(
+        "tpot", segment_shrink=(("versioned", 0.5), ("versioned|b200", 1.0)), has_band=False
+    )
+    ms = ModelSet("t", {"tpot": model}, {"tpot": [forest]})
+    x[col] = 1.0
+    assert ms.predict(("tpot",), x, "b200")["tpot"][0] == pytest.approx(0.5)
+    assert ms.predict(("tpot",), x, "h100-sxm")["tpot"][0] == pytest.approx(0.25)
+    # a segment left physics-only carries the physics-only band, not the learned one
+    model = FamilyModel("tpot", segment_shrink=(("versioned", 0.0),), fallback=(-0.3, 0.4))
+    band = Forest(_constant_model(0.5))
+    ms = ModelSet("t", {"tpot": model}, {"tpot": [forest, band]})
+    assert ms.predict(("tpot",), x)["tpot"] == pytest.approx((0.0, -0.3, 0.4))
+
+
+def _constant_model(value: float) -> dict[str, object]:
+    """A one-leaf XGBoost JSON model predicting `value`."""
+    import xgboost as xgb
+
+    X = np.zeros((4, len(FEATURES)), dtype=np.float32)
+    dm = xgb.DMatrix(X, label=np.full(4, value), feature_names=list(FEATURES))
+    booster = xgb.train({"max_depth": 1, "eta": 1.0, "base_score": value, "nthread": 1}, dm, 1)
+    return json.loads(bytes(booster.save_raw("json")).decode())

@@ -134,7 +134,7 @@ def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) 
     x = None
     if pre is not None and pre.covers(families):
         x = feature_vector(resolved, workload, pred)
-        res = pre.predict(families, x)
+        res = pre.predict(families, x, resolved.device.id)
         names.append(pre.name)
     if len(res) < len(families):
         fallback = physics_band(tuple(f for f in families if f not in res))

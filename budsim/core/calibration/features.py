@@ -98,6 +98,7 @@ _CASE_FEATURES: tuple[str, ...] = (
     "ph_log_tpot_ms",
     "ph_log_e2e_s",
     "ph_kv_pressure",  # load / sequences the KV cache holds
+    "e_version_status",  # what the measurement says about its software (VERSION_* below)
 )
 FEATURES: tuple[str, ...] = _DEPLOYMENT_FEATURES + _CASE_FEATURES
 
@@ -116,6 +117,40 @@ FAMILY_MONOTONE_UP: dict[str, tuple[str, ...]] = {
     "tpot": MONOTONE_UP,
     "e2e": (*MONOTONE_UP, "w_osl"),
 }
+
+# `e_version_status`: how well the software that produced a measurement is identified. Measurements
+# of an unnamed engine, or of a named one without its version (often years older, e.g. mid-2024
+# vLLM-ROCm), differ systematically from current releases. A prediction is for an engine the user
+# names and runs today, so it is VERSION_KNOWN unless `Workload.extra["engine_version"]` says
+# otherwise ("" or None: the version is unknown).
+VERSION_KNOWN = 1.0
+VERSION_UNKNOWN = 0.0
+VERSION_UNNAMED = -1.0  # the source does not name its engine (budsim simulates a stand-in)
+ENGINE_VERSION_KEY = "engine_version"
+# Guard segments: the shrink of the learned correction is chosen per value of `e_version_status`.
+VERSION_SEGMENTS: dict[float, str] = {
+    VERSION_KNOWN: "versioned",
+    VERSION_UNKNOWN: "unversioned",
+    VERSION_UNNAMED: "unnamed",
+}
+
+
+def version_status(engine: Any, version: Any) -> float:
+    """`e_version_status` of a measured row from its engine and engine_version columns."""
+    if engine == "other":
+        return VERSION_UNNAMED
+    if not isinstance(version, str) or not version.strip():
+        return VERSION_UNKNOWN
+    return VERSION_KNOWN
+
+
+def workload_version_status(workload: Workload) -> float:
+    """`e_version_status` of a prediction: known unless the workload says otherwise."""
+    extra = workload.extra or {}
+    if ENGINE_VERSION_KEY not in extra:
+        return VERSION_KNOWN
+    return version_status(extra.get("engine"), extra.get(ENGINE_VERSION_KEY))
+
 
 _N_DEP = len(_DEPLOYMENT_FEATURES)
 _DEP_CACHE: dict[Deployment, list[float]] = {}
@@ -205,7 +240,9 @@ def _log(value: float | None) -> float:
     return math.log(value) if value and value > 0 and math.isfinite(value) else 0.0
 
 
-def case_features(resolved: Resolved, workload: Workload, pred: Prediction) -> list[float]:
+def case_features(
+    resolved: Resolved, workload: Workload, pred: Prediction, status: float | None = None
+) -> list[float]:
     """The case part of the vector."""
     replicas = max(1, resolved.deployment.replicas)
     scen = workload.scenario
@@ -231,11 +268,15 @@ def case_features(resolved: Resolved, workload: Workload, pred: Prediction) -> l
         _log(pred.tpot_ms_mean),
         _log(e2e),
         min(pressure, 4.0),
+        workload_version_status(workload) if status is None else float(status),
     ]
 
 
-def feature_list(resolved: Resolved, workload: Workload, pred: Prediction) -> list[float]:
-    return deployment_features(resolved) + case_features(resolved, workload, pred)
+def feature_list(
+    resolved: Resolved, workload: Workload, pred: Prediction, status: float | None = None
+) -> list[float]:
+    """The feature vector; `status` overrides `e_version_status` (training rows know theirs)."""
+    return deployment_features(resolved) + case_features(resolved, workload, pred, status)
 
 
 def feature_vector(resolved: Resolved, workload: Workload, pred: Prediction) -> np.ndarray:
@@ -253,3 +294,8 @@ FAMILY_PHYSICS_FEATURE: dict[str, str] = {
     "e2e": "ph_log_e2e_s",
 }
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
+
+
+def version_segment(status: float) -> str:
+    """The guard segment of an `e_version_status` value (unexpected values: "versioned")."""
+    return VERSION_SEGMENTS.get(float(status), VERSION_SEGMENTS[VERSION_KNOWN])

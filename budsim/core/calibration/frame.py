@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..deployment import Workload
 from ..errors import BudsimError
-from .features import COLUMN_FAMILY, feature_list
+from .features import COLUMN_FAMILY, feature_list, version_status
 
 if TYPE_CHECKING:
     from ..predict import Prediction
@@ -120,7 +120,12 @@ def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
             scenario=case.workload.scenario,
             workload=case.workload,
             pred=pred,
-            x=feature_list(resolved, case.workload, pred),
+            x=feature_list(
+                resolved,
+                case.workload,
+                pred,
+                version_status(row.get("engine"), row.get("engine_version")),
+            ),
             targets=case.targets,
             residuals=residuals,
         )

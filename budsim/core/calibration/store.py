@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
 
-from .features import FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES
+from .features import FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, version_segment
 from .forest import Forest, ForestError
 
 if TYPE_CHECKING:
@@ -99,6 +99,11 @@ class FamilyModel:
     family: str
     tilt: float = 0.0  # the forest predicts residual + tilt * log(physics)
     shrink: float = 1.0  # the point residual is multiplied by this
+    # per version segment (features.VERSION_SEGMENTS) and per "segment|hardware id"; when given,
+    # a segment (or hardware) missing from it gets 0 (physics) / its segment's
+    segment_shrink: tuple[tuple[str, float], ...] = ()
+    # the physics-only band, carried where `segment_shrink` leaves the point uncorrected
+    fallback: tuple[float, float] | None = None
     band_adjust: float = 0.0  # conformal widening of the quantile band (log space)
     offset: float = 0.0  # constant residual added to the point (user mean models)
     has_point: bool = True
@@ -135,7 +140,9 @@ class ModelSet:
         self._stacks[families] = (stack, offsets)
         return stack, offsets
 
-    def predict(self, families: tuple[str, ...], x: np.ndarray) -> dict[str, Residual]:
+    def predict(
+        self, families: tuple[str, ...], x: np.ndarray, hardware: str | None = None
+    ) -> dict[str, Residual]:
         stack, offsets = self._stack(families)
         out = stack.predict_one(x) if stack is not None else None
         res: dict[str, Residual] = {}
@@ -145,7 +152,15 @@ class ModelSet:
             i = offsets[fam]
             p = m.offset
             if m.has_point and out is not None:
-                p += m.shrink * (float(out[i]) - m.tilt * u)
+                shrink = m.shrink
+                if m.segment_shrink:
+                    seg = version_segment(float(x[FEATURE_INDEX["e_version_status"]]))
+                    table = dict(m.segment_shrink)
+                    shrink = table.get(f"{seg}|{hardware}", table.get(seg, 0.0))
+                    if shrink == 0.0 and m.fallback is not None:
+                        res[fam] = (p, min(m.fallback[0], p), max(m.fallback[1], p))
+                        continue
+                p += shrink * (float(out[i]) - m.tilt * u)
                 i += 1
             if m.has_band and out is not None:
                 lo = float(out[i]) - m.tilt * u - m.band_adjust
@@ -222,10 +237,18 @@ def _family_from_entry(
     if forests[0].n_outputs != 1 or forests[1].n_outputs != 2:
         warn(f"pretrained {kind}/{fam} models have unexpected outputs; physics-only")
         return None
+    segments = entry.get("segment_shrink", {})
+    try:
+        segment_shrink = tuple(sorted((str(k), float(v)) for k, v in dict(segments).items()))
+    except (TypeError, ValueError):
+        warn(f"pretrained {kind}/{fam}: malformed segment_shrink; {fam} is physics-only")
+        return None
     model = FamilyModel(
         family=fam,
         tilt=float(entry.get("tilt", 0.0)),
         shrink=float(entry.get("shrink", 1.0)),
+        segment_shrink=segment_shrink,
+        fallback=_fallback_band(str(directory), fam) if segment_shrink else None,
         band_adjust=float(entry.get("band_adjust", 0.0)),
     )
     return model, forests

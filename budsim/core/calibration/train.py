@@ -12,9 +12,15 @@ calibrated value, (1 - shrink * tilt) * log(physics) + shrink * model(x), stays 
 physics is.
 
 Guards, decided on grouped (leave-models-out) cross-validation inside the training data:
-- shrink: the point residual is multiplied by the largest s in SHRINKS that leaves no dataset with a
+- shrink: the point residual is multiplied by the s in SHRINKS that leaves no dataset with a
   worse median error than physics alone, preferring the s with the lowest overall median error; when
-  none does, the family stays physics-only;
+  none does, the family stays physics-only. The shrink is chosen separately per version segment
+  (`features.VERSION_SEGMENTS`: rows of a named engine and version, of a named engine without its
+  version, of an unnamed engine), so that old measurements of unknown software can be corrected
+  strongly without moving predictions for current releases; a segment without enough rows in the
+  training data gets shrink 0 (physics, with the physics-only band). Inside a segment a hardware
+  with HW_MIN_ROWS rows may get its own shrink, and the tree settings come from HP_GRID; both
+  are chosen by the lowest guarded out-of-fold median error;
 - band: the quantile band is widened (or narrowed) by a conformal offset so that 80 % of the
   out-of-fold residuals fall inside it.
 
@@ -40,7 +46,10 @@ from .features import (
     FEATURE_INDEX,
     FEATURES,
     SCENARIO_FAMILIES,
+    VERSION_KNOWN,
+    VERSION_SEGMENTS,
     monotone_vector,
+    version_segment,
 )
 from .frame import Sample, SampleSet, data_files, physics_fingerprint
 from .store import MANIFEST_FORMAT
@@ -60,6 +69,14 @@ BASE_PARAMS: dict[str, Any] = {
     "max_bin": 256,
 }
 ROUNDS = 200
+# Candidate tree settings (name, changes to BASE_PARAMS, rounds); each family uses the one with the
+# lowest guarded out-of-fold median error in its own inner grouped CV (first wins ties).
+HP_GRID: tuple[tuple[str, dict[str, Any], int], ...] = (
+    ("d4", {}, ROUNDS),
+    ("d6", {"max_depth": 6, "min_child_weight": 5.0}, ROUNDS),
+    ("d5", {"max_depth": 5, "reg_lambda": 1.0}, 300),
+)
+_HP = {name: (changes, rounds) for name, changes, rounds in HP_GRID}
 TILT: dict[str, float] = {"ttft": 0.5, "tpot": 0.0, "e2e": 0.0}
 ALPHAS = (0.1, 0.9)
 COVERAGE = 0.8
@@ -68,16 +85,24 @@ FOLDS = 5
 MIN_ROWS = 100  # rows with a target, per kind and family
 MIN_MODELS = 3  # distinct models, so that grouped cross-validation means something
 GUARD_MIN_ROWS = 20  # datasets smaller than this are not used to veto a calibration
+PHYSICS_BAND_WHEN_UNCORRECTED = True  # rows a guard leaves at shrink 0 get the physics-only band
+HW_MIN_ROWS = 100  # a hardware gets its own shrink in a segment with this many rows (and models)
 
 
 def hyperparameters() -> dict[str, Any]:
     return {
         "base": dict(BASE_PARAMS),
         "rounds": ROUNDS,
+        "grid": {name: {**changes, "rounds": rounds} for name, changes, rounds in HP_GRID},
+        "grid_choice": "per kind and family: lowest guarded inner grouped-CV median APE, over "
+        "the settings and with or without per-hardware shrinks",
         "tilt": dict(TILT),
         "quantile_alpha": list(ALPHAS),
         "coverage": COVERAGE,
         "shrink_grid": list(SHRINKS),
+        "shrink_segments": "per e_version_status: " + ", ".join(VERSION_SEGMENTS.values()),
+        "shrink_per_hardware": f"inside a segment, for a hardware with >= {HW_MIN_ROWS} rows "
+        f"and >= {MIN_MODELS} models",
         "folds": FOLDS,
         "min_rows": MIN_ROWS,
         "min_models": MIN_MODELS,
@@ -159,9 +184,15 @@ def sample_weights(sources: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- fits
-def _params(family: str, seed: int, nthread: int) -> dict[str, Any]:
+def _params(family: str, seed: int, nthread: int, hp: str = HP_GRID[0][0]) -> dict[str, Any]:
     mono = ",".join(str(v) for v in monotone_vector(family))
-    return {**BASE_PARAMS, "seed": seed, "nthread": nthread, "monotone_constraints": f"({mono})"}
+    return {
+        **BASE_PARAMS,
+        **_HP[hp][0],
+        "seed": seed,
+        "nthread": nthread,
+        "monotone_constraints": f"({mono})",
+    }
 
 
 def fit_boosters(
@@ -172,37 +203,53 @@ def fit_boosters(
     family: str,
     seed: int,
     nthread: int = 1,
+    hp: str = HP_GRID[0][0],
+    *,
+    point: bool = True,
+    band: bool = True,
 ) -> tuple[Any, Any]:
-    """(point booster, band booster) on the tilted target."""
+    """(point booster, band booster) on the tilted target (None for one not asked for)."""
     import xgboost as xgb
 
     target = y + TILT[family] * u
     dm = xgb.DMatrix(X, label=target, weight=w, feature_names=list(FEATURES))
-    params = _params(family, seed, nthread)
-    point = xgb.train({**params, "objective": "reg:squarederror"}, dm, ROUNDS)
-    band = xgb.train(
-        {**params, "objective": "reg:quantileerror", "quantile_alpha": list(ALPHAS)}, dm, ROUNDS
+    params = _params(family, seed, nthread, hp)
+    rounds = _HP[hp][1]
+    p = xgb.train({**params, "objective": "reg:squarederror"}, dm, rounds) if point else None
+    b = (
+        xgb.train(
+            {**params, "objective": "reg:quantileerror", "quantile_alpha": list(ALPHAS)},
+            dm,
+            rounds,
+        )
+        if band
+        else None
     )
-    return point, band
+    return p, b
 
 
 def raw_predict(point: Any, band: Any, X: np.ndarray) -> np.ndarray:
-    """(n, 3): point, q_lo, q_hi on the tilted scale."""
+    """(n, 3): point, q_lo, q_hi on the tilted scale (NaN for a booster that is None)."""
     import numpy as np
     import xgboost as xgb
 
     if len(X) == 0:
         return np.zeros((0, 3))
     dm = xgb.DMatrix(X, feature_names=list(FEATURES))
-    p = np.asarray(point.predict(dm), dtype=np.float64).reshape(-1, 1)
-    q = np.asarray(band.predict(dm), dtype=np.float64).reshape(-1, 2)
+    p = np.full((len(X), 1), np.nan)
+    q = np.full((len(X), 2), np.nan)
+    if point is not None:
+        p = np.asarray(point.predict(dm), dtype=np.float64).reshape(-1, 1)
+    if band is not None:
+        q = np.asarray(band.predict(dm), dtype=np.float64).reshape(-1, 2)
     return np.hstack([p, q])
 
 
 def residuals_from_raw(
-    raw: np.ndarray, u: np.ndarray, family: str, shrink: float, adjust: float
+    raw: np.ndarray, u: np.ndarray, family: str, shrink: float | np.ndarray, adjust: float
 ) -> np.ndarray:
-    """(n, 3): point, lo, hi of log(measured/physics), as `store.ModelSet.predict` computes them."""
+    """(n, 3): point, lo, hi of log(measured/physics), as `store.ModelSet.predict` computes them
+    (`shrink`: one factor, or one per row)."""
     import numpy as np
 
     tilt = TILT[family]
@@ -240,7 +287,9 @@ def choose_shrink(
     labels = np.asarray(label, dtype=object)
     ya, sa, rp = np.asarray(y), np.asarray(sign), r[np.asarray(pos, dtype=np.intp)]
     guarded = [g for g in sorted(set(label)) if (labels == g).sum() >= GUARD_MIN_ROWS]
-    latency = sa > 0
+    # score on latency columns; rows that report only a throughput (max-throughput runs) when
+    # there are no latency columns at all
+    latency = sa > 0 if (sa > 0).any() else np.ones(len(sa), dtype=bool)
     physics = {g: float(np.median(ape(-ya[labels == g]))) for g in guarded}
     table: dict[str, dict[str, float]] = {
         "physics": {**{g: round(v, 2) for g, v in physics.items()}, "all": _med(ape(-ya[latency]))}
@@ -255,6 +304,59 @@ def choose_shrink(
         if ok and score < best_score:
             best, best_score = s, score
     return best, table
+
+
+def row_segments(fd: FamilyData, rows: np.ndarray) -> np.ndarray:
+    """The version segment of each of `rows`."""
+    import numpy as np
+
+    col = FEATURE_INDEX["e_version_status"]
+    return np.asarray([version_segment(v) for v in fd.X[rows, col]], dtype=object)
+
+
+def choose_segment_shrinks(
+    fd: FamilyData, rows: np.ndarray, r: np.ndarray, *, per_hardware: bool = True
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """`choose_shrink` per version segment ("versioned", ...) and, with `per_hardware`, inside a
+    segment per hardware with HW_MIN_ROWS rows and MIN_MODELS models ("versioned|h100-sxm", ...).
+    A segment with fewer than GUARD_MIN_ROWS rows with a target gets 0 (physics); a hardware
+    without its own entry uses its segment's."""
+    segs = row_segments(fd, rows)
+    hw = fd.hardware[rows]
+    has_t = fd.has_target[rows]
+    shrinks: dict[str, float] = {}
+    tables: dict[str, Any] = {}
+    for name in VERSION_SEGMENTS.values():
+        mask = segs == name
+        n = int((has_t & mask).sum())
+        if n == 0:
+            continue
+        if n < GUARD_MIN_ROWS:
+            shrinks[name] = 0.0
+            continue
+        shrinks[name], tables[name] = choose_shrink(fd, rows[mask], r[mask])
+        for device in sorted(set(hw[mask].tolist())) if per_hardware else ():
+            sub = mask & (hw == device)
+            models = len(set(fd.groups[rows[sub & has_t]].tolist()))
+            if int((has_t & sub).sum()) >= HW_MIN_ROWS and models >= MIN_MODELS:
+                key = f"{name}|{device}"
+                shrinks[key], tables[key] = choose_shrink(fd, rows[sub], r[sub])
+    return shrinks, tables
+
+
+def shrink_vector(
+    shrinks: dict[str, float], segments: np.ndarray, hardware: np.ndarray
+) -> np.ndarray:
+    """Per row: the shrink of (segment, hardware), else of the segment, else 0 (physics)."""
+    import numpy as np
+
+    return np.asarray(
+        [
+            shrinks.get(f"{seg}|{device}", shrinks.get(seg, 0.0))
+            for seg, device in zip(segments, hardware, strict=True)
+        ],
+        dtype=np.float64,
+    )
 
 
 def _med(values: np.ndarray) -> float:
@@ -296,8 +398,10 @@ class FamilyFit:
     reason: str = ""
     point: Any = None
     band: Any = None
-    shrink: float = 0.0
+    shrink: float = 0.0  # of the "versioned" segment (every prediction for a named, current engine)
+    segment_shrink: dict[str, float] = field(default_factory=dict)  # per version segment
     band_adjust: float = 0.0
+    hp: str = HP_GRID[0][0]  # the HP_GRID entry chosen by inner CV
     fallback: tuple[float, float] = (0.0, 0.0)
     rows: int = 0
     models: int = 0
@@ -312,7 +416,22 @@ class FamilyFit:
             out[:, 1], out[:, 2] = self.fallback
             return out
         raw = raw_predict(self.point, self.band, fd.X[idx])
-        return residuals_from_raw(raw, fd.u[idx], self.family, self.shrink, self.band_adjust)
+        shrink = shrink_vector(self.segment_shrink, row_segments(fd, idx), fd.hardware[idx])
+        res = residuals_from_raw(raw, fd.u[idx], self.family, shrink, self.band_adjust)
+        return with_physics_band(res, shrink, self.fallback)
+
+
+def with_physics_band(
+    res: np.ndarray, shrink: np.ndarray, fallback: tuple[float, float]
+) -> np.ndarray:
+    """Rows the guards leave physics-only (shrink 0) carry the physics-only band, as a family
+    without a model does (the learned band describes the rows that are corrected)."""
+    if not PHYSICS_BAND_WHEN_UNCORRECTED:
+        return res
+    off = shrink == 0.0
+    res[off, 0] = 0.0
+    res[off, 1], res[off, 2] = fallback
+    return res
 
 
 def fallback_band(y: np.ndarray) -> tuple[float, float]:
@@ -347,37 +466,74 @@ def fit_family(
         fit.reason = f"too little data ({fit.rows} rows, {fit.models} models)"
         return fit
     # out-of-fold raw predictions for every applicable row (targets or not), models held out
-    raw = np.full((len(rows), 3), np.nan)
-    for tr, te in group_folds(fd.groups[rows], folds):
-        train_rows = rows[tr][fd.has_target[rows[tr]]]
-        if len(train_rows) < MIN_MODELS:
-            continue
-        point, band = fit_boosters(
-            fd.X[train_rows],
-            fd.y[train_rows],
-            fd.u[train_rows],
-            sample_weights(fd.sources[train_rows]),
+    splits = group_folds(fd.groups[rows], folds)
+
+    def out_of_fold(hp: str, point: bool, band: bool) -> np.ndarray:
+        raw = np.full((len(rows), 3), np.nan)
+        for tr, te in splits:
+            train_rows = rows[tr][fd.has_target[rows[tr]]]
+            if len(train_rows) < MIN_MODELS:
+                continue
+            p, b = fit_boosters(
+                fd.X[train_rows],
+                fd.y[train_rows],
+                fd.u[train_rows],
+                sample_weights(fd.sources[train_rows]),
+                fd.family,
+                seed,
+                nthread,
+                hp,
+                point=point,
+                band=band,
+            )
+            raw[te] = raw_predict(p, b, fd.X[rows[te]])
+        return raw
+
+    segments = row_segments(fd, rows)
+    has_y = fd.has_target[rows]
+    best: tuple[float, str, np.ndarray, dict[str, float], dict[str, Any]] | None = None
+    grid: dict[str, float] = {}
+    for hp, _, _ in HP_GRID:
+        raw_hp = out_of_fold(hp, True, False)
+        r_hp = raw_hp[:, 0] - TILT[fd.family] * fd.u[rows]
+        ok = has_y & np.isfinite(r_hp)
+        for per_hw in (False, True):
+            shrinks_hp, table_hp = choose_segment_shrinks(fd, rows, r_hp, per_hardware=per_hw)
+            sv = shrink_vector(shrinks_hp, segments[ok], fd.hardware[rows][ok])
+            score = float(np.median(ape(sv * r_hp[ok] - fd.y[rows][ok]))) if ok.any() else math.inf
+            grid[f"{hp}{'+hw' if per_hw else ''}"] = round(score, 3)
+            if any(shrinks_hp.values()) and (best is None or score < best[0]):
+                best = (score, hp, raw_hp, shrinks_hp, table_hp)
+    if best is None:
+        fit.cv = {"grid": grid}
+        fit.reason = "no shrink keeps every dataset at least as accurate as physics"
+        return fit
+    _, fit.hp, raw, shrinks, table = best
+    fit.cv = {"grid": grid, "shrink_search": table}
+    raw[:, 1:] = out_of_fold(fit.hp, False, True)[:, 1:]
+    fit.segment_shrink = shrinks
+    has_t = fd.has_target[rows] & np.isfinite(raw[:, 0])
+    y, u = fd.y[rows][has_t], fd.u[rows][has_t]
+    shrink = shrink_vector(shrinks, segments[has_t], fd.hardware[rows][has_t])
+    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, 0.0)
+    # the learned band is calibrated on the rows it is used for (those with a correction)
+    on = shrink > 0 if PHYSICS_BAND_WHEN_UNCORRECTED else np.ones(len(shrink), dtype=bool)
+    adjust = conformal_adjust(y[on], res[on, 0], res[on, 1], res[on, 2])
+    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, adjust)
+    res = with_physics_band(res, shrink, fb)
+    fit.cv.update(_scores(y, res, fd.sources[rows][has_t]))
+    fit.status, fit.band_adjust = "calibrated", round(adjust, 6)
+    fit.shrink = shrinks.get(VERSION_SEGMENTS[VERSION_KNOWN], 0.0)
+    if final:
+        fit.point, fit.band = fit_boosters(
+            fd.X[t],
+            fd.y[t],
+            fd.u[t],
+            sample_weights(fd.sources[t]),
             fd.family,
             seed,
             nthread,
-        )
-        raw[te] = raw_predict(point, band, fd.X[rows[te]])
-    r = raw[:, 0] - TILT[fd.family] * fd.u[rows]
-    shrink, table = choose_shrink(fd, rows, r)
-    fit.cv = {"shrink_search": table}
-    if shrink == 0.0:
-        fit.reason = "no shrink keeps every dataset at least as accurate as physics"
-        return fit
-    has_t = fd.has_target[rows] & np.isfinite(raw[:, 0])
-    y, u = fd.y[rows][has_t], fd.u[rows][has_t]
-    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, 0.0)
-    adjust = conformal_adjust(y, res[:, 0], res[:, 1], res[:, 2])
-    res = residuals_from_raw(raw[has_t], u, fd.family, shrink, adjust)
-    fit.cv.update(_scores(y, res, fd.sources[rows][has_t]))
-    fit.status, fit.shrink, fit.band_adjust = "calibrated", shrink, round(adjust, 6)
-    if final:
-        fit.point, fit.band = fit_boosters(
-            fd.X[t], fd.y[t], fd.u[t], sample_weights(fd.sources[t]), fd.family, seed, nthread
+            fit.hp,
         )
     return fit
 
@@ -469,6 +625,8 @@ def train(
                 entry["cv"] = fit.cv
             if fit.status == "calibrated":
                 entry["shrink"] = fit.shrink
+                entry["segment_shrink"] = dict(sorted(fit.segment_shrink.items()))
+                entry["hp"] = fit.hp
                 entry["band_adjust"] = fit.band_adjust
                 for role, booster in (("point", fit.point), ("band", fit.band)):
                     rel = f"{kind}/{fam}_{role}.json"

@@ -96,7 +96,8 @@ def cross_validate(
                     fd, tr, seed, nthread=nthread, fallback=fallback_band(allfd.y[keep])
                 )
                 pred_res = fit.residuals(fd, te)
-                label = f"{fit.status} (shrink {fit.shrink:g})" if fit.shrink else fit.status
+                shrinks = ", ".join(f"{k} {v:g}" for k, v in sorted(fit.segment_shrink.items()))
+                label = f"{fit.status} (shrink {shrinks})" if shrinks else fit.status
                 say(f"{split} {kind} {fam} fold {fold}: {label} on {len(te)} rows")
                 for j, i in enumerate(te):
                     slot = (id(fd.samples[i]), fam)
@@ -270,6 +271,9 @@ def shipped_table() -> pd.DataFrame:
                     "models": entry.get("models"),
                     "status": entry.get("status"),
                     "shrink": entry.get("shrink"),
+                    "segment shrink": ", ".join(
+                        f"{k} {v:g}" for k, v in sorted(entry.get("segment_shrink", {}).items())
+                    ),
                     "inner-CV physics mAPE %": cv.get("physics_median_ape"),
                     "inner-CV calibrated mAPE %": cv.get("calibrated_median_ape"),
                     "reason": entry.get("reason", ""),
