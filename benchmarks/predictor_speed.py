@@ -3,7 +3,7 @@
     python benchmarks/predictor_speed.py --out benchmarks/predictor_speed.md
 
 1. `simulate_serving` over 1,000 requests in each scenario (target: <= 50 ms each).
-2. The batch predictor (`predict_many`, what `budsim predict --cases` runs) over a grid of 1,080
+2. The batch predictor (`predict_cases`, what `budsim predict --cases` runs) over a grid of 1,080
    distinct cases (target: >= 2,000 cases/s): cold (first sight of each deployment), warm (the same
    deployments with new workloads) and the same cases again (answered by the simulation cache).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.memory import plan_memory
-from budsim.core.predict import _step_model, predict_many, resolve
+from budsim.core.predict import _step_model, predict_cases, resolve
 from budsim.core.simulator import simulate_serving
 
 
@@ -98,18 +98,15 @@ def bench_batch() -> tuple[int, float, float, float]:
 
     todo = cases()
     t0 = time.perf_counter()
-    for dep, w in todo:
-        predict_many([dep], w, calibrated=False)
+    predict_cases(todo, calibrated=False)
     cold = time.perf_counter() - t0
     # one more client per case: the step-time models are reused, every simulation is new
     shifted = [(dep, replace(w, concurrency=w.concurrency + 1)) for dep, w in todo]
     t0 = time.perf_counter()
-    for dep, w in shifted:
-        predict_many([dep], w, calibrated=False)
+    predict_cases(shifted, calibrated=False)
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for dep, w in todo:  # exactly the first pass again: answered from the simulation cache
-        predict_many([dep], w, calibrated=False)
+    predict_cases(todo, calibrated=False)  # the first pass again: from the simulation cache
     repeated = time.perf_counter() - t0
     n = len(todo)
     return n, n / cold, n / warm, n / repeated

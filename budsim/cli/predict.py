@@ -14,17 +14,41 @@ from budsim.core.errors import BudsimError
 
 from .output import echo_json, print_table
 
+CHUNK = 256  # rows predicted together (one learned-correction evaluation per workload in a chunk)
+
+
+def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Predictions (or {"error": ...}) of CSV rows / flag sets, in order."""
+    from budsim.core.cases import parse_case
+    from budsim.core.deployment import Deployment, Workload
+    from budsim.core.predict import Prediction, predict_cases
+
+    parsed: list[tuple[Deployment, Workload] | BudsimError] = []
+    for fields in batch:
+        try:
+            parsed.append(parse_case(fields))
+        except BudsimError as exc:
+            parsed.append(exc)
+    cases = [p for p in parsed if not isinstance(p, BudsimError)]
+    results = iter(predict_cases(cases))
+    out: list[dict[str, Any]] = []
+    for p in parsed:
+        answer = p if isinstance(p, BudsimError) else next(results)
+        if isinstance(answer, Prediction) and not answer.fits:
+            dep = p[0]  # type: ignore[index]
+            reason = answer.memory.reason if answer.memory else "does not fit"
+            answer = BudsimError(
+                f"{dep.model} does not fit on {dep.devices} x {dep.hardware}: {reason}"
+            )
+        out.append({"error": str(answer)} if isinstance(answer, BudsimError) else answer.to_dict())
+    return out
+
 
 def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    from budsim.core.cases import parse_case
-    from budsim.core.predict import predict
-
-    dep, workload = parse_case(fields)
-    pred = predict(dep, workload)
-    if not pred.fits:
-        reason = pred.memory.reason if pred.memory else "does not fit"
-        raise BudsimError(f"{dep.model} does not fit on {dep.devices} x {dep.hardware}: {reason}")
-    return pred.to_dict()
+    answer = _answers([fields])[0]
+    if "error" in answer:
+        raise BudsimError(answer["error"])
+    return answer
 
 
 def _run_cases(path: Path, fmt: str) -> None:
@@ -42,18 +66,25 @@ def _run_cases(path: Path, fmt: str) -> None:
         if unknown:
             raise BudsimError(f"{path}: unknown column(s) {', '.join(unknown)}")
         rows_out: list[dict[str, Any]] = []
+        batch: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            for fields, answer in zip(batch, _answers(batch), strict=True):
+                result = {"id": fields["id"], **answer}
+                if fmt == "jsonl":
+                    sys.stdout.write(json.dumps(result) + "\n")
+                else:
+                    rows_out.append(result)
+            sys.stdout.flush()
+            batch.clear()
+
         for n, row in enumerate(reader, start=1):
             fields = {(k or "").strip(): v for k, v in row.items()}
-            case_id = fields.get("id") or str(n)
-            try:
-                result: dict[str, Any] = {"id": case_id, **_predict_fields(fields)}
-            except BudsimError as exc:
-                result = {"id": case_id, "error": str(exc)}
-            if fmt == "jsonl":
-                sys.stdout.write(json.dumps(result) + "\n")
-                sys.stdout.flush()
-            else:
-                rows_out.append(result)
+            fields["id"] = fields.get("id") or str(n)
+            batch.append(fields)
+            if len(batch) >= CHUNK:
+                flush()
+        flush()
     if fmt == "json":
         echo_json(rows_out)
     elif fmt == "csv":

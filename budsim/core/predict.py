@@ -286,24 +286,48 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
 
 def predict(dep: Deployment, workload: Workload, *, calibrated: bool = True) -> Prediction:
     """Predict one deployment under one workload; calibrated when a matching model exists."""
-    pred = predict_physics(dep, workload)
-    if calibrated and pred.fits:
-        try:
-            from .calibration import apply_calibration
-        except ImportError:  # calibration not built yet
-            return pred
-        apply_calibration(resolve(dep), workload, pred)
-    return pred
+    result = predict_many([dep], workload, calibrated=calibrated)[0]
+    if isinstance(result, BudsimError):
+        raise result
+    return result
 
 
 def predict_many(
     deployments: Sequence[Deployment], workload: Workload, *, calibrated: bool = True
 ) -> list[Prediction | BudsimError]:
-    """Predict several deployments; a bad one yields its error instead of stopping the batch."""
+    """Predict several deployments; a bad one yields its error instead of stopping the batch.
+
+    The physics runs per deployment; the learned correction runs once for the whole batch."""
     out: list[Prediction | BudsimError] = []
     for dep in deployments:
         try:
-            out.append(predict(dep, workload, calibrated=calibrated))
+            out.append(predict_physics(dep, workload))
         except BudsimError as exc:
             out.append(exc)
+    if calibrated:
+        from .calibration.apply import apply_calibration_many
+
+        fitting = [
+            (resolve(d), p)
+            for d, p in zip(deployments, out, strict=True)
+            if isinstance(p, Prediction) and p.fits
+        ]
+        apply_calibration_many(fitting, workload)
     return out
+
+
+def predict_cases(
+    cases: Sequence[tuple[Deployment, Workload]], *, calibrated: bool = True
+) -> list[Prediction | BudsimError]:
+    """The batch predictor: many (deployment, workload) cases, answers in input order.
+
+    Cases are grouped by workload so that each group's learned correction is one evaluation."""
+    groups: dict[Workload, list[int]] = {}
+    for i, (_, workload) in enumerate(cases):
+        groups.setdefault(workload, []).append(i)
+    out: list[Prediction | BudsimError | None] = [None] * len(cases)
+    for workload, members in groups.items():
+        answers = predict_many([cases[i][0] for i in members], workload, calibrated=calibrated)
+        for i, answer in zip(members, answers, strict=True):
+            out[i] = answer
+    return [a for a in out if a is not None]

@@ -17,7 +17,7 @@ training data). `pred.calibration` names what was used.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .features import SCENARIO_FAMILIES, feature_vector
@@ -119,34 +119,56 @@ def physics_band(families: tuple[str, ...]) -> dict[str, Residual] | None:
 
 def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
     """Calibrate `pred` in place (called by budsim.core.predict.predict for fitting deployments)."""
+    apply_calibration_many([(resolved, pred)], workload)
+
+
+def apply_calibration_many(
+    items: Sequence[tuple[Resolved, Prediction]], workload: Workload
+) -> None:
+    """Calibrate several predictions of one workload in place, with one forest evaluation per
+    pretrained model set (predict_many's path; a batch costs little more than one case)."""
+    import numpy as np
+
     from . import store
 
-    if not pred.fits or pred.ttft_ms_mean is None:
-        return
     families = SCENARIO_FAMILIES.get(workload.scenario)
     if not families:
         return
-    kind = resolved.device.kind
-    pre = store.pretrained(kind)
-    user = store.user_calibration(resolved)
-    names: list[str] = []
-    res: dict[str, Residual] = {}
-    x = None
-    if pre is not None and pre.covers(families):
-        x = feature_vector(resolved, workload, pred)
-        res = pre.predict(families, x, resolved.device.id)
-        names.append(pre.name)
-    if len(res) < len(families):
-        fallback = physics_band(tuple(f for f in families if f not in res))
-        if fallback is None and not user:
-            return
-        res.update(fallback or {fam: (0.0, 0.0, 0.0) for fam in families if fam not in res})
-    if user is not None and user.covers(families):
-        if x is None:
-            x = feature_vector(resolved, workload, pred)
-        for fam, (dp, dlo, dhi) in user.predict(families, x).items():
-            p, lo, hi = res[fam]
-            res[fam] = (p + dp, lo + dlo, hi + dhi)
-        names.append(f"user:{user.name}")
-    rescale(pred, workload, res)
-    pred.calibration = "+".join(names) if names else "physics"
+    todo = [(r, p) for r, p in items if p.fits and p.ttft_ms_mean is not None]
+    # the learned residuals, batched per pretrained model set
+    learned: list[dict[str, Residual]] = [{} for _ in todo]
+    features: list[np.ndarray | None] = [None] * len(todo)
+    names: list[list[str]] = [[] for _ in todo]
+    groups: dict[int, list[int]] = {}
+    sets: dict[int, store.ModelSet] = {}
+    for k, (resolved, pred) in enumerate(todo):
+        pre = store.pretrained(resolved.device.kind)
+        if pre is not None and pre.covers(families):
+            features[k] = feature_vector(resolved, workload, pred)
+            groups.setdefault(id(pre), []).append(k)
+            sets[id(pre)] = pre
+    for key, members in groups.items():
+        pre = sets[key]
+        X = np.vstack([x for k in members if (x := features[k]) is not None])
+        rows = pre.predict_rows(families, X, [todo[k][0].device.id for k in members])
+        for k, res in zip(members, rows, strict=True):
+            learned[k] = res
+            names[k].append(pre.name)
+    for k, (resolved, pred) in enumerate(todo):
+        res = learned[k]
+        user = store.user_calibration(resolved)
+        if len(res) < len(families):
+            fallback = physics_band(tuple(f for f in families if f not in res))
+            if fallback is None and not user:
+                continue
+            res.update(fallback or {fam: (0.0, 0.0, 0.0) for fam in families if fam not in res})
+        if user is not None and user.covers(families):
+            x = features[k]
+            if x is None:
+                x = feature_vector(resolved, workload, pred)
+            for fam, (dp, dlo, dhi) in user.predict(families, x).items():
+                p, lo, hi = res[fam]
+                res[fam] = (p + dp, lo + dlo, hi + dhi)
+            names[k].append(f"user:{user.name}")
+        rescale(pred, workload, res)
+        pred.calibration = "+".join(names[k]) if names[k] else "physics"

@@ -3,7 +3,7 @@
 Loading reads JSON (never pickle, never code) and checks its shape. Prediction does not import
 xgboost: each tree is laid out as a complete binary tree of the ensemble's depth, so one case is a
 handful of vectorised gathers over all trees at once (a few tens of microseconds), where xgboost's
-own single-row predict costs a few hundred.
+own single-row predict costs a few hundred; only the nodes on each tree's path are compared.
 
 Only what budsim trains is supported: gbtree boosters with numerical splits (no categorical
 splits, no linear boosters, one output per tree).
@@ -157,22 +157,54 @@ class Forest:
         if self._n_trees == 0:
             return self.base.copy()
         xs = np.asarray(x, dtype=np.float32)
-        xv = xs[self._feat]
-        go_right = xv >= self._thr
-        if np.isnan(xs).any():  # missing values take the default direction of each split
-            nan = np.isnan(xv)
-            go_right[nan] = ~self._dl[nan]
+        missing = bool(np.isnan(xs).any())
+        feat, thr, dl = self._feat, self._thr, self._dl
+        # follow each tree's path only (depth comparisons per tree, not one per node)
+        slot = self._row_inner.copy()  # flat index of each tree's current node
         pos = np.zeros(self._n_trees, dtype=np.intp)
-        row = self._row_inner
         for _ in range(self.depth):
-            pos = 2 * pos + 1 + go_right[row + pos]
+            xv = xs[feat[slot]]
+            right = xv >= thr[slot]
+            if missing:  # missing values take the default direction of each split
+                nan = np.isnan(xv)
+                right[nan] = ~dl[slot[nan]]
+            step = 1 + right
+            pos = 2 * pos + step
+            slot = self._row_inner + pos
         vals = self._leaf[self._row_leaf + pos - self._inner]
         return self.base + np.bincount(self._info, weights=vals, minlength=self.n_outputs)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Outputs (n, n_outputs) for a matrix of feature vectors."""
+        """Outputs (n, n_outputs) for a matrix of feature vectors, all rows and trees at once."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))
-        return np.vstack([self.predict_one(row) for row in X]) if len(X) else np.zeros((0, 0))
+        n = len(X)
+        if n == 0:
+            return np.zeros((0, self.n_outputs))
+        if self._n_trees == 0:
+            return np.tile(self.base, (n, 1))
+        rows = np.arange(n, dtype=np.intp)[:, None]
+        missing = bool(np.isnan(X).any())
+        pos = np.zeros((n, self._n_trees), dtype=np.intp)
+        slot = np.broadcast_to(self._row_inner, pos.shape)
+        for _ in range(self.depth):
+            xv = X[rows, self._feat[slot]]
+            right = xv >= self._thr[slot]
+            if missing:
+                nan = np.isnan(xv)
+                right[nan] = ~self._dl[slot[nan]]
+            pos = 2 * pos + 1 + right
+            slot = self._row_inner + pos
+        vals = self._leaf[self._row_leaf + pos - self._inner]
+        return self.base + vals @ self._output_matrix()
+
+    def _output_matrix(self) -> np.ndarray:
+        """(n_trees, n_outputs) 0/1: which output each tree adds to."""
+        cached = getattr(self, "_onehot", None)
+        if cached is None:
+            cached = np.zeros((self._n_trees, self.n_outputs))
+            cached[np.arange(self._n_trees), self._info] = 1.0
+            self._onehot = cached
+        return cached
 
 
 def load_forest(path: Any) -> Forest:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -143,8 +143,29 @@ class ModelSet:
     def predict(
         self, families: tuple[str, ...], x: np.ndarray, hardware: str | None = None
     ) -> dict[str, Residual]:
+        import numpy as np
+
+        return self.predict_rows(families, np.atleast_2d(x), [hardware])[0]
+
+    def predict_rows(
+        self, families: tuple[str, ...], X: np.ndarray, hardware: Sequence[str | None]
+    ) -> list[dict[str, Residual]]:
+        """Residuals of several feature vectors (one forest evaluation for all of them)."""
         stack, offsets = self._stack(families)
-        out = stack.predict_one(x) if stack is not None else None
+        outs = stack.predict(X) if stack is not None else None
+        return [
+            self._residuals(families, offsets, X[k], None if outs is None else outs[k], hw)
+            for k, hw in enumerate(hardware)
+        ]
+
+    def _residuals(
+        self,
+        families: tuple[str, ...],
+        offsets: dict[str, int],
+        x: np.ndarray,
+        out: np.ndarray | None,
+        hardware: str | None,
+    ) -> dict[str, Residual]:
         res: dict[str, Residual] = {}
         for fam in families:
             m = self.families[fam]
