@@ -19,7 +19,7 @@ from .errors import BudsimError
 from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
-from .simulator import ServingResult, simulate_serving, weighted_summary
+from .simulator import ServingResult, simulate_serving
 from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
@@ -248,7 +248,7 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
     if not sim.requests:
         pred.fits = False
         return
-    mean, (p50, p90, p99), _ = weighted_summary(sim.ttft)
+    mean, (p50, p90, p99), _ = sim.summary("ttft")
     pred.ttft_ms_mean, pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p99 = (
         mean * 1e3,
         p50 * 1e3,
@@ -256,7 +256,7 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
         p99 * 1e3,
     )
     if sim.tpot:
-        mean, (p50, p90, p99), _ = weighted_summary(sim.tpot)
+        mean, (p50, p90, p99), _ = sim.summary("tpot")
         pred.tpot_ms_mean, pred.tpot_ms_p50, pred.tpot_ms_p90, pred.tpot_ms_p99 = (
             mean * 1e3,
             p50 * 1e3,
@@ -265,7 +265,7 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
         )
         pred.itl_ms_mean = pred.tpot_ms_mean
         pred.tok_s_per_user = 1e3 / pred.tpot_ms_mean if pred.tpot_ms_mean else None
-    mean, (p50, p90, p99), top = weighted_summary(sim.e2e)
+    mean, (p50, p90, p99), top = sim.summary("e2e")
     pred.e2e_s_mean, pred.e2e_s_p50, pred.e2e_s_p90, pred.e2e_s_p99, pred.e2e_s_max = (
         mean,
         p50,

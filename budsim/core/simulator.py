@@ -67,6 +67,16 @@ class ServingResult:
     mean_batch: float = 0.0
     truncated: bool = False
     closed_loop_concurrency: int = 0  # > 0: throughput follows from Little's law
+    _summaries: dict[str, tuple[float, list[float], float]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def summary(self, metric: str) -> tuple[float, list[float], float]:
+        """weighted_summary of "ttft", "tpot" or "e2e", computed once (results are shared)."""
+        cached = self._summaries.get(metric)
+        if cached is None:
+            cached = self._summaries[metric] = weighted_summary(getattr(self, metric))
+        return cached
 
     @property
     def bottleneck(self) -> str:

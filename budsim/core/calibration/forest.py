@@ -121,10 +121,17 @@ class Forest:
         n_trees = len(parsed)
         inner = (1 << depth) - 1  # internal slots per complete tree
         leaves = 1 << depth
-        feat_a = np.zeros((max(n_trees, 1), max(inner, 1)), dtype=np.intp)
-        thr_a = np.full((max(n_trees, 1), max(inner, 1)), np.inf, dtype=np.float32)
-        dl_a = np.ones((max(n_trees, 1), max(inner, 1)), dtype=bool)
+        width = max(inner, 1)
+        feat_a = np.zeros((max(n_trees, 1), width), dtype=np.intp)
+        thr_a = np.full((max(n_trees, 1), width), np.inf, dtype=np.float32)
+        dl_a = np.ones((max(n_trees, 1), width), dtype=bool)
         leaf_a = np.zeros((max(n_trees, 1), leaves), dtype=np.float64)
+        # collect in plain lists and assign once: per-element numpy writes dominate loading
+        at: list[int] = []
+        f_vals: list[int] = []
+        t_vals: list[float] = []
+        d_vals: list[bool] = []
+        leaf_at: list[tuple[int, int, float]] = []  # (first flat slot, span, value)
         for t, (left, right, feat, cond, dleft, _) in enumerate(parsed):
             # walk (original node, heap slot, level)
             stack = [(0, 0, 0)]
@@ -132,15 +139,27 @@ class Forest:
                 node, slot, level = stack.pop()
                 if left[node] < 0:  # leaf: fill every leaf slot below this heap position
                     span = 1 << (depth - level)
-                    first = (slot - ((1 << level) - 1)) * span
-                    leaf_a[t, first : first + span] = cond[node]
+                    leaf_at.append(
+                        (t * leaves + (slot - ((1 << level) - 1)) * span, span, cond[node])
+                    )
                     # internal slots below keep threshold +inf: values always go left, any is fine
                     continue
-                feat_a[t, slot] = feat[node]
-                thr_a[t, slot] = np.float32(cond[node])
-                dl_a[t, slot] = bool(dleft[node])
+                at.append(t * width + slot)
+                f_vals.append(feat[node])
+                t_vals.append(cond[node])
+                d_vals.append(bool(dleft[node]))
                 stack.append((left[node], 2 * slot + 1, level + 1))
                 stack.append((right[node], 2 * slot + 2, level + 1))
+        if leaf_at and n_trees:
+            # each tree's leaves tile its `leaves` slots exactly, so in slot order they are runs
+            leaf_at.sort()
+            _, spans, values = zip(*leaf_at, strict=True)
+            leaf_a[:n_trees] = np.repeat(values, spans).reshape(n_trees, leaves)
+        if at:
+            idx = np.asarray(at, dtype=np.intp)
+            feat_a.reshape(-1)[idx] = f_vals
+            thr_a.reshape(-1)[idx] = np.asarray(t_vals, dtype=np.float32)
+            dl_a.reshape(-1)[idx] = d_vals
         self._n_trees = n_trees
         self._inner = inner
         self._feat = feat_a[:n_trees].reshape(-1)

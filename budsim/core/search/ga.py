@@ -38,6 +38,9 @@ class Evaluator(Protocol):
     def evaluate(self, deployments: Sequence[Deployment]) -> list[dict[str, Any] | None]: ...
 
 
+CLIMB_GAP = 0.2  # local search climbs from basins whose best is within 20 % of the leader
+
+
 @dataclass(frozen=True)
 class GASettings:
     """Defaults are the documented BudSim service defaults."""
@@ -508,7 +511,11 @@ def run_ga(
             for key in keys:
                 if key not in starts or cand.rank_key() < starts[key].rank_key():
                     starts[key] = cand
-        unique = {c.genome: c for c in starts.values() if c.genome != lead}
+        # a basin whose best is more than CLIMB_GAP behind the leader is not where the optimum
+        # hides (targets are bigger-is-better; cost and latency targets are negative)
+        best = leader[0].target
+        floor = best * (1 - CLIMB_GAP) if best > 0 else best * (1 + CLIMB_GAP)
+        unique = {c.genome: c for c in starts.values() if c.genome != lead and c.target >= floor}
         return [(leader[0], True), *((c, False) for c in unique.values())]
 
     def local_search(pop: list[_Individual], generation: int) -> int:

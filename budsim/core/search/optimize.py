@@ -16,6 +16,7 @@ import hashlib
 import math
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -185,11 +186,17 @@ class PredictEvaluator:
 
     def evaluate(self, deployments: Sequence[Deployment]) -> list[dict[str, Any] | None]:
         if self.workers > 1 and len(deployments) >= 2 * self.workers:
-            pool = self._get_pool()
-            chunks = _balanced_chunks(deployments, self.workers * 2)
-            parts = pool.map(
-                _predict_chunk, [([deployments[i] for i in c], self.workload) for c in chunks]
-            )
+            if self._pool is None:
+                # Predict one case here first: the catalogs and the pretrained calibration (half a
+                # second of JSON) load once in this process and forked workers inherit them.
+                _predict_chunk((deployments[:1], self.workload))
+            pools = self._get_pools()
+            chunks = _sticky_chunks(deployments, self.workers)
+            futures = [
+                pool.submit(_predict_chunk, ([deployments[i] for i in c], self.workload))
+                for pool, c in zip(pools, chunks, strict=True)
+            ]
+            parts = [f.result() for f in futures]
             merged: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(
                 deployments
             )
@@ -205,7 +212,10 @@ class PredictEvaluator:
             out.append(pred)
         return out
 
-    def _get_pool(self) -> Any:
+    def _get_pools(self) -> list[Any]:
+        """One single-process executor per worker, so that each process keeps seeing the same
+        deployments (and reuses its step-time models and simulations) generation after
+        generation."""
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -214,26 +224,27 @@ class PredictEvaluator:
             if method not in multiprocessing.get_all_start_methods():
                 method = "spawn"
             ctx = multiprocessing.get_context(method)
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-        return self._pool
+            self._pool = [
+                ProcessPoolExecutor(max_workers=1, mp_context=ctx) for _ in range(self.workers)
+            ]
+        return list(self._pool)
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            for pool in self._pool:
+                pool.shutdown(cancel_futures=True)
             self._pool = None
 
 
-def _balanced_chunks(deployments: Sequence[Deployment], n: int) -> list[list[int]]:
-    """Indices of `deployments` in `n` chunks of similar size that keep deployments differing only
-    in scheduler knobs together, so each process reuses its step-time models and simulations."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, d in enumerate(deployments):
-        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.replicas, d.weight_dtype, d.kv_dtype)
-        groups.setdefault(key, []).append(i)
+def _sticky_chunks(deployments: Sequence[Deployment], n: int) -> list[list[int]]:
+    """Indices of `deployments` for `n` workers. Deployments that differ only in scheduler knobs
+    (which share step-time models and often simulations) go to the same worker in every batch,
+    chosen by a stable hash of what they share."""
     chunks: list[list[int]] = [[] for _ in range(n)]
-    for members in sorted(groups.values(), key=len, reverse=True):  # largest first, to the lightest
-        min(chunks, key=len).extend(members)
-    return [c for c in chunks if c]
+    for i, d in enumerate(deployments):
+        key = f"{d.engine}|{d.tp}|{d.pp}|{d.dp}|{d.ep}|{d.replicas}|{d.weight_dtype}|{d.kv_dtype}"
+        chunks[zlib.crc32(key.encode()) % n].append(i)
+    return chunks
 
 
 def _predict_chunk(
