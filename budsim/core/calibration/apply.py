@@ -142,7 +142,7 @@ def apply_calibration_many(
     groups: dict[int, list[int]] = {}
     sets: dict[int, store.ModelSet] = {}
     for k, (resolved, pred) in enumerate(todo):
-        pre = store.pretrained(resolved.device.kind)
+        pre = store.pretrained(resolved.device.kind, families)
         if pre is not None and pre.covers(families):
             features[k] = feature_vector(resolved, workload, pred)
             groups.setdefault(id(pre), []).append(k)

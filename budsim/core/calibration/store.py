@@ -275,8 +275,7 @@ def _family_from_entry(
     return model, forests
 
 
-@lru_cache(maxsize=16)
-def _pretrained(directory: str, kind: str) -> ModelSet | None:
+def _kind_info(directory: str, kind: str) -> Mapping[str, Any] | None:
     data = _manifest(directory)
     if data is None:
         return None
@@ -284,12 +283,29 @@ def _pretrained(directory: str, kind: str) -> ModelSet | None:
     info = kinds.get(kind) if isinstance(kinds, Mapping) else None
     if not isinstance(info, Mapping) or info.get("status") != "calibrated":
         return None
+    return info
+
+
+@lru_cache(maxsize=64)
+def _family(directory: str, kind: str, fam: str) -> tuple[FamilyModel, list[Forest]] | None:
+    info = _kind_info(directory, kind)
+    entry = dict(info.get("families", {})).get(fam) if info is not None else None
+    if not isinstance(entry, Mapping) or entry.get("status") != "calibrated":
+        return None
+    return _family_from_entry(Path(directory), kind, fam, entry)
+
+
+@lru_cache(maxsize=16)
+def _pretrained(directory: str, kind: str, wanted: tuple[str, ...] | None) -> ModelSet | None:
+    info = _kind_info(directory, kind)
+    if info is None:
+        return None
     families: dict[str, FamilyModel] = {}
     forests: dict[str, list[Forest]] = {}
-    for fam, entry in sorted(dict(info.get("families", {})).items()):
-        if not isinstance(entry, Mapping) or entry.get("status") != "calibrated":
-            continue
-        loaded = _family_from_entry(Path(directory), kind, fam, entry)
+    for fam in sorted(dict(info.get("families", {}))):
+        if wanted is not None and fam not in wanted:
+            continue  # loaded when a scenario needs it (half a second of JSON for all of them)
+        loaded = _family(directory, kind, fam)
         if loaded is not None:
             families[fam], forests[fam] = loaded
     if not families:
@@ -297,9 +313,9 @@ def _pretrained(directory: str, kind: str) -> ModelSet | None:
     return ModelSet(f"pretrained/{kind}@{info.get('id', '????????')}", families, forests)
 
 
-def pretrained(kind: str) -> ModelSet | None:
-    """The pretrained models of a hardware kind, or None (physics-only)."""
-    return _pretrained(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), kind)
+def pretrained(kind: str, families: tuple[str, ...] | None = None) -> ModelSet | None:
+    """The pretrained models of a hardware kind (only `families`, when given), or None."""
+    return _pretrained(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), kind, families)
 
 
 def fallback_band(family: str) -> tuple[float, float] | None:
@@ -435,6 +451,7 @@ def clear_caches() -> None:
     """Forget loaded models (after training or calibrating in this process, and in tests)."""
     _manifest.cache_clear()
     _pretrained.cache_clear()
+    _family.cache_clear()
     _fallback_band.cache_clear()
     _user_entries.cache_clear()
     _user_model.cache_clear()
