@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -382,8 +383,24 @@ def _catalog_for(user_file: Path | str | None) -> tuple[dict[str, Device], dict[
     return _merged_catalog(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+_USER_PATHS: dict[tuple[str | None, ...], tuple[Path, str]] = {}
+
+
 def _default_catalog() -> tuple[dict[str, Device], dict[str, str]]:
-    return _catalog_for(None)
+    # A search asks for its device thousands of times: the user file's path is worked out once per
+    # environment and each call costs one stat (an edit still shows up at once).
+    env = (os.environ.get(_ENV_FILE), os.environ.get("XDG_CONFIG_HOME"), os.environ.get("HOME"))
+    known = _USER_PATHS.get(env)
+    if known is None:
+        path = user_hardware_path()
+        known = _USER_PATHS[env] = (path, str(path.resolve()))
+    try:
+        stat = os.stat(known[1])
+    except OSError:
+        return _catalog_for(None)  # missing: the bundled catalog, or the error for an explicit file
+    if not S_ISREG(stat.st_mode):
+        return _catalog_for(None)
+    return _merged_catalog(known[1], stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=1)
