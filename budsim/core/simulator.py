@@ -387,7 +387,8 @@ def simulate_serving(
         if not (waiting or prefilling or decoding):
             now = arrivals[0][0]  # idle until the next arrival
             continue
-        admit(budget)
+        if waiting:
+            admit(budget)
         # ---- compose the step ------------------------------------------------------------------
         pf_tokens = 0
         pf_pairs = 0.0
