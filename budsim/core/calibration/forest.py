@@ -11,8 +11,10 @@ splits, no linear boosters, one output per tree).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,34 @@ def _floats(text: str) -> list[float]:
     if text.startswith("["):
         return [float(v) for v in text.strip("[]").split(",") if v.strip()]
     return [float(text)]
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """All nodes of a forest's trees (flat), with their position in a complete binary tree."""
+
+    n_trees: int
+    tree: np.ndarray
+    slot: np.ndarray
+    level: np.ndarray
+    internal: np.ndarray
+    feat: np.ndarray
+    cond: np.ndarray
+    default_left: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[_Nodes]) -> _Nodes:
+        offsets = np.cumsum([0] + [p.n_trees for p in parts[:-1]])
+        return _Nodes(
+            n_trees=sum(p.n_trees for p in parts),
+            tree=np.concatenate([p.tree + o for p, o in zip(parts, offsets, strict=True)]),
+            slot=np.concatenate([p.slot for p in parts]),
+            level=np.concatenate([p.level for p in parts]),
+            internal=np.concatenate([p.internal for p in parts]),
+            feat=np.concatenate([p.feat for p in parts]),
+            cond=np.concatenate([p.cond for p in parts]),
+            default_left=np.concatenate([p.default_left for p in parts]),
+        )
 
 
 class Forest:
@@ -76,7 +106,7 @@ class Forest:
         new.n_outputs = sum(f.n_outputs for f in forests)
         new.base = np.concatenate([f.base for f in forests])
         new.objective = "stack"
-        new._parsed = [t for f in forests for t in f._parsed]
+        new._parsed = _Nodes.concat([f._parsed for f in forests])
         info: list[int] = []
         offset = 0
         for f in forests:
@@ -87,86 +117,110 @@ class Forest:
         return new
 
     # ------------------------------------------------------------------ layout
-    def _parse(self, trees: list[Mapping[str, Any]]) -> list[tuple[list[Any], ...]]:
-        parsed: list[tuple[list[Any], ...]] = []
-        for tree in trees:
-            left = [int(v) for v in tree["left_children"]]
-            right = [int(v) for v in tree["right_children"]]
-            feat = [int(v) for v in tree["split_indices"]]
-            cond = [float(v) for v in tree["split_conditions"]]
-            dleft = [int(v) for v in tree["default_left"]]
-            if tree.get("categories_nodes"):
-                raise ForestError("categorical splits are not supported")
-            n = len(left)
-            if not (n == len(right) == len(feat) == len(cond) == len(dleft)) or n == 0:
-                raise ForestError("inconsistent tree arrays")
-            # depth of every node (parents come before children in XGBoost's numbering)
-            node_depth = [0] * n
-            for i in range(n):
-                for child in (left[i], right[i]):
-                    if child >= 0:
-                        if child >= n or child <= i:
-                            raise ForestError("malformed tree (child index)")
-                        node_depth[child] = node_depth[i] + 1
-                if feat[i] >= self.n_features and left[i] >= 0:
-                    raise ForestError("split on a feature the model does not have")
-            parsed.append((left, right, feat, cond, dleft, node_depth))
-        return parsed
+    def _parse(self, trees: list[Mapping[str, Any]]) -> _Nodes:
+        """Every node of every tree in flat arrays, with its slot in a complete binary tree.
+
+        All trees are walked together, one numpy step per level: per-node Python loops made
+        loading the shipped models take half a second."""
+        try:
+            sizes = np.fromiter((len(t["left_children"]) for t in trees), dtype=np.intp)
+            columns = {}
+            for key, dtype in (
+                ("left_children", np.intp),
+                ("right_children", np.intp),
+                ("split_indices", np.intp),
+                ("split_conditions", np.float64),
+                ("default_left", np.intp),
+            ):
+                values = [t[key] for t in trees]
+                if any(len(v) != n for v, n in zip(values, sizes, strict=True)):
+                    raise ForestError("inconsistent tree arrays")
+                columns[key] = np.fromiter(itertools.chain.from_iterable(values), dtype=dtype)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ForestError):
+                raise
+            raise ForestError(f"not an XGBoost JSON model ({exc})") from None
+        if any(t.get("categories_nodes") for t in trees):
+            raise ForestError("categorical splits are not supported")
+        if len(trees) and sizes.min() == 0:
+            raise ForestError("inconsistent tree arrays")
+        n_total = int(sizes.sum())
+        start = np.zeros(len(trees), dtype=np.intp)
+        if len(trees):
+            start[1:] = np.cumsum(sizes)[:-1]
+        tree = np.repeat(np.arange(len(trees), dtype=np.intp), sizes)
+        local = np.arange(n_total, dtype=np.intp) - start[tree]
+        left, right = columns["left_children"], columns["right_children"]
+        internal = left >= 0
+        for child in (left, right):
+            bad = internal & ((child <= local) | (child >= sizes[tree]))
+            if bad.any():
+                raise ForestError("malformed tree (child index)")
+        if (internal & (columns["split_indices"] >= self.n_features)).any():
+            raise ForestError("split on a feature the model does not have")
+        g_left = np.where(internal, left + start[tree], -1)
+        g_right = np.where(internal, right + start[tree], -1)
+        slot = np.full(n_total, -1, dtype=np.intp)
+        level = np.zeros(n_total, dtype=np.intp)
+        frontier = start.copy()
+        slot[frontier] = 0
+        for _ in range(64):  # XGBoost trees are far shallower; this only stops a malformed cycle
+            parents = frontier[internal[frontier]]
+            if not len(parents):
+                break
+            lc, rc = g_left[parents], g_right[parents]
+            slot[lc] = 2 * slot[parents] + 1
+            slot[rc] = 2 * slot[parents] + 2
+            level[lc] = level[rc] = level[parents] + 1
+            frontier = np.concatenate([lc, rc])
+        if (slot < 0).any():
+            raise ForestError("malformed tree (unreachable node)")
+        return _Nodes(
+            n_trees=len(trees),
+            tree=tree,
+            slot=slot,
+            level=level,
+            internal=internal,
+            feat=columns["split_indices"],
+            cond=columns["split_conditions"],
+            default_left=columns["default_left"] != 0,
+        )
 
     def _build(self) -> None:
-        parsed = self._parsed
+        nodes = self._parsed
         info = self._tree_info
-        depth = max((max(t[5]) for t in parsed), default=0)
+        n_trees = nodes.n_trees
+        depth = int(nodes.level.max()) if len(nodes.level) else 0
         self.depth = depth
-        n_trees = len(parsed)
         inner = (1 << depth) - 1  # internal slots per complete tree
         leaves = 1 << depth
         width = max(inner, 1)
-        feat_a = np.zeros((max(n_trees, 1), width), dtype=np.intp)
-        thr_a = np.full((max(n_trees, 1), width), np.inf, dtype=np.float32)
-        dl_a = np.ones((max(n_trees, 1), width), dtype=bool)
-        leaf_a = np.zeros((max(n_trees, 1), leaves), dtype=np.float64)
-        # collect in plain lists and assign once: per-element numpy writes dominate loading
-        at: list[int] = []
-        f_vals: list[int] = []
-        t_vals: list[float] = []
-        d_vals: list[bool] = []
-        leaf_at: list[tuple[int, int, float]] = []  # (first flat slot, span, value)
-        for t, (left, right, feat, cond, dleft, _) in enumerate(parsed):
-            # walk (original node, heap slot, level)
-            stack = [(0, 0, 0)]
-            while stack:
-                node, slot, level = stack.pop()
-                if left[node] < 0:  # leaf: fill every leaf slot below this heap position
-                    span = 1 << (depth - level)
-                    leaf_at.append(
-                        (t * leaves + (slot - ((1 << level) - 1)) * span, span, cond[node])
-                    )
-                    # internal slots below keep threshold +inf: values always go left, any is fine
-                    continue
-                at.append(t * width + slot)
-                f_vals.append(feat[node])
-                t_vals.append(cond[node])
-                d_vals.append(bool(dleft[node]))
-                stack.append((left[node], 2 * slot + 1, level + 1))
-                stack.append((right[node], 2 * slot + 2, level + 1))
-        if leaf_at and n_trees:
-            # each tree's leaves tile its `leaves` slots exactly, so in slot order they are runs
-            leaf_at.sort()
-            _, spans, values = zip(*leaf_at, strict=True)
-            leaf_a[:n_trees] = np.repeat(values, spans).reshape(n_trees, leaves)
-        if at:
-            idx = np.asarray(at, dtype=np.intp)
-            feat_a.reshape(-1)[idx] = f_vals
-            thr_a.reshape(-1)[idx] = np.asarray(t_vals, dtype=np.float32)
-            dl_a.reshape(-1)[idx] = d_vals
+        feat_a = np.zeros(max(n_trees, 1) * width, dtype=np.intp)
+        thr_a = np.full(max(n_trees, 1) * width, np.inf, dtype=np.float32)
+        dl_a = np.ones(max(n_trees, 1) * width, dtype=bool)
+        # internal slots below a leaf keep threshold +inf: values always go left, any is fine
+        i = nodes.internal
+        at = nodes.tree[i] * width + nodes.slot[i]
+        feat_a[at] = nodes.feat[i]
+        thr_a[at] = nodes.cond[i].astype(np.float32)
+        dl_a[at] = nodes.default_left[i]
+        # a leaf at `level` covers 2 ** (depth - level) leaf slots of the complete tree; each tree's
+        # leaves tile its `leaves` slots exactly, so in slot order they are runs
+        leaf = ~i
+        lv = nodes.level[leaf]
+        span = np.left_shift(1, depth - lv)
+        first = nodes.tree[leaf] * leaves + (nodes.slot[leaf] - (np.left_shift(1, lv) - 1)) * span
+        order = np.argsort(first, kind="stable")
+        leaf_a = np.repeat(nodes.cond[leaf][order], span[order])
+        if n_trees == 0:
+            leaf_a = np.zeros(leaves, dtype=np.float64)
+        self._feat = feat_a[: n_trees * width]
+        self._thr = thr_a[: n_trees * width]
+        self._dl = dl_a[: n_trees * width]
+        self._leaf = leaf_a.astype(np.float64)[: n_trees * leaves]
         self._n_trees = n_trees
-        self._inner = inner
-        self._feat = feat_a[:n_trees].reshape(-1)
-        self._thr = thr_a[:n_trees].reshape(-1)
-        self._dl = dl_a[:n_trees].reshape(-1)
-        self._leaf = leaf_a[:n_trees].reshape(-1)
-        self._row_inner = np.arange(n_trees, dtype=np.intp) * inner
+        self._inner = (1 << depth) - 1
+        self._row_inner = np.arange(n_trees, dtype=np.intp) * width
         self._row_leaf = np.arange(n_trees, dtype=np.intp) * leaves
         self._info = np.asarray(info, dtype=np.intp)
 
