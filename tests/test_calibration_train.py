@@ -168,6 +168,40 @@ def test_forest_rejects_what_it_cannot_run() -> None:
     with pytest.raises(ForestError):
         Forest({"not": "a model"})
 
+    def model(tree: dict[str, list[float]]) -> dict[str, object]:
+        return {
+            "learner": {
+                "learner_model_param": {"num_feature": "2", "base_score": "0"},
+                "gradient_booster": {
+                    "name": "gbtree",
+                    "model": {"trees": [tree], "tree_info": [0]},
+                },
+            }
+        }
+
+    good = {
+        "left_children": [1, -1, -1],
+        "right_children": [2, -1, -1],
+        "split_indices": [1, 0, 0],
+        "split_conditions": [0.5, -1.0, 2.0],
+        "default_left": [1, 0, 0],
+    }
+    forest = Forest(model(good))
+    assert forest.predict(np.array([[0.0, 0.0], [0.0, 1.0], [0.0, np.nan]])).ravel().tolist() == [
+        -1.0,
+        2.0,
+        -1.0,  # missing: the default (left) branch
+    ]
+    for broken, why in (
+        ({**good, "left_children": [0, -1, -1]}, "child index"),  # a node its own child
+        ({**good, "left_children": [1, -1, -1], "right_children": [5, -1, -1]}, "child index"),
+        ({**good, "split_indices": [7, 0, 0]}, "feature"),
+        ({**good, "split_conditions": [0.5, -1.0]}, "inconsistent"),
+        ({k: [*v, v[-1]] for k, v in good.items()}, "unreachable"),  # a fourth, orphan node
+    ):
+        with pytest.raises(ForestError, match=why):
+            Forest(model(broken))
+
 
 def test_shrink_guard_keeps_physics_when_calibration_would_hurt(samples: SampleSet) -> None:
     """A dataset whose residual is pure noise around zero must not be made worse."""
