@@ -16,7 +16,6 @@ import hashlib
 import math
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -183,6 +182,7 @@ class PredictEvaluator:
         self.workers = max(1, int(workers))
         self.errors: dict[str, int] = {}
         self._pool: Any = None
+        self._home: dict[tuple[Any, ...], int] = {}  # deployment family -> its worker
 
     def evaluate(self, deployments: Sequence[Deployment]) -> list[dict[str, Any] | None]:
         if self.workers > 1 and len(deployments) >= 2 * self.workers:
@@ -191,7 +191,7 @@ class PredictEvaluator:
                 # second of JSON) load once in this process and forked workers inherit them.
                 _predict_chunk((deployments[:1], self.workload))
             pools = self._get_pools()
-            chunks = _sticky_chunks(deployments, self.workers)
+            chunks = _sticky_chunks(deployments, self.workers, self._home)
             futures = [
                 pool.submit(_predict_chunk, ([deployments[i] for i in c], self.workload))
                 for pool, c in zip(pools, chunks, strict=True)
@@ -236,14 +236,27 @@ class PredictEvaluator:
             self._pool = None
 
 
-def _sticky_chunks(deployments: Sequence[Deployment], n: int) -> list[list[int]]:
+def _sticky_chunks(
+    deployments: Sequence[Deployment], n: int, home: dict[tuple[Any, ...], int]
+) -> list[list[int]]:
     """Indices of `deployments` for `n` workers. Deployments that differ only in scheduler knobs
-    (which share step-time models and often simulations) go to the same worker in every batch,
-    chosen by a stable hash of what they share."""
-    chunks: list[list[int]] = [[] for _ in range(n)]
+    (they share step-time models and often simulations) always go to the worker that first got
+    their family (`home`, kept across batches); a new family goes to the least loaded worker."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for i, d in enumerate(deployments):
-        key = f"{d.engine}|{d.tp}|{d.pp}|{d.dp}|{d.ep}|{d.replicas}|{d.weight_dtype}|{d.kv_dtype}"
-        chunks[zlib.crc32(key.encode()) % n].append(i)
+        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.replicas, d.weight_dtype, d.kv_dtype)
+        groups.setdefault(key, []).append(i)
+    chunks: list[list[int]] = [[] for _ in range(n)]
+    new: list[tuple[tuple[Any, ...], list[int]]] = []
+    for key, members in groups.items():
+        if key in home:
+            chunks[home[key]].extend(members)
+        else:
+            new.append((key, members))
+    for key, members in sorted(new, key=lambda kv: -len(kv[1])):  # largest first
+        worker = min(range(n), key=lambda w: len(chunks[w]))
+        home[key] = worker
+        chunks[worker].extend(members)
     return chunks
 
 
