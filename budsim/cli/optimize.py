@@ -79,7 +79,12 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         bits = [
             f"method {meta.get('method')}",
             f"{meta.get('duration_seconds', 0):.2f} s",
-            f"{meta.get('generations_evolved')} generations",
+            f"{meta.get('generations_evolved')} generations"
+            + (
+                f" + {meta['local_search_rounds']} local-search rounds"
+                if meta.get("local_search_rounds")
+                else ""
+            ),
             f"{evaluated} configurations evaluated{share}",
         ]
         if meta.get("seed") is not None:
