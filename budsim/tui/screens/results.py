@@ -102,7 +102,11 @@ class ResultsScreen(BudsimScreen):
                 bits.append(f"{fmt(meta.get('configurations_evaluated'))} evaluated")
             gens = meta.get("generations_evolved")
             if gens is not None:
-                bits.append(f"{gens} generation{'' if gens == 1 else 's'} evolved")
+                local = meta.get("local_search_rounds")
+                bits.append(
+                    f"{gens} generation{'' if gens == 1 else 's'} evolved"
+                    + (f" + {local} local rounds" if local else "")
+                )
             if meta.get("seed") is not None:
                 bits.append(f"seed {meta['seed']}")
             if bits:
