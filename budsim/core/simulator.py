@@ -555,10 +555,15 @@ def _steady(
     # preemptions per wave too: a loop still filling its KV cache is not steady yet
     first.append(b[10] - a[10])
     second.append(c[10] - b[10])
-    return all(
+    if not all(
         abs(p - q) <= STEADY_TOLERANCE * max(abs(p), abs(q), 1e-12)
         for p, q in zip(first, second, strict=True)
-    )
+    ):
+        return False
+    # and, as a safety net for the extrapolated throughput, about the same time per request issued
+    # (a wave's window edges fall between completions, so this one is looser)
+    per_ab, per_bc = (b[0] - a[0]) / max(b[2] - a[2], 1), (c[0] - b[0]) / max(c[2] - b[2], 1)
+    return abs(per_ab - per_bc) <= 5 * STEADY_TOLERANCE * max(per_ab, per_bc, 1e-12)
 
 
 def weighted_summary(
