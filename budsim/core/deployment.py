@@ -130,3 +130,10 @@ class Workload:
             spread = getattr(self, name)
             if not (0.0 <= spread < 1.0):
                 raise BudsimError(f"{name} must be in [0, 1), got {spread}")
+
+    @property
+    def longest_request(self) -> int:
+        """Tokens (prompt + output) of the longest request the length spreads allow."""
+        return math.ceil(self.input_len * (1 + self.input_len_spread)) + math.ceil(
+            self.output_len * (1 + self.output_len_spread)
+        )

@@ -173,10 +173,7 @@ def _simulate(
     )
     if bound is not None:  # at most `bound` requests are ever in flight
         seqs = min(seqs, bound)
-        longest = math.ceil(workload.input_len * (1 + workload.input_len_spread)) + math.ceil(
-            workload.output_len * (1 + workload.output_len_spread)
-        )
-        if kv >= seqs * longest:
+        if kv >= seqs * workload.longest_request:
             kv = -1  # never binds
     key = (_physics_key(dep), workload, kv, seqs, tokens)
     hit = _SIM_CACHE.get(key)
@@ -216,10 +213,7 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     workload.validate()
     r = resolve(dep)
     full = r.deployment
-    context = math.ceil(workload.input_len * (1 + workload.input_len_spread)) + math.ceil(
-        workload.output_len * (1 + workload.output_len_spread)
-    )
-    plan = plan_memory(r.model, r.device, r.engine, full, context)
+    plan = plan_memory(r.model, r.device, r.engine, full, workload.longest_request)
     pred = Prediction(
         weights_gb_per_device=plan.weights_gb,
         kv_cache_gb_per_device=plan.kv_cache_gb,
