@@ -33,9 +33,11 @@ def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     results = iter(predict_cases(cases))
     out: list[dict[str, Any]] = []
     for p in parsed:
-        answer = p if isinstance(p, BudsimError) else next(results)
+        if isinstance(p, BudsimError):
+            out.append({"error": str(p)})
+            continue
+        dep, answer = p[0], next(results)
         if isinstance(answer, Prediction) and not answer.fits:
-            dep = p[0]  # type: ignore[index]
             reason = answer.memory.reason if answer.memory else "does not fit"
             answer = BudsimError(
                 f"{dep.model} does not fit on {dep.devices} x {dep.hardware}: {reason}"
