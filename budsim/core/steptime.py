@@ -141,6 +141,59 @@ class StepTimeModel:
             engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
         )
         self._memo: dict[float, tuple[float, float, float, float]] = {}
+        self._token_coefficients()
+        self._attention_coefficients()
+
+    def _attention_coefficients(self) -> None:
+        """Fold the per-layer attention and LM-head costs into a few coefficients.
+
+        The simulator calls the model once per event, so the per-call work matters. For softmax
+        attention the compute/memory ratio of a layer does not depend on the batch (both grow with
+        sequences x context), so which side dominates is known here, and full-attention layers
+        collapse to one coefficient per side. Windowed and linear layers keep a per-layer term."""
+        eff = self.eff
+        attn_peak = self.peak_bf16 * eff.attn_context_eta
+        dec_bw = self.bw * eff.attn_decode_eta_mem
+        self.dec_compute = self.dec_memory = 0.0  # seconds per (sequence x context token)
+        self.pf_compute = 0.0  # seconds per causal (query, key) pair of full-attention layers
+        # windowed layers: (window, decode coefficient, decode is compute, prefill coefficient)
+        self.windowed: list[tuple[float, float, bool, float]] = []
+        self.linear_groups = [g for g in self.groups if g.linear]
+        self.dec_latency = self.pf_latency = self.linear_latency = 0.0
+        for g in self.groups:
+            if g.linear:
+                self.linear_latency += eff.attn_decode_lat_us * 1e-6 * g.count
+                continue
+            c = 2.0 * g.heads * g.dec_dims / attn_peak
+            m = g.kv_bytes_tok / dec_bw
+            pf = 2.0 * g.heads * g.pf_dims / attn_peak * g.count
+            self.dec_latency += eff.attn_decode_lat_us * 1e-6 * g.count
+            self.pf_latency += eff.attn_context_lat_us * 1e-6 * g.count
+            if g.window != math.inf:
+                self.windowed.append((g.window, max(c, m) * g.count, c > m, pf))
+                continue
+            if c > m:
+                self.dec_compute += c * g.count
+            else:
+                self.dec_memory += m * g.count
+            self.pf_compute += pf
+        self.attn_peak, self.dec_bw = attn_peak, dec_bw
+        # LM head: a GEMM on the fitted roofline is linear in its rows (eta ~ rows / (rows + half)),
+        # compute = a + b * rows and memory = c + d * rows
+        rl, params = self.dense_rl, self.lm_head_params
+        self.lm_compute = (
+            2.0 * params * rl.half_rows / (self.peak * rl.eta_max),
+            2.0 * params / (self.peak * rl.eta_max),
+        )
+        self.lm_memory = (
+            params * EMBEDDING_BYTES / (self.bw * rl.eta_mem),
+            self.hidden * 4 * ACT_BYTES / (self.bw * rl.eta_mem),
+        )
+        self.per_seq = self.engine.per_seq_overhead_us * 1e-6
+        self.pp = self.dep.pp
+        self.micro = (
+            self.dep.pp * self.dep.dp
+        )  # the batch is split over PP micro-batches and DP ranks
 
     @staticmethod
     def _roof(
@@ -152,83 +205,115 @@ class StepTimeModel:
         eta = rl.eta_max * rows / (rows + rl.half_rows)
         return work / (peak * eta), byts / (bw * rl.eta_mem)
 
-    def _gemm(self, rl: Roofline, rows: float, params: float, wb: float) -> tuple[float, float]:
-        if params <= 0 or rows <= 0:
-            return 0.0, 0.0
-        byts = params * wb + rows * self.hidden * 4 * ACT_BYTES
-        return self._roof(rl, 2.0 * rows * params, rows, byts, self.peak, self.bw)
+    def _token_coefficients(self) -> None:
+        """Fold the token-count operators into linear coefficients (see _token_ops).
+
+        A GEMM on the fitted roofline is linear in its rows on each side (compute: eta ~ rows /
+        (rows + half), so flops / eta = a + b * rows; memory: weights + activations), and the
+        collectives are latency + bytes / bandwidth. Only the experts' cost (the share of experts
+        a batch touches) is not linear; those groups keep their own term."""
+        dep, eff = self.dep, self.eff
+        pp, dp, tp = dep.pp, dep.dp, dep.tp
+        rl = self.gemm_rl
+        to_c = 2.0 / (self.peak * rl.eta_max)  # compute seconds per (param x row), plus half rows
+        to_m = 1.0 / (self.bw * rl.eta_mem)
+        act_row = self.hidden * 4 * ACT_BYTES  # activation bytes a GEMM moves per row
+        # (compute at 0, compute per token, memory at 0, memory per token), times the layer count
+        self._gemms: list[tuple[float, float, float, float]] = []
+        self._moe: list[_Group] = []
+        streaming = comm0 = comm1 = latency = 0.0
+        for g in self.groups:
+            lat = 2 * rl.lat_us  # QKV and output projections
+            for params, wb in ((g.attn_params, self.wb_attn), (g.dense_params, self.wb_dense)):
+                if params <= 0:
+                    continue
+                self._gemms.append(
+                    (
+                        g.count * params * rl.half_rows * to_c,
+                        g.count * params * to_c,
+                        g.count * params * wb * to_m,
+                        g.count * act_row * to_m,
+                    )
+                )
+            if g.dense_params:
+                lat += 2 * rl.lat_us
+            if g.num_experts:
+                self._moe.append(g)
+                lat += eff.moe.lat_us
+                group = tp * dp
+                if dep.ep > 1:
+                    # all-to-all dispatch + combine: each device sends its own share of the
+                    # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
+                    per_token = dp / group * g.top_k * self.hidden * ACT_BYTES
+                    comm0 += g.count * 2 * self.ep_lat
+                    comm1 += g.count * 2 * per_token * (dep.ep - 1) / dep.ep / self.ep_bw
+                elif dp > 1:
+                    # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
+                    comm0 += g.count * self.ep_lat
+                    comm1 += (
+                        g.count
+                        * 2
+                        * (group - 1)
+                        / group
+                        * dp
+                        * self.hidden
+                        * ACT_BYTES
+                        / (self.ep_bw)
+                    )
+            # norms, rotary, residual adds, activation: streaming activations (memory-bound)
+            streaming += g.count * self.hidden * 12 * ACT_BYTES * to_m
+            lat += 4 * eff.elementwise_lat_us
+            if tp > 1:
+                # one all-reduce after attention, one after the FFN (for MoE layers whose experts
+                # are spread over EP or DP ranks the second is the expert communication above)
+                spread = g.num_experts and (dep.ep > 1 or dp > 1)
+                times = g.count * (1 if spread else 2)
+                comm0 += times * self.tp_lat
+                comm1 += times * 2 * (tp - 1) / tp * self.hidden * ACT_BYTES / self.tp_bw
+            latency += lat * 1e-6 * g.count
+        if pp > 1:
+            comm0 += (pp - 1) / pp * self.pp_lat
+            comm1 += (pp - 1) / pp * self.hidden * ACT_BYTES / self.pp_bw
+        self._streaming, self._comm0, self._comm1, self._latency = streaming, comm0, comm1, latency
 
     def _token_ops(self, tokens_in: float) -> tuple[float, float, float, float]:
         """(compute, memory, communication, latency) of the operators that depend only on the
         number of tokens in the step: projections, FFN or experts, norms and collectives.
 
         They are the bulk of a step and the simulator revisits the same token counts often, so they
-        are memoised per replica."""
+        are memoised per replica. Each op costs max(compute, memory) plus its latency; the larger
+        side names the bottleneck."""
         hit = self._memo.get(tokens_in)
         if hit is not None:
             return hit
-        dep, eff = self.dep, self.eff
-        pp, dp, tp = dep.pp, dep.dp, dep.tp
-        tokens = tokens_in / (pp * dp)  # per attention rank per micro-batch
-        stage_tokens = tokens_in / pp  # all DP ranks of a stage (MoE sees these)
-        bw = self.bw
-        gemm_rl = self.gemm_rl
-        compute = memory = comm = latency = 0.0
-        for g in self.groups:
-            # Each op costs max(compute, memory) plus its latency; the larger side names the bottleneck.
-            ops: list[tuple[float, float]] = [
-                self._gemm(gemm_rl, tokens, g.attn_params, self.wb_attn)
-            ]
-            lat = 2 * gemm_rl.lat_us  # QKV and output projections
-            if g.dense_params:
-                ops.append(self._gemm(gemm_rl, tokens, g.dense_params, self.wb_dense))
-                lat += 2 * gemm_rl.lat_us
-            layer_comm = 0.0
-            if g.num_experts:
-                rl = eff.moe
+        dep = self.dep
+        tokens = tokens_in / (dep.pp * dep.dp)  # per attention rank per micro-batch
+        compute = memory = 0.0
+        if tokens > 0:
+            for c0, c1, m0, m1 in self._gemms:
+                c, m = c0 + c1 * tokens, m0 + m1 * tokens
+                if c > m:
+                    compute += c
+                else:
+                    memory += m
+            memory += self._streaming * tokens
+            stage_tokens = tokens_in / dep.pp  # all DP ranks of a stage (MoE sees these)
+            for g in self._moe:
                 assignments = stage_tokens * g.top_k
                 active = 1.0 - (1.0 - g.top_k / g.num_experts) ** stage_tokens
-                ops.append(
-                    self._roof(
-                        rl,
-                        2.0 * (assignments / dep.ep) * g.expert_params,
-                        assignments / g.num_experts,
-                        g.experts_local * active * g.expert_params * self.wb_expert,
-                        self.peak,
-                        bw,
-                    )
+                c, m = self._roof(
+                    self.eff.moe,
+                    2.0 * (assignments / dep.ep) * g.expert_params,
+                    assignments / g.num_experts,
+                    g.experts_local * active * g.expert_params * self.wb_expert,
+                    self.peak,
+                    self.bw,
                 )
-                lat += rl.lat_us
-                group = tp * dp
-                if dep.ep > 1:
-                    # all-to-all dispatch + combine: each device sends its own share of the
-                    # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
-                    msg = stage_tokens / group * g.top_k * self.hidden * ACT_BYTES
-                    layer_comm += 2 * (self.ep_lat + msg * (dep.ep - 1) / dep.ep / self.ep_bw)
-                elif dp > 1:
-                    # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
-                    msg = stage_tokens * self.hidden * ACT_BYTES
-                    layer_comm += self.ep_lat + 2 * (group - 1) / group * msg / self.ep_bw
-            # norms, rotary, residual adds, activation: streaming activations
-            ops.append((0.0, tokens * self.hidden * 12 * ACT_BYTES / (bw * gemm_rl.eta_mem)))
-            lat += 4 * eff.elementwise_lat_us
-            if tp > 1:
-                # one all-reduce after attention, one after the FFN (for MoE layers whose experts
-                # are spread over EP or DP ranks the second is the expert communication above)
-                msg = tokens * self.hidden * ACT_BYTES
-                all_reduce = self.tp_lat + 2 * (tp - 1) / tp * msg / self.tp_bw
-                spread = g.num_experts and (dep.ep > 1 or dp > 1)
-                layer_comm += (1 if spread else 2) * all_reduce
-            for c, m in ops:
                 if c > m:
                     compute += c * g.count
                 else:
                     memory += m * g.count
-            comm += layer_comm * g.count
-            latency += lat * 1e-6 * g.count
-        if pp > 1:
-            comm += (pp - 1) / pp * (self.pp_lat + tokens * self.hidden * ACT_BYTES / self.pp_bw)
-        out = (compute, memory, comm, latency)
+        out = (compute, memory, self._comm0 + self._comm1 * tokens, self._latency)
         if len(self._memo) > 4096:  # bounded: thousands of step models may be cached at once
             self._memo.clear()
         self._memo[tokens_in] = out
@@ -248,60 +333,63 @@ class StepTimeModel:
         prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
         pairs of those chunks; prefill_seqs: chunks in the step.
         """
-        dep, eff = self.dep, self.eff
-        pp = dep.pp
-        micro = pp * dep.dp  # the batch is split over PP micro-batches and attention-DP ranks
-        compute, memory, comm, latency = self._token_ops(n_decode + prefill_tokens)
-        tokens = (n_decode + prefill_tokens) / micro
+        pp, micro = self.pp, self.micro
+        ops = self._memo.get(n_decode + prefill_tokens)
+        if ops is None:
+            ops = self._token_ops(n_decode + prefill_tokens)
+        compute, memory, comm, latency = ops
         dec_seqs = n_decode / micro
-        mean_ctx = decode_ctx / n_decode if n_decode else 0.0
         pairs = prefill_pairs / micro
-        attn_peak = self.peak_bf16 * eff.attn_context_eta
-        dec_bw = self.bw * eff.attn_decode_eta_mem
-        for g in self.groups:
-            # attention itself: depends on the sequences and their contexts, not only on tokens
-            if g.linear:
-                c = 4.0 * tokens * g.heads * g.dec_dims * 64 / attn_peak
-                m = dec_seqs * g.state_bytes * 2 / dec_bw
+        if dec_seqs:
+            # full attention: sequences x mean context = the summed context per micro-batch
+            ctx_tokens = decode_ctx / micro
+            compute += self.dec_compute * ctx_tokens
+            memory += self.dec_memory * ctx_tokens
+            latency += self.dec_latency
+        if pairs:
+            compute += self.pf_compute * pairs
+            latency += self.pf_latency
+        if self.windowed:
+            tokens = (n_decode + prefill_tokens) / micro
+            mean_ctx = decode_ctx / n_decode if n_decode else 0.0
+            for window, dec, dec_is_compute, pf in self.windowed:
+                if dec_seqs:
+                    cost = dec * dec_seqs * min(mean_ctx, window)
+                    if dec_is_compute:
+                        compute += cost
+                    else:
+                        memory += cost
+                if pairs:
+                    compute += pf * min(pairs, tokens * window)
+        if self.linear_groups:
+            tokens = (n_decode + prefill_tokens) / micro
+            latency += self.linear_latency
+            for g in self.linear_groups:
+                c = 4.0 * tokens * g.heads * g.dec_dims * 64 / self.attn_peak
+                m = dec_seqs * g.state_bytes * 2 / self.dec_bw
                 if c > m:
                     compute += c * g.count
                 else:
                     memory += m * g.count
-                latency += eff.attn_decode_lat_us * 1e-6 * g.count
-                continue
-            if dec_seqs:
-                ctx = min(mean_ctx, g.window)
-                c = 2.0 * g.heads * g.dec_dims * dec_seqs * ctx / attn_peak
-                m = dec_seqs * ctx * g.kv_bytes_tok / dec_bw
-                if c > m:
-                    compute += c * g.count
-                else:
-                    memory += m * g.count
-                latency += eff.attn_decode_lat_us * 1e-6 * g.count
-            if pairs:
-                capped = pairs if g.window == math.inf else min(pairs, tokens * g.window)
-                c = 2.0 * g.heads * g.pf_dims * capped / attn_peak
-                if c > 0:
-                    compute += c * g.count
-                latency += eff.attn_context_lat_us * 1e-6 * g.count
         # LM head for the sequences that emit a token this step (on the last stage only)
-        c, m = self._gemm(
-            self.dense_rl, (n_decode + prefill_seqs) / micro, self.lm_head_params, EMBEDDING_BYTES
-        )
-        if c > m:
-            compute += c / pp
-        else:
-            memory += m / pp
-        overhead = (
-            self.fixed / pp
-            + self.engine.per_seq_overhead_us * 1e-6 * (n_decode + prefill_seqs) / micro
-            + latency
-        )
+        rows = (n_decode + prefill_seqs) / micro
+        if rows > 0:
+            c = self.lm_compute[0] + self.lm_compute[1] * rows
+            m = self.lm_memory[0] + self.lm_memory[1] * rows
+            if c > m:
+                compute += c / pp
+            else:
+                memory += m / pp
+        overhead = self.fixed / pp + self.per_seq * rows + latency
         # Every micro-batch passes through every stage: one iteration takes pp stage-times.
-        return StepTime(
-            total=(compute + memory + comm + overhead) * pp,
-            compute=compute * pp,
-            memory=memory * pp,
-            communication=comm * pp,
-            overhead=overhead * pp,
+        # (tuple.__new__: the NamedTuple's own __new__ is a Python function, once per event)
+        return tuple.__new__(
+            StepTime,
+            (
+                (compute + memory + comm + overhead) * pp,
+                compute * pp,
+                memory * pp,
+                comm * pp,
+                overhead * pp,
+            ),
         )
