@@ -21,8 +21,10 @@ import heapq
 import itertools
 import math
 import random
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from operator import mul
 from typing import Any
 
 from .deployment import Workload
@@ -32,7 +34,7 @@ from .steptime import StepTimeModel
 MAX_EVENTS = 200_000  # a guard against pathological inputs; far above any realistic run
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cohort:
     count: int
     input_len: int
@@ -46,13 +48,44 @@ class _Cohort:
     uid: int = 0
 
 
+class Samples:
+    """Latency samples, each standing for `count` identical requests (one per finished cohort).
+
+    Two parallel lists rather than a list of (value, count) tuples: a simulation records tens of
+    thousands of samples, and floats and ints cost neither a tuple each nor garbage-collector work."""
+
+    __slots__ = ("values", "counts")
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.counts: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def add(self, value: float, count: int) -> None:
+        self.values.append(value)
+        self.counts.append(count)
+
+    def mean(self, start: int = 0, stop: int | None = None) -> float:
+        """The weighted mean of samples [start:stop] (nan when there are none)."""
+        values, counts = self.values[start:stop], self.counts[start:stop]
+        total = sum(counts)
+        return sum(map(mul, values, counts)) / total if total else math.nan
+
+    def repeat_since(self, start: int, times: int) -> None:
+        """Add the samples from `start` on `times` more times (as one sample each, counts scaled)."""
+        self.values.extend(self.values[start:])
+        self.counts.extend([n * times for n in self.counts[start:]])
+
+
 @dataclass
 class ServingResult:
     """Per-request latencies (weighted by cohort size) and totals of one simulation."""
 
-    ttft: list[tuple[float, int]] = field(default_factory=list)
-    tpot: list[tuple[float, int]] = field(default_factory=list)
-    e2e: list[tuple[float, int]] = field(default_factory=list)
+    ttft: Samples = field(default_factory=Samples)
+    tpot: Samples = field(default_factory=Samples)
+    e2e: Samples = field(default_factory=Samples)
     makespan: float = 0.0
     start_time: float = 0.0
     requests: int = 0
@@ -165,13 +198,18 @@ def simulate_serving(
 
     def split(c: _Cohort, n: int) -> _Cohort:
         """Take `n` sequences out of cohort `c` into a new cohort in the same state."""
-        part = _Cohort(n, c.input_len, c.output_len, c.arrival, c.prompt)
-        part.produced, part.first_token, part.done_prefill = (
+        part = _Cohort(
+            n,
+            c.input_len,
+            c.output_len,
+            c.arrival,
+            c.prompt,
+            c.done_prefill,
             c.produced,
             c.first_token,
-            c.done_prefill,
+            c.start,
+            next(uids),
         )
-        part.uid = next(uids)
         c.count -= n
         return part
 
@@ -198,40 +236,42 @@ def simulate_serving(
     n_dec = 0  # decoding sequences
     dec_base = 0  # sum over decoding cohorts of count * (input + produced - start + 1)
     kv_prefill = 0  # KV tokens held by admitted, still-prefilling sequences
+    pf_pending = 0  # prompt tokens the prefilling cohorts still have to compute
     running = 0  # sequences admitted (prefilling + decoding)
     now = 0.0
     batch_time = 0.0
+    # time by bottleneck (compute, memory, communication, overhead) and the counts: locals in the
+    # event loop, stored in `res` at the end
+    t_compute = t_memory = t_comm = t_overhead = 0.0
+    n_done = out_tokens = in_tokens = n_steps = 0
 
     extra = engine.request_overhead_ms * 1e-3
+    # bound once: these lists are only ever extended in place
+    e2e_value, e2e_count = res.e2e.values.append, res.e2e.counts.append
+    ttft_value, ttft_count = res.ttft.values.append, res.ttft.counts.append
+    tpot_value, tpot_count = res.tpot.values.append, res.tpot.counts.append
 
     def record_finish(c: _Cohort, t: float) -> None:
-        res.e2e.append((t - c.arrival + extra, c.count))
-        res.ttft.append((c.first_token - c.arrival + extra, c.count))
+        nonlocal n_done, out_tokens, in_tokens
+        n = c.count
+        e2e_value(t - c.arrival + extra)
+        e2e_count(n)
+        ttft_value(c.first_token - c.arrival + extra)
+        ttft_count(n)
         if c.output_len > 1:
-            res.tpot.append(((t - c.first_token) / (c.output_len - 1), c.count))
-        res.requests += c.count
-        res.output_tokens += c.count * c.output_len
-        res.input_tokens += c.count * c.input_len
+            tpot_value((t - c.first_token) / (c.output_len - 1))
+            tpot_count(n)
+        n_done += n
+        out_tokens += n * c.output_len
+        in_tokens += n * c.input_len
+
+    def replace_finished(t: float, n: int) -> None:
+        """A closed loop's clients send their next requests when `n` of theirs finish at `t`."""
         if closed and issued < total:
             # The front-end latency of the next request overlaps other requests' GPU work, so the
             # replacement is handed to the scheduler at once (this also matched measured TTFT
             # better than delaying it by the front-end latency).
-            new_cohort(t, min(c.count, total - issued))
-
-    def start_decoding(c: _Cohort, t: float) -> None:
-        nonlocal n_dec, dec_base, running
-        if c.first_token < 0:
-            c.first_token = t
-        generated = c.produced + 1
-        if generated >= c.output_len:
-            running -= c.count
-            record_finish(c, t)
-            return
-        c.start = g - (generated - 1)  # so that g - start + 1 == generated
-        decoding[c.uid] = c
-        n_dec += c.count
-        dec_base += c.count * (c.input_len - c.start + 1)
-        heapq.heappush(finish_heap, (c.start + c.output_len - 1, c.uid))
+            new_cohort(t, min(n, total - issued))
 
     def stop_decoding(c: _Cohort) -> None:
         nonlocal n_dec, dec_base
@@ -239,18 +279,20 @@ def simulate_serving(
         n_dec -= c.count
         dec_base -= c.count * (c.input_len - c.start + 1)
 
-    def kv_used() -> int:
+    def kv_used() -> int:  # (written out in the hot paths of the event loop)
         return kv_prefill + dec_base + n_dec * g
 
     def admit(limit_tokens: int) -> None:
         """Move waiting cohorts into the prefill queue while sequences and KV allow."""
-        nonlocal running, kv_prefill
-        pending = sum(x.count * (x.prompt - x.done_prefill) for x in prefilling) if waiting else 0
+        nonlocal running, kv_prefill, pf_pending
         while waiting:
             c = waiting[0]
-            seq_room = max_num_seqs - running
-            kv_room = kv_capacity_tokens - kv_used()
-            fit = min(c.count, seq_room, kv_room // max(1, c.prompt))
+            fit = max_num_seqs - running  # sequence slots, then KV room, bound the admission
+            kv_fit = (kv_capacity_tokens - kv_prefill - dec_base - n_dec * g) // max(1, c.prompt)
+            if kv_fit < fit:
+                fit = kv_fit
+            if c.count < fit:
+                fit = c.count
             if fit <= 0:
                 return
             if fit < c.count:  # split the cohort: part is admitted now
@@ -260,10 +302,9 @@ def simulate_serving(
             prefilling.append(c)
             running += c.count
             kv_prefill += c.count * c.prompt
-            if limit_tokens:
-                pending += c.count * (c.prompt - c.done_prefill)
-                if pending > limit_tokens:
-                    return
+            pf_pending += c.count * (c.prompt - c.done_prefill)
+            if limit_tokens and pf_pending > limit_tokens:
+                return
 
     def preempt_one() -> bool:
         """vLLM-style recompute preemption of the most recently admitted decoding cohort."""
@@ -290,6 +331,7 @@ def simulate_serving(
     )
 
     waves: list[tuple[float, ...]] = []  # snapshots about one wave of `conc` requests apart
+    wave_stats: list[tuple[float, ...]] = []  # _wave between consecutive snapshots
     next_wave = 2 * conc  # the first wave is the opening burst
 
     def snapshot() -> tuple[float, ...]:
@@ -297,18 +339,18 @@ def simulate_serving(
             now,
             g,
             issued,
-            res.requests,
-            res.output_tokens,
-            res.input_tokens,
+            n_done,
+            out_tokens,
+            in_tokens,
             len(res.ttft),
             len(res.tpot),
             len(res.e2e),
-            res.steps,
+            n_steps,
             res.preemptions,
-            res.time_compute,
-            res.time_memory,
-            res.time_communication,
-            res.time_overhead,
+            t_compute,
+            t_memory,
+            t_comm,
+            t_overhead,
             batch_time,
         )
 
@@ -339,6 +381,7 @@ def simulate_serving(
     def skip_cycles(before: tuple[float, ...]) -> bool:
         """Jump over as many repeats of the cycle since `before` as new requests allow."""
         nonlocal now, g, issued, batch_time, dec_base, arrivals, finish_heap
+        nonlocal t_compute, t_memory, t_comm, t_overhead, n_done, out_tokens, in_tokens, n_steps
         after = snapshot()
         per_cycle = issued - int(before[2])
         if per_cycle <= 0:
@@ -347,17 +390,17 @@ def simulate_serving(
         if m < 1:
             return False
         dt, dg = m * (now - before[0]), m * (g - int(before[1]))
-        for values, start in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
-            values.extend((v, w * m) for v, w in values[int(before[start]) :])
-        res.requests += m * (res.requests - int(before[3]))
-        res.output_tokens += m * (res.output_tokens - int(before[4]))
-        res.input_tokens += m * (res.input_tokens - int(before[5]))
-        res.steps += m * (res.steps - int(before[9]))
+        for samples, start in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
+            samples.repeat_since(int(before[start]), m)
+        n_done += m * (n_done - int(before[3]))
+        out_tokens += m * (out_tokens - int(before[4]))
+        in_tokens += m * (in_tokens - int(before[5]))
+        n_steps += m * (n_steps - int(before[9]))
         res.preemptions += m * (res.preemptions - int(before[10]))
-        res.time_compute += m * (after[11] - before[11])
-        res.time_memory += m * (after[12] - before[12])
-        res.time_communication += m * (after[13] - before[13])
-        res.time_overhead += m * (after[14] - before[14])
+        t_compute += m * (after[11] - before[11])
+        t_memory += m * (after[12] - before[12])
+        t_comm += m * (after[13] - before[13])
+        t_overhead += m * (after[14] - before[14])
         batch_time += m * (after[15] - before[15])
         issued += m * per_cycle
         now += dt
@@ -402,25 +445,21 @@ def simulate_serving(
             while i < len(prefilling) and room > 0:
                 c = prefilling[i]
                 left = c.prompt - c.done_prefill
-                whole = min(c.count, room // left) if left <= room else 0
+                whole = 0 if left > room else c.count if c.count * left <= room else room // left
                 if whole:
-                    chunks.append((c, whole, left))
-                    room -= whole * left
                     if whole < c.count:  # split: the rest waits for the next step
                         prefilling.insert(i + 1, split(c, c.count - whole))
-                    i += 1
-                    continue
-                # partial chunk of one sequence
-                if c.count > 1:
-                    prefilling.insert(i + 1, split(c, c.count - 1))
-                chunks.append((c, 1, room))
-                room = 0
+                    tok = left
+                else:  # partial chunk of one sequence
+                    if c.count > 1:
+                        prefilling.insert(i + 1, split(c, c.count - 1))
+                    whole, tok = 1, room
+                chunks.append((c, whole, tok))
+                room -= whole * tok
+                pf_tokens += whole * tok
+                pf_pairs += whole * tok * (c.done_prefill + (tok + 1) / 2)
+                pf_seqs += whole
                 i += 1
-            for c, n, tok in chunks:
-                pf_tokens += n * tok
-                prefix = c.done_prefill
-                pf_pairs += n * tok * (prefix + (tok + 1) / 2)
-                pf_seqs += n
         if not chunks and not do_decode:
             if n_dec > 0:
                 do_decode = True
@@ -439,7 +478,11 @@ def simulate_serving(
         # ---- KV growth: preempt if the decodes of this step don't fit ---------------------------
         preempted = False
         if do_decode:
-            while n_dec and kv_used() + n_dec > kv_capacity_tokens and len(decoding) > 1:
+            while (
+                n_dec
+                and kv_prefill + dec_base + n_dec * (g + 1) > kv_capacity_tokens
+                and len(decoding) > 1
+            ):
                 preempted = preempt_one()
         # ---- how many identical decode-only steps can run before the next event -----------------
         k = 1
@@ -467,48 +510,65 @@ def simulate_serving(
         else:
             span = t_step
         scale = span / t_step if t_step > 0 else 0.0
-        res.time_compute += st.compute * scale
-        res.time_memory += st.memory * scale
-        res.time_communication += st.communication * scale
-        res.time_overhead += st.overhead * scale
+        t_compute += st.compute * scale
+        t_memory += st.memory * scale
+        t_comm += st.communication * scale
+        t_overhead += st.overhead * scale
         batch_time += (n_dec if do_decode else 0) * span + pf_seqs * t_step
         now += span
-        res.steps += k
+        n_steps += k
         # ---- apply the step ----------------------------------------------------------------------
-        done_before = res.requests
+        done_before = n_done
         if do_decode:
             g += k
-        for c, _n, tok in chunks:
-            c.done_prefill += tok
-            if c.done_prefill >= c.prompt:
-                prefilling.remove(c)
-                kv_prefill -= c.count * c.prompt
-                start_decoding(c, now)
-                # start_decoding counted the prompt in dec_base; generated token follows from g
+        if chunks:
+            pf_pending -= pf_tokens
+            completed = 0
+            for c, _n, tok in chunks:
+                c.done_prefill += tok
+                if c.done_prefill < c.prompt:
+                    continue  # the partial chunk
+                completed += 1
+                n = c.count
+                kv_prefill -= n * c.prompt
+                # Start decoding (inlined: once per finished prompt). The prompt's last chunk
+                # emits its first token, or the next one after a preemption.
+                if c.first_token < 0:
+                    c.first_token = now
+                generated = c.produced + 1
+                if generated >= c.output_len:
+                    running -= n
+                    record_finish(c, now)
+                    replace_finished(now, n)
+                    continue
+                c.start = g - (generated - 1)  # so that g - start + 1 == generated
+                decoding[c.uid] = c
+                n_dec += n
+                dec_base += n * (c.input_len - c.start + 1)  # the KV held; g adds the generated
+                heapq.heappush(finish_heap, (c.start + c.output_len - 1, c.uid))
+            # the chunks were taken from the front of the queue and only the last can be partial,
+            # so the finished prompts are a prefix of it
+            del prefilling[:completed]
+        freed = 0
         while finish_heap and finish_heap[0][0] <= g:
-            _, fuid = heapq.heappop(finish_heap)
+            fuid = heapq.heappop(finish_heap)[1]
             c_done = decoding.get(fuid)
             if c_done is None:
                 continue
             if c_done.start + c_done.output_len - 1 > g:
                 continue  # stale entry from before a preemption
             stop_decoding(c_done)
-            running -= c_done.count
             record_finish(c_done, now)
-        if seen is not None and res.requests != done_before and issued < total:
-            fingerprint = (
-                running,
-                kv_prefill,
-                n_dec,
-                kv_used(),
-                len(waiting),
-                len(prefilling),
-                len(decoding),
-                len(arrivals),
-            )
+            freed += c_done.count
+        if freed:
+            running -= freed
+            replace_finished(now, freed)  # the replacements join one cohort anyway
+        if seen is not None and n_done != done_before and issued < total:
+            queued = (len(waiting), len(prefilling), len(decoding))
+            fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))
             if fingerprint not in seen:
                 # with few cohorts the signature is cheap: keep it now and catch a cycle one lap sooner
-                small = len(waiting) + len(prefilling) + len(decoding) <= 16
+                small = sum(queued) <= 16
                 seen[fingerprint] = (signature(), snapshot()) if small else None
             else:
                 sig = signature()
@@ -523,10 +583,20 @@ def simulate_serving(
                 # its steady state and the last wave stands for the remaining ones.
                 waves.append(snapshot())
                 next_wave = issued + conc
-                if len(waves) >= 3 and _steady(res, waves[-3], waves[-2], waves[-1]):
+                if len(waves) >= 2:  # each wave is summarised once, as it ends
+                    wave_stats.append(_wave(res, waves[-2], waves[-1]))
+                if len(wave_stats) >= 2 and _steady(wave_stats[-2], wave_stats[-1]):
                     if skip_cycles(waves[-2]):
                         seen = None
 
+    res.requests, res.output_tokens, res.input_tokens, res.steps = (
+        n_done,
+        out_tokens,
+        in_tokens,
+        n_steps,
+    )
+    res.time_compute, res.time_memory = t_compute, t_memory
+    res.time_communication, res.time_overhead = t_comm, t_overhead
     res.makespan = now + extra  # the last response still has to reach its client
     res.closed_loop_concurrency = conc if closed else 0
     res.mean_batch = batch_time / now if now > 0 else 0.0
@@ -536,53 +606,48 @@ def simulate_serving(
 STEADY_TOLERANCE = 0.01  # relative; see _steady (1 %: the prediction moves by well under 3 %)
 
 
-def _steady(
-    res: ServingResult, a: tuple[float, ...], b: tuple[float, ...], c: tuple[float, ...]
-) -> bool:
-    """Whether the waves a->b and b->c of a closed loop agree: the mean TTFT, TPOT and E2E of the
-    requests that finished in each (snapshots as made by simulate_serving). With every slot busy,
-    the request rate is concurrency / E2E, so E2E also covers throughput."""
+def _wave(res: ServingResult, x: tuple[float, ...], y: tuple[float, ...]) -> tuple[float, ...]:
+    """What the wave between snapshots x and y (as made by simulate_serving) of a closed loop did:
+    the mean TTFT, TPOT and E2E of the requests that finished in it, its preemptions and its time
+    per request issued."""
+    out = []
+    for samples, i in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
+        mean = samples.mean(int(x[i]), int(y[i]))
+        out.append(0.0 if math.isnan(mean) else mean)
+    out.append(y[10] - x[10])
+    out.append((y[0] - x[0]) / max(y[2] - x[2], 1))
+    return tuple(out)
 
-    def wave(x: tuple[float, ...], y: tuple[float, ...]) -> list[float]:
-        out = []
-        for values, i in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
-            part = values[int(x[i]) : int(y[i])]
-            total = sum(w for _, w in part)
-            out.append(sum(v * w for v, w in part) / total if total else 0.0)
-        return out
 
-    first, second = wave(a, b), wave(b, c)
-    # preemptions per wave too: a loop still filling its KV cache is not steady yet
-    first.append(b[10] - a[10])
-    second.append(c[10] - b[10])
+def _steady(first: tuple[float, ...], second: tuple[float, ...]) -> bool:
+    """Whether two consecutive waves (see _wave) agree. With every slot busy, the request rate is
+    concurrency / E2E, so E2E also covers throughput; preemptions too, because a loop still filling
+    its KV cache is not steady yet."""
     if not all(
         abs(p - q) <= STEADY_TOLERANCE * max(abs(p), abs(q), 1e-12)
-        for p, q in zip(first, second, strict=True)
+        for p, q in zip(first[:4], second[:4], strict=True)
     ):
         return False
     # and, as a safety net for the extrapolated throughput, about the same time per request issued
     # (a wave's window edges fall between completions, so this one is looser)
-    per_ab, per_bc = (b[0] - a[0]) / max(b[2] - a[2], 1), (c[0] - b[0]) / max(c[2] - b[2], 1)
+    per_ab, per_bc = first[4], second[4]
     return abs(per_ab - per_bc) <= 5 * STEADY_TOLERANCE * max(per_ab, per_bc, 1e-12)
 
 
 def weighted_summary(
-    values: list[tuple[float, int]], quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
+    samples: Samples, quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
 ) -> tuple[float, list[float], float]:
-    """(mean, the nearest-rank quantiles, max) of values weighted by counts, with one sort."""
+    """(mean, the nearest-rank quantiles, max) of weighted samples, with one sort."""
+    values, counts = samples.values, samples.counts
     if not values:
         nan = float("nan")
         return nan, [nan] * len(quantiles), nan
-    ordered = sorted(values)
-    total = sum(w for _, w in ordered)
-    mean = sum(v * w for v, w in ordered) / total
-    out: list[float] = []
-    acc = 0
-    i = 0
-    for q in quantiles:  # ascending
-        target = q * total
-        while i < len(ordered) - 1 and acc + ordered[i][1] < target:
-            acc += ordered[i][1]
-            i += 1
-        out.append(ordered[i][0])
-    return mean, out, ordered[-1][0]
+    # by value only: ties hold the same value, so their order cannot change a quantile
+    order = sorted(range(len(values)), key=values.__getitem__)
+    cumulative = list(itertools.accumulate([counts[i] for i in order]))
+    total = cumulative[-1]
+    mean = sum(map(mul, values, counts)) / total
+    last = len(order) - 1
+    # nearest rank: the first value whose cumulative count reaches q * total
+    out = [values[order[min(bisect_left(cumulative, q * total), last)]] for q in quantiles]
+    return mean, out, values[order[-1]]
