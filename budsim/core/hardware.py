@@ -397,7 +397,9 @@ def _default_catalog() -> tuple[dict[str, Device], dict[str, str]]:
     try:
         stat = os.stat(known[1])
     except OSError:
-        return _catalog_for(None)  # missing: the bundled catalog, or the error for an explicit file
+        if not env[0]:
+            return _bundled_catalog()  # no user file: the common case, without a second lookup
+        return _catalog_for(None)  # the error for an explicit file that is missing
     if not S_ISREG(stat.st_mode):
         return _catalog_for(None)
     return _merged_catalog(known[1], stat.st_mtime_ns, stat.st_size)

@@ -144,8 +144,10 @@ def _step_model(dep: Deployment) -> StepTimeModel:
     return _step_model_for(_physics_key(resolve(dep).deployment))
 
 
+@lru_cache(maxsize=4096)
 def _physics_key(dep: Deployment) -> Deployment:
     # the scheduler knobs and the replica count do not change one replica's step time
+    # (cached: dataclasses.replace costs more than the hash lookup, twice per prediction)
     return dep.with_(
         replicas=1, max_num_seqs=None, max_num_batched_tokens=None, gpu_memory_utilization=None
     )
@@ -194,6 +196,13 @@ def _simulate(
     return result
 
 
+@lru_cache(maxsize=4096)
+def _memory_plan(dep: Deployment, context_len: int) -> MemoryPlan:
+    # a batch or a search asks for the same deployment under many workloads; the plan is frozen
+    r = resolve(dep)
+    return plan_memory(r.model, r.device, r.engine, r.deployment, context_len)
+
+
 def replica_workload(workload: Workload, replicas: int) -> Workload:
     """The share of the traffic one of `replicas` identical replicas serves."""
     if replicas == 1:
@@ -213,7 +222,7 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     workload.validate()
     r = resolve(dep)
     full = r.deployment
-    plan = plan_memory(r.model, r.device, r.engine, full, workload.longest_request)
+    plan = _memory_plan(dep, workload.longest_request)
     pred = Prediction(
         weights_gb_per_device=plan.weights_gb,
         kv_cache_gb_per_device=plan.kv_cache_gb,
