@@ -246,32 +246,11 @@ def simulate_serving(
     n_done = out_tokens = in_tokens = n_steps = 0
 
     extra = engine.request_overhead_ms * 1e-3
+    slope: float | None = getattr(step, "decode_slope", None)  # see StepTimeModel.decode_slope
     # bound once: these lists are only ever extended in place
     e2e_value, e2e_count = res.e2e.values.append, res.e2e.counts.append
     ttft_value, ttft_count = res.ttft.values.append, res.ttft.counts.append
     tpot_value, tpot_count = res.tpot.values.append, res.tpot.counts.append
-
-    def record_finish(c: _Cohort, t: float) -> None:
-        nonlocal n_done, out_tokens, in_tokens
-        n = c.count
-        e2e_value(t - c.arrival + extra)
-        e2e_count(n)
-        ttft_value(c.first_token - c.arrival + extra)
-        ttft_count(n)
-        if c.output_len > 1:
-            tpot_value((t - c.first_token) / (c.output_len - 1))
-            tpot_count(n)
-        n_done += n
-        out_tokens += n * c.output_len
-        in_tokens += n * c.input_len
-
-    def replace_finished(t: float, n: int) -> None:
-        """A closed loop's clients send their next requests when `n` of theirs finish at `t`."""
-        if closed and issued < total:
-            # The front-end latency of the next request overlaps other requests' GPU work, so the
-            # replacement is handed to the scheduler at once (this also matched measured TTFT
-            # better than delaying it by the front-end latency).
-            new_cohort(t, min(n, total - issued))
 
     def stop_decoding(c: _Cohort) -> None:
         nonlocal n_dec, dec_base
@@ -281,30 +260,6 @@ def simulate_serving(
 
     def kv_used() -> int:  # (written out in the hot paths of the event loop)
         return kv_prefill + dec_base + n_dec * g
-
-    def admit(limit_tokens: int) -> None:
-        """Move waiting cohorts into the prefill queue while sequences and KV allow."""
-        nonlocal running, kv_prefill, pf_pending
-        while waiting:
-            c = waiting[0]
-            fit = max_num_seqs - running  # sequence slots, then KV room, bound the admission
-            kv_fit = (kv_capacity_tokens - kv_prefill - dec_base - n_dec * g) // max(1, c.prompt)
-            if kv_fit < fit:
-                fit = kv_fit
-            if c.count < fit:
-                fit = c.count
-            if fit <= 0:
-                return
-            if fit < c.count:  # split the cohort: part is admitted now
-                c = split(c, fit)
-            else:
-                waiting.popleft()
-            prefilling.append(c)
-            running += c.count
-            kv_prefill += c.count * c.prompt
-            pf_pending += c.count * (c.prompt - c.done_prefill)
-            if limit_tokens and pf_pending > limit_tokens:
-                return
 
     def preempt_one() -> bool:
         """vLLM-style recompute preemption of the most recently admitted decoding cohort."""
@@ -430,8 +385,28 @@ def simulate_serving(
         if not (waiting or prefilling or decoding):
             now = arrivals[0][0]  # idle until the next arrival
             continue
-        if waiting:
-            admit(budget)
+        # ---- admission: waiting cohorts join the prefill queue while sequence slots and KV room
+        # allow, until a step's token budget of prompt work is queued
+        while waiting:
+            c = waiting[0]
+            fit = max_num_seqs - running
+            kv_fit = (kv_capacity_tokens - kv_prefill - dec_base - n_dec * g) // max(1, c.prompt)
+            if kv_fit < fit:
+                fit = kv_fit
+            if c.count < fit:
+                fit = c.count
+            if fit <= 0:
+                break
+            if fit < c.count:  # split the cohort: part is admitted now
+                c = split(c, fit)
+            else:
+                waiting.popleft()
+            prefilling.append(c)
+            running += c.count
+            kv_prefill += c.count * c.prompt
+            pf_pending += c.count * (c.prompt - c.done_prefill)
+            if pf_pending > budget:
+                break
         # ---- compose the step ------------------------------------------------------------------
         pf_tokens = 0
         pf_pairs = 0.0
@@ -486,7 +461,7 @@ def simulate_serving(
                 preempted = preempt_one()
         # ---- how many identical decode-only steps can run before the next event -----------------
         k = 1
-        # Requests still waiting after admit() stay blocked (by the sequence limit or KV space) until a
+        # Requests still waiting after admission stay blocked (by the sequence limit or KV space) until a
         # finish frees room, and decode-only steps only consume KV, so they don't end a decode span;
         # a preemption does free room, so the next step must try to admit again.
         if do_decode and not chunks and not prefilling and not preempted:
@@ -504,9 +479,12 @@ def simulate_serving(
         if k > 1:
             if arrivals:
                 k = max(1, min(k, math.ceil((arrivals[0][0] - now) / max(t_step, 1e-9))))
-        if k > 1:
-            st_last = step(n_dec, ctx0 + n_dec * (k - 1), 0, 0.0, 0)
-            span = k * (t_step + st_last.total) / 2
+        if k > 1:  # decode only: the step time grows linearly with the context
+            if slope is not None:
+                t_last = t_step + slope * n_dec * (k - 1)
+            else:
+                t_last = step(n_dec, ctx0 + n_dec * (k - 1), 0, 0.0, 0).total
+            span = k * (t_step + t_last) / 2
         else:
             span = t_step
         scale = span / t_step if t_step > 0 else 0.0
@@ -531,16 +509,11 @@ def simulate_serving(
                 completed += 1
                 n = c.count
                 kv_prefill -= n * c.prompt
-                # Start decoding (inlined: once per finished prompt). The prompt's last chunk
-                # emits its first token, or the next one after a preemption.
+                # Start decoding. The prompt's last chunk emits its first token, or the next one
+                # after a preemption; a request that needs no more finishes in the loop below.
                 if c.first_token < 0:
                     c.first_token = now
                 generated = c.produced + 1
-                if generated >= c.output_len:
-                    running -= n
-                    record_finish(c, now)
-                    replace_finished(now, n)
-                    continue
                 c.start = g - (generated - 1)  # so that g - start + 1 == generated
                 decoding[c.uid] = c
                 n_dec += n
@@ -558,11 +531,26 @@ def simulate_serving(
             if c_done.start + c_done.output_len - 1 > g:
                 continue  # stale entry from before a preemption
             stop_decoding(c_done)
-            record_finish(c_done, now)
-            freed += c_done.count
+            n = c_done.count
+            e2e_value(now - c_done.arrival + extra)
+            e2e_count(n)
+            ttft_value(c_done.first_token - c_done.arrival + extra)
+            ttft_count(n)
+            if c_done.output_len > 1:
+                tpot_value((now - c_done.first_token) / (c_done.output_len - 1))
+                tpot_count(n)
+            out_tokens += n * c_done.output_len
+            in_tokens += n * c_done.input_len
+            freed += n
         if freed:
+            n_done += freed
             running -= freed
-            replace_finished(now, freed)  # the replacements join one cohort anyway
+            if closed and issued < total:
+                # A closed loop's clients send their next requests as theirs finish (one cohort).
+                # The front-end latency of the next request overlaps other requests' GPU work,
+                # so the replacement is handed to the scheduler at once (this also matched
+                # measured TTFT better than delaying it by the front-end latency).
+                new_cohort(now, min(freed, total - issued))
         if seen is not None and n_done != done_before and issued < total:
             queued = (len(waiting), len(prefilling), len(decoding))
             fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))

@@ -319,6 +319,15 @@ class StepTimeModel:
         self._memo[tokens_in] = out
         return out
 
+    @property
+    def decode_slope(self) -> float | None:
+        """Seconds a decode-only step gains per token of summed decode context, when that is one
+        constant (no sliding-window layers): the simulator then prices a run of decode steps
+        without evaluating its last step. None otherwise."""
+        if self.windowed:
+            return None
+        return (self.dec_compute + self.dec_memory) / self.micro * self.pp
+
     def __call__(
         self,
         n_decode: float,
