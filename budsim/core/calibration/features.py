@@ -102,6 +102,14 @@ _CASE_FEATURES: tuple[str, ...] = (
 )
 FEATURES: tuple[str, ...] = _DEPLOYMENT_FEATURES + _CASE_FEATURES
 
+# Sizes and shapes of the model itself. With a handful of models in a family's data they act as
+# model identifiers: a tree that splits on them learns "this model" rather than a mechanism, and
+# need not transfer to a model it never saw (the physics features already carry their effect).
+# The MoE / MLA flags stay: they name a mechanism, not a model.
+MODEL_FACTS: tuple[str, ...] = tuple(
+    n for n in _DEPLOYMENT_FEATURES if n.startswith("m_") and n not in ("m_is_moe", "m_is_mla")
+)
+
 # Non-decreasing in load and input length; the models are constrained to be non-decreasing in them.
 MONOTONE_UP: tuple[str, ...] = (
     "w_isl",
@@ -297,5 +305,22 @@ FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
 
 
 def version_segment(status: float) -> str:
-    """The guard segment of an `e_version_status` value (unexpected values: "versioned")."""
+    """The version part of a guard segment (unexpected values: "versioned")."""
     return VERSION_SEGMENTS.get(float(status), VERSION_SEGMENTS[VERSION_KNOWN])
+
+
+# Guard segments split by architecture class too ("versioned:moe", "unversioned:dense", ...): a
+# correction learned on MoE models alone has no support for a dense model (nor the reverse), so
+# each class gets its own shrink, chosen on its own out-of-fold rows, and 0 (physics) where the
+# training data has none of it. Held out, the only dense model of aic_silicon (Llama-3.1-8B) and
+# the only MoE model of LLM-Inference-Bench (Mixtral) were made worse than physics by a correction
+# learned on the other class.
+ARCH_CLASSES: tuple[str, ...] = ("dense", "moe")
+SEGMENTS: tuple[str, ...] = tuple(
+    f"{v}:{a}" for v in VERSION_SEGMENTS.values() for a in ARCH_CLASSES
+)
+
+
+def segment(status: float, is_moe: float) -> str:
+    """The guard segment of a row from its `e_version_status` and `m_is_moe` features."""
+    return f"{version_segment(status)}:{ARCH_CLASSES[1] if is_moe else ARCH_CLASSES[0]}"

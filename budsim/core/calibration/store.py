@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
 
-from .features import FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, version_segment
+from .features import ARCH_CLASSES, FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, segment
 from .forest import Forest, ForestError
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class FamilyModel:
     family: str
     tilt: float = 0.0  # the forest predicts residual + tilt * log(physics)
     shrink: float = 1.0  # the point residual is multiplied by this
-    # per version segment (features.VERSION_SEGMENTS) and per "segment|hardware id"; when given,
+    # per guard segment (features.SEGMENTS) and per "segment|hardware id"; when given,
     # a segment (or hardware) missing from it gets 0 (physics) / its segment's
     segment_shrink: tuple[tuple[str, float], ...] = ()
     # the physics-only band, carried where `segment_shrink` leaves the point uncorrected
@@ -175,7 +175,7 @@ class ModelSet:
             if m.has_point and out is not None:
                 shrink = m.shrink
                 if m.segment_shrink:
-                    seg = version_segment(float(x[FEATURE_INDEX["e_version_status"]]))
+                    seg = segment(float(x[_STATUS]), float(x[_MOE]))
                     table = dict(m.segment_shrink)
                     shrink = table.get(f"{seg}|{hardware}", table.get(seg, 0.0))
                     if shrink == 0.0 and m.fallback is not None:
@@ -190,6 +190,18 @@ class ModelSet:
             else:
                 res[fam] = (p, p, p)
         return res
+
+
+def _segment_keys(key: str) -> tuple[str, ...]:
+    """Keys of a manifest's segment_shrink entry in the current segments: a manifest from before
+    the architecture split ("versioned", "versioned|b200") covers both classes, as it did."""
+    seg, sep, rest = key.partition("|")
+    if ":" in seg:
+        return (key,)
+    return tuple(f"{seg}:{arch}{sep}{rest}" for arch in ARCH_CLASSES)
+
+
+_STATUS, _MOE = FEATURE_INDEX["e_version_status"], FEATURE_INDEX["m_is_moe"]
 
 
 # ---------------------------------------------------------------------------------------- pretrained
@@ -260,7 +272,11 @@ def _family_from_entry(
         return None
     segments = entry.get("segment_shrink", {})
     try:
-        segment_shrink = tuple(sorted((str(k), float(v)) for k, v in dict(segments).items()))
+        segment_shrink = tuple(
+            sorted(
+                (key, float(v)) for k, v in dict(segments).items() for key in _segment_keys(str(k))
+            )
+        )
     except (TypeError, ValueError):
         warn(f"pretrained {kind}/{fam}: malformed segment_shrink; {fam} is physics-only")
         return None

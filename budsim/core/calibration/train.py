@@ -14,13 +14,16 @@ physics is.
 Guards, decided on grouped (leave-models-out) cross-validation inside the training data:
 - shrink: the point residual is multiplied by the s in SHRINKS that leaves no dataset with a
   worse median error than physics alone, preferring the s with the lowest overall median error; when
-  none does, the family stays physics-only. The shrink is chosen separately per version segment
-  (`features.VERSION_SEGMENTS`: rows of a named engine and version, of a named engine without its
-  version, of an unnamed engine), so that old measurements of unknown software can be corrected
-  strongly without moving predictions for current releases; a segment without enough rows in the
-  training data gets shrink 0 (physics, with the physics-only band). Inside a segment a hardware
-  with HW_MIN_ROWS rows may get its own shrink, and the tree settings come from HP_GRID; both
-  are chosen by the lowest guarded out-of-fold median error;
+  none does, the family stays physics-only. The shrink is chosen separately per guard segment
+  (`features.SEGMENTS`: the version status, i.e. rows of a named engine and version, of a named
+  engine without its version, of an unnamed engine, times the architecture class, dense or MoE),
+  so that old measurements of unknown software can be corrected strongly without moving
+  predictions for current releases, and a correction learned on one architecture class reaches
+  the other only where its own rows support it; a segment without enough rows in the training
+  data gets shrink 0 (physics, with the physics-only band). Inside a segment a hardware with
+  HW_MIN_ROWS rows may get its own shrink; the tree settings (HP_GRID), the feature set
+  (FEATURE_SETS) and the per-hardware split are chosen by the lowest guarded out-of-fold median
+  error;
 - band: the quantile band is widened (or narrowed) by a conformal offset so that 80 % of the
   out-of-fold residuals fall inside it.
 
@@ -45,11 +48,13 @@ from .features import (
     FAMILY_PHYSICS_FEATURE,
     FEATURE_INDEX,
     FEATURES,
+    MODEL_FACTS,
     SCENARIO_FAMILIES,
+    SEGMENTS,
     VERSION_KNOWN,
     VERSION_SEGMENTS,
     monotone_vector,
-    version_segment,
+    segment,
 )
 from .frame import Sample, SampleSet, data_files, physics_fingerprint
 from .store import MANIFEST_FORMAT
@@ -77,6 +82,15 @@ HP_GRID: tuple[tuple[str, dict[str, Any], int], ...] = (
     ("d5", {"max_depth": 5, "reg_lambda": 1.0}, 300),
 )
 _HP = {name: (changes, rounds) for name, changes, rounds in HP_GRID}
+# Feature sets (name, features left out), chosen together with the tree settings by the inner CV:
+# "all", or without the model facts, which with a few models per family identify a model rather
+# than describe it (features.MODEL_FACTS). A left-out feature is zeroed for the fit, so no tree
+# splits on it and the feature vector stays the same for every set.
+FEATURE_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("all", ()),
+    ("no_model_facts", MODEL_FACTS),
+)
+_FS = dict(FEATURE_SETS)
 TILT: dict[str, float] = {"ttft": 0.5, "tpot": 0.0, "e2e": 0.0}
 ALPHAS = (0.1, 0.9)
 COVERAGE = 0.8
@@ -94,13 +108,14 @@ def hyperparameters() -> dict[str, Any]:
         "base": dict(BASE_PARAMS),
         "rounds": ROUNDS,
         "grid": {name: {**changes, "rounds": rounds} for name, changes, rounds in HP_GRID},
+        "feature_sets": {name: list(left_out) for name, left_out in FEATURE_SETS},
         "grid_choice": "per kind and family: lowest guarded inner grouped-CV median APE, over "
-        "the settings and with or without per-hardware shrinks",
+        "the settings, the feature sets and with or without per-hardware shrinks",
         "tilt": dict(TILT),
         "quantile_alpha": list(ALPHAS),
         "coverage": COVERAGE,
         "shrink_grid": list(SHRINKS),
-        "shrink_segments": "per e_version_status: " + ", ".join(VERSION_SEGMENTS.values()),
+        "shrink_segments": "per e_version_status and m_is_moe: " + ", ".join(SEGMENTS),
         "shrink_per_hardware": f"inside a segment, for a hardware with >= {HW_MIN_ROWS} rows "
         f"and >= {MIN_MODELS} models",
         "folds": FOLDS,
@@ -204,14 +219,19 @@ def fit_boosters(
     seed: int,
     nthread: int = 1,
     hp: str = HP_GRID[0][0],
+    fs: str = FEATURE_SETS[0][0],
     *,
     point: bool = True,
     band: bool = True,
 ) -> tuple[Any, Any]:
-    """(point booster, band booster) on the tilted target (None for one not asked for)."""
+    """(point booster, band booster) on the tilted target (None for one not asked for), using
+    only the features of feature set `fs`."""
     import xgboost as xgb
 
     target = y + TILT[family] * u
+    if _FS[fs]:
+        X = X.copy()
+        X[:, [FEATURE_INDEX[name] for name in _FS[fs]]] = 0.0
     dm = xgb.DMatrix(X, label=target, weight=w, feature_names=list(FEATURES))
     params = _params(family, seed, nthread, hp)
     rounds = _HP[hp][1]
@@ -307,26 +327,27 @@ def choose_shrink(
 
 
 def row_segments(fd: FamilyData, rows: np.ndarray) -> np.ndarray:
-    """The version segment of each of `rows`."""
+    """The guard segment of each of `rows`."""
     import numpy as np
 
-    col = FEATURE_INDEX["e_version_status"]
-    return np.asarray([version_segment(v) for v in fd.X[rows, col]], dtype=object)
+    status = fd.X[rows, FEATURE_INDEX["e_version_status"]]
+    moe = fd.X[rows, FEATURE_INDEX["m_is_moe"]]
+    return np.asarray([segment(v, m) for v, m in zip(status, moe, strict=True)], dtype=object)
 
 
 def choose_segment_shrinks(
     fd: FamilyData, rows: np.ndarray, r: np.ndarray, *, per_hardware: bool = True
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """`choose_shrink` per version segment ("versioned", ...) and, with `per_hardware`, inside a
-    segment per hardware with HW_MIN_ROWS rows and MIN_MODELS models ("versioned|h100-sxm", ...).
-    A segment with fewer than GUARD_MIN_ROWS rows with a target gets 0 (physics); a hardware
-    without its own entry uses its segment's."""
+    """`choose_shrink` per guard segment ("versioned:moe", ...) and, with `per_hardware`, inside
+    a segment per hardware with HW_MIN_ROWS rows and MIN_MODELS models ("versioned:moe|b200",
+    ...). A segment with fewer than GUARD_MIN_ROWS rows with a target gets 0 (physics); a
+    hardware without its own entry uses its segment's."""
     segs = row_segments(fd, rows)
-    hw = fd.hardware[rows]
+    groups = fd.hardware[rows] if per_hardware else None
     has_t = fd.has_target[rows]
     shrinks: dict[str, float] = {}
     tables: dict[str, Any] = {}
-    for name in VERSION_SEGMENTS.values():
+    for name in SEGMENTS:
         mask = segs == name
         n = int((has_t & mask).sum())
         if n == 0:
@@ -335,11 +356,11 @@ def choose_segment_shrinks(
             shrinks[name] = 0.0
             continue
         shrinks[name], tables[name] = choose_shrink(fd, rows[mask], r[mask])
-        for device in sorted(set(hw[mask].tolist())) if per_hardware else ():
-            sub = mask & (hw == device)
+        for value in sorted(set(groups[mask].tolist())) if groups is not None else ():
+            sub = mask & (groups == value)
             models = len(set(fd.groups[rows[sub & has_t]].tolist()))
             if int((has_t & sub).sum()) >= HW_MIN_ROWS and models >= MIN_MODELS:
-                key = f"{name}|{device}"
+                key = f"{name}|{value}"
                 shrinks[key], tables[key] = choose_shrink(fd, rows[sub], r[sub])
     return shrinks, tables
 
@@ -347,7 +368,8 @@ def choose_segment_shrinks(
 def shrink_vector(
     shrinks: dict[str, float], segments: np.ndarray, hardware: np.ndarray
 ) -> np.ndarray:
-    """Per row: the shrink of (segment, hardware), else of the segment, else 0 (physics)."""
+    """Per row: the shrink of (segment, hardware), else of the segment, else 0 (physics); as
+    `store.ModelSet` looks it up."""
     import numpy as np
 
     return np.asarray(
@@ -398,10 +420,11 @@ class FamilyFit:
     reason: str = ""
     point: Any = None
     band: Any = None
-    shrink: float = 0.0  # of the "versioned" segment (every prediction for a named, current engine)
+    shrink: float = 0.0  # of the main "versioned" segment (predictions for a named, current engine)
     segment_shrink: dict[str, float] = field(default_factory=dict)  # per version segment
     band_adjust: float = 0.0
     hp: str = HP_GRID[0][0]  # the HP_GRID entry chosen by inner CV
+    fs: str = FEATURE_SETS[0][0]  # the FEATURE_SETS entry chosen by inner CV
     fallback: tuple[float, float] = (0.0, 0.0)
     rows: int = 0
     models: int = 0
@@ -468,7 +491,7 @@ def fit_family(
     # out-of-fold raw predictions for every applicable row (targets or not), models held out
     splits = group_folds(fd.groups[rows], folds)
 
-    def out_of_fold(hp: str, point: bool, band: bool) -> np.ndarray:
+    def out_of_fold(hp: str, fs: str, point: bool, band: bool) -> np.ndarray:
         raw = np.full((len(rows), 3), np.nan)
         for tr, te in splits:
             train_rows = rows[tr][fd.has_target[rows[tr]]]
@@ -483,6 +506,7 @@ def fit_family(
                 seed,
                 nthread,
                 hp,
+                fs,
                 point=point,
                 band=band,
             )
@@ -491,26 +515,28 @@ def fit_family(
 
     segments = row_segments(fd, rows)
     has_y = fd.has_target[rows]
-    best: tuple[float, str, np.ndarray, dict[str, float], dict[str, Any]] | None = None
+    best: tuple[float, str, str, np.ndarray, dict[str, float], dict[str, Any]] | None = None
     grid: dict[str, float] = {}
-    for hp, _, _ in HP_GRID:
-        raw_hp = out_of_fold(hp, True, False)
-        r_hp = raw_hp[:, 0] - TILT[fd.family] * fd.u[rows]
-        ok = has_y & np.isfinite(r_hp)
-        for per_hw in (False, True):
-            shrinks_hp, table_hp = choose_segment_shrinks(fd, rows, r_hp, per_hardware=per_hw)
-            sv = shrink_vector(shrinks_hp, segments[ok], fd.hardware[rows][ok])
-            score = float(np.median(ape(sv * r_hp[ok] - fd.y[rows][ok]))) if ok.any() else math.inf
-            grid[f"{hp}{'+hw' if per_hw else ''}"] = round(score, 3)
-            if any(shrinks_hp.values()) and (best is None or score < best[0]):
-                best = (score, hp, raw_hp, shrinks_hp, table_hp)
+    for fs, _ in FEATURE_SETS:
+        for hp, _, _ in HP_GRID:
+            raw_hp = out_of_fold(hp, fs, True, False)
+            r_hp = raw_hp[:, 0] - TILT[fd.family] * fd.u[rows]
+            ok = has_y & np.isfinite(r_hp)
+            for per_hw in (False, True):
+                shrinks_hp, table_hp = choose_segment_shrinks(fd, rows, r_hp, per_hardware=per_hw)
+                sv = shrink_vector(shrinks_hp, segments[ok], fd.hardware[rows][ok])
+                err = ape(sv * r_hp[ok] - fd.y[rows][ok])
+                score = float(np.median(err)) if ok.any() else math.inf
+                grid[f"{hp}{'+hw' if per_hw else ''}|{fs}"] = round(score, 3)
+                if any(shrinks_hp.values()) and (best is None or score < best[0]):
+                    best = (score, hp, fs, raw_hp, shrinks_hp, table_hp)
     if best is None:
         fit.cv = {"grid": grid}
         fit.reason = "no shrink keeps every dataset at least as accurate as physics"
         return fit
-    _, fit.hp, raw, shrinks, table = best
+    _, fit.hp, fit.fs, raw, shrinks, table = best
     fit.cv = {"grid": grid, "shrink_search": table}
-    raw[:, 1:] = out_of_fold(fit.hp, False, True)[:, 1:]
+    raw[:, 1:] = out_of_fold(fit.hp, fit.fs, False, True)[:, 1:]
     fit.segment_shrink = shrinks
     has_t = fd.has_target[rows] & np.isfinite(raw[:, 0])
     y, u = fd.y[rows][has_t], fd.u[rows][has_t]
@@ -523,7 +549,7 @@ def fit_family(
     res = with_physics_band(res, shrink, fb)
     fit.cv.update(_scores(y, res, fd.sources[rows][has_t]))
     fit.status, fit.band_adjust = "calibrated", round(adjust, 6)
-    fit.shrink = shrinks.get(VERSION_SEGMENTS[VERSION_KNOWN], 0.0)
+    fit.shrink = _main_versioned_shrink(shrinks, segments[has_y])
     if final:
         fit.point, fit.band = fit_boosters(
             fd.X[t],
@@ -534,8 +560,16 @@ def fit_family(
             seed,
             nthread,
             fit.hp,
+            fit.fs,
         )
     return fit
+
+
+def _main_versioned_shrink(shrinks: dict[str, float], segments: np.ndarray) -> float:
+    """The shrink of the versioned segment with the most rows (the manifest's `shrink`)."""
+    versioned = [s for s in SEGMENTS if s.startswith(VERSION_SEGMENTS[VERSION_KNOWN] + ":")]
+    main = max(versioned, key=lambda s: (int((segments == s).sum()), s))
+    return shrinks.get(main, 0.0)
 
 
 def _scores(y: np.ndarray, res: np.ndarray, sources: np.ndarray) -> dict[str, Any]:
@@ -627,6 +661,7 @@ def train(
                 entry["shrink"] = fit.shrink
                 entry["segment_shrink"] = dict(sorted(fit.segment_shrink.items()))
                 entry["hp"] = fit.hp
+                entry["feature_set"] = fit.fs
                 entry["band_adjust"] = fit.band_adjust
                 for role, booster in (("point", fit.point), ("band", fit.band)):
                     rel = f"{kind}/{fam}_{role}.json"

@@ -97,7 +97,9 @@ def cross_validate(
                 )
                 pred_res = fit.residuals(fd, te)
                 shrinks = ", ".join(f"{k} {v:g}" for k, v in sorted(fit.segment_shrink.items()))
-                label = f"{fit.status} (shrink {shrinks})" if shrinks else fit.status
+                label = (
+                    f"{fit.status} ({fit.hp}/{fit.fs}, shrink {shrinks})" if shrinks else fit.status
+                )
                 say(f"{split} {kind} {fam} fold {fold}: {label} on {len(te)} rows")
                 for j, i in enumerate(te):
                     slot = (id(fd.samples[i]), fam)
