@@ -75,11 +75,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _click_exceptions() -> tuple[type[Exception], type[Exception], type[Exception]]:
     """(UsageError, Abort, Exit) of the click that typer runs on (newer typer vendors its own)."""
-    try:
-        from typer._click.exceptions import UsageError  # type: ignore[import-not-found]
-    except ImportError:
-        from click.exceptions import UsageError
-    return UsageError, typer.Abort, typer.Exit
+    import importlib
+
+    usage_error: type[Exception] = Exception
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            usage_error = importlib.import_module(name).UsageError
+            break
+        except ImportError:
+            continue
+    return usage_error, typer.Abort, typer.Exit
 
 
 def main() -> None:
