@@ -7,9 +7,9 @@ the errors. The same code turns a stored run's inputs back into field values ("r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .catalog import Catalog
 
@@ -137,20 +137,35 @@ class FormCheck:
 # ------------------------------------------------------------------------------- parsing helpers
 
 
-def _int(
-    errors: dict[str, str], key: str, text: str, *, minimum: int = 1, optional: bool = False
-) -> int | None:
+_N = TypeVar("_N", int, float)
+
+
+def _number(
+    errors: dict[str, str],
+    key: str,
+    text: str,
+    parse: Callable[[str], _N],
+    what: str,
+    optional: bool,
+) -> _N | None:
+    """The part every numeric field shares: cleaned text, the required check, the parse error."""
     text = text.strip().replace("_", "").replace(",", "")
     if not text:
         if not optional:
             errors[key] = "required"
         return None
     try:
-        value = int(text)
+        return parse(text)
     except ValueError:
-        errors[key] = f"{text!r} is not a whole number"
+        errors[key] = f"{text!r} is not {what}"
         return None
-    if value < minimum:
+
+
+def _int(
+    errors: dict[str, str], key: str, text: str, *, minimum: int = 1, optional: bool = False
+) -> int | None:
+    value = _number(errors, key, text, int, "a whole number", optional)
+    if value is not None and value < minimum:
         errors[key] = f"must be at least {minimum}"
         return None
     return value
@@ -166,15 +181,8 @@ def _float(
     low: float | None = None,
     high: float | None = None,
 ) -> float | None:
-    text = text.strip().replace("_", "").replace(",", "")
-    if not text:
-        if not optional:
-            errors[key] = "required"
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        errors[key] = f"{text!r} is not a number"
+    value = _number(errors, key, text, float, "a number", optional)
+    if value is None:
         return None
     if not math.isfinite(value):
         errors[key] = "must be finite"
