@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,26 @@ def test_predict_json_has_the_documented_keys() -> None:
     assert data["fits"] is True
     assert 0 < data["ttft_ms_p50"] <= data["ttft_ms_p99"]
     assert data["output_tok_s"] == pytest.approx(data["output_tok_s_per_device"])
+
+
+def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
+    args = ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--concurrency", "8"]
+    out = subprocess.run(
+        [*BUDSIM, "predict", *args, "--input-len", "512", "--output-len", "64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.startswith("TTFT ms") or " TTFT ms" in line for line in lines)
+    # the calibration id is whole on its own line, not folded into a table cell
+    named = [
+        line.removeprefix("calibration: ") for line in lines if line.startswith("calibration:")
+    ]
+    assert len(named) == 1 and named[0].strip(), out.stdout
 
 
 @pytest.mark.parametrize(

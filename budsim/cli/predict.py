@@ -172,7 +172,6 @@ def register(app: typer.Typer) -> None:
                 "KV GB",
                 "max conc",
                 "bound",
-                "calib.",
             ),
             [
                 (
@@ -183,7 +182,8 @@ def register(app: typer.Typer) -> None:
                     result["kv_cache_gb_per_device"],
                     result["max_concurrency"],
                     result["bottleneck"],
-                    result["calibration"],
                 )
             ],
         )
+        # on a line of its own: a calibration id does not fit a column at 80 characters
+        typer.echo(f"calibration: {result['calibration']}")
