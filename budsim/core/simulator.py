@@ -74,9 +74,10 @@ class Samples:
         return sum(map(mul, values, counts)) / total if total else math.nan
 
     def repeat_since(self, start: int, times: int) -> None:
-        """Add the samples from `start` on `times` more times (as one sample each, counts scaled)."""
-        self.values.extend(self.values[start:])
-        self.counts.extend([n * times for n in self.counts[start:]])
+        """Count the samples from `start` on `times` more times (the same values recur, so their
+        counts grow; the list does not)."""
+        counts = self.counts
+        counts[start:] = [n * (times + 1) for n in counts[start:]]
 
 
 @dataclass
