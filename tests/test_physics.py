@@ -300,3 +300,18 @@ def test_closed_loop_shortcuts_match_the_full_simulation(
     for a, b in zip(_means(full), _means(fast), strict=True):
         assert b == pytest.approx(a, rel=tolerance)
     assert fast_calls < full_calls * 0.8  # the shortcut was taken
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_single_token_outputs_finish_at_their_first_token(engine: str) -> None:
+    # output_len 1: the prompt's last chunk emits the only token, so each request ends there
+    res, _ = _simulate(engine, 16, 700, 1, True)
+    full, _ = _simulate(engine, 16, 700, 1, False)
+    from budsim.core.simulator import weighted_summary
+
+    assert res.requests == full.requests == 160  # type: ignore[attr-defined]  # ten per client
+    assert res.output_tokens == res.requests  # type: ignore[attr-defined]
+    assert len(res.tpot) == 0  # type: ignore[attr-defined]
+    ttft, e2e = weighted_summary(res.ttft), weighted_summary(res.e2e)  # type: ignore[attr-defined]
+    assert ttft[0] == pytest.approx(e2e[0]) and ttft[2] == pytest.approx(e2e[2])
+    assert _means(res)[0] == pytest.approx(_means(full)[0], rel=0.03)  # steady-wave tolerance
