@@ -315,3 +315,23 @@ def test_single_token_outputs_finish_at_their_first_token(engine: str) -> None:
     ttft, e2e = weighted_summary(res.ttft), weighted_summary(res.e2e)  # type: ignore[attr-defined]
     assert ttft[0] == pytest.approx(e2e[0]) and ttft[2] == pytest.approx(e2e[2])
     assert _means(res)[0] == pytest.approx(_means(full)[0], rel=0.03)  # steady-wave tolerance
+
+
+def test_weighted_summary_is_the_summary_of_the_expanded_requests() -> None:
+    from budsim.core.simulator import Samples, weighted_summary
+
+    s = Samples()
+    for value, count in ((3.0, 2), (1.0, 1), (2.0, 5), (10.0, 2)):
+        s.add(value, count)
+    # by hand: the ten requests are 1, 2 x5, 3 x2, 10 x2 -> mean 37/10; nearest-rank p50 is the
+    # 5th smallest (2), p90 the 9th (10), p99 the 10th (10); max 10
+    mean, (p50, p90, p99), top = weighted_summary(s)
+    assert mean == pytest.approx(3.7)
+    assert (p50, p90, p99, top) == (2.0, 10.0, 10.0, 10.0)
+    assert s.mean(0, 2) == pytest.approx((3.0 * 2 + 1.0) / 3)
+    # two more laps of the last two samples: the same values, counted three times
+    s.repeat_since(2, 2)
+    assert len(s) == 4 and s.counts == [2, 1, 15, 6]
+    mean, (p50, _, _), _ = weighted_summary(s)
+    assert mean == pytest.approx((6 + 1 + 30 + 60) / 24) and p50 == 2.0
+    assert math.isnan(weighted_summary(Samples())[0])
