@@ -32,6 +32,9 @@ from .engines import EngineProfile
 from .steptime import StepTimeModel
 
 MAX_EVENTS = 200_000  # a guard against pathological inputs; far above any realistic run
+# How long after the first of several requests sent at once the others reach the scheduler: any
+# time shorter than one engine step gives the same schedule (see release in simulate_serving).
+FRONT_END_STAGGER_S = 1e-6
 
 
 @dataclass(slots=True)
@@ -197,6 +200,18 @@ def simulate_serving(
             last_new[:] = [c]
         issued += count
 
+    def release(t: float, count: int, idle: bool) -> None:
+        """Requests that clients send at `t`. They reach the scheduler one after another (the
+        front end handles them in turn), and an idle engine starts a step as soon as the first
+        arrives: it runs alone and the rest join the next step. A busy engine sees them all at its
+        next step. (This is what breaks up a closed loop's waves that would otherwise stay in
+        lockstep forever, e.g. eight 1,024-token prompts filling an 8,192-token step exactly.)"""
+        if idle and count > 1:
+            new_cohort(t, 1)
+            new_cohort(t + FRONT_END_STAGGER_S, count - 1)
+        else:
+            new_cohort(t, count)
+
     def split(c: _Cohort, n: int) -> _Cohort:
         """Take `n` sequences out of cohort `c` into a new cohort in the same state."""
         part = _Cohort(
@@ -221,7 +236,7 @@ def simulate_serving(
         # `concurrency` requests together; each later one replaces a finished request. Simulating
         # exactly that (rather than an idealised steady state) matches measured TTFT best, because
         # the opening burst and the waves it leaves behind are part of every measured run.
-        new_cohort(0.0, conc)
+        release(0.0, conc, idle=True)
     else:
         t = 0.0
         for _ in range(total):
@@ -551,7 +566,7 @@ def simulate_serving(
                 # The front-end latency of the next request overlaps other requests' GPU work,
                 # so the replacement is handed to the scheduler at once (this also matched
                 # measured TTFT better than delaying it by the front-end latency).
-                new_cohort(now, min(freed, total - issued))
+                release(now, min(freed, total - issued), idle=not (running or waiting))
         if seen is not None and n_done != done_before and issued < total:
             queued = (len(waiting), len(prefilling), len(decoding))
             fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))
