@@ -164,9 +164,10 @@ def simulate_serving(
     shortcuts: skip a closed loop's repeating cycles and steady waves (False: simulate every event;
     for tests and benchmarks of the shortcut itself).
     """
-    rng = random.Random(workload.seed)
     total = default_num_requests(workload)
     varied = bool(workload.input_len_spread or workload.output_len_spread)
+    # seeding a generator costs as much as a short simulation: only where something is drawn
+    rng = random.Random(workload.seed) if varied or workload.scenario == "rate" else None
     mixed = engine.scheduler == "mixed"
     budget = max(1, max_num_batched_tokens)
     res = ServingResult()
@@ -184,6 +185,7 @@ def simulate_serving(
     def new_cohort(t: float, count: int) -> None:
         nonlocal issued
         if varied:
+            assert rng is not None  # made for varied lengths
             for _ in range(count):
                 isl, osl = _lengths(workload, rng)
                 uid = next(uids)
@@ -239,6 +241,7 @@ def simulate_serving(
         release(0.0, conc, idle=True)
     else:
         t = 0.0
+        assert rng is not None  # made for the rate scenario
         for _ in range(total):
             t += rng.expovariate(workload.rate)
             new_cohort(t, 1)
