@@ -247,24 +247,20 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     return pred
 
 
+def _in_ms(sim: ServingResult, metric: str) -> tuple[float, float, float, float]:
+    """(mean, p50, p90, p99) of a latency the simulation keeps in seconds, in milliseconds."""
+    mean, (p50, p90, p99), _ = sim.summary(metric)
+    return mean * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3
+
+
 def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices: int) -> None:
     if not sim.requests:
         pred.fits = False
         return
-    mean, (p50, p90, p99), _ = sim.summary("ttft")
-    pred.ttft_ms_mean, pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p99 = (
-        mean * 1e3,
-        p50 * 1e3,
-        p90 * 1e3,
-        p99 * 1e3,
-    )
+    pred.ttft_ms_mean, pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p99 = _in_ms(sim, "ttft")
     if sim.tpot:
-        mean, (p50, p90, p99), _ = sim.summary("tpot")
-        pred.tpot_ms_mean, pred.tpot_ms_p50, pred.tpot_ms_p90, pred.tpot_ms_p99 = (
-            mean * 1e3,
-            p50 * 1e3,
-            p90 * 1e3,
-            p99 * 1e3,
+        pred.tpot_ms_mean, pred.tpot_ms_p50, pred.tpot_ms_p90, pred.tpot_ms_p99 = _in_ms(
+            sim, "tpot"
         )
         pred.itl_ms_mean = pred.tpot_ms_mean
         pred.tok_s_per_user = 1e3 / pred.tpot_ms_mean if pred.tpot_ms_mean else None
