@@ -141,6 +141,8 @@ class StepTimeModel:
             engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
         )
         self._memo: dict[float, tuple[float, float, float, float]] = {}
+        self.pp = pp
+        self.micro = pp * dp  # the batch is split over PP micro-batches and attention-DP ranks
         self._token_coefficients()
         self._attention_coefficients()
 
@@ -190,10 +192,6 @@ class StepTimeModel:
             self.hidden * 4 * ACT_BYTES / (self.bw * rl.eta_mem),
         )
         self.per_seq = self.engine.per_seq_overhead_us * 1e-6
-        self.pp = self.dep.pp
-        self.micro = (
-            self.dep.pp * self.dep.dp
-        )  # the batch is split over PP micro-batches and DP ranks
 
     @staticmethod
     def _roof(
@@ -287,7 +285,7 @@ class StepTimeModel:
         if hit is not None:
             return hit
         dep = self.dep
-        tokens = tokens_in / (dep.pp * dep.dp)  # per attention rank per micro-batch
+        tokens = tokens_in / self.micro  # per attention rank per micro-batch
         compute = memory = 0.0
         if tokens > 0:
             for c0, c1, m0, m1 in self._gemms:
@@ -297,7 +295,7 @@ class StepTimeModel:
                 else:
                     memory += m
             memory += self._streaming * tokens
-            stage_tokens = tokens_in / dep.pp  # all DP ranks of a stage (MoE sees these)
+            stage_tokens = tokens_in / self.pp  # all DP ranks of a stage (MoE sees these)
             for g in self._moe:
                 assignments = stage_tokens * g.top_k
                 active = 1.0 - (1.0 - g.top_k / g.num_experts) ** stage_tokens
