@@ -243,6 +243,33 @@ def test_an_idle_engine_starts_on_the_first_request_alone() -> None:
     assert first < mean < slowest
 
 
+def test_trtllm_reserves_whole_requests_and_never_preempts() -> None:
+    """TRT-LLM (GUARANTEED_NO_EVICT) admits a request only when its prompt and whole output fit
+    beside the others' reservations; vLLM admits on the prompt alone and preempts as KV grows."""
+    from budsim.core.simulator import simulate_serving
+
+    isl, osl, room = 1000, 1000, 10  # a KV cache for exactly ten whole requests
+    w = Workload(concurrency=64, input_len=isl, output_len=osl)
+    results = {}
+    for engine in ("trtllm", "vllm"):
+        d = dep(engine=engine)
+        results[engine] = simulate_serving(
+            _step_model(d),
+            resolve(d).engine,
+            w,
+            kv_capacity_tokens=room * (isl + osl),
+            max_num_seqs=256,
+            max_num_batched_tokens=8192,
+        )
+    trt, vllm = results["trtllm"], results["vllm"]
+    assert trt.preemptions == 0 and vllm.preemptions > 0
+    assert trt.requests == vllm.requests == 640
+    # every step runs at most ten sequences, and with 64 clients waiting it runs all ten
+    assert 9.5 < trt.mean_batch <= room
+    # vLLM squeezes in more prompts than fit to the end, so its batch is larger on average
+    assert vllm.mean_batch > room
+
+
 @pytest.mark.parametrize("engine", ["vllm", "trtllm"])
 def test_mean_ttft_grows_with_clients_when_prompts_fill_a_step(engine: str) -> None:
     # eight 1,024-token prompts fill an 8,192-token step exactly: in lockstep waves the loop kept

@@ -60,6 +60,11 @@ class EngineProfile:
     # Weight formats the engine only loads from a checkpoint already in that format (it cannot
     # quantise to them at load time): mxfp4 everywhere, fp8 on Gaudi (needs an INC calibration).
     prequantized_only: tuple[str, ...] = ("mxfp4",)
+    # True: a request is admitted only when the KV for its whole prompt and output fits next to what
+    # the running requests reserved, so nothing is ever preempted (TRT-LLM's default capacity policy,
+    # GUARANTEED_NO_EVICT). False: admission needs room for the prompt only, and decode growth past
+    # the cache preempts (vLLM, SGLang).
+    reserves_output_kv: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -227,6 +232,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="trtllm",
         name="TensorRT-LLM",
         pads_heads=True,
+        reserves_output_kv=True,
         request_overhead_ms=116.5,  # scripts/fit_request_overhead.py
         version="1.0 (trtllm-serve, PyTorch backend)",
         kind="cuda",

@@ -255,6 +255,10 @@ def simulate_serving(
     n_dec = 0  # decoding sequences
     dec_base = 0  # sum over decoding cohorts of count * (input + produced - start + 1)
     kv_prefill = 0  # KV tokens held by admitted, still-prefilling sequences
+    # Engines that reserve each request's whole KV at admission (engine.reserves_output_kv) admit
+    # against the reservations, which never exceed the cache, so their decodes never preempt.
+    reserve = engine.reserves_output_kv
+    kv_reserved = 0
     pf_pending = 0  # prompt tokens the prefilling cohorts still have to compute
     running = 0  # sequences admitted (prefilling + decoding)
     now = 0.0
@@ -409,7 +413,12 @@ def simulate_serving(
         while waiting:
             c = waiting[0]
             fit = max_num_seqs - running
-            kv_fit = (kv_capacity_tokens - kv_prefill - dec_base - n_dec * g) // max(1, c.prompt)
+            if reserve:
+                need = c.input_len + c.output_len
+                kv_fit = (kv_capacity_tokens - kv_reserved) // need
+            else:
+                used = kv_prefill + dec_base + n_dec * g
+                kv_fit = (kv_capacity_tokens - used) // max(1, c.prompt)
             if kv_fit < fit:
                 fit = kv_fit
             if c.count < fit:
@@ -422,6 +431,8 @@ def simulate_serving(
                 waiting.popleft()
             prefilling.append(c)
             running += c.count
+            if reserve:
+                kv_reserved += c.count * need
             kv_prefill += c.count * c.prompt
             pf_pending += c.count * (c.prompt - c.done_prefill)
             if pf_pending > budget:
@@ -561,6 +572,8 @@ def simulate_serving(
             out_tokens += n * c_done.output_len
             in_tokens += n * c_done.input_len
             freed += n
+            if reserve:
+                kv_reserved -= n * (c_done.input_len + c_done.output_len)
         if freed:
             n_done += freed
             running -= freed
