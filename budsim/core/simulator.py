@@ -441,7 +441,7 @@ def simulate_serving(
         pf_tokens = 0
         pf_pairs = 0.0
         pf_seqs = 0
-        chunks: list[tuple[_Cohort, int, int]] = []  # (cohort, sequences, tokens each)
+        completed = 0  # chunks that finish their prompt: a prefix of `prefilling`
         want_prefill = bool(prefilling)
         do_decode = n_dec > 0 and (mixed or not want_prefill)
         room = budget - (n_dec if do_decode and mixed else 0)
@@ -459,13 +459,17 @@ def simulate_serving(
                     if c.count > 1:
                         prefilling.insert(i + 1, split(c, c.count - 1))
                     whole, tok = 1, room
-                chunks.append((c, whole, tok))
-                room -= whole * tok
-                pf_tokens += whole * tok
-                pf_pairs += whole * tok * (c.done_prefill + (tok + 1) / 2)
+                step_tokens = whole * tok
+                room -= step_tokens
+                pf_tokens += step_tokens
+                pf_pairs += step_tokens * (c.done_prefill + (tok + 1) / 2)
                 pf_seqs += whole
+                # applied now (nothing reads it before the step ends); only the last chunk can be
+                # partial, so the finished prompts are a prefix of the queue
+                c.done_prefill += tok
                 i += 1
-        if not chunks and not do_decode:
+            completed = i if c.done_prefill >= c.prompt else i - 1
+        if not pf_seqs and not do_decode:
             if n_dec > 0:
                 do_decode = True
             elif arrivals:
@@ -494,7 +498,7 @@ def simulate_serving(
         # Requests still waiting after admission stay blocked (by the sequence limit or KV space) until a
         # finish frees room, and decode-only steps only consume KV, so they don't end a decode span;
         # a preemption does free room, so the next step must try to admit again.
-        if do_decode and not chunks and not prefilling and not preempted:
+        if do_decode and not pf_seqs and not prefilling and not preempted:
             k = finish_heap[0][0] - g if finish_heap else 1
             while finish_heap and finish_heap[0][1] not in decoding:
                 heapq.heappop(finish_heap)
@@ -529,14 +533,9 @@ def simulate_serving(
         done_before = n_done
         if do_decode:
             g += k
-        if chunks:
+        if pf_seqs:
             pf_pending -= pf_tokens
-            completed = 0
-            for c, _n, tok in chunks:
-                c.done_prefill += tok
-                if c.done_prefill < c.prompt:
-                    continue  # the partial chunk
-                completed += 1
+            for c in prefilling[:completed]:
                 n = c.count
                 kv_prefill -= n * c.prompt
                 # Start decoding. The prompt's last chunk emits its first token, or the next one
@@ -549,8 +548,6 @@ def simulate_serving(
                 n_dec += n
                 dec_base += n * (c.input_len - c.start + 1)  # the KV held; g adds the generated
                 heapq.heappush(finish_heap, (c.start + c.output_len - 1, c.uid))
-            # the chunks were taken from the front of the queue and only the last can be partial,
-            # so the finished prompts are a prefix of it
             del prefilling[:completed]
         freed = 0
         while finish_heap and finish_heap[0][0] <= g:
@@ -560,8 +557,10 @@ def simulate_serving(
                 continue
             if c_done.start + c_done.output_len - 1 > g:
                 continue  # stale entry from before a preemption
-            stop_decoding(c_done)
+            del decoding[fuid]  # (stop_decoding, written out: once per finished cohort)
             n = c_done.count
+            n_dec -= n
+            dec_base -= n * (c_done.input_len - c_done.start + 1)
             e2e_value(now - c_done.arrival + extra)
             e2e_count(n)
             ttft_value(c_done.first_token - c_done.arrival + extra)
