@@ -243,6 +243,29 @@ def test_an_idle_engine_starts_on_the_first_request_alone() -> None:
     assert first < mean < slowest
 
 
+def test_prefill_dispatch_across_nodes_sends_each_token_once_per_remote_node() -> None:
+    """EP over two H100 nodes: a step with prefill uses the throughput all-to-all (a token crosses
+    to the other node once and fans out over NVLink there), a decode step one copy per expert."""
+    from budsim.core.steptime import A2A_EFFICIENCY
+
+    d = dep(DSV3, engine="sglang", tp=1, dp=16, ep=16)  # 16 ranks, 8 per node
+    step = _step_model(d)
+    tokens = 4096
+    decode = step(tokens, tokens * 1000.0, 0, 0.0, 0).communication
+    prefill = step(0, 0.0, tokens, tokens * 4097 / 2 / 16, 16).communication
+    scale_out, nvlink = 50e9 * A2A_EFFICIENCY, 450e9 * A2A_EFFICIENCY  # catalog, per GPU
+    copies = 8 * 15 / 16 / scale_out  # top_k 8 experts, 15 of 16 ranks elsewhere
+    once = (1 - 0.5**8) / scale_out + 8 / nvlink  # the other node, unless all 8 are local
+    per_token = 2 * 7168 * 2  # dispatch and combine of a bf16 hidden state (7,168)
+    expected = 58 * per_token * (copies - once) * tokens / 16  # 58 MoE layers, 16 ranks
+    assert decode - prefill == pytest.approx(expected, rel=1e-6)
+    # inside one node both kernels send a copy per expert
+    one_node = _step_model(dep(DSV3, engine="sglang", tp=1, dp=8, ep=8))
+    assert one_node(tokens, tokens * 1000.0, 0, 0.0, 0).communication == pytest.approx(
+        one_node(0, 0.0, tokens, tokens * 4097 / 2 / 8, 8).communication
+    )
+
+
 def test_trtllm_reserves_whole_requests_and_never_preempts() -> None:
     """TRT-LLM (GUARANTEED_NO_EVICT) admits a request only when its prompt and whole output fit
     beside the others' reservations; vLLM admits on the prompt alone and preempts as KV grows."""

@@ -81,7 +81,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
-        request_overhead_ms=26.2,  # scripts/fit_request_overhead.py
+        request_overhead_ms=28.0,  # scripts/fit_request_overhead.py
         version="0.11",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -182,7 +182,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="sglang",
         name="SGLang",
         pads_heads=True,
-        request_overhead_ms=122.7,  # scripts/fit_request_overhead.py
+        request_overhead_ms=123.3,  # scripts/fit_request_overhead.py
         version="0.5",
         kind="cuda",
         quantizations=_GPU_QUANT,

@@ -132,7 +132,9 @@ class StepTimeModel:
         inter_lat = intra_lat * INTER_NODE_LATENCY_FACTOR
         self.tp_bw, self.tp_lat = (intra_bw, intra_lat) if tp <= per_node else (inter_bw, inter_lat)
         spans = group_size > per_node
+        self.ep_nodes = math.ceil(group_size / per_node) if spans else 1
         self.ep_bw = (inter_bw if spans else device.scaleup_bw_gbs * 1e9) * A2A_EFFICIENCY
+        self.ep_bw_local = device.scaleup_bw_gbs * 1e9 * A2A_EFFICIENCY
         self.ep_lat = inter_lat if spans else intra_lat
         pp_spans = dep.devices_per_replica > per_node
         self.pp_bw = inter_bw if pp_spans else device.scaleup_bw_gbs * 1e9
@@ -219,7 +221,7 @@ class StepTimeModel:
         # (compute at 0, compute per token, memory at 0, memory per token), times the layer count
         self._gemms: list[tuple[float, float, float, float]] = []
         self._moe: list[_Group] = []
-        streaming = comm0 = comm1 = latency = 0.0
+        streaming = comm0 = comm1 = latency = bulk_gain = 0.0
         for g in self.groups:
             lat = 2 * rl.lat_us  # QKV and output projections
             for params, wb in ((g.attn_params, self.wb_attn), (g.dense_params, self.wb_dense)):
@@ -242,9 +244,21 @@ class StepTimeModel:
                 if dep.ep > 1:
                     # all-to-all dispatch + combine: each device sends its own share of the
                     # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
-                    per_token = dp / group * g.top_k * self.hidden * ACT_BYTES
+                    per_token = dp / group * self.hidden * ACT_BYTES
+                    copies = g.top_k * (dep.ep - 1) / dep.ep / self.ep_bw
                     comm0 += g.count * 2 * self.ep_lat
-                    comm1 += g.count * 2 * per_token * (dep.ep - 1) / dep.ep / self.ep_bw
+                    comm1 += g.count * 2 * per_token * copies
+                    if self.ep_nodes > 1:
+                        # Across nodes, the throughput dispatch kernels that engines run for
+                        # batches with prefill (DeepEP "normal") send a token once to each remote
+                        # node holding any of its experts and fan it out over NVLink there, so
+                        # the scale-out link carries the expected number of distinct remote nodes
+                        # per token rather than top_k copies. Decode batches use the low-latency
+                        # kernels, which send one copy per expert.
+                        n = self.ep_nodes
+                        remote = (n - 1) * (1.0 - (1.0 - 1.0 / n) ** g.top_k)
+                        bulk = remote / self.ep_bw + g.top_k / self.ep_bw_local
+                        bulk_gain += g.count * 2 * per_token * max(0.0, copies - bulk)
                 elif dp > 1:
                     # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
                     comm0 += g.count * self.ep_lat
@@ -273,6 +287,7 @@ class StepTimeModel:
             comm0 += (pp - 1) / pp * self.pp_lat
             comm1 += (pp - 1) / pp * self.hidden * ACT_BYTES / self.pp_bw
         self._streaming, self._comm0, self._comm1, self._latency = streaming, comm0, comm1, latency
+        self._bulk_comm_gain = bulk_gain  # per token: what steps with prefill save (see above)
 
     def _token_ops(self, tokens_in: float) -> tuple[float, float, float, float]:
         """(compute, memory, communication, latency) of the operators that depend only on the
@@ -345,6 +360,8 @@ class StepTimeModel:
         if ops is None:
             ops = self._token_ops(n_decode + prefill_tokens)
         compute, memory, comm, latency = ops
+        if prefill_tokens and self._bulk_comm_gain:
+            comm -= self._bulk_comm_gain * (n_decode + prefill_tokens) / micro
         dec_seqs = n_decode / micro
         pairs = prefill_pairs / micro
         if dec_seqs:
