@@ -269,6 +269,32 @@ def test_real_rows_carry_their_version_status() -> None:
     assert by_source["splitwise"] == {-1.0}
 
 
+def test_max_throughput_runs_are_validated_but_not_trained_on() -> None:
+    """TensorRT-LLM's published tables: the 0.5 static batches report a batch latency (a training
+    target); the 0.13 max-throughput runs report only a saturated throughput, which is compared
+    (a target of validation) but gives no latency residual to learn from."""
+    from budsim.core.datasets import data_dir, load_measurements
+    from budsim.core.errors import BudsimError
+
+    try:
+        root = data_dir()
+    except BudsimError:  # the shared data is optional for the test suite
+        pytest.skip("no measured data")
+    rows = load_measurements(root, ["trtllm_perf"])
+    static = rows[rows["scenario"] == "static"].head(10).to_dict("records")
+    saturated = rows[rows["scenario"] == "max_throughput"].head(10).to_dict("records")
+    ss = build_samples(static + saturated)
+    by_id = {s.row_id: s for s in ss.samples}
+    assert {r["row_id"] for r in static} <= set(by_id)
+    assert {r["row_id"] for r in saturated} <= set(by_id)
+    for r in static:
+        assert "e2e" in by_id[r["row_id"]].residuals
+    for r in saturated:
+        sample = by_id[r["row_id"]]
+        assert sample.residuals == {}
+        assert {column for column, _, _ in sample.targets} == {"out_tok_s", "total_tok_s"}
+
+
 def test_shrink_is_chosen_per_version_segment(
     samples: SampleSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
