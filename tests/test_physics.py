@@ -266,6 +266,20 @@ def test_prefill_dispatch_across_nodes_sends_each_token_once_per_remote_node() -
     )
 
 
+def test_a_lone_prompt_under_attention_dp_runs_on_one_rank() -> None:
+    """Attention-DP ranks step together and a prompt's chunk runs on one of them: a lone 4,096-token
+    prompt on 8 ranks takes far longer than 8 prompts of 512 (one per rank), and less than on one
+    GPU holding every expert (its experts still spread over the 8)."""
+    qwen = "Qwen/Qwen3-235B-A22B"
+    spread = _step_model(dep(qwen, "h200-sxm", engine="sglang", dp=8, ep=8))
+    single = _step_model(dep(qwen, "h200-sxm", engine="sglang"))
+    tokens = 4096
+    lone = spread(0, 0.0, tokens, tokens * (tokens + 1) / 2, 1).total
+    balanced = spread(0, 0.0, tokens, 8 * 512 * 513 / 2, 8).total
+    alone = single(0, 0.0, tokens, tokens * (tokens + 1) / 2, 1).total
+    assert 2 * balanced < lone < alone
+
+
 def test_trtllm_reserves_whole_requests_and_never_preempts() -> None:
     """TRT-LLM (GUARANTEED_NO_EVICT) admits a request only when its prompt and whole output fit
     beside the others' reservations; vLLM admits on the prompt alone and preempts as KV grows."""

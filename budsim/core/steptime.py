@@ -143,7 +143,7 @@ class StepTimeModel:
             engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
         )
         self._memo: dict[float, tuple[float, float, float, float]] = {}
-        self.pp = pp
+        self.pp, self.dp = pp, dp
         self.micro = pp * dp  # the batch is split over PP micro-batches and attention-DP ranks
         self._token_coefficients()
         self._attention_coefficients()
@@ -289,6 +289,18 @@ class StepTimeModel:
         self._streaming, self._comm0, self._comm1, self._latency = streaming, comm0, comm1, latency
         self._bulk_comm_gain = bulk_gain  # per token: what steps with prefill save (see above)
 
+    def _rank_ops(self, tokens: float) -> tuple[float, float]:
+        """(compute, memory) of the operators one attention rank runs on its own `tokens`
+        (projections, dense FFN, norms; not the experts, which see every rank's tokens)."""
+        compute = memory = 0.0
+        for c0, c1, m0, m1 in self._gemms:
+            c, m = c0 + c1 * tokens, m0 + m1 * tokens
+            if c > m:
+                compute += c
+            else:
+                memory += m
+        return compute, memory + self._streaming * tokens
+
     def _token_ops(self, tokens_in: float) -> tuple[float, float, float, float]:
         """(compute, memory, communication, latency) of the operators that depend only on the
         number of tokens in the step: projections, FFN or experts, norms and collectives.
@@ -364,6 +376,20 @@ class StepTimeModel:
             comm -= self._bulk_comm_gain * (n_decode + prefill_tokens) / micro
         dec_seqs = n_decode / micro
         pairs = prefill_pairs / micro
+        if prefill_seqs and self.dp > 1:
+            # Attention-DP: each prompt chunk runs on one rank and the ranks step together, so the
+            # step waits for the rank with the most chunks (a lone prompt: one rank works, the
+            # others idle). The operators above assumed the tokens spread evenly.
+            busiest = math.ceil(prefill_seqs / self.dp) * self.dp / prefill_seqs
+            if busiest > 1.0:
+                even = (n_decode + prefill_tokens) / micro
+                extra = prefill_tokens * (busiest - 1.0) / micro
+                c_even, m_even = self._rank_ops(even)
+                c_busy, m_busy = self._rank_ops(even + extra)
+                compute += c_busy - c_even
+                memory += m_busy - m_even
+                comm += (self._comm1 - self._bulk_comm_gain) * extra
+                pairs *= busiest
         if dec_seqs:
             # full attention: sequences x mean context = the summed context per micro-batch
             ctx_tokens = decode_ctx / micro
