@@ -581,7 +581,18 @@ def simulate_serving(
                 # The front-end latency of the next request overlaps other requests' GPU work,
                 # so the replacement is handed to the scheduler at once (this also matched
                 # measured TTFT better than delaying it by the front-end latency).
-                release(now, min(freed, total - issued), idle=not (running or waiting))
+                count = min(freed, total - issued)
+                if (running or waiting) and not arrivals and not varied:
+                    # A busy engine takes them at its next step: straight into the queue, where
+                    # the arrival heap would hand them at the next event (nothing arrives before)
+                    c = _Cohort(
+                        count, workload.input_len, workload.output_len, now, workload.input_len
+                    )
+                    c.uid = next(uids)
+                    waiting.append(c)
+                    issued += count
+                else:
+                    release(now, count, idle=not (running or waiting))
         if seen is not None and n_done != done_before and issued < total:
             queued = (len(waiting), len(prefilling), len(decoding))
             fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))
