@@ -315,13 +315,7 @@ class StepTimeModel:
         tokens = tokens_in / self.micro  # per attention rank per micro-batch
         compute = memory = 0.0
         if tokens > 0:
-            for c0, c1, m0, m1 in self._gemms:
-                c, m = c0 + c1 * tokens, m0 + m1 * tokens
-                if c > m:
-                    compute += c
-                else:
-                    memory += m
-            memory += self._streaming * tokens
+            compute, memory = self._rank_ops(tokens)
             stage_tokens = tokens_in / self.pp  # all DP ranks of a stage (MoE sees these)
             for g in self._moe:
                 assignments = stage_tokens * g.top_k
