@@ -99,3 +99,26 @@ def test_committed_models_fit_the_size_budget_and_load_without_xgboost() -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "clean", out.stdout
+
+
+def test_forests_stacked_by_depth_give_the_same_outputs() -> None:
+    """ForestStack evaluates one stack per tree depth; the outputs must be those of the single
+    stack of every forest (the committed TTFT and TPOT forests differ in depth, 6 and 5)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from budsim.core.calibration.forest import Forest, ForestStack, load_forest
+
+    root = Path(store.__file__).resolve().parents[3] / "pretrained" / "cuda"
+    forests = [
+        load_forest(root / f"{fam}_{part}.json")
+        for fam in ("ttft", "tpot")
+        for part in ("point", "band")
+    ]
+    rng = np.random.default_rng(0)
+    X = rng.normal(scale=50.0, size=(64, forests[0].n_features)).astype(np.float32)
+    X[::7, 3] = np.nan  # missing values take each split's default direction in both
+    np.testing.assert_allclose(
+        ForestStack(forests).predict(X), Forest.stack(forests).predict(X), rtol=0, atol=1e-12
+    )

@@ -289,6 +289,38 @@ class Forest:
         return cached
 
 
+class ForestStack:
+    """Several forests evaluated together, their outputs side by side in the order given.
+
+    One stack per tree depth: a shallow forest stacked with a deeper one would walk the deeper
+    one's empty levels, and the smaller stacks stay in cache (TTFT and TPOT together, depths 6
+    and 5: about a third faster than one stack)."""
+
+    def __init__(self, forests: list[Forest]) -> None:
+        if not forests:
+            raise ForestError("nothing to stack")
+        starts = list(itertools.accumulate((f.n_outputs for f in forests), initial=0))
+        self.n_outputs = starts[-1]
+        by_depth: dict[int, list[int]] = {}
+        for i, forest in enumerate(forests):
+            by_depth.setdefault(forest.depth, []).append(i)
+        self._groups = [
+            (
+                Forest.stack([forests[i] for i in members]),
+                np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members]),
+            )
+            for _, members in sorted(by_depth.items())
+        ]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Outputs (n, n_outputs) for a matrix of feature vectors."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        out = np.empty((len(X), self.n_outputs))
+        for stack, columns in self._groups:
+            out[:, columns] = stack.predict(X)
+        return out
+
+
 def load_forest(path: Any) -> Forest:
     """Read an XGBoost JSON model file into a Forest (ForestError / OSError on failure)."""
     with open(path, encoding="utf-8") as handle:

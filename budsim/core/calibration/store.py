@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from budsim import __version__
 
 from .features import ARCH_CLASSES, FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, segment
-from .forest import Forest, ForestError
+from .forest import Forest, ForestError, ForestStack
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,14 +117,14 @@ class ModelSet:
     name: str
     families: dict[str, FamilyModel]
     forests: dict[str, list[Forest]]  # per family: [point] or [point, band] or []
-    _stacks: dict[tuple[str, ...], tuple[Forest | None, dict[str, int]]] = field(
+    _stacks: dict[tuple[str, ...], tuple[ForestStack | None, dict[str, int]]] = field(
         default_factory=dict
     )
 
     def covers(self, families: tuple[str, ...]) -> bool:
         return all(f in self.families for f in families)
 
-    def _stack(self, families: tuple[str, ...]) -> tuple[Forest | None, dict[str, int]]:
+    def _stack(self, families: tuple[str, ...]) -> tuple[ForestStack | None, dict[str, int]]:
         cached = self._stacks.get(families)
         if cached is not None:
             return cached
@@ -136,7 +136,7 @@ class ModelSet:
             for forest in self.forests.get(fam, []):
                 parts.append(forest)
                 n += forest.n_outputs
-        stack = Forest.stack(parts) if parts else None
+        stack = ForestStack(parts) if parts else None
         self._stacks[families] = (stack, offsets)
         return stack, offsets
 
