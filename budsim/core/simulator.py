@@ -195,12 +195,16 @@ def simulate_serving(
             # requests released by the same step join one cohort, so cohorts don't fragment
             last_new[0].count += count
         else:
-            uid = next(uids)
-            c = _Cohort(count, workload.input_len, workload.output_len, t, workload.input_len)
-            c.uid = uid
-            heapq.heappush(arrivals, (t, uid, c))
+            c = fixed_cohort(t, count)
+            heapq.heappush(arrivals, (t, c.uid, c))
             last_new[:] = [c]
         issued += count
+
+    def fixed_cohort(t: float, count: int) -> _Cohort:
+        """`count` new requests of the workload's fixed lengths, sent at `t`."""
+        c = _Cohort(count, workload.input_len, workload.output_len, t, workload.input_len)
+        c.uid = next(uids)
+        return c
 
     def release(t: float, count: int, idle: bool) -> None:
         """Requests that clients send at `t`. They reach the scheduler one after another (the
@@ -208,9 +212,15 @@ def simulate_serving(
         arrives: it runs alone and the rest join the next step. A busy engine sees them all at its
         next step. (This is what breaks up a closed loop's waves that would otherwise stay in
         lockstep forever, e.g. eight 1,024-token prompts filling an 8,192-token step exactly.)"""
+        nonlocal issued
         if idle and count > 1:
             new_cohort(t, 1)
             new_cohort(t + FRONT_END_STAGGER_S, count - 1)
+        elif not idle and not arrivals and not varied:
+            # straight into the queue, where the arrival heap would hand them at the next event
+            # (nothing else is arriving first): the common case of a busy closed loop
+            waiting.append(fixed_cohort(t, count))
+            issued += count
         else:
             new_cohort(t, count)
 
@@ -581,18 +591,7 @@ def simulate_serving(
                 # The front-end latency of the next request overlaps other requests' GPU work,
                 # so the replacement is handed to the scheduler at once (this also matched
                 # measured TTFT better than delaying it by the front-end latency).
-                count = min(freed, total - issued)
-                if (running or waiting) and not arrivals and not varied:
-                    # A busy engine takes them at its next step: straight into the queue, where
-                    # the arrival heap would hand them at the next event (nothing arrives before)
-                    c = _Cohort(
-                        count, workload.input_len, workload.output_len, now, workload.input_len
-                    )
-                    c.uid = next(uids)
-                    waiting.append(c)
-                    issued += count
-                else:
-                    release(now, count, idle=not (running or waiting))
+                release(now, min(freed, total - issued), idle=not (running or waiting))
         if seen is not None and n_done != done_before and issued < total:
             queued = (len(waiting), len(prefilling), len(decoding))
             fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))
