@@ -261,17 +261,9 @@ class StepTimeModel:
                         bulk_gain += g.count * 2 * per_token * max(0.0, copies - bulk)
                 elif dp > 1:
                     # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
+                    per_token = dp * self.hidden * ACT_BYTES / self.ep_bw
                     comm0 += g.count * self.ep_lat
-                    comm1 += (
-                        g.count
-                        * 2
-                        * (group - 1)
-                        / group
-                        * dp
-                        * self.hidden
-                        * ACT_BYTES
-                        / (self.ep_bw)
-                    )
+                    comm1 += g.count * 2 * (group - 1) / group * per_token
             # norms, rotary, residual adds, activation: streaming activations (memory-bound)
             streaming += g.count * self.hidden * 12 * ACT_BYTES * to_m
             lat += 4 * eff.elementwise_lat_us
@@ -368,6 +360,7 @@ class StepTimeModel:
         compute, memory, comm, latency = ops
         if prefill_tokens and self._bulk_comm_gain:
             comm -= self._bulk_comm_gain * (n_decode + prefill_tokens) / micro
+        tokens = (n_decode + prefill_tokens) / micro  # per rank, spread evenly
         dec_seqs = n_decode / micro
         pairs = prefill_pairs / micro
         if prefill_seqs and self.dp > 1:
@@ -376,10 +369,9 @@ class StepTimeModel:
             # others idle). The operators above assumed the tokens spread evenly.
             busiest = math.ceil(prefill_seqs / self.dp) * self.dp / prefill_seqs
             if busiest > 1.0:
-                even = (n_decode + prefill_tokens) / micro
                 extra = prefill_tokens * (busiest - 1.0) / micro
-                c_even, m_even = self._rank_ops(even)
-                c_busy, m_busy = self._rank_ops(even + extra)
+                c_even, m_even = self._rank_ops(tokens)
+                c_busy, m_busy = self._rank_ops(tokens + extra)
                 compute += c_busy - c_even
                 memory += m_busy - m_even
                 comm += (self._comm1 - self._bulk_comm_gain) * extra
@@ -394,7 +386,6 @@ class StepTimeModel:
             compute += self.pf_compute * pairs
             latency += self.pf_latency
         if self.windowed:
-            tokens = (n_decode + prefill_tokens) / micro
             mean_ctx = decode_ctx / n_decode if n_decode else 0.0
             for window, dec, dec_is_compute, pf in self.windowed:
                 if dec_seqs:
@@ -406,7 +397,6 @@ class StepTimeModel:
                 if pairs:
                     compute += pf * min(pairs, tokens * window)
         if self.linear_groups:
-            tokens = (n_decode + prefill_tokens) / micro
             latency += self.linear_latency
             for g in self.linear_groups:
                 c = 4.0 * tokens * g.heads * g.dec_dims * 64 / self.attn_peak
