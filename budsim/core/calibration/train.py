@@ -421,7 +421,7 @@ class FamilyFit:
     point: Any = None
     band: Any = None
     shrink: float = 0.0  # of the main "versioned" segment (predictions for a named, current engine)
-    segment_shrink: dict[str, float] = field(default_factory=dict)  # per version segment
+    segment_shrink: dict[str, float] = field(default_factory=dict)  # per guard segment
     band_adjust: float = 0.0
     hp: str = HP_GRID[0][0]  # the HP_GRID entry chosen by inner CV
     fs: str = FEATURE_SETS[0][0]  # the FEATURE_SETS entry chosen by inner CV
