@@ -215,6 +215,32 @@ def test_aic_sglang_dp_attention_rows(df: Any) -> None:
     assert not others.note.fillna("").str.contains("SGLang DP attention").any()
 
 
+def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:
+    aic = df[(df.source == "aic_silicon") & (df["mode"] == "agg")].set_index("row_id")
+    # line 3453: ..._c32_tp4_ep4_1972: tp_size 16, attention_dp 1, moe_tp 4, moe_ep 4 on b200_sxm,
+    # TTFT 661.896740739212, TPOT 18.854730144085675. Line 1404 (..._c32_tp4_0_ep4_0_342) has the
+    # same two numbers with tp_size 4, moe_tp 1, moe_ep 4.
+    odd = aic.loc["2026_04_06_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_ep4_1972"]
+    twin = aic.loc["2026_03_25_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_0_ep4_0_342"]
+    assert (
+        (odd.ttft_ms, odd.tpot_ms)
+        == (twin.ttft_ms, twin.tpot_ms)
+        == (
+            661.896740739212,
+            18.854730144085675,
+        )
+    )
+    for r in (odd, twin):
+        assert (r.tp, r.dp, r.ep, r.n_devices) == (4, 1, 4, 4.0)
+    assert "read as 4 GPUs" in odd.note and "read as" not in twin.note
+    read = aic[aic.note.str.contains("tp_size x attention_dp recorded tp x ep")]
+    assert len(read) == 274
+    assert set(zip(read.tp * read.dp, read.ep, strict=True)) == {(4, 4), (8, 8)}
+    # 2 x 2 fits one node and has no twin: Qwen3.5 on B300 keeps its 4 GPUs
+    assert not aic[(aic.hardware == "b300") & (aic.ep == 2)].note.str.contains("read as").any()
+    assert (aic[(aic.hardware == "b300") & (aic.ep == 2)].n_devices == 4.0).all()
+
+
 def test_caching_and_copies(df: Any) -> None:
     data = _data_or_skip()
     start = time.perf_counter()
@@ -238,14 +264,18 @@ def test_aic_agg_attention_dp_row(df: Any) -> None:
     # silicon_concurrency=256; ...; nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6.post2,trtllm,
     # 1.2.0rc6.post2,deepseek-ai/DeepSeek-V3,b200_sxm,fp4,agg,1024,8192,nvfp4,nvfp4,
     # 4,1,1,64,8,8,,,,,,,,,,,,,,,906.6183994952098,21.374843718536397
-    # (batch 4, tp 1, pp 1, attention_dp 64, moe_tp 8, moe_ep 8)
+    # (batch 4, tp 1, pp 1, attention_dp 64, moe_tp 8, moe_ep 8). Line 2070 records the same run
+    # (TTFT and TPOT identical to the last digit) as batch 32, tp 1, attention_dp 8, moe_tp 1,
+    # moe_ep 8: attention DP over 8 GPUs, which the db dump wrote as 8 x 8.
     r = _row(df, "aic_silicon", "dsr1_b200_trtllm_fp4_agg_1024x8192_c256_cfg191")
     assert r.model == "deepseek-ai/DeepSeek-V3"
     assert r.model_relation == "exact"
     assert r.hardware == "b200"
     assert (r.engine, r.engine_version, r["mode"]) == ("trtllm", "1.2.0rc6.post2", "agg")
-    assert (r.tp, r.pp, r.dp, r.ep) == (1, 1, 64, 8)
-    assert r.n_devices == 64.0  # tp * attention_dp * pp
+    assert (r.tp, r.pp, r.dp, r.ep) == (1, 1, 8, 8)
+    assert r.n_devices == 8.0  # tp * attention_dp * pp
+    assert r.max_num_seqs == 32.0  # batch 4 per 64 ranks = 32 per real rank
+    assert "read as 8 GPUs" in r.note
     assert (r.weight_dtype, r.kv_dtype) == ("nvfp4", "fp8")  # quantised runs: FP8 KV
     assert (r.scenario, r.load) == ("concurrency", 256.0)  # concurrency, not batch_size 4
     assert (r.input_len, r.output_len) == (1024.0, 8192.0)

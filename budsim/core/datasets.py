@@ -391,6 +391,22 @@ def _aic_sglang_dp_attention(row: Mapping[str, str], tp: int, dp: int) -> bool:
     )
 
 
+def _aic_squared_layout(row: Mapping[str, str], tp: int, dp: int) -> int:
+    """n when an agg row records an n-GPU EP run as n*n GPUs, else 0.
+
+    Two campaigns (the 2026-04-06 table and the 2026-04-27 db dump) wrote tp_size (or
+    attention_dp_size) = tp x ep, with moe_tp = moe_ep = n, for runs the other campaigns record on
+    n GPUs as tp (or attention_dp) n, moe_tp 1, moe_ep n: 91 of these 286 rows have an exact twin
+    there (identical TTFT and TPOT to the last digit) and every twin has n GPUs. Only n*n > 8 counts:
+    a 16- or 64-way TP across HGX nodes of 8 GPUs is the impossible part, while 4 = 2 x 2 fits one
+    node and has no twin to say otherwise."""
+    moe_tp, moe_ep = _par(row["moe_tp_size"]), _par(row["moe_ep_size"])
+    n = moe_tp
+    if n < 3 or moe_ep != n or tp * dp != n * n or min(tp, dp) != 1:
+        return 0
+    return n
+
+
 def _aic_max_num_seqs(batch_size: str, conc: float, dp: int) -> float:
     """The engine's sequence cap per attention-DP rank (`batch_size`, agg rows; dp=0 for disagg).
 
@@ -416,6 +432,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         ttft, tpot = _num(row["silicon_ttft_ms"]), _num(row["silicon_tpot_ms"])
         mode = row["mode"].strip()
         notes: list[str] = []
+        batch_size = row["batch_size"]
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
@@ -424,6 +441,12 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 # ranks, experts tensor-parallel over all N (moe_tp_size = N); recorded as tp=N dp=1
                 tp, dp = 1, tp
                 notes.append("read as SGLang DP attention: tp_size=moe_tp_size with attention_dp 1")
+            squared = _aic_squared_layout(row, tp, dp)
+            if squared:
+                # the batch_size column was concurrency / (n*n) ranks; per real rank it is n times that
+                batch_size = _fmt(_num(batch_size) * squared) if dp > 1 else batch_size
+                tp, dp = (squared, 1) if tp > 1 else (1, squared)
+                notes.append(f"read as {squared} GPUs: tp_size x attention_dp recorded tp x ep")
             n_devices = float(tp * dp * pp)
         else:
             pools = []
@@ -473,7 +496,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 # fills, e.g. MiniMax-M2.5 FP8 on 2 x B200 with vLLM, ISL 8192: measured 831 ms at
                 # C=64 and 11.5 s at C=128; an FP8 cache predicts 830 ms at C=64, a BF16 one 11.3 s.
                 kv_dtype="fp8" if weight_dtype in ("fp8", "nvfp4") else "auto",
-                max_num_seqs=_aic_max_num_seqs(row["batch_size"], conc, dp if mode == "agg" else 0),
+                max_num_seqs=_aic_max_num_seqs(batch_size, conc, dp if mode == "agg" else 0),
                 scenario="concurrency",
                 load=conc,
                 input_len=isl,
