@@ -233,8 +233,19 @@ def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:
     for r in (odd, twin):
         assert (r.tp, r.dp, r.ep, r.n_devices) == (4, 1, 4, 4.0)
     assert "read as 4 GPUs" in odd.note and "read as" not in twin.note
-    read = aic[aic.note.str.contains("tp_size x attention_dp recorded tp x ep")]
-    assert len(read) == 274
+    # vLLM's form. Line 299: kimik2_5_b200_vllm_fp4_agg_1024x1024_c32_cfg635: batch 8, tp_size 4,
+    # attention_dp 4, moe_tp 1, moe_ep 16, TTFT 208.3183024878963, TPOT 18.513764939850052. Line 3481
+    # (gap analysis, ..._c32_tp4_ep4_6) has 208.32 and 18.51 with batch 32, tp_size 4, moe_ep 4.
+    vllm = aic.loc["kimik2_5_b200_vllm_fp4_agg_1024x1024_c32_cfg635"]
+    vllm_twin = aic.loc[
+        "kimi_k2_5_gap_analysis_kimi_k2_5_gap_analysis_b200_sxm_vllm_fp4_agg_1024x1024_c32_tp4_ep4_6"
+    ]
+    assert (round(vllm.ttft_ms, 2), round(vllm.tpot_ms, 2)) == (208.32, 18.51)
+    assert (vllm_twin.ttft_ms, vllm_twin.tpot_ms) == (208.32, 18.51)
+    for r in (vllm, vllm_twin):
+        assert (r.tp, r.dp, r.ep, r.n_devices, r.max_num_seqs) == (4, 1, 4, 4.0, 32.0)
+    read = aic[aic.note.str.contains("the row recorded tp x ep as its GPU count")]
+    assert len(read) == 274 + 61
     assert set(zip(read.tp * read.dp, read.ep, strict=True)) == {(4, 4), (8, 8)}
     # 2 x 2 fits one node and has no twin: Qwen3.5 on B300 keeps its 4 GPUs
     assert not aic[(aic.hardware == "b300") & (aic.ep == 2)].note.str.contains("read as").any()

@@ -391,20 +391,25 @@ def _aic_sglang_dp_attention(row: Mapping[str, str], tp: int, dp: int) -> bool:
     )
 
 
-def _aic_squared_layout(row: Mapping[str, str], tp: int, dp: int) -> int:
-    """n when an agg row records an n-GPU EP run as n*n GPUs, else 0.
+def _aic_squared_layout(row: Mapping[str, str], tp: int, dp: int) -> tuple[int, int, int] | None:
+    """(tp, dp, ep) of the n-GPU EP run an agg row records as n*n GPUs, or None.
 
-    Two campaigns (the 2026-04-06 table and the 2026-04-27 db dump) wrote tp_size (or
-    attention_dp_size) = tp x ep, with moe_tp = moe_ep = n, for runs the other campaigns record on
-    n GPUs as tp (or attention_dp) n, moe_tp 1, moe_ep n: 91 of these 286 rows have an exact twin
-    there (identical TTFT and TPOT to the last digit) and every twin has n GPUs. Only n*n > 8 counts:
-    a 16- or 64-way TP across HGX nodes of 8 GPUs is the impossible part, while 4 = 2 x 2 fits one
-    node and has no twin to say otherwise."""
+    Two campaigns (the 2026-04-06 table and the 2026-04-27 db dump) wrote a run named tp n, ep n on
+    n GPUs as n*n GPUs, in two ways:
+    - SGLang and TRT-LLM: tp_size (or attention_dp_size) n*n, moe_tp = moe_ep = n; the other campaigns
+      record the same runs as tp (or attention_dp) n, moe_tp 1, moe_ep n. 91 of these 274 rows have a
+      twin there with TTFT and TPOT identical to the last digit.
+    - vLLM: tp_size n, attention_dp_size n, moe_tp 1, moe_ep n*n; the gap-analysis table records the
+      same runs as tp n, moe_ep n (30 of these 61 rows have a twin identical to its two decimals).
+    Every twin has n GPUs. Only n*n > 8 counts: a 16- or 64-GPU layout on HGX nodes of 8 GPUs is the
+    impossible part, while 4 = 2 x 2 fits one node and has no twin to say otherwise."""
     moe_tp, moe_ep = _par(row["moe_tp_size"]), _par(row["moe_ep_size"])
-    n = moe_tp
-    if n < 3 or moe_ep != n or tp * dp != n * n or min(tp, dp) != 1:
-        return 0
-    return n
+    if moe_tp == moe_ep and moe_tp * moe_tp > 8 and tp * dp == moe_tp * moe_tp and min(tp, dp) == 1:
+        n = moe_tp
+        return (n, 1, n) if tp > 1 else (1, n, n)
+    if moe_tp == 1 and tp == dp and tp * tp > 8 and moe_ep == tp * tp:
+        return tp, 1, tp
+    return None
 
 
 def _aic_max_num_seqs(batch_size: str, conc: float, dp: int) -> float:
@@ -443,10 +448,10 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 notes.append("read as SGLang DP attention: tp_size=moe_tp_size with attention_dp 1")
             squared = _aic_squared_layout(row, tp, dp)
             if squared:
-                # the batch_size column was concurrency / (n*n) ranks; per real rank it is n times that
-                batch_size = _fmt(_num(batch_size) * squared) if dp > 1 else batch_size
-                tp, dp = (squared, 1) if tp > 1 else (1, squared)
-                notes.append(f"read as {squared} GPUs: tp_size x attention_dp recorded tp x ep")
+                # batch_size is per recorded attention-DP rank: fewer real ranks hold more each
+                batch_size = _fmt(_num(batch_size) * dp / squared[1])
+                tp, dp, ep = squared
+                notes.append(f"read as {tp * dp} GPUs: the row recorded tp x ep as its GPU count")
             n_devices = float(tp * dp * pp)
         else:
             pools = []
