@@ -81,7 +81,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
-        request_overhead_ms=26.7,  # scripts/fit_request_overhead.py
+        request_overhead_ms=26.1,  # scripts/fit_request_overhead.py
         version="0.11",
         kind="cuda",
         quantizations=_GPU_QUANT,
