@@ -252,6 +252,19 @@ def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:
     assert (aic[(aic.hardware == "b300") & (aic.ep == 2)].n_devices == 4.0).all()
 
 
+def test_aic_twin_rows_agree_on_their_layout(df: Any) -> None:
+    # Campaigns copy runs between tables: rows with the same measured TTFT and TPOT (to the two
+    # decimals the gap-analysis tables keep) on the same hardware and lengths are one run, so once
+    # read they must agree on parallelism, dtype and load. Without the n*n reading 110 of 512 did not.
+    agg = df[(df.source == "aic_silicon") & (df["mode"] == "agg")].copy()
+    agg["t"], agg["p"] = agg.ttft_ms.round(2), agg.tpot_ms.round(2)
+    groups = agg.groupby(["hardware", "input_len", "output_len", "t", "p"])
+    layout = ["tp", "dp", "ep", "pp", "weight_dtype", "load"]
+    sizes = groups.size()
+    assert (sizes > 1).sum() == 512  # the duplication this check relies on
+    assert (groups[layout].nunique(dropna=False) <= 1).all().all()
+
+
 def test_caching_and_copies(df: Any) -> None:
     data = _data_or_skip()
     start = time.perf_counter()
