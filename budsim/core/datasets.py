@@ -412,13 +412,12 @@ def _aic_squared_layout(row: Mapping[str, str], tp: int, dp: int) -> tuple[int, 
     return None
 
 
-def _aic_max_num_seqs(batch_size: str, conc: float, dp: int) -> float:
+def _aic_max_num_seqs(size: float, conc: float, dp: int) -> float:
     """The engine's sequence cap per attention-DP rank (`batch_size`, agg rows; dp=0 for disagg).
 
     Engines were started with it (SGLang ran 8192 sequences at once, far above its default). A few
     gap-analysis rows list a batch_size below concurrency / dp, which would queue most requests;
     the README calls those inconsistent, so they are left unknown (NaN)."""
-    size = _num(batch_size)
     if dp < 1 or not math.isfinite(size) or size < 1:
         return NAN
     if math.isfinite(conc) and size * dp < conc:
@@ -437,7 +436,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         ttft, tpot = _num(row["silicon_ttft_ms"]), _num(row["silicon_tpot_ms"])
         mode = row["mode"].strip()
         notes: list[str] = []
-        batch_size = row["batch_size"]
+        batch_size = _num(row["batch_size"])
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
@@ -449,7 +448,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
             squared = _aic_squared_layout(row, tp, dp)
             if squared:
                 # batch_size is per recorded attention-DP rank: fewer real ranks hold more each
-                batch_size = _fmt(_num(batch_size) * dp / squared[1])
+                batch_size *= dp / squared[1]
                 tp, dp, ep = squared
                 notes.append(f"read as {tp * dp} GPUs: the row recorded tp x ep as its GPU count")
             n_devices = float(tp * dp * pp)
