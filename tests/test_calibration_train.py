@@ -221,6 +221,34 @@ def test_shrink_guard_keeps_physics_when_calibration_would_hurt(samples: SampleS
     assert math.isfinite(table["physics"]["all"])
 
 
+@pytest.mark.parametrize(
+    ("model", "hardware", "engine", "tp", "input_len"),
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "vllm", 1, 1000),
+        # longer than a step's token budget: the prompt is prefilled in chunks
+        ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "vllm", 1, 20000),
+        ("mistralai/Mixtral-8x7B-v0.1", "a100-sxm-80gb", "sglang", 4, 9000),
+    ],
+)
+def test_isolated_ttft_is_the_simulated_ttft_of_a_lone_request(
+    model: str, hardware: str, engine: str, tp: int, input_len: int
+) -> None:
+    """The `ph_log_ttft_alone_ms` feature: what the simulator gives one client on an idle engine
+    (a closed loop of concurrency 1), so the physics TTFT minus it is queueing alone."""
+    from budsim.core.calibration.features import FEATURE_INDEX, feature_list, isolated_ttft_ms
+    from budsim.core.predict import resolve
+
+    dep = Deployment(model=model, hardware=hardware, engine=engine, tp=tp)
+    lone = Workload(scenario="concurrency", input_len=input_len, output_len=64, concurrency=1)
+    alone = isolated_ttft_ms(resolve(dep), input_len)
+    assert alone == pytest.approx(predict_physics(dep, lone).ttft_ms_mean, rel=1e-6)
+    busy = Workload(scenario="concurrency", input_len=input_len, output_len=64, concurrency=64)
+    pred = predict_physics(dep, busy)
+    assert pred.ttft_ms_mean is not None and pred.ttft_ms_mean > alone
+    x = feature_list(resolve(dep), busy, pred)
+    assert x[FEATURE_INDEX["ph_log_ttft_alone_ms"]] == pytest.approx(math.log(alone), rel=1e-6)
+
+
 def test_version_status_of_rows_and_predictions() -> None:
     """Named engine + version -> known; named without version -> unknown; `other` -> unnamed; a
     user's prediction is for a current, named engine unless its workload says otherwise."""

@@ -95,6 +95,7 @@ _CASE_FEATURES: tuple[str, ...] = (
     "w_osl",
     "w_load",  # per replica: concurrency, batch, or in-flight requests of a rate (Little's law)
     "ph_log_ttft_ms",
+    "ph_log_ttft_alone_ms",  # one request on an idle replica: ph_log_ttft_ms less the queueing
     "ph_log_tpot_ms",
     "ph_log_e2e_s",
     "ph_kv_pressure",  # load / sequences the KV cache holds
@@ -115,6 +116,7 @@ MONOTONE_UP: tuple[str, ...] = (
     "w_isl",
     "w_load",
     "ph_log_ttft_ms",
+    "ph_log_ttft_alone_ms",
     "ph_log_tpot_ms",
     "ph_log_e2e_s",
     "ph_kv_pressure",
@@ -163,6 +165,20 @@ def workload_version_status(workload: Workload) -> float:
 _N_DEP = len(_DEPLOYMENT_FEATURES)
 _DEP_CACHE: dict[Deployment, list[float]] = {}
 _DEP_CACHE_MAX = 8192
+_STEP_CACHE: dict[Deployment, StepTimeModel] = {}
+
+
+def _step_model(resolved: Resolved) -> StepTimeModel:
+    """The step-time model of a resolved deployment (cached: the case features reuse it)."""
+    dep = resolved.deployment
+    step = _STEP_CACHE.get(dep)
+    if step is None:
+        if len(_STEP_CACHE) >= _DEP_CACHE_MAX:
+            _STEP_CACHE.clear()
+        step = _STEP_CACHE[dep] = StepTimeModel(
+            resolved.model, resolved.device, resolved.engine, dep
+        )
+    return step
 
 
 def monotone_vector(family: str) -> list[int]:
@@ -189,7 +205,7 @@ def deployment_features(resolved: Resolved) -> list[float]:
     not_full = sum(
         n for spec, n in model.layer_groups if spec.attention != "full" or spec.window is not None
     )
-    step = StepTimeModel(model, device, engine, dep)
+    step = _step_model(resolved)
     dec1 = step(1, 1024.0, 0, 0.0, 0)
     dec64 = step(64, 64 * 1024.0, 0, 0.0, 0)
     pf = step(0, 0.0, 2048, 2048 * 2049 / 2.0, 1)
@@ -244,6 +260,33 @@ def deployment_features(resolved: Resolved) -> list[float]:
     return out
 
 
+_ALONE_CACHE: dict[tuple[Deployment, int], float] = {}
+
+
+def isolated_ttft_ms(resolved: Resolved, input_len: int) -> float:
+    """Physics TTFT of one request on an idle replica: its prompt's prefill chunks plus the
+    engine's front-end latency. What a simulated TTFT adds to it is queueing behind other requests,
+    which real closed loops show only in part (their waves drift apart), so the residual models see
+    both."""
+    dep = resolved.deployment
+    key = (dep, input_len)
+    cached = _ALONE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    step = _step_model(resolved)
+    budget = max(1, dep.max_num_batched_tokens or resolved.engine.default_max_num_batched_tokens)
+    done, seconds = 0, 0.0
+    while done < input_len:
+        tok = min(budget, input_len - done)
+        seconds += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
+        done += tok
+    out = seconds * 1e3 + resolved.engine.request_overhead_ms
+    if len(_ALONE_CACHE) >= _DEP_CACHE_MAX:
+        _ALONE_CACHE.clear()
+    _ALONE_CACHE[key] = out
+    return out
+
+
 def _log(value: float | None) -> float:
     return math.log(value) if value and value > 0 and math.isfinite(value) else 0.0
 
@@ -273,6 +316,7 @@ def case_features(
         float(workload.output_len),
         float(load),
         _log(pred.ttft_ms_mean if scen != "static" else pred.ttft_ms_p99),
+        _log(isolated_ttft_ms(resolved, workload.input_len)),
         _log(pred.tpot_ms_mean),
         _log(e2e),
         min(pressure, 4.0),
