@@ -177,6 +177,26 @@ def test_catalog_commands_json() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("command", "last_column"), [("hardware", "$/h"), ("models", "context"), ("engines", "tokens")]
+)
+def test_catalog_tables_keep_every_column_at_80_columns(command: str, last_column: str) -> None:
+    """A table wider than the terminal folds its headers and cells; no column is cut off (the
+    hardware and engine tables used to lose their last column at 80 columns)."""
+    out = subprocess.run(
+        [*BUDSIM, command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
+    assert lines[rule - 1].split()[-1] == last_column
+
+
 def test_analyze_rejects_encoder_only_config(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(

@@ -87,7 +87,19 @@ def _click_exceptions() -> tuple[type[Exception], type[Exception], type[Exceptio
     return usage_error, typer.Abort, typer.Exit
 
 
+def _one_line_warnings() -> None:
+    """Warnings (physics-only fallbacks, a refitted user calibration) as one stderr line each,
+    not Python's file:line report with a source line."""
+    import warnings
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
+    _one_line_warnings()
     usage_error, abort, exit_ = _click_exceptions()
     try:
         code = app(standalone_mode=False)
