@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from budsim.core.calibration import store, user
 from budsim.core.deployment import Deployment, Workload
-from budsim.core.predict import predict
+from budsim.core.predict import predict, predict_physics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
 DEPLOYMENT = "model=meta-llama/Meta-Llama-3.1-8B,hardware=h100-sxm,engine=vllm,tp=1"
@@ -194,8 +195,27 @@ def test_cli_list_and_reset(tmp_path: Path, user_dir: Path) -> None:
     assert set(summary["families"]) == {"ttft", "tpot"}
     listed = json.loads(runner.invoke(app, ["calibrate", "--list", "--json"]).stdout)
     assert [c["name"] for c in listed] == ["h100-sxm-vllm"]
+    assert (listed[0]["state"], listed[0]["stale"]) == ("ok", None)
+    # the table fits 80 columns with every column in it (a long name folds instead)
+    long_name = ["--name", "a-calibration-name-longer-than-the-column-allows"]
+    args = ["calibrate", "--results", str(src), "--deployment", DEPLOYMENT, *long_name]
+    assert runner.invoke(app, args).exit_code == 0
+    table = runner.invoke(app, ["calibrate", "--list"]).stdout
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "name" in line)
+    assert header.split() == [
+        "name",
+        "hardware",
+        "engine",
+        "model",
+        "points",
+        "ttft",
+        "tpot",
+        "state",
+    ]
     res = runner.invoke(app, ["calibrate", "--reset", "--json"])
-    assert json.loads(res.stdout) == {"removed": 1}
+    assert json.loads(res.stdout) == {"removed": 2}
     assert json.loads(runner.invoke(app, ["calibrate", "--list", "--json"]).stdout) == []
 
 
@@ -211,5 +231,73 @@ def test_user_file_from_newer_budsim_is_ignored_with_a_message(
     path.write_text(json.dumps(data))
     store.clear_caches()
     with pytest.warns(store.CalibrationWarning, match=r"written by budsim 42\.0, newer than"):
+        pred = predict(DEP, Workload(concurrency=4))
+    assert "user:" not in pred.calibration
+
+
+def _reproduces(src: Path) -> None:
+    """Predictions for the benchmark points of `src` are within 2 % of what was measured."""
+    for point in user.parse_results(src):
+        assert point.concurrency and point.ttft_ms and point.tpot_ms
+        wl = Workload(
+            input_len=round(point.input_len),
+            output_len=round(point.output_len),
+            concurrency=point.concurrency,
+        )
+        p = predict(DEP, wl)
+        assert abs(p.ttft_ms_mean / point.ttft_ms - 1) < 0.02
+        assert abs(p.tpot_ms_mean / point.tpot_ms - 1) < 0.02
+
+
+def test_a_calibration_is_refitted_when_the_shipped_models_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user residual is relative to the shipped models it was fitted on top of; after an upgrade
+    (other shipped models, here none at all) it is refitted from the points it stored, so the
+    user's own measurements are still reproduced, and the file says what it now corrects."""
+    src = tmp_path / "v.json"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", src)
+    saved = user.calibrate([src], DEPLOYMENT, name="mine")
+    assert saved["base"][0].startswith("pretrained/cuda@")
+    _reproduces(src)
+    # the shipped models move this point's TTFT by far more than 2 %: kept as it was, the user
+    # residual would no longer reproduce the measurement without them
+    wl = Workload(input_len=1024, output_len=256, concurrency=32)
+    shipped = predict(DEP, wl).ttft_ms_mean / predict_physics(DEP, wl).ttft_ms_mean
+    assert abs(shipped - 1) > 0.1
+
+    monkeypatch.setenv("BUDSIM_PRETRAINED_DIR", str(tmp_path / "no-shipped-models"))
+    store.clear_caches()
+    with pytest.warns(store.CalibrationWarning) as caught:
+        _reproduces(src)
+    messages = [str(w.message) for w in caught]
+    assert any(
+        "user calibration mine: it was fitted on top of pretrained/cuda@" in m
+        and "now physics; refitted from its 1 stored benchmark points (saved)" in m
+        for m in messages
+    ), messages
+    data = json.loads(Path(saved["path"]).read_text())
+    assert data["base"] == ["physics"] and data["created"] == saved["created"]
+    assert user.stale_reason(data) is None
+    # the saved refit is used as it is from now on: no second refit
+    store.clear_caches()
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        assert "user:mine" in predict(DEP, Workload(concurrency=4)).calibration
+    assert not [str(w.message) for w in again if "user calibration" in str(w.message)]
+
+
+def test_a_stale_calibration_that_cannot_be_refitted_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "v.json"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", src)
+    path = Path(user.calibrate([src], DEPLOYMENT, name="old")["path"])
+    data = json.loads(path.read_text())
+    data["base"] = ["pretrained/cuda@00000000"]
+    del data["points"]
+    path.write_text(json.dumps(data))
+    store.clear_caches()
+    with pytest.warns(store.CalibrationWarning, match="old is out of date .* rerun `budsim cal"):
         pred = predict(DEP, Workload(concurrency=4))
     assert "user:" not in pred.calibration

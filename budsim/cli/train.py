@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
             elif not items:
                 typer.echo("no user calibrations")
             else:
-                cols = ["name", "hardware", "engine", "model", "points", "ttft", "tpot"]
+                cols = ["name", "hardware", "engine", "model", "points", "ttft", "tpot", "state"]
                 print_table("user calibrations", cols, [[i[c] for c in cols] for i in items])
             return
         if reset:

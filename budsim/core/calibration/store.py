@@ -416,9 +416,14 @@ def _user_model(path: str, stamp: int) -> ModelSet | None:
     entry = read_user_file(Path(path))
     if entry is None:
         return None
+    from .user import refresh  # (user builds on this module)
+
+    data = refresh(entry)  # refitted if the shipped models moved under it since
+    if data is None:
+        return None
     families: dict[str, FamilyModel] = {}
     forests: dict[str, list[Forest]] = {}
-    for fam, spec in sorted(dict(entry.data.get("families", {})).items()):
+    for fam, spec in sorted(dict(data.get("families", {})).items()):
         try:
             offset = float(spec.get("offset", 0.0))
             model = spec.get("model")

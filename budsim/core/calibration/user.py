@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -343,24 +344,44 @@ def calibrate(
     directory: Path | None = None,
 ) -> dict[str, Any]:
     """Fit a user calibration from result files and save it; returns what was saved."""
+    fields = parse_deployment(deployment)
+    points = [p for path in results for p in parse_results(Path(path))]
+    if not points:
+        raise BudsimError("no benchmark results given (--results FILE ...)")
+    content = fit_points(fields, points, name=name, per_model=per_model, seed=seed)
+    return save(content, directory or store.user_dir())
+
+
+def base_name(kind: str) -> str:
+    """What a user calibration of this hardware kind corrects on top of: the shipped models
+    (`pretrained/cuda@<hash>`) where they cover TTFT and TPOT, else the physics."""
+    pre = store.pretrained(kind)
+    return pre.name if pre is not None and pre.covers(USER_FAMILIES) else "physics"
+
+
+def fit_points(
+    fields: Mapping[str, str],
+    points: list[ResultPoint],
+    *,
+    name: str | None = None,
+    per_model: bool = False,
+    seed: int = 0,
+    created: str | None = None,
+) -> dict[str, Any]:
+    """The user calibration (file content) that `points` of the deployment `fields` give."""
     import numpy as np
 
     from ..predict import predict_physics, resolve
     from .features import feature_list
 
-    fields = parse_deployment(deployment)
-    points = [p for path in results for p in parse_results(Path(path))]
-    if not points:
-        raise BudsimError("no benchmark results given (--results FILE ...)")
     X: list[list[float]] = []
     targets: dict[str, list[tuple[int, float]]] = {fam: [] for fam in USER_FAMILIES}
     rows: list[dict[str, Any]] = []
-    identity: tuple[str, str, str] | None = None
-    bases: set[str] = set()
+    identity: tuple[str, str, str, str] | None = None
     for point in points:
         dep, workload = _case(fields, point)
         resolved = resolve(dep)
-        key = (resolved.device.id, resolved.engine.id, resolved.model.name)
+        key = (resolved.device.id, resolved.engine.id, resolved.model.name, resolved.device.kind)
         identity = identity or key
         pred = predict_physics(dep, workload)
         if not pred.fits or pred.ttft_ms_mean is None:
@@ -368,13 +389,11 @@ def calibrate(
             raise BudsimError(f"{point.file}: the deployment does not fit ({reason})")
         x = feature_list(resolved, workload, pred)
         base = {fam: 0.0 for fam in USER_FAMILIES}
-        pre = store.pretrained(resolved.device.kind)
-        if pre is not None and pre.covers(USER_FAMILIES):
+        if base_name(resolved.device.kind) != "physics":
+            pre = store.pretrained(resolved.device.kind)
+            assert pre is not None  # base_name found it
             res = pre.predict(USER_FAMILIES, np.asarray(x, dtype=np.float32))
             base = {fam: res[fam][0] for fam in USER_FAMILIES}
-            bases.add(pre.name)
-        else:
-            bases.add("physics")
         row: dict[str, Any] = {**asdict(point), "residual": {}}
         for fam, measured, physics in (
             ("ttft", point.ttft_ms, pred.ttft_ms_mean),
@@ -386,8 +405,9 @@ def calibrate(
                 row["residual"][fam] = round(value, 6)
         X.append(x)
         rows.append(row)
-    assert identity is not None
-    hardware, engine, model_name = identity
+    if identity is None:
+        raise BudsimError("no benchmark results given (--results FILE ...)")
+    hardware, engine, model_name, kind = identity
     families: dict[str, Any] = {}
     for fam, pairs in targets.items():
         if not pairs:
@@ -407,32 +427,94 @@ def calibrate(
     if not families:
         raise BudsimError("the results carry neither TTFT nor TPOT")
     label = name or _slug(f"{hardware}-{engine}" + (f"-{model_name}" if per_model else ""))
-    label = _slug(label)
-    content = {
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017
+    return {
         "format": store.USER_FORMAT,
         "budsim_version": __version__,
-        "name": label,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
+        "name": _slug(label),
+        "created": created or now,
+        "fitted": now,
         "match": {
             "hardware": hardware,
             "engine": engine,
             "model": model_name if per_model else None,
-            "kind": resolve(_case(fields, points[0])[0]).device.kind,
+            "kind": kind,
         },
         "deployment": dict(fields),
-        "base": sorted(bases),
+        "base": [base_name(kind)],
+        "seed": seed,
         "features": list(FEATURES),
         "families": families,
         "points": rows,
     }
-    folder = directory or store.user_dir()
+
+
+def save(content: dict[str, Any], folder: Path, *, clear: bool = True) -> dict[str, Any]:
+    """Write a calibration as `<name>.json` in `folder` (atomically); returns it with its path.
+    clear: forget loaded models (a refresh needs not: the file's new stamp reloads it)."""
+    import tempfile
+
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{label}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    path = folder / f"{content['name']}.json"
+    # a unique temporary name: search workers may refresh the same calibration at once
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{content['name']}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(json.dumps(content, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
-    store.clear_caches()
-    content["path"] = str(path)
+    if clear:
+        store.clear_caches()
+    return {**content, "path": str(path)}
+
+
+def stale_reason(data: Mapping[str, Any]) -> str | None:
+    """Why a saved calibration no longer fits this budsim (None: it does). Its residuals are
+    relative to the shipped models it was fitted on top of, so new shipped models (a budsim
+    upgrade, or a retrained `pretrained/`) or a new feature set make it stale."""
+    if list(data.get("features", [])) != list(FEATURES):
+        return "it was fitted for another feature set"
+    kind = str(dict(data.get("match", {})).get("kind") or "cuda")
+    was, now = [str(b) for b in data.get("base", [])], base_name(kind)
+    if was != [now]:
+        return f"it was fitted on top of {', '.join(was) or 'unknown models'}, now {now}"
+    return None
+
+
+def refresh(entry: store.UserEntry) -> Mapping[str, Any] | None:
+    """`entry`'s calibration, refitted from the benchmark points it stores when it is stale
+    (and saved again); None when that is impossible (it is then not used)."""
+    reason = stale_reason(entry.data)
+    if reason is None:
+        return entry.data
+    data = entry.data
+    known = {f.name for f in dataclass_fields(ResultPoint)}
+    try:
+        points = [
+            ResultPoint(**{k: v for k, v in dict(row).items() if k in known})
+            for row in data["points"]
+        ]
+        content = fit_points(
+            dict(data["deployment"]),
+            points,
+            name=entry.name,
+            per_model=entry.model is not None,
+            seed=int(data.get("seed", 0)),
+            created=entry.created or None,
+        )
+    except (BudsimError, KeyError, TypeError, ValueError) as exc:
+        store.warn(
+            f"user calibration {entry.name} is out of date ({reason}) and cannot be refitted "
+            f"from its stored points ({exc}); not used: rerun `budsim calibrate`"
+        )
+        return None
+    try:
+        save(content, entry.path.parent, clear=False)
+        where = "saved"
+    except OSError as exc:
+        where = f"for this run only: cannot save it ({exc})"
+    store.warn(
+        f"user calibration {entry.name}: {reason}; refitted from its {len(points)} stored "
+        f"benchmark points ({where})"
+    )
     return content
 
 
@@ -441,6 +523,7 @@ def list_calibrations() -> list[dict[str, Any]]:
     out = []
     for entry in store.user_entries():
         fams = entry.data.get("families", {})
+        stale = stale_reason(entry.data)
         out.append(
             {
                 "name": entry.name,
@@ -451,6 +534,9 @@ def list_calibrations() -> list[dict[str, Any]]:
                 "ttft": _describe(fams.get("ttft")),
                 "tpot": _describe(fams.get("tpot")),
                 "base": ", ".join(entry.data.get("base", [])),
+                # a stale one is refitted from its points when a prediction first uses it
+                "state": "ok" if stale is None else "stale",
+                "stale": stale,
                 "created": entry.created,
                 "path": str(entry.path),
             }
@@ -462,9 +548,8 @@ def _describe(spec: Any) -> str:
     if not isinstance(spec, Mapping):
         return "-"
     if spec.get("type") == "xgboost":
-        return f"xgboost ({spec.get('n')} points)"
-    offset = float(spec.get("offset", 0.0))
-    return f"x{math.exp(offset):.3f} ({spec.get('n')} points)"
+        return "xgboost"
+    return f"x{math.exp(float(spec.get('offset', 0.0))):.3f}"
 
 
 def reset(name: str | None = None) -> int:
