@@ -134,13 +134,16 @@ class ReplayEvaluator:
 
 @functools.cache
 def source_hash() -> str:
-    """Hash of the core sources and catalog, taken once (the modules in use were loaded at start)."""
+    """Hash of everything a prediction depends on, taken once (the modules in use were loaded at
+    start): the core sources with their subpackages (calibration, search), the catalog, and the
+    shipped calibration models."""
     digest = hashlib.sha256()
     core = ROOT / "budsim" / "core"
-    files = sorted(core.glob("*.py")) + sorted((core / "catalog").rglob("*"))
+    files = sorted(core.rglob("*.py")) + sorted((core / "catalog").rglob("*"))
+    files += sorted((ROOT / "pretrained").rglob("*"))
     for path in files:
-        if path.is_file() and path.name not in ("store.py",):
-            digest.update(path.name.encode())
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(ROOT)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -298,7 +301,7 @@ def git_head() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "budsim/core"],
+            ["git", "status", "--porcelain", "--", "budsim/core", "pretrained"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -306,7 +309,7 @@ def git_head() -> str:
     except OSError:
         return "unknown"
     head = out.stdout.strip() or "unknown"
-    return head + (" + uncommitted core changes" if dirty.stdout.strip() else "")
+    return head + (" + uncommitted core or model changes" if dirty.stdout.strip() else "")
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
