@@ -337,6 +337,8 @@ def test_shrink_is_chosen_per_version_segment(
     fd.X[:, col] = np.where(rows % 2 == 0, 1.0, 0.0)  # even rows versioned, odd unversioned
     r = np.where(rows % 2 == 0, fd.y, -fd.y * 2 - 0.5)
     monkeypatch.setattr("budsim.core.calibration.train.HW_MIN_ROWS", 20)
+    per_segment = len(rows) // 2
+    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment)
     shrinks, _ = choose_segment_shrinks(fd, rows, r)
     # one hardware (h100-sxm) with enough rows and models: it gets its own entry too
     assert shrinks == {
@@ -344,6 +346,12 @@ def test_shrink_is_chosen_per_version_segment(
         "versioned:dense|h100-sxm": 1.0,
         "unversioned:dense": 0.0,
         "unversioned:dense|h100-sxm": 0.0,
+    }
+    # a segment with fewer rows than a family needs gets no correction, however well it fits
+    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment + 1)
+    assert choose_segment_shrinks(fd, rows, r)[0] == {
+        "versioned:dense": 0.0,
+        "unversioned:dense": 0.0,
     }
     segs = np.asarray(
         ["versioned:dense", "versioned:dense", "unversioned:dense", "unnamed:dense"], dtype=object
