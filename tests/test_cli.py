@@ -61,10 +61,10 @@ def test_predict_json_has_the_documented_keys() -> None:
     assert data["output_tok_s"] == pytest.approx(data["output_tok_s_per_device"])
 
 
-def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
-    args = ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--concurrency", "8"]
+def run_at_80_columns(*args: str) -> list[str]:
+    """The output lines of a successful command in an 80-column terminal; none is wider."""
     out = subprocess.run(
-        [*BUDSIM, "predict", *args, "--input-len", "512", "--output-len", "64"],
+        [*BUDSIM, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -73,12 +73,18 @@ def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
+    return lines
+
+
+def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
+    args = ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--concurrency", "8"]
+    lines = run_at_80_columns("predict", *args, "--input-len", "512", "--output-len", "64")
     assert any(line.startswith("TTFT ms") or " TTFT ms" in line for line in lines)
     # the calibration id is whole on its own line, not folded into a table cell
     named = [
         line.removeprefix("calibration: ") for line in lines if line.startswith("calibration:")
     ]
-    assert len(named) == 1 and named[0].strip(), out.stdout
+    assert len(named) == 1 and named[0].strip(), "\n".join(lines)
 
 
 @pytest.mark.parametrize(
@@ -182,17 +188,8 @@ def test_catalog_commands_json() -> None:
 )
 def test_catalog_tables_keep_every_column_at_80_columns(command: str, last_column: str) -> None:
     """A table wider than the terminal folds its headers and cells; no column is cut off (the
-    hardware and engine tables used to lose their last column at 80 columns)."""
-    out = subprocess.run(
-        [*BUDSIM, command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "80"},
-    )
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80
+    hardware and model tables used to lose their last column at 80 columns)."""
+    lines = run_at_80_columns(command)
     rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
     assert lines[rule - 1].split()[-1] == last_column
 
