@@ -23,6 +23,8 @@ after the current calibration, log(measured / calibrated), per family. Few point
 mean (n tau^2 / (n tau^2 + sigma^2) x the mean log ratio, tau = 0.3, sigma = 0.05); 20 or more give
 a small monotone XGBoost model. The result is a JSON file in the user calibration folder, used
 automatically for predictions on the same hardware and engine (and model, with ``--per-model``).
+It keeps its benchmark points, so that when the shipped models it corrects on top of change (an
+upgrade, a retrain) it is refitted from them at its next use (`refresh`).
 """
 
 from __future__ import annotations
@@ -449,13 +451,15 @@ def fit_points(
     }
 
 
-def save(content: dict[str, Any], folder: Path, *, clear: bool = True) -> dict[str, Any]:
-    """Write a calibration as `<name>.json` in `folder` (atomically); returns it with its path.
-    clear: forget loaded models (a refresh needs not: the file's new stamp reloads it)."""
+def save(
+    content: dict[str, Any], folder: Path, *, path: Path | None = None, clear: bool = True
+) -> dict[str, Any]:
+    """Write a calibration as `<name>.json` in `folder` (or over `path`), atomically; returns it
+    with its path. clear: forget loaded models (a refresh needs not: the new stamp reloads it)."""
     import tempfile
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{content['name']}.json"
+    path = path or folder / f"{content['name']}.json"
     # a unique temporary name: search workers may refresh the same calibration at once
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{content['name']}.", suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -507,7 +511,7 @@ def refresh(entry: store.UserEntry) -> Mapping[str, Any] | None:
         )
         return None
     try:
-        save(content, entry.path.parent, clear=False)
+        save(content, entry.path.parent, path=entry.path, clear=False)
         where = "saved"
     except OSError as exc:
         where = f"for this run only: cannot save it ({exc})"
