@@ -25,10 +25,9 @@ Guards, decided on grouped (leave-models-out) cross-validation inside the traini
   predictions for current releases, and a correction learned on one architecture class reaches
   the other only where its own rows support it; a segment with fewer than MIN_ROWS rows with a
   target in the training data (the bar a whole family must pass) gets shrink 0 (physics, with the
-  physics-only band). Inside a segment a hardware with
-  HW_MIN_ROWS rows may get its own shrink; the tree settings (HP_GRID), the feature set
-  (FEATURE_SETS) and the per-hardware split are chosen by the lowest guarded out-of-fold median
-  error;
+  physics-only band). Inside a segment a hardware with HW_MIN_ROWS rows may get its own shrink;
+  the tree settings (HP_GRID), the feature set (FEATURE_SETS) and the per-hardware split are
+  chosen by the lowest guarded out-of-fold median error;
 - band: the quantile band is widened (or narrowed) by a conformal offset so that 80 % of the
   out-of-fold residuals fall inside it.
 
