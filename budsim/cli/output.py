@@ -50,7 +50,7 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     breaks = sum(fit) > budget
     if breaks:
         fit = widths(longest_word, longest_word)
-    fit[0] = max(10, min(28, fit[0], budget - sum(fit[1:])))
+    fit[0] = max(10, min(fit[0], budget - sum(fit[1:])))
     while sum(fit) > budget and max(fit) > 4:  # still too wide: the widest column folds words
         fit[fit.index(max(fit))] -= 1
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
