@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
             console.print("no saved runs yet; run `budsim optimize ...`")
             return
         table = Table(title=f"Runs ({len(rows)})", title_justify="left")
+        table.add_column("id", no_wrap=True, min_width=8)  # whole at 80 columns: it is copied
         for col in (
-            "id",
             "created",
             "status",
             "model",
