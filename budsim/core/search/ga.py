@@ -29,7 +29,20 @@ from typing import Any, Protocol
 from ..deployment import Deployment
 from ..errors import BudsimError
 from .scoring import Score, Scorer
-from .space import CATEGORICAL, ENGINE, GENES, TP, WEIGHT, Genome, SearchSpace
+from .space import (
+    CATEGORICAL,
+    DP,
+    ENGINE,
+    EP,
+    GENES,
+    PP,
+    REPLICAS,
+    TP,
+    UTIL,
+    WEIGHT,
+    Genome,
+    SearchSpace,
+)
 
 
 class Evaluator(Protocol):
@@ -39,6 +52,7 @@ class Evaluator(Protocol):
 
 
 CLIMB_GAP = 0.2  # local search climbs from basins whose best is within 20 % of the leader
+PARALLELISM = frozenset({TP, PP, DP, EP, REPLICAS})
 
 
 @dataclass(frozen=True)
@@ -474,13 +488,24 @@ def run_ga(
         return cancel is not None and cancel.is_set()
 
     def neighbours(base: Genome, pairs: bool) -> list[Genome]:
-        """Every other value of every gene; with `pairs`, also +-1 steps of two ordinal genes at
-        once (coupled genes: sequences per rank x attention DP, tp x replicas, ...)."""
+        """Every other value of every gene, and a +-1 step of a parallelism gene with every
+        memory fraction (a layout's weights per device decide which fractions leave KV room: 70B
+        int8 on TP1 fits an 80 GB device only at 0.95); with `pairs`, also +-1 steps of two
+        ordinal genes at once (coupled genes: sequences per rank x attention DP, tp x replicas)."""
         moves: dict[Genome, None] = {}
         for i in variation.mutable:
             for value in range(space.cardinalities[i]):
                 if value != base[i]:
                     moves[space.repair([*base[:i], value, *base[i + 1 :]])] = None
+        if UTIL in variation.mutable:
+            for i in PARALLELISM & set(variation.mutable):
+                for step in (-1, 1):
+                    if not 0 <= base[i] + step < space.cardinalities[i]:
+                        continue
+                    for util in range(space.cardinalities[UTIL]):
+                        g = list(base)
+                        g[i], g[UTIL] = base[i] + step, util
+                        moves[space.repair(g)] = None
         if pairs:
             ordinal = [i for i in variation.mutable if i not in CATEGORICAL]
             for a, b in itertools.combinations(ordinal, 2):
