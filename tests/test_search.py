@@ -689,3 +689,20 @@ def test_infinite_targets_stay_out_of_json() -> None:
         isinstance(v, float) and not math.isfinite(v)
         for v in result.to_dict()["objectives"].values()
     )
+
+
+def test_local_moves_step_parallelism_with_any_memory_fraction() -> None:
+    """A layout change and a memory fraction change are one local move: a model that fits on fewer
+    devices only at a higher fraction (70B int8 on one 80 GB H100 at 0.95) is then one step away."""
+    from budsim.core.search.space import TP, UTIL
+
+    space = small_space()
+    start = next(g for g in space.enumerate() if g[TP] == 1 and g[UTIL] == 0)  # TP2, 0.85
+    moves = ga_mod.local_moves(space, start, pairs=False)
+    wanted = [m for m in moves if m[TP] == 0 and m[UTIL] == 2]  # TP1 at 0.95
+    assert wanted, "TP-1 together with the highest memory fraction is a neighbour"
+    changed = [i for i in range(len(GENES)) if wanted[0][i] != start[i]]
+    assert changed == [TP, UTIL]  # two genes at once: no single-gene move reaches it
+    assert space.deployment(wanted[0]).tp == 1
+    assert space.deployment(wanted[0]).gpu_memory_utilization == 0.95
+    assert start not in moves and len(moves) == len(set(moves))

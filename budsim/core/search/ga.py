@@ -449,6 +449,40 @@ def resolve_seed(seed: int | None) -> int:
     return seed if seed is not None else int.from_bytes(os.urandom(4), "little")
 
 
+def local_moves(space: SearchSpace, base: Genome, pairs: bool) -> list[Genome]:
+    """The local search's neighbours of `base`: every other value of every gene, and a +-1 step
+    of a parallelism gene with every memory fraction (a layout's weights per device decide which
+    fractions leave KV room: 70B int8 on TP1 fits an 80 GB device only at 0.95); with `pairs`,
+    also +-1 steps of two ordinal genes at once (coupled genes: sequences per rank x attention DP,
+    tp x replicas)."""
+    mutable = [i for i, n in enumerate(space.cardinalities) if n > 1]
+    moves: dict[Genome, None] = {}
+    for i in mutable:
+        for value in range(space.cardinalities[i]):
+            if value != base[i]:
+                moves[space.repair([*base[:i], value, *base[i + 1 :]])] = None
+    if UTIL in mutable:
+        for i in PARALLELISM & set(mutable):
+            for step in (-1, 1):
+                if not 0 <= base[i] + step < space.cardinalities[i]:
+                    continue
+                for util in range(space.cardinalities[UTIL]):
+                    g = list(base)
+                    g[i], g[UTIL] = base[i] + step, util
+                    moves[space.repair(g)] = None
+    if pairs:
+        ordinal = [i for i in mutable if i not in CATEGORICAL]
+        for a, b in itertools.combinations(ordinal, 2):
+            for da, db in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                va, vb = base[a] + da, base[b] + db
+                if 0 <= va < space.cardinalities[a] and 0 <= vb < space.cardinalities[b]:
+                    g = list(base)
+                    g[a], g[b] = va, vb
+                    moves[space.repair(g)] = None
+    moves.pop(base, None)
+    return list(moves)
+
+
 def run_ga(
     space: SearchSpace,
     evaluator: Evaluator,
@@ -487,37 +521,6 @@ def run_ga(
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
 
-    def neighbours(base: Genome, pairs: bool) -> list[Genome]:
-        """Every other value of every gene, and a +-1 step of a parallelism gene with every
-        memory fraction (a layout's weights per device decide which fractions leave KV room: 70B
-        int8 on TP1 fits an 80 GB device only at 0.95); with `pairs`, also +-1 steps of two
-        ordinal genes at once (coupled genes: sequences per rank x attention DP, tp x replicas)."""
-        moves: dict[Genome, None] = {}
-        for i in variation.mutable:
-            for value in range(space.cardinalities[i]):
-                if value != base[i]:
-                    moves[space.repair([*base[:i], value, *base[i + 1 :]])] = None
-        if UTIL in variation.mutable:
-            for i in PARALLELISM & set(variation.mutable):
-                for step in (-1, 1):
-                    if not 0 <= base[i] + step < space.cardinalities[i]:
-                        continue
-                    for util in range(space.cardinalities[UTIL]):
-                        g = list(base)
-                        g[i], g[UTIL] = base[i] + step, util
-                        moves[space.repair(g)] = None
-        if pairs:
-            ordinal = [i for i in variation.mutable if i not in CATEGORICAL]
-            for a, b in itertools.combinations(ordinal, 2):
-                for da, db in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                    va, vb = base[a] + da, base[b] + db
-                    if 0 <= va < space.cardinalities[a] and 0 <= vb < space.cardinalities[b]:
-                        g = list(base)
-                        g[a], g[b] = va, vb
-                        moves[space.repair(g)] = None
-        moves.pop(base, None)
-        return list(moves)
-
     def climb_starts() -> list[tuple[Candidate, bool]]:
         """(start, pairs) of each climber: the best candidate of each engine and weight format,
         and of each TP of the leading format, climb by single-gene moves; the leader also moves
@@ -554,7 +557,7 @@ def run_ga(
         for _ in range(settings.polish):
             if not climbers or cancelled():
                 break
-            moves = {c.genome: neighbours(c.genome, pairs) for c, pairs in climbers}
+            moves = {c.genome: local_moves(space, c.genome, pairs) for c, pairs in climbers}
             batch = list(dict.fromkeys(g for gs in moves.values() for g in gs))
             if not batch:
                 break
