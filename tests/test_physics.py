@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.errors import BudsimError
 from budsim.core.memory import plan_memory, weights_bytes_per_device
-from budsim.core.predict import _step_model, predict, predict_physics, resolve
+from budsim.core.predict import predict, predict_physics, resolve, step_model
 
 LLAMA8 = "meta-llama/Llama-3.1-8B"
 LLAMA70 = "meta-llama/Llama-3.1-70B"
@@ -90,7 +90,7 @@ def test_decode_step_never_beats_reading_the_weights(
 ) -> None:
     d = dep(model, hardware, tp=tp, weight_dtype=dtype)
     r = resolve(d)
-    step = _step_model(d)
+    step = step_model(d)
     weights = weights_bytes_per_device(r.model, r.deployment)
     floor = weights / (r.device.memory_bw_gbs * 1e9)
     for batch in (1, 8, 64):
@@ -106,7 +106,7 @@ def test_prefill_never_beats_peak_compute() -> None:
     r = resolve(d)
     tokens = 8192
     flops = 2 * r.model.active_params * tokens
-    t = _step_model(d)(0, 0, tokens, tokens * tokens / 2, 1).total
+    t = step_model(d)(0, 0, tokens, tokens * tokens / 2, 1).total
     assert t >= flops / (r.device.peak_tflops("bf16") * 1e12)
 
 
@@ -161,7 +161,7 @@ def test_tp_must_divide_heads_for_vllm() -> None:
 
 def test_sglang_pads_heads_that_tp_does_not_divide() -> None:
     # 32 heads over tp=3: each device computes ceil(32 / 3) = 11 heads (one padded)
-    step = _step_model(dep(engine="sglang", tp=3))
+    step = step_model(dep(engine="sglang", tp=3))
     assert {g.heads for g in step.groups} == {11.0}
     pred = predict_physics(dep(engine="sglang", tp=3), Workload(input_len=64, output_len=8))
     assert pred.fits and pred.ttft_ms_mean
@@ -236,7 +236,7 @@ def test_an_idle_engine_starts_on_the_first_request_alone() -> None:
     mean, _, slowest = weighted_summary(res.ttft)  # type: ignore[attr-defined]
     first = min(res.ttft.values)  # type: ignore[attr-defined]
     d = dep(engine="trtllm")
-    alone = _step_model(d)(0, 0, 3188, 3188 * 3189 / 2, 1).total
+    alone = step_model(d)(0, 0, 3188, 3188 * 3189 / 2, 1).total
     extra = resolve(d).engine.request_overhead_ms * 1e-3
     assert first == pytest.approx(alone + extra, rel=1e-6)
     assert slowest > first + alone * 0.5
@@ -249,7 +249,7 @@ def test_prefill_dispatch_across_nodes_sends_each_token_once_per_remote_node() -
     from budsim.core.steptime import A2A_EFFICIENCY
 
     d = dep(DSV3, engine="sglang", tp=1, dp=16, ep=16)  # 16 ranks, 8 per node
-    step = _step_model(d)
+    step = step_model(d)
     tokens = 4096
     decode = step(tokens, tokens * 1000.0, 0, 0.0, 0).communication
     prefill = step(0, 0.0, tokens, tokens * 4097 / 2 / 16, 16).communication
@@ -260,7 +260,7 @@ def test_prefill_dispatch_across_nodes_sends_each_token_once_per_remote_node() -
     expected = 58 * per_token * (copies - once) * tokens / 16  # 58 MoE layers, 16 ranks
     assert decode - prefill == pytest.approx(expected, rel=1e-6)
     # inside one node both kernels send a copy per expert
-    one_node = _step_model(dep(DSV3, engine="sglang", tp=1, dp=8, ep=8))
+    one_node = step_model(dep(DSV3, engine="sglang", tp=1, dp=8, ep=8))
     assert one_node(tokens, tokens * 1000.0, 0, 0.0, 0).communication == pytest.approx(
         one_node(0, 0.0, tokens, tokens * 4097 / 2 / 8, 8).communication
     )
@@ -271,8 +271,8 @@ def test_a_lone_prompt_under_attention_dp_runs_on_one_rank() -> None:
     prompt on 8 ranks takes far longer than 8 prompts of 512 (one per rank), and less than on one
     GPU holding every expert (its experts still spread over the 8)."""
     qwen = "Qwen/Qwen3-235B-A22B"
-    spread = _step_model(dep(qwen, "h200-sxm", engine="sglang", dp=8, ep=8))
-    single = _step_model(dep(qwen, "h200-sxm", engine="sglang"))
+    spread = step_model(dep(qwen, "h200-sxm", engine="sglang", dp=8, ep=8))
+    single = step_model(dep(qwen, "h200-sxm", engine="sglang"))
     tokens = 4096
     lone = spread(0, 0.0, tokens, tokens * (tokens + 1) / 2, 1).total
     balanced = spread(0, 0.0, tokens, 8 * 512 * 513 / 2, 8).total
@@ -291,7 +291,7 @@ def test_trtllm_reserves_whole_requests_and_never_preempts() -> None:
     for engine in ("trtllm", "vllm"):
         d = dep(engine=engine)
         results[engine] = simulate_serving(
-            _step_model(d),
+            step_model(d),
             resolve(d).engine,
             w,
             kv_capacity_tokens=room * (isl + osl),
@@ -341,7 +341,7 @@ def _simulate(
 
     d = dep(engine=engine, **kw)
     r = resolve(d)
-    step = _step_model(d)
+    step = step_model(d)
     calls = [0]
 
     def counted(*args: float) -> object:

@@ -139,7 +139,7 @@ def resolve(dep: Deployment) -> Resolved:
     return Resolved(model, device, engine, full)
 
 
-def _step_model(dep: Deployment) -> StepTimeModel:
+def step_model(dep: Deployment) -> StepTimeModel:
     """The step-time model of `dep`, shared by deployments that differ only in knobs it ignores."""
     return _step_model_for(_physics_key(resolve(dep).deployment))
 
@@ -183,7 +183,7 @@ def _simulate(
         _SIM_CACHE.move_to_end(key)
         return hit
     result = simulate_serving(
-        _step_model(dep),
+        step_model(dep),
         engine,
         workload,
         kv_capacity_tokens=kv if kv >= 0 else 2**62,

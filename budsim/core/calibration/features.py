@@ -23,7 +23,7 @@ from ..dtypes import COMPUTE_DTYPE, kv_bytes, weight_bytes
 from ..engines import ENGINE_IDS
 from ..errors import BudsimError
 from ..memory import resolve_kv_dtype
-from ..steptime import StepTimeModel
+from ..predict import step_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,20 +165,6 @@ def workload_version_status(workload: Workload) -> float:
 _N_DEP = len(_DEPLOYMENT_FEATURES)
 _DEP_CACHE: dict[Deployment, list[float]] = {}
 _DEP_CACHE_MAX = 8192
-_STEP_CACHE: dict[Deployment, StepTimeModel] = {}
-
-
-def _step_model(resolved: Resolved) -> StepTimeModel:
-    """The step-time model of a resolved deployment (cached: the case features reuse it)."""
-    dep = resolved.deployment
-    step = _STEP_CACHE.get(dep)
-    if step is None:
-        if len(_STEP_CACHE) >= _DEP_CACHE_MAX:
-            _STEP_CACHE.clear()
-        step = _STEP_CACHE[dep] = StepTimeModel(
-            resolved.model, resolved.device, resolved.engine, dep
-        )
-    return step
 
 
 def monotone_vector(family: str) -> list[int]:
@@ -205,7 +191,7 @@ def deployment_features(resolved: Resolved) -> list[float]:
     not_full = sum(
         n for spec, n in model.layer_groups if spec.attention != "full" or spec.window is not None
     )
-    step = _step_model(resolved)
+    step = step_model(resolved.deployment)
     dec1 = step(1, 1024.0, 0, 0.0, 0)
     dec64 = step(64, 64 * 1024.0, 0, 0.0, 0)
     pf = step(0, 0.0, 2048, 2048 * 2049 / 2.0, 1)
@@ -273,7 +259,7 @@ def isolated_ttft_ms(resolved: Resolved, input_len: int) -> float:
     cached = _ALONE_CACHE.get(key)
     if cached is not None:
         return cached
-    step = _step_model(resolved)
+    step = step_model(dep)
     budget = max(1, dep.max_num_batched_tokens or resolved.engine.default_max_num_batched_tokens)
     done, seconds = 0, 0.0
     while done < input_len:

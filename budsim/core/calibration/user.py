@@ -354,11 +354,17 @@ def calibrate(
     return save(content, directory or store.user_dir())
 
 
-def base_name(kind: str) -> str:
-    """What a user calibration of this hardware kind corrects on top of: the shipped models
-    (`pretrained/cuda@<hash>`) where they cover TTFT and TPOT, else the physics."""
+def _base_models(kind: str) -> store.ModelSet | None:
+    """The shipped models a user calibration of this hardware kind corrects on top of: those of
+    the kind where they cover TTFT and TPOT, else none (the physics)."""
     pre = store.pretrained(kind)
-    return pre.name if pre is not None and pre.covers(USER_FAMILIES) else "physics"
+    return pre if pre is not None and pre.covers(USER_FAMILIES) else None
+
+
+def base_name(kind: str) -> str:
+    """`pretrained/cuda@<hash>` or `physics`: what `_base_models` gives, by name."""
+    pre = _base_models(kind)
+    return pre.name if pre is not None else "physics"
 
 
 def fit_points(
@@ -391,9 +397,8 @@ def fit_points(
             raise BudsimError(f"{point.file}: the deployment does not fit ({reason})")
         x = feature_list(resolved, workload, pred)
         base = {fam: 0.0 for fam in USER_FAMILIES}
-        if base_name(resolved.device.kind) != "physics":
-            pre = store.pretrained(resolved.device.kind)
-            assert pre is not None  # base_name found it
+        pre = _base_models(resolved.device.kind)
+        if pre is not None:
             res = pre.predict(USER_FAMILIES, np.asarray(x, dtype=np.float32))
             base = {fam: res[fam][0] for fam in USER_FAMILIES}
         row: dict[str, Any] = {**asdict(point), "residual": {}}

@@ -523,7 +523,7 @@ def run_ga(
 
     def climb_starts() -> list[tuple[Candidate, bool]]:
         """(start, pairs) of each climber: the best candidate of each engine and weight format,
-        and of each TP of the leading format, climb by single-gene moves; the leader also moves
+        and of each TP of the leading format, climb by `local_moves`; the leader's also include
         coupled genes in pairs."""
         if not leader:
             return []
