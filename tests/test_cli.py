@@ -87,6 +87,25 @@ def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
     assert len(named) == 1 and named[0].strip(), "\n".join(lines)
 
 
+def test_predict_table_shows_the_bands_of_the_json_output() -> None:
+    from budsim.core.report import band_text
+
+    args = ["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm", "--concurrency", "8"]
+    args += ["--input-len", "512", "--output-len", "64"]
+    lines = run_at_80_columns("predict", *args)
+    data = json.loads(
+        subprocess.run(
+            [*BUDSIM, "predict", *args, "--json"], capture_output=True, text=True, timeout=120
+        ).stdout
+    )
+    for label, key in (("TTFT ms", "ttft_ms_mean"), ("TPOT ms", "tpot_ms_mean")):
+        band = band_text(data, key)
+        assert data[f"{key}_lo"] < data[f"{key}_hi"]
+        row = next(line for line in lines if line.strip().startswith(label))
+        assert row.rstrip().endswith(band), (row, band)
+    assert f"out tok/s 80 % band: {band_text(data, 'output_tok_s')}" in lines
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -138,30 +138,17 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json(result)
             return
+        from budsim.core.report import band_text
+
         rows = [
             (
-                "TTFT ms",
-                result["ttft_ms_mean"],
-                result["ttft_ms_p50"],
-                result["ttft_ms_p90"],
-                result["ttft_ms_p99"],
-            ),
-            (
-                "TPOT ms",
-                result["tpot_ms_mean"],
-                result["tpot_ms_p50"],
-                result["tpot_ms_p90"],
-                result["tpot_ms_p99"],
-            ),
-            (
-                "E2E s",
-                result["e2e_s_mean"],
-                result["e2e_s_p50"],
-                result["e2e_s_p90"],
-                result["e2e_s_p99"],
-            ),
+                label,
+                *(result[f"{key}_{stat}"] for stat in ("mean", "p50", "p90", "p99")),
+                band_text(result, f"{key}_mean") or "-",
+            )
+            for label, key in (("TTFT ms", "ttft_ms"), ("TPOT ms", "tpot_ms"), ("E2E s", "e2e_s"))
         ]
-        print_table("Latency", ("metric", "mean", "p50", "p90", "p99"), rows)
+        print_table("Latency", ("metric", "mean", "p50", "p90", "p99", "mean 80 % band"), rows)
         print_table(
             "Throughput and memory",
             (
@@ -185,5 +172,8 @@ def register(app: typer.Typer) -> None:
                 )
             ],
         )
+        throughput_band = band_text(result, "output_tok_s")
+        if throughput_band:
+            typer.echo(f"out tok/s 80 % band: {throughput_band}")
         # on a line of its own: a calibration id does not fit a column at 80 characters
         typer.echo(f"calibration: {result['calibration']}")

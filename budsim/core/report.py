@@ -88,10 +88,13 @@ def performance_rows(
         value = prediction.get(key)
         if value is None:
             continue
-        band_text = ""
-        if band:
-            lo, hi = prediction.get(f"{band}_lo"), prediction.get(f"{band}_hi")
-            if lo is not None and hi is not None:
-                band_text = f"{fmt(lo, 3)}–{fmt(hi, 3)}{suffix}"
-        out.append((label, fmt(value) + suffix, band_text))
+        out.append((label, fmt(value) + suffix, band_text(prediction, band, suffix) if band else ""))
     return out
+
+
+def band_text(prediction: Mapping[str, Any], key: str, suffix: str = "") -> str:
+    """The 80 % band of `key` as "lo–hi" ("" when the prediction carries none)."""
+    lo, hi = prediction.get(f"{key}_lo"), prediction.get(f"{key}_hi")
+    if lo is None or hi is None:
+        return ""
+    return f"{fmt(lo, 3)}–{fmt(hi, 3)}{suffix}"
