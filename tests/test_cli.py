@@ -202,15 +202,42 @@ def test_catalog_commands_json() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    ("command", "last_column"), [("hardware", "$/h"), ("models", "context"), ("engines", "tokens")]
-)
-def test_catalog_tables_keep_every_column_at_80_columns(command: str, last_column: str) -> None:
+CATALOG_HEADERS = {
+    "hardware": (
+        "id",
+        "kind",
+        "memory GB",
+        "bandwidth GB/s",
+        "bf16 TF",
+        "fp8 TF",
+        "per node",
+        "$/h",
+    ),
+    "models": ("id", "B", "active", "attn", "MoE", "dtype", "context"),
+    "engines": (
+        "engine",
+        "version",
+        "kind",
+        "scheduler",
+        "seqs",
+        "tokens",
+        "parallel",
+        "weights",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(CATALOG_HEADERS))
+def test_catalog_tables_keep_every_column_at_80_columns(command: str) -> None:
     """A table wider than the terminal folds its headers and cells; no column is cut off (the
-    hardware and model tables used to lose their last column at 80 columns)."""
+    hardware and model tables used to lose their last column at 80 columns), and headers break
+    between words only (the engines table used to print "paralleli" over "sm")."""
     lines = run_at_80_columns(command)
     rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
-    assert lines[rule - 1].split()[-1] == last_column
+    headers = CATALOG_HEADERS[command]
+    assert lines[rule - 1].split()[-1] == headers[-1].split()[-1]
+    header_words = " ".join(lines[1:rule]).split()
+    assert sorted(header_words) == sorted(" ".join(headers).split())
 
 
 def test_analyze_rejects_encoder_only_config(tmp_path: Path) -> None:

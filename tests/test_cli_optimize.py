@@ -130,6 +130,10 @@ def test_optimize_json_is_saved_and_runs_commands_work(tiny_model: str, tmp_path
     listed_text = runner.invoke(app, ["runs", "list", "--db", str(db)]).stdout
     # at the runner's 80 columns the short ids stay whole, for `runs show` / `export`
     assert run_id[:8] in listed_text and other["simulation_id"][:8] in listed_text
+    # nothing is cut to an ellipsis: columns that cannot fit are named instead
+    assert "…" not in listed_text and "completed" in listed_text
+    assert max(map(len, listed_text.splitlines())) <= 80
+    assert "not shown at this width: time" in listed_text
 
     deleted = runner.invoke(app, ["runs", "delete", run_id, "--db", str(db)])
     assert deleted.exit_code == 0 and run_id in deleted.stdout

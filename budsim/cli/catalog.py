@@ -105,20 +105,26 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json([asdict(p) | {"parallelism": sorted(p.parallelism)} for p in profiles])
             return
+        # The version's note ("0.11 (vllm-gaudi)") goes under the table: in a column it would
+        # take the room the weight formats need at 80 columns.
+        versions = [p.version.partition(" (") for p in profiles]
         print_table(
             "Engine profiles",
-            ("engine", "version", "kind", "weights", "parallelism", "scheduler", "seqs", "tokens"),
+            ("engine", "version", "kind", "scheduler", "seqs", "tokens", "parallel", "weights"),
             [
                 (
                     p.id,
-                    p.version,
+                    version,
                     p.kind,
-                    " ".join(p.quantizations),
-                    " ".join(sorted(p.parallelism)),
                     p.scheduler,
                     p.default_max_num_seqs,
                     p.default_max_num_batched_tokens,
+                    " ".join(sorted(p.parallelism)),
+                    " ".join(p.quantizations),
                 )
-                for p in profiles
+                for p, (version, _, _) in zip(profiles, versions, strict=True)
             ],
         )
+        for p, (version, _, note) in zip(profiles, versions, strict=True):
+            if note:
+                typer.echo(f"{p.id} {version} on {p.kind}: {note.rstrip(')')}")

@@ -18,6 +18,8 @@ import typer
 from budsim.core.errors import BudsimError
 from budsim.core.report import fmt, layout_text, performance_rows, weights_text
 
+from .output import print_table
+
 OBJECTIVES = ("throughput", "latency", "cost", "goodput")
 
 
@@ -122,25 +124,11 @@ def render_constraints(console: Any, checks: Sequence[Mapping[str, Any]]) -> Non
 def render_candidates(
     console: Any, candidates: Sequence[Mapping[str, Any]], *, title: str, show_miss: bool = False
 ) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("#", "right"),
-        ("engine", "left"),
-        ("layout", "left"),
-        ("weights", "left"),
-        ("KV", "left"),
-        ("seqs", "right"),
-        ("tok/s/dev", "right"),
-        ("tok/s/user", "right"),
-        ("TTFT p50 ms", "right"),
-        ("TPOT p50 ms", "right"),
-        ("$/1M tok", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    columns = ["#", "engine", "layout", "weights", "KV", "seqs", "tok/s/dev", "tok/s/user"]
+    columns += ["TTFT p50 ms", "TPOT p50 ms", "$/1M tok"]
     if show_miss:
-        table.add_column("misses")
+        columns.append("misses")
+    rows = []
     for i, c in enumerate(candidates, 1):
         cfg = c.get("configuration") or {}
         perf = c.get("predicted_performance") or {}
@@ -167,8 +155,14 @@ def render_candidates(
                 if not ch.get("met")
             ]
             row.append("; ".join(misses))
-        table.add_row(*row)
-    console.print(table)
+        rows.append(row)
+    print_table(
+        title,
+        columns,
+        rows,
+        optional=("$/1M tok", "tok/s/user", "KV", "seqs", "TPOT p50 ms"),
+        console=console,
+    )
 
 
 def register(app: typer.Typer) -> None:

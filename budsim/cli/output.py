@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import typer
 
 from budsim.core.report import fmt
+
+# a cell that reads as a number or a range ("1,234", "0.5", "3.5s", "12–15", "-"): such
+# columns align right
+_NUM = r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?"
+NUMBER = re.compile(rf"^(-|{_NUM}(–{_NUM})?\s?[a-zA-Z%]{{0,2}})$")
 
 
 def _clean(value: Any) -> Any:
@@ -26,42 +32,72 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(_clean(data), indent=2, default=str))
 
 
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    optional: Sequence[str] = (),
+    console: Any = None,
+) -> None:
+    """A rich table that fits the terminal. `optional` names columns, least useful first, that
+    are left out (and named under the table) while the table cannot fit even with every column
+    folded to its longest word."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     # Narrow terminals (80 columns in tmux) fold long values instead of cutting them off. Rich
-    # crops the right-hand columns of a table it cannot fit, so the widths are set here: at most
-    # the natural ones; when those do not fit, headers and multi-word cells break between words
-    # and the first column (names) folds into what the others leave.
+    # crops the right-hand columns of a table it cannot fit, so the widths are set here: the
+    # natural ones where they fit; otherwise the columns with the most room to give narrow one
+    # character at a time, down to their longest word (headers and multi-word cells then break
+    # between words), and only if that is still too wide does the widest column fold words.
     cells = [[fmt(v) for v in row] for row in rows]
-    console = Console()
+    console = console or Console()
+    columns = list(columns)
+
+    # measured as shown: without the rich markup a cell may carry (a coloured status)
+    plain = [[Text.from_markup(c).plain if "[" in c else c for c in row] for row in cells]
 
     def longest_word(text: str) -> int:
         return max((len(w) for w in text.split()), default=0)
 
-    def widths(header: Callable[[str], int], cell: Callable[[str], int]) -> list[int]:
-        return [max([header(col), *(cell(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    def widths(measure: Callable[[str], int]) -> list[int]:
+        return [
+            max([measure(col), *(measure(r[i]) for r in plain)]) for i, col in enumerate(columns)
+        ]
 
-    # each column costs its text, one space of padding either side and the divider
-    budget = console.width - 3 * len(columns) + 1
-    fit = widths(len, len)
-    breaks = sum(fit) > budget
-    if breaks:
-        fit = widths(longest_word, longest_word)
-    fit[0] = max(10, min(fit[0], budget - sum(fit[1:])))
-    while sum(fit) > budget and max(fit) > 4:  # still too wide: the widest column folds words
+    def budget() -> int:  # each column costs its text, one space of padding either side, a divider
+        return console.width - 3 * len(columns) + 1
+
+    hidden = []
+    for name in optional:
+        if sum(widths(longest_word)) <= budget():
+            break
+        i = columns.index(name)
+        hidden.append(columns.pop(i))
+        for row in (*cells, *plain):
+            del row[i]
+    fit, floor = widths(len), widths(longest_word)
+    while sum(fit) > budget():
+        slack = [w - f for w, f in zip(fit, floor, strict=True)]
+        if max(slack) <= 0:
+            break
+        fit[slack.index(max(slack))] -= 1
+    while sum(fit) > budget() and max(fit) > 4:  # still too wide: the widest column folds words
         fit[fit.index(max(fit))] -= 1
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for i, col in enumerate(columns):
         table.add_column(
-            col.replace(" ", "\n") if breaks else col,
+            col.replace(" ", "\n") if len(col) > fit[i] else col,
             overflow="fold",
-            justify="left" if i == 0 else "right",
+            justify="right" if i and all(NUMBER.match(r[i]) for r in plain) else "left",
             min_width=fit[i],
             max_width=fit[i],
         )
     for row in cells:
         table.add_row(*row)
     console.print(table)
+    if hidden:
+        console.print(f"not shown at this width: {', '.join(hidden)} (see --json)", style="dim")

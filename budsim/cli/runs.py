@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .output import echo_json
+from .output import echo_json, print_table
 
 DB_HELP = "Run store file (default $BUDSIM_DB or the XDG data dir)."
 
@@ -47,9 +47,6 @@ def register(app: typer.Typer) -> None:
         db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     ) -> None:
         """List saved runs, newest first."""
-        from rich.console import Console
-        from rich.table import Table
-
         from budsim.core.report import layout_text, weights_text
         from budsim.core.store import open_store
 
@@ -58,41 +55,36 @@ def register(app: typer.Typer) -> None:
         if json_out:
             echo_json(rows)
             return
-        console = Console()
         if not rows:
-            console.print("no saved runs yet; run `budsim optimize ...`")
+            typer.echo("no saved runs yet; run `budsim optimize ...`")
             return
-        table = Table(title=f"Runs ({len(rows)})", title_justify="left")
-        table.add_column("id", no_wrap=True, min_width=8)  # whole at 80 columns: it is copied
-        for col in (
-            "created",
-            "status",
-            "model",
-            "hardware",
-            "objective",
-            "best",
-            "tok/s/dev",
-        ):
-            table.add_column(col)
-        table.add_column("time", justify="right")
+        table_rows = []
         for r in rows:
             dep = r.get("best_deployment") or {}
             pred = r.get("best_prediction") or {}
             best = f"{dep.get('engine')} {layout_text(dep)} {weights_text(dep)}" if dep else "-"
             tps = pred.get("output_tok_s_per_device")
             duration = r.get("duration_s")
-            table.add_row(
-                str(r["id"])[:8],
-                _when(r.get("created_at")),
-                _status(r.get("status")),
-                str(r.get("model")),
-                f"{r.get('devices')} x {r.get('hardware')}",
-                str(r.get("objective")),
-                best,
-                f"{tps:,.1f}" if isinstance(tps, (int, float)) else "-",
-                f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
+            table_rows.append(
+                (
+                    str(r["id"])[:8],
+                    _when(r.get("created_at")),
+                    _status(r.get("status")),
+                    str(r.get("model")),
+                    f"{r.get('devices')} x {r.get('hardware')}",
+                    str(r.get("objective")),
+                    best,
+                    f"{tps:,.1f}" if isinstance(tps, (int, float)) else "-",
+                    f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
+                )
             )
-        console.print(table)
+        columns = ("id", "created", "status", "model", "hardware", "objective", "best")
+        print_table(
+            f"Runs ({len(rows)})",
+            (*columns, "tok/s per dev", "time"),
+            table_rows,
+            optional=("time", "objective", "created"),
+        )
 
     @runs.command("show")
     def show_cmd(
@@ -220,19 +212,22 @@ def register(app: typer.Typer) -> None:
             return
         a, b = data["runs"]
         console = Console()
-        head = Table(title="Runs", title_justify="left")
-        for col in ("", "id", "status", "model", "hardware", "objective"):
-            head.add_column(col)
-        for label, r in (("A", a), ("B", b)):
-            head.add_row(
-                label,
-                str(r["id"])[:8],
-                _status(r.get("status")),
-                str(r.get("model")),
-                f"{r.get('devices')} x {r.get('hardware')}",
-                str(r.get("objective")),
-            )
-        console.print(head)
+        print_table(
+            "Runs",
+            ("", "id", "status", "model", "hardware", "objective"),
+            [
+                (
+                    label,
+                    str(r["id"])[:8],
+                    _status(r.get("status")),
+                    str(r.get("model")),
+                    f"{r.get('devices')} x {r.get('hardware')}",
+                    str(r.get("objective")),
+                )
+                for label, r in (("A", a), ("B", b))
+            ],
+            console=console,
+        )
         cfg = Table(title="Best configuration", title_justify="left")
         for col in ("setting", "A", "B"):
             cfg.add_column(col)
