@@ -88,7 +88,9 @@ def performance_rows(
         value = prediction.get(key)
         if value is None:
             continue
-        out.append((label, fmt(value) + suffix, band_text(prediction, band, suffix) if band else ""))
+        out.append(
+            (label, fmt(value) + suffix, band_text(prediction, band, suffix) if band else "")
+        )
     return out
 
 
