@@ -199,6 +199,10 @@ def test_errors_exit_with_code_2(tiny_model: str, tmp_path: Path) -> None:
     proc = subprocess.run(bad_workers, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --workers must be >= 0, got -1"]
+    bursty_closed_loop = [*cmd[:-2], "--burstiness", "0.5"]
+    proc = subprocess.run(bursty_closed_loop, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "error: --burstiness shapes the arrivals of --rate" in proc.stderr
 
 
 def test_cli_modules_stay_light() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from budsim.core.errors import BudsimError
-from budsim.core.report import fmt, layout_text, performance_rows, weights_text
+from budsim.core.report import fmt, layout_text, performance_rows, weights_text, workload_text
 
 from .output import print_table
 
@@ -187,7 +187,15 @@ def register(app: typer.Typer) -> None:
         concurrency: int | None = typer.Option(
             None, "--concurrency", "-c", help="Closed loop: requests in flight."
         ),
-        rate: float | None = typer.Option(None, "--rate", help="Open loop: Poisson requests/s."),
+        rate: float | None = typer.Option(
+            None, "--rate", help="Open loop: requests/s (Poisson unless --burstiness)."
+        ),
+        burstiness: str | None = typer.Option(
+            None,
+            "--burstiness",
+            help="With --rate: gamma shape of the arrival gaps, as vllm bench serve "
+            "--burstiness (1 Poisson, <1 bursty, >1 more even).",
+        ),
         batch_size: int | None = typer.Option(
             None, "--batch-size", help="Static batch (benchmark_latency style)."
         ),
@@ -236,8 +244,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Find the best deployment (engine, parallelism, quantisation, batching) for a workload."""
+        from dataclasses import asdict
+
         from rich.console import Console
 
+        from budsim.core.cases import parse_burstiness
         from budsim.core.deployment import Workload
         from budsim.core.search.ga import GASettings
         from budsim.core.search.optimize import (
@@ -250,6 +261,8 @@ def register(app: typer.Typer) -> None:
         loads = [x is not None for x in (concurrency, rate, batch_size)]
         if sum(loads) != 1:
             raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
+        if burstiness is not None and rate is None:
+            raise BudsimError("--burstiness shapes the arrivals of --rate; give --rate too")
         if workers < 0:
             raise BudsimError(f"--workers must be >= 0, got {workers}")
         workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -267,6 +280,7 @@ def register(app: typer.Typer) -> None:
                 input_len=input_len,
                 output_len=output_len,
                 rate=rate,
+                burstiness=parse_burstiness(burstiness),
                 num_requests=num_requests,
             )
         else:
@@ -379,8 +393,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(response, indent=2, default=str))
             return
         title = (
-            f"{model} on {devices} x {hardware} · {workload.scenario} "
-            f"{workload.load:g} · ISL {input_len} / OSL {output_len} · objective {objective}"
+            f"{model} on {devices} x {hardware} · {workload_text(asdict(workload))} · "
+            f"objective {objective}"
         )
         render_result(out, response, title=title)
         sys.stdout.flush()

@@ -114,7 +114,12 @@ def register(app: typer.Typer) -> None:
         scenario: str = typer.Option(None, help="concurrency | static | rate"),
         concurrency: str = typer.Option(None, help="Requests in flight (closed loop)."),
         batch_size: str = typer.Option(None, help="Static batch size."),
-        rate: str = typer.Option(None, help="Poisson arrival rate, requests/s."),
+        rate: str = typer.Option(None, help="Arrival rate, requests/s (Poisson by default)."),
+        burstiness: str = typer.Option(
+            None,
+            help="Gamma shape of the arrival gaps, as vllm bench serve --burstiness: "
+            "1 Poisson, <1 bursty, >1 more even.",
+        ),
         input_len: str = typer.Option(None, help="Input tokens per request."),
         output_len: str = typer.Option(None, help="Output tokens per request."),
         max_num_seqs: str = typer.Option(None, help="Engine max sequences (default: engine's)."),

@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from budsim.cli.optimize import render_candidates, render_result
+        from budsim.core.report import workload_text
         from budsim.core.store import open_store
 
         with open_store(db) as store:
@@ -141,8 +142,7 @@ def register(app: typer.Typer) -> None:
         )
         console.print(
             f"{run.get('model')} on {run.get('devices')} x {run.get('hardware')} · "
-            f"{wl.get('scenario')} · ISL {wl.get('input_len')} / OSL {wl.get('output_len')} · "
-            f"objective {run.get('objective')}"
+            f"{workload_text(wl)} · objective {run.get('objective')}"
         )
         if run.get("error"):
             console.print(f"[red]{run['error']}[/red]")

@@ -30,6 +30,7 @@ CASE_COLUMNS = (
     "concurrency",
     "batch_size",
     "rate",
+    "burstiness",
     "input_len",
     "output_len",
     "max_num_seqs",
@@ -69,6 +70,12 @@ def _float(fields: Mapping[str, Any], name: str, default: float | None) -> float
     return number
 
 
+def parse_burstiness(value: Any) -> float:
+    """The gamma shape of the arrival gaps (blank = 1, Poisson)."""
+    number = _float({"burstiness": value}, "burstiness", 1.0)
+    return 1.0 if number is None else number
+
+
 def _str(fields: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
     value = fields.get(name)
     return default if _blank(value) else str(value).strip()
@@ -95,6 +102,8 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
     scenario = scenario.lower()
     if scenario not in SCENARIOS:
         raise BudsimError(f"unknown scenario {scenario!r}; choose concurrency, static or rate")
+    if scenario != "rate" and not _blank(fields.get("burstiness")):
+        raise BudsimError("burstiness shapes the arrivals of the rate scenario; give a rate")
     dep = Deployment(
         model=str(_str(fields, "model")),
         hardware=str(_str(fields, "hardware")),
@@ -117,6 +126,7 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         concurrency=_int(fields, "concurrency", 1) or 1,
         batch_size=_int(fields, "batch_size", 1) or 1,
         rate=_float(fields, "rate", 1.0) or 1.0,
+        burstiness=parse_burstiness(fields.get("burstiness")),
     )
     dep.validate()
     workload.validate()

@@ -78,7 +78,9 @@ class Workload:
 
     - concurrency: closed loop, `concurrency` requests always in flight (vllm bench serve --max-concurrency)
     - static: `batch_size` requests at t=0, run to completion (benchmark_latency)
-    - rate: Poisson arrivals at `rate` requests/s
+    - rate: arrivals at `rate` requests/s with gamma-distributed gaps of shape `burstiness`, as
+      `vllm bench serve --burstiness` and AIPerf's `--arrival-smoothness` draw them: 1 = Poisson,
+      below 1 burstier, above 1 more regular (100: gaps within about 10 % of 1/rate)
     `*_len_spread` > 0 draws lengths uniformly in [len*(1-spread), len*(1+spread)].
     """
 
@@ -88,6 +90,7 @@ class Workload:
     concurrency: int = 1
     batch_size: int = 1
     rate: float = 1.0
+    burstiness: float = 1.0
     num_requests: int | None = None  # None = enough for steady state
     input_len_spread: float = 0.0
     output_len_spread: float = 0.0
@@ -126,6 +129,14 @@ class Workload:
             or self.rate <= 0
         ):
             raise BudsimError(f"rate must be a positive number of requests/s, got {self.rate!r}")
+        if (
+            not isinstance(self.burstiness, (int, float))
+            or not math.isfinite(self.burstiness)
+            or self.burstiness <= 0
+        ):
+            raise BudsimError(
+                f"burstiness must be a positive number (1 = Poisson), got {self.burstiness!r}"
+            )
         for name in ("input_len_spread", "output_len_spread"):
             spread = getattr(self, name)
             if not (0.0 <= spread < 1.0):

@@ -214,7 +214,17 @@ def replica_workload(workload: Workload, replicas: int) -> Workload:
         concurrency=max(1, math.ceil(workload.concurrency / replicas)),
         batch_size=max(1, math.ceil(workload.batch_size / replicas)),
         rate=workload.rate / replicas,
+        burstiness=thinned_burstiness(workload.burstiness, replicas),
     )
+
+
+def thinned_burstiness(burstiness: float, replicas: int) -> float:
+    """The gamma shape of the arrivals one of `replicas` replicas sees when a router picks a
+    replica at random for each request (LiteLLM's simple-shuffle, as exported). Random thinning
+    with p = 1/replicas gives gaps with squared coefficient of variation p/k + 1 - p; the shape
+    matches that (1 stays 1: a thinned Poisson process is Poisson)."""
+    p = 1.0 / replicas
+    return 1.0 / (p / burstiness + 1.0 - p)
 
 
 def predict_physics(dep: Deployment, workload: Workload) -> Prediction:

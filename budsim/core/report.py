@@ -46,6 +46,17 @@ def weights_text(config: Mapping[str, Any], auto: str = "ckpt") -> str:
     return auto if w == "auto" else str(w)
 
 
+def workload_text(workload: Mapping[str, Any]) -> str:
+    """concurrency 32 · ISL 1024 / OSL 256 style (a rate names a burstiness other than 1)."""
+    scenario = workload.get("scenario") or "concurrency"
+    load = workload.get({"rate": "rate", "static": "batch_size"}.get(scenario, "concurrency"))
+    text = f"{scenario} {fmt(load)}"
+    burstiness = workload.get("burstiness")
+    if scenario == "rate" and burstiness not in (None, 1, 1.0):
+        text += f" (burstiness {fmt(burstiness)})"
+    return f"{text} · ISL {workload.get('input_len')} / OSL {workload.get('output_len')}"
+
+
 # (label, key, band prefix or None)
 PERFORMANCE: tuple[tuple[str, str, str | None], ...] = (
     ("TTFT mean", "ttft_ms_mean", "ttft_ms_mean"),

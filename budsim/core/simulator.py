@@ -137,6 +137,15 @@ def _lengths(workload: Workload, rng: random.Random) -> tuple[int, int]:
     return isl, osl
 
 
+def arrival_gap(rng: random.Random, rate: float, burstiness: float) -> float:
+    """One gap between arrivals at `rate`/s: gamma with shape `burstiness` and mean 1/rate, as
+    vLLM's and AIPerf's benchmark clients draw it (1: exponential, a Poisson process; the larger,
+    the more even: the gaps' coefficient of variation is 1/sqrt(burstiness))."""
+    if burstiness == 1.0:
+        return rng.expovariate(rate)
+    return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
+
+
 def default_num_requests(workload: Workload) -> int:
     if workload.num_requests:
         return workload.num_requests
@@ -253,7 +262,7 @@ def simulate_serving(
         t = 0.0
         assert rng is not None  # made for the rate scenario
         for _ in range(total):
-            t += rng.expovariate(workload.rate)
+            t += arrival_gap(rng, workload.rate, workload.burstiness)
             new_cohort(t, 1)
 
     # --- engine state ---------------------------------------------------------------------------

@@ -108,6 +108,9 @@ class SetupValues:
     mutation: str = "0.2"
     exhaustive: bool = False
     allow_network: bool = False
+    # Workload settings of a stored run that the form has no field for (set by the CLI: arrival
+    # burstiness, request count, length spreads), kept as they were when it is re-run.
+    workload_extra: tuple[tuple[str, Any], ...] = ()
 
     def with_(self, **changes: Any) -> SetupValues:
         return replace(self, **changes)
@@ -300,21 +303,13 @@ def check_form(
 
     assert devices is not None and input_len is not None and output_len is not None
     assert population is not None and generations is not None and scenario is not None
+    shape = {"input_len": input_len, "output_len": output_len, **dict(values.workload_extra)}
     if scenario == "rate":
-        workload = Workload(
-            scenario="rate", input_len=input_len, output_len=output_len, rate=load_rate or 1.0
-        )
+        workload = Workload(scenario="rate", rate=load_rate or 1.0, **shape)
     elif scenario == "static":
-        workload = Workload(
-            scenario="static", input_len=input_len, output_len=output_len, batch_size=load_int or 1
-        )
+        workload = Workload(scenario="static", batch_size=load_int or 1, **shape)
     else:
-        workload = Workload(
-            scenario="concurrency",
-            input_len=input_len,
-            output_len=output_len,
-            concurrency=load_int or 1,
-        )
+        workload = Workload(scenario="concurrency", concurrency=load_int or 1, **shape)
     try:
         request = OptimizationRequest(
             model=model,
@@ -347,6 +342,9 @@ def check_form(
     return FormCheck(request, {})
 
 
+KEPT_WORKLOAD = ("burstiness", "num_requests", "input_len_spread", "output_len_spread", "seed")
+
+
 def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
     """Field values from a stored request (`OptimizationRequest.to_dict()`), for re-running a run."""
 
@@ -356,6 +354,8 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
         return str(value)
+
+    from budsim.core.deployment import Workload
 
     workload = dict(inputs.get("workload") or {})
     scenario = str(workload.get("scenario") or "concurrency")
@@ -394,6 +394,11 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         crossover=text(ga_value("crossover_probability", "crossover", default=0.8)),
         mutation=text(ga_value("mutation_probability", "mutation", default=0.2)),
         exhaustive=bool(inputs.get("exhaustive", False)),
+        workload_extra=tuple(
+            (key, workload[key])
+            for key in KEPT_WORKLOAD
+            if workload.get(key) not in (None, getattr(Workload(), key))
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     layout_text,
     performance_rows,
     weights_text,
+    workload_text,
 )
 
 TARGET_INFO: dict[str, tuple[str, str, float]] = {
@@ -119,13 +120,9 @@ class ResultView:
     @property
     def title(self) -> str:
         req = self.request
-        workload = req.get("workload") or {}
-        scenario = workload.get("scenario", "concurrency")
-        load = workload.get({"rate": "rate", "static": "batch_size"}.get(scenario, "concurrency"))
         return (
             f"{req.get('model')} on {req.get('devices')}× {req.get('hardware')} · "
-            f"{scenario} {fmt(load)} · ISL {workload.get('input_len')} / "
-            f"OSL {workload.get('output_len')} · target {self.target}"
+            f"{workload_text(req.get('workload') or {})} · target {self.target}"
         )
 
 

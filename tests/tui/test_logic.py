@@ -135,6 +135,24 @@ def test_values_round_trip_through_a_stored_request(catalog: Catalog) -> None:
     assert again is not None and again.to_dict() == request.to_dict()
 
 
+def test_rerun_keeps_workload_settings_the_form_has_no_field_for(catalog: Catalog) -> None:
+    """A run made by `budsim optimize --rate 5 --burstiness 0.5 --num-requests 300` keeps its
+    arrival shape and request count when it is re-run from the TUI's history."""
+    request = check_form(
+        SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5"), catalog
+    ).request
+    assert request is not None
+    stored = request.to_dict()
+    stored["workload"] |= {"burstiness": 0.5, "num_requests": 300}
+    back = values_from_inputs(stored)
+    again = check_form(back.with_(load="6"), catalog).request
+    assert again is not None
+    assert again.workload.burstiness == 0.5 and again.workload.num_requests == 300
+    assert again.workload.rate == 6.0
+    # a form-made run has nothing extra to keep
+    assert values_from_inputs(request.to_dict()).workload_extra == ()
+
+
 def test_result_view_and_why_text() -> None:
     response = load_json("response.json")
     view = view_from_response(response)

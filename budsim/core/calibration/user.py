@@ -3,16 +3,20 @@
 Supported result files (the format is detected from the content):
 
 - vLLM ``vllm bench serve --save-result`` JSON: ``mean_ttft_ms``, ``mean_tpot_ms``, ``completed``,
-  ``total_input_tokens``, ``total_output_tokens``, ``max_concurrency``, ``request_rate``;
+  ``total_input_tokens``, ``total_output_tokens``, ``max_concurrency``, ``request_rate``,
+  ``burstiness``;
 - SGLang ``python -m sglang.bench_serving --output-file`` JSONL (one run per line): the same
   ``mean_*_ms`` names plus ``mean_e2e_latency_ms``;
 - NVIDIA genai-perf ``profile_export_genai_perf.json`` and AIPerf ``profile_export_aiperf.json``:
   ``time_to_first_token``/``inter_token_latency`` objects with ``unit`` and ``avg``, the sequence
   lengths, and the load in ``input_config`` (genai-perf: ``concurrency``/``request_rate``; AIPerf:
-  ``loadgen.concurrency``/``loadgen.request_rate``);
+  ``loadgen.concurrency``/``loadgen.request_rate``, ``loadgen.arrival_pattern``/``arrival_smoothness``);
 - guidellm reports (``benchmarks.json``): one point per benchmark, from
   ``metrics.<name>.successful.mean`` and the strategy (``concurrent`` streams, ``synchronous``, or a
   ``constant``/``poisson`` rate).
+
+A rate point is simulated with the arrivals its tool drew: Poisson, vLLM's ``--burstiness`` gamma
+shape, AIPerf's gamma smoothness, and evenly spaced for a constant rate (CONSTANT_RATE_BURSTINESS).
 
 TPOT is the time per output token after the first in all tools (guidellm's and genai-perf's
 inter-token latency; guidellm's own ``time_per_output_token_ms`` includes the first token and is
@@ -68,6 +72,22 @@ class ResultPoint:
     e2e_ms: float | None = None
     output_tok_s: float | None = None
     model: str | None = None
+    burstiness: float = 1.0  # gamma shape of the arrival gaps (rate scenario; 1 = Poisson)
+
+
+# Evenly spaced arrivals (AIPerf's and guidellm's "constant" rate) as a gamma shape: gaps within
+# about 10 % of 1/rate, which queues like an exact constant rate.
+CONSTANT_RATE_BURSTINESS = 100.0
+
+
+def _arrivals(pattern: Any, smoothness: Any) -> float:
+    """The gamma shape of a load generator's arrival pattern (poisson / constant / gamma)."""
+    kind = str(pattern or "poisson").strip().lower()
+    if kind == "constant":
+        return CONSTANT_RATE_BURSTINESS
+    if kind == "gamma":
+        return _positive(smoothness) or 1.0
+    return 1.0
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -122,6 +142,7 @@ def _serve_point(d: Mapping[str, Any], file: str, tool: str) -> ResultPoint:
         e2e_ms=_positive(d.get("mean_e2e_latency_ms") or d.get("mean_e2el_ms")),
         output_tok_s=_positive(d.get("output_throughput")),
         model=str(d["model_id"]) if d.get("model_id") else None,
+        burstiness=_positive(d.get("burstiness")) or 1.0,  # vLLM's --burstiness
     )
 
 
@@ -147,11 +168,15 @@ def _perf_point(d: Mapping[str, Any], file: str) -> ResultPoint:
         tool = "aiperf"
         lg = loadgen or {}
         scenario, conc, rate = _load(lg.get("concurrency"), lg.get("request_rate"), None)
+        # (older AIPerf releases name the pattern request_rate_mode)
+        pattern = lg.get("arrival_pattern") or lg.get("request_rate_mode")
+        burstiness = _arrivals(pattern, lg.get("arrival_smoothness"))
         endpoint = cfg.get("endpoint") or {}
         names = endpoint.get("model_names") if isinstance(endpoint, Mapping) else None
     else:
         tool = "genai-perf"
         scenario, conc, rate = _load(cfg.get("concurrency"), cfg.get("request_rate"), None)
+        burstiness = 1.0  # genai-perf's request rate is Poisson
         names = cfg.get("model")
     isl = _stat(d, "input_sequence_length")
     osl = _stat(d, "output_sequence_length")
@@ -172,6 +197,7 @@ def _perf_point(d: Mapping[str, Any], file: str) -> ResultPoint:
         e2e_ms=_stat(d, "request_latency"),
         output_tok_s=_positive(throughput.get("avg")) if isinstance(throughput, Mapping) else None,
         model=str(model) if model else None,
+        burstiness=burstiness,
     )
 
 
@@ -225,6 +251,7 @@ def _guidellm_points(d: Mapping[str, Any], file: str) -> list[ResultPoint]:
                 e2e_ms=latency * 1e3 if latency else None,
                 output_tok_s=_guidellm_mean(metrics, "output_tokens_per_second"),
                 model=str(model) if model else None,
+                burstiness=_arrivals(kind, None),
             )
         )
     return points
@@ -298,6 +325,7 @@ def _case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any]:
         case["concurrency"] = str(point.concurrency)
     else:
         case["rate"] = str(point.rate)
+        case["burstiness"] = str(point.burstiness)
     return parse_case(case)
 
 

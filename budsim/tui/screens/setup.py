@@ -185,6 +185,7 @@ class SetupScreen(BudsimScreen):
             target=choice("target"),
             exhaustive=exhaustive,
             allow_network=picker.online,
+            workload_extra=old.workload_extra,
             **ga,
         )
 
