@@ -16,7 +16,14 @@ from typing import Any
 import typer
 
 from budsim.core.errors import BudsimError
-from budsim.core.report import fmt, layout_text, performance_rows, weights_text, workload_text
+from budsim.core.report import (
+    count_text,
+    fmt,
+    layout_text,
+    performance_rows,
+    weights_text,
+    workload_text,
+)
 
 from .output import print_table
 
@@ -50,7 +57,7 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         best.add_row("engine", str(config.get("engine")))
         best.add_row(
             "parallelism",
-            f"{layout_text(config)}  ({config.get('devices')} devices, "
+            f"{layout_text(config)}  ({count_text(config.get('devices'), 'device')}, "
             f"{config.get('devices_per_replica')} per replica)",
         )
         best.add_row("weights", weights_text(config, auto="checkpoint"))

@@ -26,6 +26,11 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def count_text(n: Any, noun: str) -> str:
+    """ "1 device", "8 devices"."""
+    return f"{fmt(n)} {noun}" if n == 1 else f"{fmt(n)} {noun}s"
+
+
 def layout_text(config: Mapping[str, Any]) -> str:
     """TP2·PP2 ×3 style."""
     parts = [f"TP{config.get('tp', 1) or 1}"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     PERFORMANCE,
+    count_text,
     fmt,
     layout_text,
     performance_rows,

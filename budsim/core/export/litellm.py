@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..report import count_text
 from .common import (
     Artifact,
     EngineRun,
@@ -82,7 +83,7 @@ def config(
 
 def artifacts(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> list[Artifact]:
     doc, notes = config(plan, run, options)
-    title = f"{T.engine} {T.version}: config.yaml routing {plan.served_name} over {len(doc['model_list'])} replica(s)"
+    title = f"{T.engine} {T.version}: config.yaml routing {plan.served_name} over {count_text(len(doc['model_list']), 'replica')}"
     head = comment_block(header_lines(plan, title, notes))
     body = dump_yaml(doc)
     cfg = Artifact(CONFIG_FILE, head + body, "yaml", "litellm")

@@ -52,6 +52,7 @@ from ... import __version__
 from ..deployment import Deployment
 from ..dtypes import WEIGHT_DTYPES
 from ..errors import BudsimError
+from ..report import count_text
 
 DEVICE_KINDS = ("cuda", "rocm", "hpu", "cpu")
 QUANTISED = ("fp8", "int8", "int4", "nvfp4", "mxfp4")
@@ -239,7 +240,8 @@ def header_lines(plan: ExportPlan, what: str, notes: Sequence[str] = ()) -> list
         f"model: {plan.model} (served as {plan.served_name})",
         (
             f"hardware: {plan.hardware} ({plan.device_kind}, {plan.devices_per_node} per node), "
-            f"{dep.devices} devices = {dep.replicas} replica(s) x TP{dep.tp} PP{dep.pp} "
+            f"{count_text(dep.devices, 'device')} = {count_text(dep.replicas, 'replica')} "
+            f"x TP{dep.tp} PP{dep.pp} "
             f"DP{dep.dp} EP{dep.ep}"
         ),
         (

@@ -17,6 +17,7 @@ from ..views import (
     ResultView,
     Row,
     bar,
+    count_text,
     describe,
     fmt,
     kv_text,
@@ -231,7 +232,7 @@ class ResultsScreen(BudsimScreen):
         head.append(describe(cfg), style="bold")
         head.append("\n")
         head.append(
-            f"{cfg.get('devices')} devices ({layout_text(cfg)}) · "
+            f"{count_text(cfg.get('devices'), 'device')} ({layout_text(cfg)}) · "
             f"batched tokens {fmt(cfg.get('max_num_batched_tokens'))} · "
             f"memory fraction {fmt(cfg.get('gpu_memory_utilization'))} · "
             f"KV {kv_text(cfg)}"
