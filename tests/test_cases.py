@@ -23,6 +23,15 @@ def test_scenario_is_inferred_from_the_load_column() -> None:
     assert wl.scenario == "concurrency" and wl.concurrency == 8
 
 
+def test_two_loads_without_a_scenario_are_refused() -> None:
+    """`--batch-size 3 --concurrency 4` used to run the closed loop and drop the batch silently."""
+    with pytest.raises(BudsimError, match="give one load"):
+        parse_case({**BASE, "batch_size": "3", "concurrency": "4"})
+    # with the scenario named, the other columns may be filled (a CSV with every column)
+    _, wl = parse_case({**BASE, "scenario": "static", "batch_size": "3", "concurrency": "4"})
+    assert wl.scenario == "static" and wl.batch_size == 3
+
+
 def test_defaults_and_parallel_sizes() -> None:
     dep, _ = parse_case({**BASE, "tp": "4", "pp": "", "weight_dtype": "FP8"})
     assert (dep.tp, dep.pp, dep.dp, dep.ep) == (4, 1, 1, 1)

@@ -96,6 +96,10 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         raise BudsimError(f"unknown kv_dtype {kv!r}; choose auto or fp8")
     load_given = [n for n in ("concurrency", "batch_size", "rate") if not _blank(fields.get(n))]
     scenario = _str(fields, "scenario")
+    if scenario is None and len(load_given) > 1:
+        raise BudsimError(
+            f"give one load ({' or '.join(load_given)}), or the scenario that picks one of them"
+        )
     if scenario is None:
         inferred = {"concurrency": "concurrency", "batch_size": "static", "rate": "rate"}
         scenario = inferred[load_given[0]] if load_given else "concurrency"

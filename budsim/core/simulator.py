@@ -154,7 +154,9 @@ def default_num_requests(workload: Workload) -> int:
     if workload.scenario == "concurrency":
         # about ten requests per client, as benchmark runs are usually sized
         return min(max(10 * workload.concurrency, 64), 4096)
-    return 400
+    # Enough arrivals that their mean gap is within about 5 % of 1/rate: the relative error of
+    # the mean of n gamma gaps of shape k is 1/sqrt(k n).
+    return min(max(400, math.ceil(400 / workload.burstiness)), 4096)
 
 
 def simulate_serving(
