@@ -258,3 +258,59 @@ def test_analyze_rejects_encoder_only_config(tmp_path: Path) -> None:
     out = run("analyze", str(cfg))
     assert out.returncode == 2 and out.stderr.startswith("error:")
     assert out.stderr.strip().count("\n") == 0
+
+
+def test_cases_csv_from_a_spreadsheet_and_files_that_are_not_text(tmp_path: Path) -> None:
+    """A byte-order mark before the header (as spreadsheets save CSV) is read; a file that is not
+    UTF-8 ends in one line, for cases and for benchmark results alike."""
+    bom = tmp_path / "cases.csv"
+    bom.write_bytes(
+        b"\xef\xbb\xbfmodel,hardware,engine,input_len,output_len,concurrency\n"
+        b"meta-llama/Llama-3.1-8B,h100-sxm,vllm,128,32,2\n"
+    )
+    out = subprocess.run(
+        [*BUDSIM, "predict", "--cases", str(bom), "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ttft_ms_mean"] > 0
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    for args in (
+        ["predict", "--cases", str(binary), "--format", "jsonl"],
+        ["calibrate", "--results", str(binary), "--deployment", "model=m,hardware=h100-sxm"],
+        ["export", str(binary)],
+    ):
+        out = subprocess.run([*BUDSIM, *args], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2
+        assert out.stderr.startswith("error: ") and "UTF-8" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_an_unexpected_failure_still_ends_in_one_line() -> None:
+    """Whatever goes wrong inside a command, the user sees one line (and the traceback only with
+    BUDSIM_DEBUG=1)."""
+    code = (
+        "import sys, budsim.cli.predict as p, budsim.cli as c; "
+        "p._predict_fields = lambda fields: 1 / 0; "
+        "sys.argv = ['budsim', 'predict', '--model', 'm', '--hardware', 'h100-sxm']; c.main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "BUDSIM_DEBUG"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "error: unexpected ZeroDivisionError: division by zero (a budsim bug; run with "
+        "BUDSIM_DEBUG=1 for the traceback)"
+    ]
+    debug = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "BUDSIM_DEBUG": "1"},
+    )
+    assert "Traceback" in debug.stderr

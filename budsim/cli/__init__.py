@@ -7,6 +7,7 @@ Heavy imports stay inside the command functions so `budsim --help` starts fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -118,5 +119,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug still ends in one line; the traceback is there on request
+        if os.environ.get("BUDSIM_DEBUG"):
+            raise
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (a budsim bug; "
+            "run with BUDSIM_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -25,6 +25,8 @@ def _load_plan(source: str, rank: int | None, pareto: int | None, db: str | None
             doc = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise BudsimError(f"cannot read configuration {source}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise BudsimError(f"{source} is not UTF-8 text (a configuration JSON)") from None
         except json.JSONDecodeError as exc:
             raise BudsimError(
                 f"{source} is not valid JSON: {exc.msg} (line {exc.lineno})"

@@ -54,12 +54,22 @@ def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_cases(path: Path, fmt: str) -> None:
-    from budsim.core.cases import CASE_COLUMNS
-
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        # utf-8-sig: spreadsheets save CSV with a byte-order mark before the header
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise BudsimError(f"cannot read cases file {path}: {exc.strerror}") from None
+    try:
+        _read_cases(handle, path, fmt)
+    except UnicodeDecodeError:
+        raise BudsimError(f"{path} is not UTF-8 text; save the cases as a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise BudsimError(f"{path} is not a readable CSV: {exc}") from None
+
+
+def _read_cases(handle: Any, path: Path, fmt: str) -> None:
+    from budsim.core.cases import CASE_COLUMNS
+
     with handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames:

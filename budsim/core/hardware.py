@@ -458,6 +458,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise BudsimError(f"cannot parse hardware file {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise BudsimError(f"cannot parse hardware file {path}: it is not UTF-8 text") from None
     except OSError as exc:
         raise BudsimError(f"cannot read hardware file {path}: {exc.strerror or exc}") from None
     for key, value in data.items():

@@ -260,9 +260,11 @@ def _guidellm_points(d: Mapping[str, Any], file: str) -> list[ResultPoint]:
 def parse_results(path: Path) -> list[ResultPoint]:
     """Every benchmark point in one result file (format detected from the content)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise BudsimError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BudsimError(f"{path} is not UTF-8 text (a JSON or JSONL result file)") from None
     name = path.name
     stripped = text.strip()
     if not stripped:
