@@ -316,3 +316,14 @@ def test_a_stale_calibration_that_cannot_be_refitted_is_not_used(
     with pytest.warns(store.CalibrationWarning, match="old is out of date .* rerun `budsim cal"):
         pred = predict(DEP, Workload(concurrency=4))
     assert "user:" not in pred.calibration
+
+
+def test_implausible_token_counts_are_refused(tmp_path: Path) -> None:
+    data = json.loads((FIXTURES / "vllm_bench_serve.json").read_text())
+    data["total_input_tokens"] = 1e300
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(data))
+    from budsim.core.errors import BudsimError
+
+    with pytest.raises(BudsimError, match="input tokens per request is not a plausible"):
+        user.calibrate([path], DEPLOYMENT)

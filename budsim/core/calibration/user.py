@@ -75,6 +75,8 @@ class ResultPoint:
     burstiness: float = 1.0  # gamma shape of the arrival gaps (rate scenario; 1 = Poisson)
 
 
+MAX_REQUEST_TOKENS = 10_000_000  # beyond any model's context: a corrupt or mislabelled result
+
 # Evenly spaced arrivals (AIPerf's and guidellm's "constant" rate) as a gamma shape: gaps within
 # about 10 % of 1/rate, which queues like an exact constant rate.
 CONSTANT_RATE_BURSTINESS = 100.0
@@ -318,6 +320,11 @@ def parse_deployment(spec: str) -> dict[str, str]:
 def _case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any]:
     from ..cases import parse_case
 
+    for what, tokens in (("input", point.input_len), ("output", point.output_len)):
+        if tokens > MAX_REQUEST_TOKENS:
+            raise BudsimError(
+                f"{point.file}: {tokens:.3g} {what} tokens per request is not a plausible benchmark"
+            )
     case = {k: v for k, v in fields.items() if k not in ("scenario", "concurrency", "rate")}
     case.setdefault("engine", "vllm")
     case["input_len"] = str(max(1, round(point.input_len)))
