@@ -314,3 +314,32 @@ def test_an_unexpected_failure_still_ends_in_one_line() -> None:
         env={**env, "BUDSIM_DEBUG": "1"},
     )
     assert "Traceback" in debug.stderr
+
+
+def test_requests_longer_than_the_model_context_are_flagged(tmp_path: Path) -> None:
+    args = ["--model", "meta-llama/Llama-2-7b-hf", "--hardware", "h100-sxm", "--concurrency", "2"]
+    out = subprocess.run(
+        [*BUDSIM, "predict", *args, "--input-len", "4000", "--output-len", "500"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == (
+        "warning: requests of up to 4,500 tokens exceed meta-llama/Llama-2-7b-hf's context of "
+        "4,096 tokens; engines refuse them unless the context is extended"
+    )
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "model,hardware,engine,input_len,output_len,concurrency\n"
+        "meta-llama/Llama-2-7b-hf,h100-sxm,vllm,4000,500,2\n"
+        "meta-llama/Llama-2-7b-hf,h100-sxm,vllm,3000,500,2\n"
+    )
+    out = subprocess.run(
+        [*BUDSIM, "predict", "--cases", str(cases), "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    long, short = (json.loads(line) for line in out.stdout.splitlines())
+    assert "4,096 tokens" in long["warning"] and "warning" not in short

@@ -257,6 +257,7 @@ def register(app: typer.Typer) -> None:
 
         from budsim.core.cases import parse_burstiness
         from budsim.core.deployment import Workload
+        from budsim.core.predict import context_warning
         from budsim.core.search.ga import GASettings
         from budsim.core.search.optimize import (
             NoFeasibleConfiguration,
@@ -299,6 +300,11 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 num_requests=num_requests,
             )
+        warning = context_warning(model, workload)
+        if warning:
+            import warnings
+
+            warnings.warn(warning, stacklevel=1)
         request = OptimizationRequest(
             model=model,
             hardware=hardware,

@@ -21,7 +21,7 @@ def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Predictions (or {"error": ...}) of CSV rows / flag sets, in order."""
     from budsim.core.cases import parse_case
     from budsim.core.deployment import Deployment, Workload
-    from budsim.core.predict import Prediction, predict_cases
+    from budsim.core.predict import Prediction, context_warning, predict_cases
 
     parsed: list[tuple[Deployment, Workload] | BudsimError] = []
     for fields in batch:
@@ -42,7 +42,14 @@ def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
             answer = BudsimError(
                 f"{dep.model} does not fit on {dep.devices} x {dep.hardware}: {reason}"
             )
-        out.append({"error": str(answer)} if isinstance(answer, BudsimError) else answer.to_dict())
+        if isinstance(answer, BudsimError):
+            out.append({"error": str(answer)})
+            continue
+        row = answer.to_dict()
+        warning = context_warning(dep.model, p[1])
+        if warning:
+            row["warning"] = warning
+        out.append(row)
     return out
 
 
@@ -50,6 +57,10 @@ def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
     answer = _answers([fields])[0]
     if "error" in answer:
         raise BudsimError(answer["error"])
+    if "warning" in answer:
+        import warnings
+
+        warnings.warn(answer["warning"], stacklevel=1)
     return answer
 
 

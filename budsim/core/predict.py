@@ -203,6 +203,24 @@ def _memory_plan(dep: Deployment, context_len: int) -> MemoryPlan:
     return plan_memory(r.model, r.device, r.engine, r.deployment, context_len)
 
 
+def context_warning(model_ref: str, workload: Workload) -> str | None:
+    """Why the workload's longest request would be refused (None when it fits the context).
+
+    A warning, not an error: engines can be told to extend the context (rope scaling), and
+    published benchmarks sometimes did."""
+    try:
+        model = load_model(model_ref)
+    except BudsimError:
+        return None  # the prediction itself says what is wrong with the model
+    longest = workload.longest_request
+    if longest <= model.max_context:
+        return None
+    return (
+        f"requests of up to {longest:,} tokens exceed {model_ref}'s context of "
+        f"{model.max_context:,} tokens; engines refuse them unless the context is extended"
+    )
+
+
 def replica_workload(workload: Workload, replicas: int) -> Workload:
     """The share of the traffic one of `replicas` identical replicas serves."""
     if replicas == 1:
