@@ -155,7 +155,7 @@ def test_schema_and_vocabularies(df: Any) -> None:
 def test_counts_per_source(df: Any) -> None:
     counts = df.groupby("source").size().to_dict()
     assert counts == {
-        "aic_silicon": 3597,
+        "aic_silicon": 2759,  # 3597 rows, 838 repeats of a run merged (see below)
         "llm_inference_bench": 3908,  # 3945 lines, 37 repeated configurations merged
         "splitwise": 192,  # 228 configurations, 36 with no repeat passing the e2e identity
         "lmdeploy": 80,  # 180 static rows over 3 doc versions, 100 identical republications
@@ -173,22 +173,22 @@ def test_counts_per_source(df: Any) -> None:
 
 def test_aic_counts_and_gpu_formula(df: Any) -> None:
     aic = df[df.source == "aic_silicon"]
-    assert (aic["mode"] == "agg").sum() == 2077
-    assert (aic["mode"] == "disagg").sum() == 1520
+    assert (aic["mode"] == "agg").sum() == 1580  # 2077 rows in the file
+    assert (aic["mode"] == "disagg").sum() == 1179  # 1520
     agg = aic[aic["mode"] == "agg"]
     assert (agg.n_devices == agg.tp * agg.dp * agg.pp).all()
     assert agg.load.isna().sum() == 1
     # disagg rows without worker counts cannot know their device count
     disagg = aic[aic["mode"] == "disagg"]
-    assert disagg.n_devices.isna().sum() == 1256
+    assert disagg.n_devices.isna().sum() == 915
     assert (aic.scenario == "concurrency").all()
     assert aic.hardware.value_counts().to_dict() == {
-        "b200": 1551,
-        "h200-sxm": 558,
-        "gb200": 533,
-        "b300": 371,
-        "h100-sxm": 307,
-        "gb300": 277,
+        "b200": 1064,
+        "gb200": 459,
+        "h200-sxm": 434,
+        "b300": 321,
+        "h100-sxm": 282,
+        "gb300": 199,
     }
 
 
@@ -217,25 +217,24 @@ def test_aic_sglang_dp_attention_rows(df: Any) -> None:
 
 def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:
     aic = df[(df.source == "aic_silicon") & (df["mode"] == "agg")].set_index("row_id")
-    # line 3453: ..._c32_tp4_ep4_1972: tp_size 16, attention_dp 1, moe_tp 4, moe_ep 4 on b200_sxm,
-    # TTFT 661.896740739212, TPOT 18.854730144085675. Line 1404 (..._c32_tp4_0_ep4_0_342) has the
-    # same two numbers with tp_size 4, moe_tp 1, moe_ep 4.
-    odd = aic.loc["2026_04_06_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_ep4_1972"]
-    twin = aic.loc["2026_03_25_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_0_ep4_0_342"]
-    assert (
-        (odd.ttft_ms, odd.tpot_ms)
-        == (twin.ttft_ms, twin.tpot_ms)
-        == (
-            661.896740739212,
-            18.854730144085675,
-        )
+    # One Qwen3.5 SGLang run on 4 B200s (TTFT 661.896740739212, TPOT 18.854730144085675) is in the
+    # file three times: line 343 (db dump, ..._cfg615: batch 32, tp_size 16, moe_tp 4, moe_ep 4),
+    # line 1404 (..._c32_tp4_0_ep4_0_342: tp_size 4, moe_tp 1, moe_ep 4) and line 3453
+    # (..._c32_tp4_ep4_1972: tp_size 16, moe_tp 4, moe_ep 4). Read as 4 GPUs, the three are one
+    # run, kept once under the first.
+    run = aic.loc["qwen3_5_b200_sglang_fp8_agg_1024x1024_c32_cfg615"]
+    assert (run.ttft_ms, run.tpot_ms) == (661.896740739212, 18.854730144085675)
+    assert (run.tp, run.dp, run.ep, run.n_devices) == (4, 1, 4, 4.0)
+    assert "read as 4 GPUs" in run.note
+    assert run.note.endswith(
+        "same run as 2026_03_25_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_0_ep4_0_342, "
+        "2026_04_06_qwen3_5_397b_b200_sxm_sglang_fp8_agg_1024x1024_c32_tp4_ep4_1972"
     )
-    for r in (odd, twin):
-        assert (r.tp, r.dp, r.ep, r.n_devices) == (4, 1, 4, 4.0)
-    assert "read as 4 GPUs" in odd.note and "read as" not in twin.note
+    assert not aic.index.str.endswith(("_tp4_0_ep4_0_342", "_c32_tp4_ep4_1972")).any()
     # vLLM's form. Line 299: kimik2_5_b200_vllm_fp4_agg_1024x1024_c32_cfg635: batch 8, tp_size 4,
     # attention_dp 4, moe_tp 1, moe_ep 16, TTFT 208.3183024878963, TPOT 18.513764939850052. Line 3481
-    # (gap analysis, ..._c32_tp4_ep4_6) has 208.32 and 18.51 with batch 32, tp_size 4, moe_ep 4.
+    # (gap analysis, ..._c32_tp4_ep4_6) has 208.32 and 18.51 with batch 32, tp_size 4, moe_ep 4:
+    # the same run to two decimals, which stays a row of its own (its numbers are not identical).
     vllm = aic.loc["kimik2_5_b200_vllm_fp4_agg_1024x1024_c32_cfg635"]
     vllm_twin = aic.loc[
         "kimi_k2_5_gap_analysis_kimi_k2_5_gap_analysis_b200_sxm_vllm_fp4_agg_1024x1024_c32_tp4_ep4_6"
@@ -245,23 +244,55 @@ def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:
     for r in (vllm, vllm_twin):
         assert (r.tp, r.dp, r.ep, r.n_devices, r.max_num_seqs) == (4, 1, 4, 4.0, 32.0)
     read = aic[aic.note.str.contains("the row recorded tp x ep as its GPU count")]
-    assert len(read) == 274 + 61
+    assert len(read) == 218  # 274 + 61 rows in the file, before repeats merge
     assert set(zip(read.tp * read.dp, read.ep, strict=True)) == {(4, 4), (8, 8)}
     # 2 x 2 fits one node and has no twin: Qwen3.5 on B300 keeps its 4 GPUs
     assert not aic[(aic.hardware == "b300") & (aic.ep == 2)].note.str.contains("read as").any()
     assert (aic[(aic.hardware == "b300") & (aic.ep == 2)].n_devices == 4.0).all()
 
 
+def test_aic_repeated_runs_are_kept_once(df: Any) -> None:
+    """The campaigns' tables overlap: 838 of the 3,597 rows repeat a run of another row exactly
+    (same layout once read, load, lengths, TTFT and TPOT to the last digit). Kept twice, a run
+    would count twice, and under the two names of one config (DeepSeek-R1 and -V3) it would sit on
+    both sides of a grouped-by-model cross-validation split."""
+    aic = df[df.source == "aic_silicon"].set_index("row_id")
+    # line 284 (db dump, dsr1_h200_sglang_fp8_agg_1024x1024_c4_cfg81, model deepseek-ai/DeepSeek-V3)
+    # and lines 1351 and 2365 (the 2026-03-25 and 2026-04-06 tables, model deepseek-ai/DeepSeek-R1):
+    # SGLang on 8 H200s at concurrency 4, one measurement; the configs differ only in their
+    # transformers_version
+    run = aic.loc["dsr1_h200_sglang_fp8_agg_1024x1024_c4_cfg81"]
+    assert run.model == "deepseek-ai/DeepSeek-V3"
+    assert run.note == (
+        "same run as 2026_03_25_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c4_tp8_0_ep1_0_289, "
+        "2026_04_06_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c4_tp8_ep1_37"
+    )
+    assert (
+        "2026_03_25_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c4_tp8_0_ep1_0_289"
+        not in aic.index
+    )
+    repeats = aic.note.str.extract(r"same run as (.*)$")[0].dropna().str.split(", ")
+    assert repeats.str.len().sum() == 3597 - len(aic) == 838
+    # what stays is one row per run: no two rows share every field that identifies a run
+    key = ["hardware", "engine", "engine_version", "mode", "tp", "pp", "dp", "ep", "weight_dtype"]
+    key += ["load", "input_len", "output_len", "ttft_ms", "tpot_ms"]
+    agg = aic[aic["mode"] == "agg"].reset_index()
+    agg["arch"] = agg.model.replace({"deepseek-ai/DeepSeek-R1": "deepseek-ai/DeepSeek-V3"})
+    assert not agg.duplicated([*key, "arch", "max_num_seqs"]).any()
+
+
 def test_aic_twin_rows_agree_on_their_layout(df: Any) -> None:
-    # Campaigns copy runs between tables: rows with the same measured TTFT and TPOT (to the two
-    # decimals the gap-analysis tables keep) on the same hardware and lengths are one run, so once
-    # read they must agree on parallelism, dtype and load. Without the n*n reading 110 of 512 did not.
+    # Campaigns copy runs between tables. Rows identical to the last digit are merged into one
+    # (above); those the gap-analysis tables round to two decimals stay, and rows with the same
+    # measured TTFT and TPOT to two decimals on the same hardware and lengths are one run, so once
+    # read they must agree on parallelism, dtype and load. Without the n*n reading 110 of the 512
+    # such groups (before merging) did not.
     agg = df[(df.source == "aic_silicon") & (df["mode"] == "agg")].copy()
     agg["t"], agg["p"] = agg.ttft_ms.round(2), agg.tpot_ms.round(2)
     groups = agg.groupby(["hardware", "input_len", "output_len", "t", "p"])
     layout = ["tp", "dp", "ep", "pp", "weight_dtype", "load"]
     sizes = groups.size()
-    assert (sizes > 1).sum() == 512  # the duplication this check relies on
+    assert (sizes > 1).sum() == 159  # the duplication this check relies on
     assert (groups[layout].nunique(dropna=False) <= 1).all().all()
 
 

@@ -297,6 +297,7 @@ class _Context:
         self.root = root
         self._aliases: dict[str, tuple[str | None, str]] | None = None
         self._exists: dict[str, bool] = {}
+        self._arch: dict[str, str] = {}
 
     def _load_aliases(self) -> dict[str, tuple[str | None, str]]:
         if self._aliases is None:
@@ -314,6 +315,18 @@ class _Context:
         if name not in self._exists:
             self._exists[name] = (self.root / "model_configs" / name / "config.json").is_file()
         return self._exists[name]
+
+    def architecture(self, model: str | None, raw: str) -> str:
+        """A model's config without the keys that only name or date it: two ids of one
+        architecture (DeepSeek-R1 and -V3) give the same string; no config gives the raw name."""
+        if model is None:
+            return raw
+        if model not in self._arch:
+            config = json.loads((self.root / "model_configs" / model / "config.json").read_text())
+            for key in ("transformers_version", "_name_or_path", "name_or_path"):
+                config.pop(key, None)
+            self._arch[model] = json.dumps(config, sort_keys=True)
+        return self._arch[model]
 
     def model(self, raw: str) -> tuple[str | None, str | None]:
         """(config dir, relation) for a model string of a table; (None, ...) when no config."""
@@ -514,7 +527,42 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 note=_join(*notes),
             )
         )
+    return _drop_repeated_runs(out, ctx)
+
+
+def _drop_repeated_runs(records: list[Record], ctx: _Context) -> list[Record]:
+    """One record per run. The campaigns' tables overlap: a run appears again in a later dump, in
+    its own layout notation (read the same by _aic_squared_layout) or under the other name of an
+    identical config (DeepSeek-R1 and -V3), with TTFT and TPOT equal to the last digit. Kept
+    twice, it would count twice, and under two model names it would sit on both sides of a
+    grouped-by-model cross-validation split. The first row is kept, naming its repeats."""
+    kept: dict[tuple[Any, ...], Record] = {}
+    for rec in records:
+        fields = ("hardware_raw", "engine", "engine_version", "mode", "n_devices", "tp", "pp")
+        fields += ("dp", "ep", "weight_dtype", "kv_dtype", "max_num_seqs", "load", "input_len")
+        fields += ("output_len", "ttft_ms", "tpot_ms")
+        key = (
+            ctx.architecture(rec["model"], rec["model_raw"]),
+            rec["note"] if rec["mode"] == "disagg" else "",  # the pools of a disagg run
+            *(_key_value(rec[f]) for f in fields),
+        )
+        first = kept.get(key)
+        if first is None:
+            kept[key] = rec
+            rec["_repeats"] = []
+        else:
+            first["_repeats"].append(rec["row_id"])
+    out = list(kept.values())
+    for rec in out:
+        repeats = rec.pop("_repeats")
+        if repeats:
+            rec["note"] = _join(rec["note"], "same run as " + ", ".join(repeats))
     return out
+
+
+def _key_value(value: Any) -> Any:
+    """A dictionary-key form of a field: NaN equals NaN."""
+    return "nan" if isinstance(value, float) and math.isnan(value) else value
 
 
 # --------------------------------------------------------------------------------------------------
