@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from budsim.core.deployment import MIN_BURSTINESS
+
 from .catalog import Catalog
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ FIELD_ORDER: tuple[str, ...] = (
     "output_len",
     "scenario",
     "load",
+    "burstiness",
     "ttft_ms",
     "tpot_ms",
     "percentile",
@@ -66,6 +69,7 @@ LABELS: dict[str, str] = {
     "output_len": "output tokens",
     "scenario": "load type",
     "load": "load",
+    "burstiness": "burstiness",
     "ttft_ms": "TTFT SLO",
     "tpot_ms": "TPOT SLO",
     "percentile": "SLO percentile",
@@ -95,6 +99,7 @@ class SetupValues:
     output_len: str = "256"
     scenario: str = "concurrency"
     load: str = "32"
+    burstiness: str = "1"  # gamma shape of a rate's arrival gaps (1 = Poisson)
     ttft_ms: str = ""
     tpot_ms: str = ""
     percentile: str = "p95"
@@ -108,8 +113,8 @@ class SetupValues:
     mutation: str = "0.2"
     exhaustive: bool = False
     allow_network: bool = False
-    # Workload settings of a stored run that the form has no field for (set by the CLI: arrival
-    # burstiness, request count, length spreads), kept as they were when it is re-run.
+    # Workload settings of a stored run that the form has no field for (set by the CLI: request
+    # count, length spreads), kept as they were when it is re-run.
     workload_extra: tuple[tuple[str, Any], ...] = ()
 
     def with_(self, **changes: Any) -> SetupValues:
@@ -269,6 +274,9 @@ def check_form(
         errors["scenario"] = "choose concurrency, rate or static"
     load_int: int | None = None
     load_rate: float | None = None
+    burstiness = _float(errors, "burstiness", values.burstiness, optional=False)
+    if burstiness is not None and burstiness < MIN_BURSTINESS:
+        errors["burstiness"] = f"must be at least {MIN_BURSTINESS:g} (1 = Poisson)"
     if scenario == "rate":
         load_rate = _float(errors, "load", values.load, optional=False)
     elif scenario is not None:
@@ -305,7 +313,9 @@ def check_form(
     assert population is not None and generations is not None and scenario is not None
     shape = {"input_len": input_len, "output_len": output_len, **dict(values.workload_extra)}
     if scenario == "rate":
-        workload = Workload(scenario="rate", rate=load_rate or 1.0, **shape)
+        workload = Workload(
+            scenario="rate", rate=load_rate or 1.0, burstiness=burstiness or 1.0, **shape
+        )
     elif scenario == "static":
         workload = Workload(scenario="static", batch_size=load_int or 1, **shape)
     else:
@@ -342,7 +352,7 @@ def check_form(
     return FormCheck(request, {})
 
 
-KEPT_WORKLOAD = ("burstiness", "num_requests", "input_len_spread", "output_len_spread", "seed")
+KEPT_WORKLOAD = ("num_requests", "input_len_spread", "output_len_spread", "seed")
 
 
 def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
@@ -382,6 +392,7 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         output_len=text(workload.get("output_len", 256)),
         scenario=scenario,
         load=text(workload.get(load_key, 1)),
+        burstiness=text(workload.get("burstiness", 1.0)),
         ttft_ms=text(cons.get("ttft_ms")),
         tpot_ms=text(cons.get("tpot_ms")),
         percentile=str(cons.get("percentile") or "p95"),

@@ -220,3 +220,29 @@ async def test_broken_hardware_file_is_a_notification(
         assert "h100-sxm" in app.catalog.devices  # the bundled table still loads
         await pilot.pause()
         assert any("hardware" in str(n.message) for n in app._notifications)
+
+
+@async_test
+async def test_burstiness_field_reaches_the_request(db_path: Path) -> None:
+    """A rate with bursty arrivals is set up from the form; a bad value blocks the run button."""
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
+        await type_text(pilot, "Qwen/Qwen3-0.6B")
+        setup = app.screen
+        assert isinstance(setup, SetupScreen)
+        await wait_for(pilot, lambda: ("Qwen/Qwen3-0.6B", False) in app.model_cache, what="facts")
+        setup.query_one("#scenario").value = "rate"  # type: ignore[attr-defined]
+        setup.query_one("#load", Input).value = "5"
+        burstiness = setup.query_one("#burstiness", Input)
+        burstiness.value = "lots"
+        await pilot.pause()
+        assert setup.query_one("#run", Button).disabled
+        assert "burstiness" in str(setup.query_one("#reason", Static).render())
+        burstiness.value = "0.5"
+        await pilot.pause()
+        assert setup.check.ok, setup.check.errors
+        request = setup.check.request
+        assert request is not None
+        assert (request.workload.scenario, request.workload.rate) == ("rate", 5.0)
+        assert request.workload.burstiness == 0.5

@@ -145,12 +145,25 @@ def test_rerun_keeps_workload_settings_the_form_has_no_field_for(catalog: Catalo
     stored = request.to_dict()
     stored["workload"] |= {"burstiness": 0.5, "num_requests": 300}
     back = values_from_inputs(stored)
+    assert back.burstiness == "0.5"  # a field of the form
+    assert back.workload_extra == (("num_requests", 300),)  # kept without one
     again = check_form(back.with_(load="6"), catalog).request
     assert again is not None
     assert again.workload.burstiness == 0.5 and again.workload.num_requests == 300
     assert again.workload.rate == 6.0
     # a form-made run has nothing extra to keep
     assert values_from_inputs(request.to_dict()).workload_extra == ()
+
+
+def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5")
+    request = check_form(base.with_(burstiness="0.25"), catalog).request
+    assert request is not None and request.workload.burstiness == 0.25
+    closed = check_form(base.with_(scenario="concurrency", load="8", burstiness="0.25"), catalog)
+    assert closed.request is not None and closed.request.workload.burstiness == 1.0
+    for bad, words in (("0.01", "at least 0.05"), ("x", "number"), ("", "")):
+        check = check_form(base.with_(burstiness=bad), catalog)
+        assert "burstiness" in check.errors and words in check.errors["burstiness"]
 
 
 def test_result_view_and_why_text() -> None:

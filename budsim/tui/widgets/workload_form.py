@@ -40,6 +40,13 @@ class WorkloadForm(FormGrid):
             tooltip="Requests in flight, requests/s or batch size (per the load type)",
         )
         yield Field(
+            "burstiness",
+            field_id="burstiness",
+            value=v.burstiness,
+            tooltip="Rate only: gamma shape of the arrival gaps, as vllm bench serve "
+            "--burstiness (1 Poisson, <1 bursty, >1 more even)",
+        )
+        yield Field(
             "TTFT ≤ ms",
             field_id="ttft_ms",
             value=v.ttft_ms,
