@@ -697,3 +697,14 @@ def test_ml_energy_v3_rows(df: Any) -> None:
     nemo = v3[v3.model_raw.str.startswith("nvidia/NVIDIA-Nemotron-Nano")]
     assert len(nemo) == 56
     assert nemo.model.isna().all()
+
+
+def test_models_of_one_architecture_share_a_group(df: Any) -> None:
+    """DeepSeek-R1 and DeepSeek-V3 have the same config (only transformers_version differs): a
+    grouped-by-model cross-validation must hold them out together."""
+    groups = df.dropna(subset=["model"]).groupby("model").model_group.unique()
+    assert list(groups["deepseek-ai/DeepSeek-V3"]) == ["deepseek-ai/DeepSeek-R1"]
+    assert list(groups["deepseek-ai/DeepSeek-R1"]) == ["deepseek-ai/DeepSeek-R1"]
+    others = groups.drop(["deepseek-ai/DeepSeek-V3"])
+    assert all(list(g) == [m] for m, g in others.items())
+    assert df[df.model.isna()].model_group.isna().all()

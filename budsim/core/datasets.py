@@ -6,7 +6,9 @@ filtered):
 
 - identity: ``source`` (one of `SOURCES`), ``row_id`` (stable within the source), ``model`` (config
   directory under ``model_configs/`` or None), ``model_raw``, ``model_relation`` (the ALIASES.csv
-  relation), ``hardware`` (budsim hardware id or None), ``hardware_raw``, ``hardware_note``;
+  relation), ``model_group`` (the first config directory of the same architecture: identical
+  configs, such as DeepSeek-R1 and -V3, share one; cross-validation holds out whole groups),
+  ``hardware`` (budsim hardware id or None), ``hardware_raw``, ``hardware_note``;
 - engine: ``engine`` (vllm | sglang | trtllm | llamacpp | deepspeed | lmdeploy | other),
   ``engine_version``;
 - parallelism: ``n_devices`` (float: NaN only for disaggregated rows without worker counts), ``tp``,
@@ -87,6 +89,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "str"),
     ("model_raw", "str"),
     ("model_relation", "str"),
+    ("model_group", "str"),
     ("hardware", "str"),
     ("hardware_raw", "str"),
     ("hardware_note", "str"),
@@ -195,6 +198,9 @@ def load_measurements(
         records: list[Record] = []
         for name in wanted:
             records.extend(_source_records(root, name, strict))
+        groups = _Context(root).model_groups()
+        for rec in records:
+            rec["model_group"] = groups.get(rec["model"], rec["model"])
         frame = _to_frame(records)
         _CACHE[key] = frame
     return frame.copy()
@@ -327,6 +333,16 @@ class _Context:
                 config.pop(key, None)
             self._arch[model] = json.dumps(config, sort_keys=True)
         return self._arch[model]
+
+    def model_groups(self) -> dict[str, str]:
+        """Config dir -> its cross-validation group: the first dir, in sorted order, whose config is
+        the same architecture (DeepSeek-R1 and DeepSeek-V3 -> deepseek-ai/DeepSeek-R1)."""
+        folder = self.root / "model_configs"
+        dirs = sorted(
+            p.parent.relative_to(folder).as_posix() for p in folder.glob("*/*/config.json")
+        )
+        first: dict[str, str] = {}
+        return {d: first.setdefault(self.architecture(d, d), d) for d in dirs}
 
     def model(self, raw: str) -> tuple[str | None, str | None]:
         """(config dir, relation) for a model string of a table; (None, ...) when no config."""
@@ -530,6 +546,28 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
     return _drop_repeated_runs(out, ctx)
 
 
+# What identifies one aic run (with the architecture and, for disagg, the pools)
+_RUN_FIELDS = (
+    "hardware_raw",
+    "engine",
+    "engine_version",
+    "mode",
+    "n_devices",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "weight_dtype",
+    "kv_dtype",
+    "max_num_seqs",
+    "load",
+    "input_len",
+    "output_len",
+    "ttft_ms",
+    "tpot_ms",
+)
+
+
 def _drop_repeated_runs(records: list[Record], ctx: _Context) -> list[Record]:
     """One record per run. The campaigns' tables overlap: a run appears again in a later dump, in
     its own layout notation (read the same by _aic_squared_layout) or under the other name of an
@@ -538,13 +576,10 @@ def _drop_repeated_runs(records: list[Record], ctx: _Context) -> list[Record]:
     grouped-by-model cross-validation split. The first row is kept, naming its repeats."""
     kept: dict[tuple[Any, ...], Record] = {}
     for rec in records:
-        fields = ("hardware_raw", "engine", "engine_version", "mode", "n_devices", "tp", "pp")
-        fields += ("dp", "ep", "weight_dtype", "kv_dtype", "max_num_seqs", "load", "input_len")
-        fields += ("output_len", "ttft_ms", "tpot_ms")
         key = (
             ctx.architecture(rec["model"], rec["model_raw"]),
             rec["note"] if rec["mode"] == "disagg" else "",  # the pools of a disagg run
-            *(_key_value(rec[f]) for f in fields),
+            *(_key_value(rec[f]) for f in _RUN_FIELDS),
         )
         first = kept.get(key)
         if first is None:

@@ -38,6 +38,8 @@ class Sample:
     source: str
     row_id: str
     model: str
+    # cross-validation group: models of one architecture (identical configs) are held out together
+    group: str
     hardware: str
     engine: str
     kind: str
@@ -122,6 +124,7 @@ def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
             source=source,
             row_id=str(row.get("row_id")),
             model=str(row.get("model")),
+            group=str(row.get("model_group") or row.get("model")),
             hardware=resolved.device.id,
             engine=resolved.engine.id,
             kind=resolved.device.kind,

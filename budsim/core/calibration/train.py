@@ -143,7 +143,7 @@ class FamilyData:
     X: np.ndarray
     y: np.ndarray
     u: np.ndarray  # log(physics value) the residual is relative to
-    groups: np.ndarray  # model
+    groups: np.ndarray  # the model's architecture group (Sample.group)
     sources: np.ndarray
     hardware: np.ndarray
     engines: np.ndarray
@@ -188,7 +188,7 @@ def family_data(samples: list[Sample], kind: str | None, family: str) -> FamilyD
         X=X,
         y=y,
         u=u,
-        groups=np.asarray([s.model for s in rows], dtype=object),
+        groups=np.asarray([s.group for s in rows], dtype=object),
         sources=np.asarray([s.source for s in rows], dtype=object),
         hardware=np.asarray([s.hardware for s in rows], dtype=object),
         engines=np.asarray([s.engine for s in rows], dtype=object),

@@ -1,6 +1,7 @@
 """`budsim validate`: accuracy of physics alone vs calibrated, on models (or hardware) the fit never saw.
 
-Nested cross-validation: the outer split holds out whole models (GroupKFold on the model) or one
+Nested cross-validation: the outer split holds out whole models (GroupKFold on the model's
+architecture group: models with identical configs, DeepSeek-R1 and -V3, go together) or one
 hardware at a time; for every outer training part, `train.fit_family` runs its own inner grouped CV
 to pick the shrink and the band offset, then the held-out rows are predicted exactly as
 `apply_calibration` would predict them (same residual -> Prediction scaling). Nothing about a
@@ -307,7 +308,8 @@ def report(
         "```",
         "",
         "Every calibrated number is out-of-sample. Grouped by model: 5-fold cross-validation where "
-        "each fold holds out whole models (GroupKFold on the model), so every score is for models "
+        "each fold holds out whole models (GroupKFold on the model; models with identical configs, "
+        "such as DeepSeek-R1 and DeepSeek-V3, are one group), so every score is for models "
         "the fit never saw. Leave-one-hardware-out: each fold holds out one device. The fits "
         "inside each fold choose their shrink and band offset by their own inner grouped "
         "cross-validation (nested), exactly as `budsim train` does on all data. APE = |predicted - "
