@@ -79,9 +79,10 @@ def register(app: typer.Typer) -> None:
                 )
             )
         columns = ("id", "created", "status", "model", "hardware", "objective", "best")
+        columns += ("tok/s per dev", "time")
         print_table(
             f"Runs ({len(rows)})",
-            (*columns, "tok/s per dev", "time"),
+            columns,
             table_rows,
             optional=("time", "objective", "created"),
         )
