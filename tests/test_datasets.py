@@ -700,11 +700,19 @@ def test_ml_energy_v3_rows(df: Any) -> None:
 
 
 def test_models_of_one_architecture_share_a_group(df: Any) -> None:
-    """DeepSeek-R1 and DeepSeek-V3 have the same config (only transformers_version differs): a
-    grouped-by-model cross-validation must hold them out together."""
+    """Models whose layers have the same shapes are held out together by a grouped-by-model
+    cross-validation: DeepSeek-R1 and -V3 (only transformers_version differs), Llama-3-8B and
+    Llama-3.1-8B (only the context length differs), Llama-2-70B and Llama-3-70B (vocabulary and
+    rope); distinct shapes stay apart."""
     groups = df.dropna(subset=["model"]).groupby("model").model_group.unique()
-    assert list(groups["deepseek-ai/DeepSeek-V3"]) == ["deepseek-ai/DeepSeek-R1"]
-    assert list(groups["deepseek-ai/DeepSeek-R1"]) == ["deepseek-ai/DeepSeek-R1"]
-    others = groups.drop(["deepseek-ai/DeepSeek-V3"])
-    assert all(list(g) == [m] for m, g in others.items())
+    group = {model: list(g)[0] for model, g in groups.items()}
+    assert all(len(g) == 1 for g in groups)
+    assert group["deepseek-ai/DeepSeek-V3"] == group["deepseek-ai/DeepSeek-R1"]
+    assert group["meta-llama/Meta-Llama-3.1-8B"] == group["meta-llama/Meta-Llama-3-8B"]
+    assert group["meta-llama/Meta-Llama-3-70B"] == group["meta-llama/Llama-2-70b-hf"]
+    assert group["meta-llama/Llama-2-7b-hf"] == group["huggyllama/llama-7b"]
+    # different shapes: 8B vs 70B, dense vs MoE, MLA with 256 vs 384 experts
+    assert group["meta-llama/Meta-Llama-3-8B"] != group["meta-llama/Meta-Llama-3-70B"]
+    assert group["mistralai/Mixtral-8x7B-v0.1"] != group["mistralai/Mistral-7B-v0.1"]
+    assert group["moonshotai/Kimi-K2.5"] != group["deepseek-ai/DeepSeek-R1"]
     assert df[df.model.isna()].model_group.isna().all()

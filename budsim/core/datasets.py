@@ -334,15 +334,52 @@ class _Context:
             self._arch[model] = json.dumps(config, sort_keys=True)
         return self._arch[model]
 
+    def shape(self, model: str) -> str:
+        """A model's layer shapes (hidden size, layers, heads, FFN and expert sizes), without its
+        vocabulary, context length, rope or sliding window: the facts that decide its speed. Models
+        that differ only in those (Llama-3-8B and Llama-3.1-8B, Llama-2-70B and Llama-3.3-70B,
+        DeepSeek-R1 and -V3) have one shape; a config budsim cannot read keeps its own text."""
+        from .model import model_from_config
+
+        path = self.root / "model_configs" / model
+        try:
+            config = json.loads((path / "config.json").read_text())
+            quant = path / "hf_quant_config.json"
+            if quant.is_file():
+                config["hf_quant_config"] = json.loads(quant.read_text())
+            spec = model_from_config(config, model)
+        except (BudsimError, OSError, ValueError):
+            return self.architecture(model, model)
+        layers = [
+            (
+                layer.attention == "linear",
+                layer.q_heads,
+                layer.kv_heads,
+                layer.qk_dim,
+                layer.v_dim,
+                layer.mlp_kind,
+                layer.dense_params,
+                layer.num_experts,
+                layer.top_k,
+                layer.expert_params,
+                layer.is_mla,
+                count,
+            )
+            for layer, count in spec.layer_groups
+        ]
+        return json.dumps([spec.hidden_size, spec.num_layers, layers])
+
     def model_groups(self) -> dict[str, str]:
-        """Config dir -> its cross-validation group: the first dir, in sorted order, whose config is
-        the same architecture (DeepSeek-R1 and DeepSeek-V3 -> deepseek-ai/DeepSeek-R1)."""
+        """Config dir -> its cross-validation group: the first dir, in sorted order, with the same
+        layer shapes (see `shape`). Grouping by shape rather than by config text keeps twins that
+        no feature tells apart (they differ only in context length or vocabulary) on one side of
+        a split."""
         folder = self.root / "model_configs"
         dirs = sorted(
             p.parent.relative_to(folder).as_posix() for p in folder.glob("*/*/config.json")
         )
         first: dict[str, str] = {}
-        return {d: first.setdefault(self.architecture(d, d), d) for d in dirs}
+        return {d: first.setdefault(self.shape(d), d) for d in dirs}
 
     def model(self, raw: str) -> tuple[str | None, str | None]:
         """(config dir, relation) for a model string of a table; (None, ...) when no config."""

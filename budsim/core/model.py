@@ -99,6 +99,15 @@ class LayerSpec:
     # MLA prefill runs un-absorbed (per-head nope+rope keys, v_head_dim values): those dims, else None
     prefill_qk_dim: int | None = None
     prefill_v_dim: int | None = None
+    # The weight matrices of the mixer and the always-active FFN as (role, n, k, split): y = x W^T
+    # with W of n x k; role "attn" | "dense" | "router"; split says how tensor parallelism cuts it:
+    # "col" (n), "row" (k) or "rep" (replicated). Empty for mixers described by parameter count only.
+    gemms: tuple[tuple[str, int, int, str], ...] = ()
+    # One routed expert's shape: its input width (the hidden size, or a latent one), intermediate
+    # width and whether it is gated (three matrices) or not (two). 0 / True for dense layers.
+    expert_in: int = 0
+    expert_inter: int = 0
+    expert_gated: bool = True
 
     @property
     def total_params(self) -> int:
@@ -130,6 +139,9 @@ class ModelSpec:
     )
     kv_cache_dtype: str | None = None  # KV-cache dtype the checkpoint was calibrated for ("fp8")
     position_embedding_params: int = 0  # learned absolute position embeddings (OPT, GPT-2)
+    # FP8 weights scaled per block (DeepSeek-style weight_block_size, e.g. 128 x 128) rather than per
+    # tensor or channel: engines run them through other kernels (DeepGEMM, CUTLASS block-scaled).
+    fp8_block: bool = False
     source: str = ""  # where the config came from: catalog:<id>, a path, or hf:<id>
 
     # ---------------------------------------------------------------- parameter counts
@@ -398,6 +410,7 @@ class _Mixer:
     is_mla: bool
     prefill_qk: int | None = None
     prefill_v: int | None = None
+    gemms: tuple[tuple[str, int, int, str], ...] = ()  # see LayerSpec.gemms
 
 
 @dataclass
@@ -408,6 +421,10 @@ class _Ffn:
     top_k: int
     expert: int
     router: int
+    gemms: tuple[tuple[str, int, int, str], ...] = ()  # see LayerSpec.gemms
+    expert_in: int = 0  # see LayerSpec.expert_in
+    expert_inter: int = 0
+    expert_gated: bool = True
 
 
 _NO_MIXER = _Mixer("linear", None, 0, 0, 0, 0, 0, 0, 0, False)
@@ -435,6 +452,10 @@ def _make_layer(
         is_mla=mixer.is_mla,
         prefill_qk_dim=mixer.prefill_qk,
         prefill_v_dim=mixer.prefill_v,
+        gemms=mixer.gemms + ffn.gemms,
+        expert_in=ffn.expert_in if ffn.kind == "moe" else 0,
+        expert_inter=ffn.expert_inter if ffn.kind == "moe" else 0,
+        expert_gated=ffn.expert_gated,
     )
     return _Layer(spec, attn_idx, mlp_idx)
 
@@ -469,7 +490,11 @@ def _gqa_mixer(
         params += heads
     params += qk_norm + extra
     kv_elems = kv * (head_dim + vd)
-    return _Mixer(attention, window, heads, kv, head_dim, vd, kv_elems, 0, params, False)
+    qkv = q_out + kv * head_dim + (0 if no_v_proj else kv * vd)
+    gemms = (("attn", qkv, hidden, "col"), ("attn", hidden, heads * vd, "row"))
+    return _Mixer(
+        attention, window, heads, kv, head_dim, vd, kv_elems, 0, params, False, gemms=gemms
+    )
 
 
 def _mla_mixer(
@@ -482,17 +507,35 @@ def _mla_mixer(
     v = c.pos("v_head_dim", default=nope or 128)
     q_rank = c.opt_int("q_lora_rank")
     qk_head = nope + rope
+    gemms: list[tuple[str, int, int, str]] = []
     if q_rank:
         q = hidden * q_rank + q_rank + q_rank * heads * qk_head
+        # engines fuse the two down-projections (q_a and kv_a) into one replicated GEMM
+        gemms += [("attn", q_rank + rank + rope, hidden, "rep")]
+        gemms += [("attn", heads * qk_head, q_rank, "col")]
     else:
         q = hidden * heads * qk_head
+        gemms += [("attn", rank + rope, hidden, "rep"), ("attn", heads * qk_head, hidden, "col")]
     kv = hidden * (rank + rope) + rank + rank * heads * (nope + v)
     o = heads * v * hidden
+    gemms += [("attn", heads * (nope + v), rank, "col"), ("attn", hidden, heads * v, "row")]
     params = q + kv + o
     if c.flag("attention_bias"):
         params += hidden
     return _Mixer(
-        attention, window, heads, 1, rank + rope, rank, rank + rope, 0, params, True, qk_head, v
+        attention,
+        window,
+        heads,
+        1,
+        rank + rope,
+        rank,
+        rank + rope,
+        0,
+        params,
+        True,
+        qk_head,
+        v,
+        gemms=tuple(gemms),
     )
 
 
@@ -507,11 +550,16 @@ def _dsa_indexer(c: _Cfg, hidden: int) -> tuple[int, int]:
     return params, d
 
 
+def _ffn_gemms(hidden: int, inter: int, gated: bool) -> tuple[tuple[str, int, int, str], ...]:
+    """The up (gate and up fused when gated) and down projections of one MLP."""
+    return (("dense", (2 if gated else 1) * inter, hidden, "col"), ("dense", hidden, inter, "row"))
+
+
 def _dense_ffn(hidden: int, inter: int, gated: bool, bias: bool = False) -> _Ffn:
     params = (3 if gated else 2) * hidden * inter
     if bias:
         params += inter * (2 if gated else 1) + hidden
-    return _Ffn("dense", params, 0, 0, 0, 0)
+    return _Ffn("dense", params, 0, 0, 0, 0, gemms=_ffn_gemms(hidden, inter, gated))
 
 
 def _expert_params(hidden: int, inter: int, gated: bool, bias: bool = False) -> int:
@@ -795,11 +843,26 @@ def _moe_ffn(
     dense = _expert_params(hidden, shared_inter, gated) if shared_inter else 0
     if shared_gate:
         dense += hidden
+    gemms = [("router", experts, hidden, "rep")]
+    if shared_inter:
+        gemms += _ffn_gemms(hidden, shared_inter, gated)
     if latent:
         dense += 2 * hidden * latent
+        gemms += [("dense", latent, hidden, "rep"), ("dense", hidden, latent, "rep")]
     dense += extra_dense
     router = hidden * experts + (experts if router_bias else 0)
-    return _Ffn("moe", dense, experts, top_k, expert, router)
+    return _Ffn(
+        "moe",
+        dense,
+        experts,
+        top_k,
+        expert,
+        router,
+        gemms=tuple(gemms),
+        expert_in=width,
+        expert_inter=expert_inter,
+        expert_gated=gated,
+    )
 
 
 def _experts_top_k(c: _Cfg) -> tuple[int, int]:
@@ -1937,6 +2000,9 @@ def model_from_config(config: Mapping[str, Any], name: str) -> ModelSpec:
         checkpoint_bytes=ckpt,
         kv_cache_dtype=plan.kv_dtype,
         position_embedding_params=positions,
+        fp8_block=isinstance(qc, Mapping)
+        and plan.method == "fp8"
+        and bool(qc.get("weight_block_size")),
     )
 
 
