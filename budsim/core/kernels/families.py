@@ -1,0 +1,173 @@
+"""The kernel families of the artefact: their key columns, size axes, vocabularies, and how a family's
+measured latencies become utilisation (SOL on the measuring device / latency) ready for lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hardware import Device
+from .grid import FloatArray, GridTable, fill_holes
+from .sol import (
+    PROFILES,
+    comm_sol,
+    context_attention_sol,
+    gemm_sol,
+    generation_attention_sol,
+    mla_context_sol,
+    mla_generation_sol,
+    moe_sol,
+)
+
+__all__ = ["FAMILIES", "KV_DTYPES", "Family", "log_util"]
+
+# Fixed vocabularies: string key columns are stored as indices into these.
+GEMM_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "sq", "int8_wo", "int4_wo")
+MOE_DTYPES = (
+    "bfloat16",
+    "fp8",
+    "fp8_block",
+    "nvfp4",
+    "int4_wo",
+    "w4a16_mxfp4",
+    "w4a8_mxfp4_mxfp8",
+)
+KV_DTYPES = ("bf16", "fp8")
+KV_BYTES = (2.0, 1.0)
+DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
+MLA_GEMMS = ("bfloat16", "fp8_block", "nvfp4")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    key_names: tuple[str, ...]
+    axis_names: tuple[str, ...]
+    vocab: dict[str, tuple[str, ...]]  # key column -> names of its codes
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("gemm", ("dtype",), ("m", "n", "k"), {"dtype": GEMM_DTYPES}),
+        Family(
+            "context_attention",
+            ("heads", "kv_heads", "head_dim", "window", "kv"),
+            ("batch", "isl"),
+            {"kv": KV_DTYPES},
+        ),
+        Family(
+            "generation_attention",
+            ("heads", "kv_heads", "head_dim", "window", "kv"),
+            ("batch", "ctx"),
+            {"kv": KV_DTYPES},
+        ),
+        Family(
+            "moe",
+            ("dtype", "dist", "hidden", "inter", "topk", "experts", "tp", "ep"),
+            ("tokens",),
+            {"dtype": MOE_DTYPES, "dist": DISTRIBUTIONS},
+        ),
+        Family("mla_context", ("kv",), ("heads", "batch", "isl"), {"kv": KV_DTYPES}),
+        Family("mla_generation", ("kv",), ("heads", "batch", "ctx"), {"kv": KV_DTYPES}),
+        Family(
+            "mla_context_module",
+            ("kv", "gemm"),
+            ("heads", "batch", "isl"),
+            {"kv": KV_DTYPES, "gemm": MLA_GEMMS},
+        ),
+        Family(
+            "mla_generation_module",
+            ("kv", "gemm"),
+            ("heads", "batch", "ctx"),
+            {"kv": KV_DTYPES, "gemm": MLA_GEMMS},
+        ),
+        Family("allreduce", ("n",), ("bytes",), {}),
+        Family("nccl", ("op", "n"), ("bytes",), {"op": COLLECTIVES}),
+    )
+}
+
+
+def _col(table: GridTable, name: str) -> FloatArray:
+    """A key column shaped to broadcast against the table's grid (keys first)."""
+    values = table.column(name).astype(np.float64)
+    return values.reshape((-1,) + (1,) * len(table.axes))
+
+
+def _ax(table: GridTable, i: int) -> FloatArray:
+    shape = [1] * (1 + len(table.axes))
+    shape[1 + i] = -1
+    return table.axes[i].astype(np.float64).reshape(shape)
+
+
+def _by_code(codes: FloatArray, values: tuple[float, ...]) -> FloatArray:
+    return np.asarray(values, dtype=np.float64)[codes.astype(np.int64)]
+
+
+def source_sol(family: str, table: GridTable, device: Device) -> FloatArray:
+    """SOL time (s) of every cell of `table` on `device`, shape (n_keys, *axes)."""
+    if family == "gemm":
+        out = np.empty(table.latency_ms.shape)
+        for i, code in enumerate(table.column("dtype")):
+            prof = PROFILES[GEMM_DTYPES[code]]
+            out[i] = gemm_sol(_ax(table, 0)[0], _ax(table, 1)[0], _ax(table, 2)[0], prof, device)
+        return out
+    if family in ("context_attention", "generation_attention"):
+        attn = context_attention_sol if family == "context_attention" else generation_attention_sol
+        kv = _by_code(_col(table, "kv"), KV_BYTES)
+        return attn(
+            _ax(table, 0),
+            _ax(table, 1),
+            _col(table, "heads"),
+            _col(table, "kv_heads"),
+            _col(table, "head_dim"),
+            _col(table, "window"),
+            kv,
+            device,
+        )
+    if family == "moe":
+        profiles = [PROFILES[d] for d in MOE_DTYPES]
+        codes = _col(table, "dtype")
+        return moe_sol(
+            _ax(table, 0),
+            _col(table, "hidden"),
+            _col(table, "inter"),
+            _col(table, "topk"),
+            _col(table, "experts"),
+            _col(table, "tp"),
+            _col(table, "ep"),
+            _by_code(codes, tuple(p.act_bytes for p in profiles)),
+            _by_code(codes, tuple(p.weight_bytes for p in profiles)),
+            _by_code(codes, tuple(p.flops_per_s(device) for p in profiles)),
+            device,
+        )
+    if family.startswith("mla_"):
+        mla = mla_context_sol if family.startswith("mla_context") else mla_generation_sol
+        out = np.empty(table.latency_ms.shape)
+        module = family.endswith("_module")
+        for i in range(len(table.keys)):
+            kv_bytes = KV_BYTES[table.column("kv")[i]]
+            gemm = PROFILES[MLA_GEMMS[table.column("gemm")[i]]] if module else None
+            out[i] = mla(
+                _ax(table, 1)[0], _ax(table, 2)[0], _ax(table, 0)[0], kv_bytes, gemm, device
+            )
+        return out
+    if family == "allreduce":
+        return comm_sol("all_reduce", _ax(table, 0), _col(table, "n"), device)
+    if family == "nccl":
+        out = np.empty(table.latency_ms.shape)
+        for i, (code, n) in enumerate(table.keys):
+            out[i] = comm_sol(COLLECTIVES[code], table.axes[0].astype(np.float64), n, device)
+        return out
+    raise ValueError(f"unknown kernel family {family!r}")
+
+
+def log_util(family: str, table: GridTable, device: Device) -> FloatArray:
+    """log(utilisation) of every cell, holes filled (see grid.fill_holes), shape (n_keys, *axes).
+
+    The measured latencies are used as they are; outliers (a first-run compile, a poor tile choice)
+    are lowered when a query reads them, by the monotone envelope of grid.LatencyGrid."""
+    values = np.log(source_sol(family, table, device)) - np.log(table.latency_ms * 1e-3)
+    return fill_holes(values, [np.log(a.astype(np.float64)) for a in table.axes])

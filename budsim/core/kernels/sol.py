@@ -1,0 +1,262 @@
+"""Speed-of-light (SOL) times of the kernel families: max(flops / peak, bytes / bandwidth).
+
+Every measured latency is stored as utilisation = SOL(shape, measuring device) / latency, and read back
+as SOL(query, target device) / utilisation. So these formulas do not need to be exact, only to move the
+way the kernel's time moves with shape and device; the cross-validation (benchmarks/kernel_accuracy.py)
+is the check. All functions broadcast over array arguments and return seconds.
+
+Peak: dense TFLOPS of the device for the format's compute dtype (`Peak.tflops`); bandwidth: the
+device's peak memory bandwidth (GB/s). Latency-bound small kernels have utilisation far below 1; that
+is measured, not modelled here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..dtypes import WEIGHT_BYTES
+from ..hardware import Device
+
+FloatArray = NDArray[np.float64]
+
+__all__ = [
+    "MLA_DIMS",
+    "PROFILES",
+    "Profile",
+    "comm_sol",
+    "context_attention_sol",
+    "gemm_sol",
+    "generation_attention_sol",
+    "mla_context_sol",
+    "mla_generation_sol",
+    "moe_sol",
+]
+
+OUT_BYTES = 2.0  # GEMM / MoE outputs and attention Q/O are 16-bit
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one numeric format moves bytes and which tensor-core peak it runs at."""
+
+    act_bytes: float  # per activation element read by the kernel
+    weight_bytes: float  # per weight element, block scales included
+    peak: str  # key for Device.peak_tflops: bf16 | fp8 | int8 | fp4
+
+    def flops_per_s(self, device: Device) -> float:
+        return device.peak_tflops(self.peak) * 1e12
+
+
+# Table format names (as the kernel tables spell them) and the API's borrowed formats.
+PROFILES: dict[str, Profile] = {
+    "bfloat16": Profile(2.0, 2.0, "bf16"),
+    "fp8": Profile(1.0, 1.0, "fp8"),
+    "fp8_block": Profile(1.0, 1.0 + 4.0 / 128 / 128, "fp8"),  # one fp32 scale per 128x128 block
+    "nvfp4": Profile(WEIGHT_BYTES["nvfp4"], WEIGHT_BYTES["nvfp4"], "fp4"),
+    "sq": Profile(1.0, 1.0, "int8"),  # SmoothQuant w8a8
+    "int8_wo": Profile(2.0, 1.0, "bf16"),  # w8a16: dequantised to 16 bit
+    "int4_wo": Profile(2.0, WEIGHT_BYTES["int4"], "bf16"),  # w4a16 (AWQ/GPTQ style)
+    "w4a16_mxfp4": Profile(2.0, WEIGHT_BYTES["mxfp4"], "bf16"),
+    "w4a8_mxfp4_mxfp8": Profile(1.0 + 1.0 / 32, WEIGHT_BYTES["mxfp4"], "fp8"),
+    # formats the API asks for that borrow another table's utilisation
+    "int8": Profile(1.0, 1.0, "int8"),
+    "w8a16": Profile(2.0, 1.0, "bf16"),  # fp8 / int8 weights on a device without fp8 math
+    "int4": Profile(2.0, WEIGHT_BYTES["int4"], "bf16"),
+    "mxfp4_w4a16": Profile(2.0, WEIGHT_BYTES["mxfp4"], "bf16"),
+    "mxfp4": Profile(WEIGHT_BYTES["mxfp4"], WEIGHT_BYTES["mxfp4"], "fp4"),
+}
+
+
+def _f(x: ArrayLike) -> FloatArray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _time(
+    flops: FloatArray, nbytes: FloatArray, flops_per_s: ArrayLike, bw_gbs: float
+) -> FloatArray:
+    return np.maximum(flops / _f(flops_per_s), nbytes / (bw_gbs * 1e9))
+
+
+def gemm_sol(
+    m: ArrayLike, n: ArrayLike, k: ArrayLike, profile: Profile, device: Device
+) -> FloatArray:
+    """y[m, n] = x[m, k] @ W[n, k]^T: 2mnk flops; reads x and W, writes y in 16 bit."""
+    m, n, k = _f(m), _f(n), _f(k)
+    flops = 2.0 * m * n * k
+    nbytes = m * k * profile.act_bytes + n * k * profile.weight_bytes + m * n * OUT_BYTES
+    return _time(flops, nbytes, profile.flops_per_s(device), device.memory_bw_gbs)
+
+
+def _causal_pairs(isl: FloatArray, window: FloatArray) -> FloatArray:
+    """Query-key pairs of causal attention over `isl` tokens, each query seeing at most `window`
+    keys (window <= 0: no limit): sum over i = 1..isl of min(i, window)."""
+    w = np.where(window > 0, np.minimum(window, isl), isl)
+    return w * (w + 1.0) / 2.0 + (isl - w) * w
+
+
+def context_attention_sol(
+    batch: ArrayLike,
+    isl: ArrayLike,
+    heads: ArrayLike,
+    kv_heads: ArrayLike,
+    head_dim: ArrayLike,
+    window: ArrayLike,
+    kv_bytes: ArrayLike,
+    device: Device,
+) -> FloatArray:
+    """Causal prefill of `batch` prompts of `isl` tokens: QK^T and PV over the causal pairs (4 flops
+    per pair, head dim and head); reads Q and writes O in 16 bit, reads new K/V and writes them to the
+    cache at the KV format."""
+    b, s, h, g, d = _f(batch), _f(isl), _f(heads), _f(kv_heads), _f(head_dim)
+    flops = 4.0 * b * h * d * _causal_pairs(s, _f(window))
+    nbytes = b * s * d * (2.0 * OUT_BYTES * h + 4.0 * g * _f(kv_bytes))
+    return _time(flops, nbytes, device.peak_tflops("bf16") * 1e12, device.memory_bw_gbs)
+
+
+def generation_attention_sol(
+    batch: ArrayLike,
+    ctx: ArrayLike,
+    heads: ArrayLike,
+    kv_heads: ArrayLike,
+    head_dim: ArrayLike,
+    window: ArrayLike,
+    kv_bytes: ArrayLike,
+    device: Device,
+) -> FloatArray:
+    """One decode step: each of `batch` queries attends to ctx cached tokens plus itself (at most
+    `window` of them); memory-bound on reading K and V of those tokens."""
+    b, c, h, g, d, w = _f(batch), _f(ctx), _f(heads), _f(kv_heads), _f(head_dim), _f(window)
+    seen = np.where(w > 0, np.minimum(c + 1.0, w), c + 1.0)
+    e = _f(kv_bytes)
+    flops = 4.0 * b * h * d * seen
+    nbytes = b * (2.0 * g * d * e * (seen + 1.0) + 2.0 * OUT_BYTES * h * d)
+    return _time(flops, nbytes, device.peak_tflops("bf16") * 1e12, device.memory_bw_gbs)
+
+
+def moe_sol(
+    tokens: ArrayLike,
+    hidden: ArrayLike,
+    inter: ArrayLike,
+    topk: ArrayLike,
+    experts: ArrayLike,
+    moe_tp: ArrayLike,
+    moe_ep: ArrayLike,
+    profile_act_bytes: ArrayLike,
+    profile_weight_bytes: ArrayLike,
+    flops_per_s: ArrayLike,
+    device: Device,
+) -> FloatArray:
+    """Routed experts of one MoE layer on one rank, `tokens` tokens entering the layer.
+
+    The rank holds experts/ep experts, each with gate, up and down matrices of hidden x inter/tp.
+    It computes its share tokens*topk/ep of the token-expert pairs (6 * hidden * inter/tp flops each)
+    and reads the weights of the local experts that at least one token picked: with uniform routing
+    an expert stays idle with probability (1 - 1/experts)^(tokens*topk). Every rank also reads all
+    tokens' hidden states and writes an output row for each (routing, permutation, finalize), which
+    does not shrink with EP or TP.
+    """
+    t, hd, inter_l = _f(tokens), _f(hidden), _f(inter) / _f(moe_tp)
+    ep, e = _f(moe_ep), _f(experts)
+    pairs = t * _f(topk) / ep
+    touched = (e / ep) * -np.expm1(t * _f(topk) * np.log1p(-1.0 / np.maximum(e, 2.0)))
+    flops = 6.0 * hd * inter_l * pairs
+    nbytes = (
+        touched * 3.0 * hd * inter_l * _f(profile_weight_bytes)
+        + t * hd * 2.0 * OUT_BYTES
+        + pairs * hd * _f(profile_act_bytes)
+        + pairs * inter_l * 2.0 * OUT_BYTES
+    )
+    return _time(flops, nbytes, flops_per_s, device.memory_bw_gbs)
+
+
+# DeepSeek-V3 MLA dimensions (the only MLA geometry the tables measure).
+MLA_DIMS: dict[str, int] = {
+    "hidden": 7168,
+    "q_lora": 1536,
+    "kv_lora": 512,
+    "rope": 64,
+    "nope": 128,
+    "v": 128,
+}
+
+
+def _mla_proj_weights(heads: FloatArray) -> FloatArray:
+    """Weights of the MLA block's projections per layer with `heads` local heads (decode absorbs
+    kv_b into two per-head BMMs of the same size, so the count is the same in both phases)."""
+    dm = MLA_DIMS
+    down = dm["hidden"] * (dm["q_lora"] + dm["kv_lora"] + dm["rope"])
+    q_b = dm["q_lora"] * heads * (dm["nope"] + dm["rope"])
+    kv_b = dm["kv_lora"] * heads * (dm["nope"] + dm["v"])
+    o = heads * dm["v"] * dm["hidden"]
+    return down + q_b + kv_b + o
+
+
+def mla_context_sol(
+    batch: ArrayLike,
+    isl: ArrayLike,
+    heads: ArrayLike,
+    kv_bytes: ArrayLike,
+    gemm: Profile | None,
+    device: Device,
+) -> FloatArray:
+    """DeepSeek MLA prefill per layer: attention with 192-dim QK and 128-dim V per head; with `gemm`
+    also the block's projections (fused q_a/kv_a, q_b, kv_b, o_proj) at that format."""
+    dm = MLA_DIMS
+    b, s, h = _f(batch), _f(isl), _f(heads)
+    qk, v = dm["nope"] + dm["rope"], dm["v"]
+    pairs = _causal_pairs(s, np.zeros(1))
+    attn_flops = 2.0 * b * h * (qk + v) * pairs
+    tok = b * s
+    nbytes = tok * h * (qk + v) * (OUT_BYTES + _f(kv_bytes)) + tok * (dm["kv_lora"] + dm["rope"])
+    time = attn_flops / (device.peak_tflops("bf16") * 1e12)
+    if gemm is not None:
+        weights = _mla_proj_weights(h)
+        time = time + 2.0 * tok * weights / gemm.flops_per_s(device)
+        nbytes = nbytes + weights * gemm.weight_bytes + tok * dm["hidden"] * 2 * OUT_BYTES
+    return np.maximum(time, nbytes / (device.memory_bw_gbs * 1e9))
+
+
+def mla_generation_sol(
+    batch: ArrayLike,
+    ctx: ArrayLike,
+    heads: ArrayLike,
+    kv_bytes: ArrayLike,
+    gemm: Profile | None,
+    device: Device,
+) -> FloatArray:
+    """DeepSeek MLA decode per layer (weights absorbed): every head reads the shared 576-wide latent
+    cache of ctx + 1 tokens; with `gemm` also the projections and the two absorbed BMMs."""
+    dm = MLA_DIMS
+    b, c, h = _f(batch), _f(ctx) + 1.0, _f(heads)
+    latent = dm["kv_lora"] + dm["rope"]
+    attn_flops = 2.0 * b * h * c * (latent + dm["kv_lora"])
+    nbytes = b * c * latent * _f(kv_bytes) + b * h * (latent + dm["kv_lora"]) * OUT_BYTES
+    time = attn_flops / (device.peak_tflops("bf16") * 1e12)
+    if gemm is not None:
+        weights = _mla_proj_weights(h)
+        time = time + 2.0 * b * weights / gemm.flops_per_s(device)
+        nbytes = nbytes + weights * gemm.weight_bytes + b * dm["hidden"] * 2 * OUT_BYTES
+    return np.maximum(time, nbytes / (device.memory_bw_gbs * 1e9))
+
+
+# Bytes each rank sends per byte of the collective's size (ring algorithms).
+def _ring_factor(op: str, n: FloatArray) -> FloatArray:
+    if op == "all_reduce":
+        return 2.0 * (n - 1.0) / n
+    if op in ("all_gather", "reduce_scatter", "alltoall"):
+        return (n - 1.0) / n
+    raise ValueError(f"unknown collective {op!r}")
+
+
+def comm_sol(op: str, nbytes: ArrayLike, n: ArrayLike, device: Device) -> FloatArray:
+    """alpha + ring_factor * bytes / link bandwidth: the device's scale-up link within a node, its
+    scale-out link beyond (n > devices_per_node). `nbytes` is the collective's size as nccl-tests
+    counts it (the full buffer of all_reduce / all_gather output / reduce_scatter input / alltoall)."""
+    nn = _f(n)
+    bw = np.where(nn <= device.devices_per_node, device.scaleup_bw_gbs, device.scaleout_bw_gbs)
+    bw = np.maximum(bw, 1e-3)
+    alpha = device.scaleup_latency_us * 1e-6
+    return alpha + _ring_factor(op, nn) * _f(nbytes) / (bw * 1e9)

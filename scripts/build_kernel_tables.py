@@ -1,0 +1,341 @@
+"""Build the kernel-table artefact (pretrained/kernels/) from NVIDIA AIConfigurator's measured tables.
+
+Usage::
+
+    python scripts/build_kernel_tables.py --data ../shared/data --out pretrained/kernels
+
+Reads ``<data>/kernels/aiconfigurator/INVENTORY.csv`` and the parquet tables it lists, and writes one
+``<system>__<engine>.npz`` per (system, engine) plus ``manifest.json`` (sources with sha256 and row
+counts, outputs with sha256 and size, the table version per family). The runtime reader is
+budsim.core.kernels (numpy only); the layout is described in budsim/core/kernels/artefact.py. Running
+the script twice gives byte-identical files.
+
+Which tables
+    Per (system, engine, family) the INVENTORY rows with ``selection`` ``newest``; where that is a
+    partial re-collection the ``older-full`` table is merged under it, the newest table replacing the
+    older one's rows for every key it measured (a key is one latency curve: e.g. one MoE shape x dtype x
+    distribution x TP x EP, one NCCL op x GPU count). Used: gemm_perf, context/generation_attention_perf,
+    moe_perf, context/generation_mla_perf, mla_context/generation_module_perf, custom_allreduce_perf,
+    nccl_perf (stored with every engine of its system). Not used: the wide-EP / DeepEP tables
+    (wideep_*, moe_a2a_perf) and DeepSeek-V4 MegaMoE (dsv4_*).
+
+Rows kept
+    - Dropped as garbage: latency NaN or <= 0.
+    - GEMM: formats bfloat16, fp8, fp8_block, nvfp4, sq (int8 SmoothQuant), int8_wo, int4_wo.
+    - Attention and MLA: where a cell was measured with an fp8 attention kernel and a bf16 one for an
+      fp8 KV cache, the fp8 one is kept (the engines' path for an fp8 cache); otherwise bf16.
+      Context attention with the KV format matched by key (layout, window, kv).
+    - Attention and MLA: where one cell was measured by several kernel sources (SGLang on B200:
+      trtllm_mha / flashinfer / triton), the table's most frequent source is kept (the engine's
+      default backend).
+    - MoE: distributions balanced, power_law_1.01, power_law_1.2; several kernel sources for one cell
+      (TRT-LLM nvfp4: cutlass and min_latency) keep the fastest, as TRT-LLM picks min_latency for
+      small batches.
+    - Custom all-reduce: the CUDA-graph rows (vllm_graph, sglang_graph; TRT-LLM has one kind).
+      NCCL: the fp16 rows. ``message_size`` counts elements in both; stored as bytes (x2).
+    - Repeated measurements of one cell keep the fastest (repeats differ by noise or a first-run
+      JIT outlier; the spread is < 2 % at the median, up to 1.6x).
+    - MLA decode module tables count ``step`` as the sequence length including the new token; stored
+      as cached tokens (step - 1) like every other decode table.
+    - Not filtered here but at load time (budsim.core.kernels.families.log_util): latencies are made
+      non-decreasing along each size axis (m, batch, sequence length, tokens, bytes) by lowering a
+      point to the fastest larger size; this removes the first-run and tile-choice outliers (about
+      1-3 % of GEMM rows are > 1.5x slower than a larger m of the same n, k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from budsim.core.kernels.artefact import (  # noqa: E402
+    EngineTables,
+    file_name,
+    sha256_file,
+    write_npz,
+)
+from budsim.core.kernels.families import FAMILIES  # noqa: E402
+from budsim.core.kernels.grid import GridTable  # noqa: E402
+from budsim.core.kernels.systems import ENGINES, SYSTEMS  # noqa: E402
+
+INVENTORY = Path("kernels/aiconfigurator/INVENTORY.csv")
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+# parquet table name -> artefact family
+TABLE_FAMILY = {
+    "gemm_perf.parquet": "gemm",
+    "context_attention_perf.parquet": "context_attention",
+    "generation_attention_perf.parquet": "generation_attention",
+    "moe_perf.parquet": "moe",
+    "context_mla_perf.parquet": "mla_context",
+    "generation_mla_perf.parquet": "mla_generation",
+    "mla_context_module_perf.parquet": "mla_context_module",
+    "mla_generation_module_perf.parquet": "mla_generation_module",
+    "custom_allreduce_perf.parquet": "allreduce",
+    "nccl_perf.parquet": "nccl",
+}
+KV_CODE = {"bfloat16": 0, "fp8": 1}
+
+
+@dataclass
+class Source:
+    path: str  # relative to the data dir
+    system: str
+    family: str
+    framework: str
+    version: str
+    table: str
+    selection: str
+    rows: int
+
+
+def _codes(values: pd.Series, vocab: Sequence[str]) -> pd.Series:
+    return values.map({name: i for i, name in enumerate(vocab)})
+
+
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    lat = pd.to_numeric(df["latency"], errors="coerce")
+    return df[lat.notna() & (lat > 0)].assign(latency=lat)
+
+
+def _prefer_matching_compute(df: pd.DataFrame, compute_col: str, cell: list[str]) -> pd.DataFrame:
+    """Per cell: an fp8 attention kernel for an fp8 cache where measured, else the bf16 kernel."""
+    match = (df[compute_col] == df["kv_cache_dtype"]).astype(int)
+    df = df.assign(_rank=-match)
+    best = df.groupby(cell, sort=False)["_rank"].transform("min")
+    return df[df["_rank"] == best].drop(columns="_rank")
+
+
+def _prefer_common_source(df: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
+    """Per cell: rows of the table's most frequent kernel source among those that measured it."""
+    if "kernel_source" not in df or df["kernel_source"].nunique() < 2:
+        return df
+    freq = df["kernel_source"].value_counts()
+    rank = df["kernel_source"].map({s: -int(n) for s, n in freq.items()})
+    df = df.assign(_rank=rank)
+    best = df.groupby(cell, sort=False)["_rank"].transform("min")
+    return df[df["_rank"] == best].drop(columns="_rank")
+
+
+def rows_for(family: str, df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+    """(key columns, axis columns, latency ms) of one parquet table's usable rows."""
+    df = _clean(df)
+    spec = FAMILIES[family]
+    if family == "gemm":
+        df = df.assign(dtype=_codes(df["gemm_dtype"], spec.vocab["dtype"])).dropna(subset=["dtype"])
+        keys = {"dtype": df["dtype"]}
+        axes = {"m": df["m"], "n": df["n"], "k": df["k"]}
+    elif family in ("context_attention", "generation_attention"):
+        if "window_size" not in df:
+            df = df.assign(window_size=0)
+        df = df.assign(kv=_codes(df["kv_cache_dtype"], list(KV_CODE))).dropna(subset=["kv"])
+        size = "isl" if family == "context_attention" else "step"
+        layout = ["num_heads", "num_key_value_heads", "head_dim", "window_size", "kv"]
+        cell = [*layout, "batch_size", size]
+        df = _prefer_matching_compute(df, "attn_dtype", layout)
+        df = _prefer_common_source(df, cell)
+        keys = {
+            "heads": df["num_heads"],
+            "kv_heads": df["num_key_value_heads"],
+            "head_dim": df["head_dim"],
+            "window": df["window_size"],
+            "kv": df["kv"],
+        }
+        axes = {"batch": df["batch_size"], spec.axis_names[1]: df[size]}
+    elif family == "moe":
+        df = df.assign(
+            dtype=_codes(df["moe_dtype"], spec.vocab["dtype"]),
+            dist=_codes(df["distribution"], spec.vocab["dist"]),
+        ).dropna(subset=["dtype", "dist"])
+        keys = {
+            "dtype": df["dtype"],
+            "dist": df["dist"],
+            "hidden": df["hidden_size"],
+            "inter": df["inter_size"],
+            "topk": df["topk"],
+            "experts": df["num_experts"],
+            "tp": df["moe_tp_size"],
+            "ep": df["moe_ep_size"],
+        }
+        axes = {"tokens": df["num_tokens"]}
+    elif family.startswith("mla_"):
+        df = df.assign(kv=_codes(df["kv_cache_dtype"], list(KV_CODE))).dropna(subset=["kv"])
+        context = family.startswith("mla_context")
+        size = "isl" if context else "step"
+        if family == "mla_generation_module":
+            df = df.assign(step=df["step"] - 1)
+            df = df[df["step"] > 0]
+        keys = {"kv": df["kv"]}
+        group = ["kv"]
+        if family.endswith("_module"):
+            df = df.assign(gemm=_codes(df["gemm_type"], spec.vocab["gemm"])).dropna(subset=["gemm"])
+            keys = {"kv": df["kv"], "gemm": df["gemm"]}
+            group = ["kv", "gemm"]
+        cell = [*group, "num_heads", "batch_size", size]
+        df = _prefer_matching_compute(df, "mla_dtype", group)
+        df = _prefer_common_source(df, cell)
+        keys = {k: df[k] for k in group}
+        axes = {"heads": df["num_heads"], "batch": df["batch_size"], spec.axis_names[2]: df[size]}
+    elif family == "allreduce":
+        if "backend" in df:
+            df = df[df["backend"].str.endswith("_graph")]
+        keys = {"n": df["num_gpus"]}
+        axes = {"bytes": df["message_size"] * 2}
+    elif family == "nccl":
+        df = df[df["nccl_dtype"] == "half"]
+        df = df.assign(op=_codes(df["op_name"], spec.vocab["op"])).dropna(subset=["op"])
+        keys = {"op": df["op"], "n": df["num_gpus"]}
+        axes = {"bytes": df["message_size"] * 2}
+    else:
+        raise ValueError(family)
+    as_int = {k: v.to_numpy().astype(np.int64) for k, v in keys.items()}
+    ax_int = {k: v.to_numpy().astype(np.int64) for k, v in axes.items()}
+    return as_int, ax_int, df["latency"].to_numpy(dtype=np.float64)
+
+
+def merge_sources(
+    family: str, frames: list[tuple[Source, pd.DataFrame]]
+) -> tuple[GridTable, list[tuple[Source, int]]]:
+    """Grid the rows of the newest table and, for keys it lacks, the older full one."""
+    frames = sorted(frames, key=lambda f: f[0].selection != "newest")
+    parts: list[tuple[dict[str, Any], dict[str, Any], np.ndarray]] = []
+    used: list[tuple[Source, int]] = []
+    seen: set[tuple[int, ...]] = set()
+    for src, df in frames:
+        keys, axes, lat = rows_for(family, df)
+        key_rows = [tuple(row) for row in np.stack(list(keys.values()), axis=1)]
+        keep = np.array([row not in seen for row in key_rows], dtype=bool)
+        seen.update(key_rows)
+        parts.append(
+            (
+                {k: v[keep] for k, v in keys.items()},
+                {k: v[keep] for k, v in axes.items()},
+                lat[keep],
+            )
+        )
+        used.append((src, int(keep.sum())))
+    key_cols = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    axis_cols = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
+    lat = np.concatenate([p[2] for p in parts])
+    return GridTable.from_rows(key_cols, axis_cols, lat), used
+
+
+def read_inventory(data: Path) -> list[Source]:
+    inv = pd.read_csv(data / INVENTORY)
+    out = []
+    for row in inv.itertuples(index=False):
+        if row.table not in TABLE_FAMILY or row.selection not in ("newest", "older-full"):
+            continue
+        out.append(
+            Source(
+                path=str(row.path),
+                system=str(row.system),
+                family=TABLE_FAMILY[str(row.table)],
+                framework=str(row.framework),
+                version=str(row.version),
+                table=str(row.table),
+                selection=str(row.selection),
+                rows=int(row.rows),
+            )
+        )
+    return sorted(out, key=lambda s: s.path)
+
+
+def build(data: Path, out: Path, command: str) -> dict[str, Any]:
+    sources = read_inventory(data)
+    frames: dict[str, pd.DataFrame] = {}
+    source_meta: dict[str, dict[str, Any]] = {}
+    for src in sources:
+        df = pd.read_parquet(data / src.path)
+        frames[src.path] = df
+        source_meta[src.path] = {
+            "path": src.path,
+            "sha256": sha256_file(data / src.path),
+            "rows": len(df),
+            "rows_used": 0,
+            "selection": src.selection,
+            "version": src.version,
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for system in SYSTEMS:
+        for engine in ENGINES:
+            tables: dict[str, GridTable] = {}
+            versions: dict[str, str] = {}
+            for family in FAMILIES:
+                framework = "nccl" if family == "nccl" else engine
+                chosen = [
+                    s
+                    for s in sources
+                    if s.system == system and s.family == family and s.framework == framework
+                ]
+                if not chosen:
+                    continue
+                table, used = merge_sources(family, [(s, frames[s.path]) for s in chosen])
+                if table.n_measured == 0:
+                    continue
+                tables[family] = table.compact()
+                versions[family] = "+".join(s.version for s, _ in used)
+                for s, n in used:
+                    source_meta[s.path]["rows_used"] += n
+            if not tables:
+                continue
+            et = EngineTables(system, engine, tables, versions)
+            path = out / file_name(system, engine)
+            write_npz(path, et.to_arrays())
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise SystemExit(f"{path} is {size} bytes, over the {MAX_FILE_BYTES} limit")
+            outputs.append(
+                {
+                    "file": path.name,
+                    "system": system,
+                    "engine": engine,
+                    "sha256": sha256_file(path),
+                    "bytes": size,
+                    "versions": dict(sorted(versions.items())),
+                    "cells": {f: t.n_measured for f, t in sorted(tables.items())},
+                }
+            )
+            print(
+                f"{path.name}: {size / 1e6:.2f} MB, {sum(t.n_measured for t in tables.values())} cells"
+            )
+    manifest = {
+        "format": 1,
+        "built_by": "scripts/build_kernel_tables.py",
+        "command": command,
+        "data": "NVIDIA AIConfigurator kernel tables (Apache-2.0), " + str(INVENTORY),
+        "latency_unit": "ms",
+        "sources": [source_meta[s.path] for s in sources],
+        "outputs": outputs,
+        "total_bytes": sum(o["bytes"] for o in outputs),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="../shared/data", help="the shared data directory")
+    parser.add_argument("--out", default="pretrained/kernels", help="output directory")
+    args = parser.parse_args(argv)
+    command = "python scripts/build_kernel_tables.py " + " ".join(
+        shlex.quote(a) for a in ["--data", args.data, "--out", args.out]
+    )
+    manifest = build(Path(args.data), Path(args.out), command)
+    print(f"total {manifest['total_bytes'] / 1e6:.2f} MB in {len(manifest['outputs'])} files")
+
+
+if __name__ == "__main__":
+    main()
