@@ -268,7 +268,8 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
             "version": src.version,
         }
     out.mkdir(parents=True, exist_ok=True)
-    outputs = []
+    outputs: list[dict[str, Any]] = []
+    total_bytes = 0
     for system in SYSTEMS:
         for engine in ENGINES:
             tables: dict[str, GridTable] = {}
@@ -287,14 +288,19 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
                     continue
                 tables[family] = table.compact()
                 versions[family] = "+".join(s.version for s, _ in used)
-                for s, n in used:
-                    source_meta[s.path]["rows_used"] += n
+                for s, n in used:  # NCCL tables serve every engine: count them once
+                    source_meta[s.path]["rows_used"] = (
+                        max(source_meta[s.path]["rows_used"], n)
+                        if family == "nccl"
+                        else source_meta[s.path]["rows_used"] + n
+                    )
             if not tables:
                 continue
             et = EngineTables(system, engine, tables, versions)
             path = out / file_name(system, engine)
             write_npz(path, et.to_arrays())
             size = path.stat().st_size
+            total_bytes += size
             if size > MAX_FILE_BYTES:
                 raise SystemExit(f"{path} is {size} bytes, over the {MAX_FILE_BYTES} limit")
             outputs.append(
@@ -319,7 +325,7 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
         "latency_unit": "ms",
         "sources": [source_meta[s.path] for s in sources],
         "outputs": outputs,
-        "total_bytes": sum(o["bytes"] for o in outputs),
+        "total_bytes": total_bytes,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

@@ -262,34 +262,40 @@ def multilinear(
 ) -> FloatArray:
     """Multilinear interpolation over the trailing len(axes_log) axes of `grid`, clamped at the
     edges. Result shape: grid's leading shape + the broadcast shape of the queries. A query exactly
-    on a node returns that node's value."""
+    on a node returns that node's value.
+
+    Written as nested lerps, lo + t * (hi - lo), one axis at a time: equal node values give exactly
+    that value, and the result never decreases along an axis whose node values do not."""
     queries = np.broadcast_arrays(*(np.asarray(q, dtype=np.float64) for q in queries_log))
-    per_axis: list[tuple[IntArray, FloatArray | None]] = []
+    d = len(axes_log)
+    brackets: list[tuple[IntArray, FloatArray | None]] = []
     for axis, q in zip(axes_log, queries, strict=True):
         if len(axis) == 1:
-            per_axis.append((np.zeros(q.shape, dtype=np.int64), None))
+            brackets.append((np.zeros(q.shape, dtype=np.int64), None))
         else:
-            per_axis.append(_bracket(np.asarray(axis, np.float64), q))
-    out: FloatArray | None = None
-    for corner in product((0, 1), repeat=len(per_axis)):
-        weight: FloatArray | None = None
-        index: list[Any] = [Ellipsis]
-        skip = False
-        for (lo, t), upper in zip(per_axis, corner, strict=True):
-            if t is None:  # a one-node axis has no upper corner
-                skip = skip or bool(upper)
-                index.append(lo)
-                continue
-            factor = t if upper else 1.0 - t
-            weight = factor if weight is None else weight * factor
-            index.append(lo + upper)
-        if skip:
+            brackets.append(_bracket(np.asarray(axis, np.float64), q))
+    # corner values: one array per corner of the axes that have two nodes
+    corners: dict[tuple[int, ...], FloatArray] = {}
+    for corner in product((0, 1), repeat=d):
+        if any(up and b[1] is None for up, b in zip(corner, brackets, strict=True)):
             continue
-        term = grid[tuple(index)]
-        term = term if weight is None else weight * term
-        out = term if out is None else out + term
-    assert out is not None
-    return out
+        index = tuple(lo + up for up, (lo, _) in zip(corner, brackets, strict=True))
+        where: tuple[Any, ...] = (Ellipsis, *index)
+        corners[corner] = grid[where]
+    for dim in reversed(range(d)):  # fold the last axis first
+        weight = brackets[dim][1]
+        folded: dict[tuple[int, ...], FloatArray] = {}
+        for corner, value in corners.items():
+            if corner[dim] == 1:
+                continue
+            head = corner[:dim]
+            if weight is None:
+                folded[head] = value
+            else:
+                upper = corners[(*head, 1, *corner[dim + 1 :])]
+                folded[head] = value + weight * (upper - value)
+        corners = folded
+    return corners[()]
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,7 +325,8 @@ class LatencyGrid:
             inside = np.interp(logs[0], self.nodes_log[0], self.log_latency)
         else:
             inside = multilinear(self.log_latency, self.nodes_log, logs)
-        return np.exp(inside + np.log(sol(*queries)) - np.log(sol(*clamped)))
+        # (outside the nodes only) hold utilisation: scale by the roofline from the edge to the query
+        return np.exp(inside + (np.log(sol(*queries)) - np.log(sol(*clamped))))
 
 
 def roofline_lookup(
