@@ -37,10 +37,12 @@ Rows kept
       JIT outlier; the spread is < 2 % at the median, up to 1.6x).
     - MLA decode module tables count ``step`` as the sequence length including the new token; stored
       as cached tokens (step - 1) like every other decode table.
-    - Not filtered here but at load time (budsim.core.kernels.families.log_util): latencies are made
-      non-decreasing along each size axis (m, batch, sequence length, tokens, bytes) by lowering a
-      point to the fastest larger size; this removes the first-run and tile-choice outliers (about
-      1-3 % of GEMM rows are > 1.5x slower than a larger m of the same n, k).
+    - Not filtered here but when a lookup reads the tables (budsim.core.kernels.grid.LatencyGrid):
+      latencies are made non-decreasing along each size axis (m, batch, sequence length, tokens,
+      bytes) by lowering a point to the fastest larger size. This removes first-run JIT and tile-
+      choice outliers (about 1-3 % of GEMM rows are > 1.5x slower than a larger m of the same n, k)
+      but also lowers noisy flat stretches to their minimum (a few % on small GEMMs); the stored
+      values are the measurements as they are.
 """
 
 from __future__ import annotations

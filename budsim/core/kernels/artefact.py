@@ -10,11 +10,7 @@ them; the zip entries carry a fixed date so a rebuild is byte-identical.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -57,6 +53,8 @@ def file_name(system: str, engine: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # build and tests only: kept out of the import path of lookups
+
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -66,6 +64,9 @@ def sha256_file(path: Path) -> str:
 
 def write_npz(path: Path, arrays: Mapping[str, NDArray[np.generic]]) -> None:
     """np.savez_compressed's layout, written with fixed entry dates and order (reproducible bytes)."""
+    import io
+    import zipfile
+
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for name in sorted(arrays):
             array = np.ascontiguousarray(arrays[name])
@@ -106,6 +107,8 @@ class EngineTables:
         return value
 
     def to_arrays(self) -> dict[str, NDArray[np.generic]]:
+        import json
+
         meta = {
             "format": FORMAT,
             "system": self.system,
@@ -130,6 +133,8 @@ class EngineTables:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray[np.generic]]) -> EngineTables:
+        import json
+
         meta: dict[str, Any] = json.loads(bytes(np.asarray(arrays["meta"], np.uint8)).decode())
         if meta.get("format") != FORMAT:
             raise ValueError(f"kernel artefact format {meta.get('format')!r}, expected {FORMAT}")

@@ -507,9 +507,9 @@ class KernelSource:
         int4_wo (Marlin) else w4a16_mxfp4, int8 = fp8 utilisation at the int8 peak, fp8 on a device
         without fp8 = the weight-only 4-bit table at 1 byte per weight; failing all, bf16
         utilisation. Another engine's table on the same system is tried before bf16. A shape the
-        tables lack borrows utilisation from the 4 nearest measured shapes of that format (log2
-        distance over hidden, inter, topk, experts, experts per rank, MoE TP; weights 1/d^2) at
-        equal tokens per expert. SOL assumes gated experts (gate, up, down); for non-gated experts
+        tables lack borrows utilisation from the 4 nearest measured shapes of that format (weighted
+        log2 distance over hidden, inter, topk, experts, EP and per-rank quantities, see
+        neighbours.MOE_FEATURES; weights 1/d^2) at equal tokens per expert. SOL assumes gated experts (gate, up, down); for non-gated experts
         the answer is about 1.5x high. `basis_for("moe", fmt)` names the borrowing.
         """
         fmt = _fmt(fmt)
