@@ -25,14 +25,14 @@ from pathlib import Path
 
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.memory import plan_memory
-from budsim.core.predict import _step_model, predict_cases, resolve
+from budsim.core.predict import predict_cases, resolve, step_model
 from budsim.core.simulator import simulate_serving
 
 
 def bench_simulator() -> list[tuple[str, float, int]]:
     d = Deployment(model="meta-llama/Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
     r = resolve(d)
-    step = _step_model(d)
+    step = step_model(d)
     plan = plan_memory(r.model, r.device, r.engine, r.deployment, 2048)
     cases = {
         "concurrency 32, 1000 req": Workload(

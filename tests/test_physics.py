@@ -218,10 +218,15 @@ def test_longer_input_never_speeds_up_requests(c: int, isl: int, extra: int, eng
 
 
 def test_mean_ttft_can_drop_when_waves_split() -> None:
-    """The case behind the comment above, pinned so that a change to it is noticed."""
+    """The case behind the comment above, pinned so that a change to it is noticed (a finite run
+    of 64 requests from the load generator's burst, where the waves come from)."""
     d = dep(engine="vllm")
-    short = predict_physics(d, Workload(concurrency=3, input_len=3734, output_len=32))
-    long = predict_physics(d, Workload(concurrency=3, input_len=4102, output_len=32))
+    short = predict_physics(
+        d, Workload(concurrency=3, input_len=3734, output_len=32, num_requests=64)
+    )
+    long = predict_physics(
+        d, Workload(concurrency=3, input_len=4102, output_len=32, num_requests=64)
+    )
     assert long.ttft_ms_mean < short.ttft_ms_mean  # type: ignore[operator]
     assert long.ttft_ms_p99 > short.ttft_ms_p99  # type: ignore[operator]
     assert long.e2e_s_mean > short.e2e_s_mean  # type: ignore[operator]
@@ -232,7 +237,7 @@ def test_an_idle_engine_starts_on_the_first_request_alone() -> None:
     first alone and the rest in the next step, so two clients' TTFTs differ by about one step."""
     from budsim.core.simulator import weighted_summary
 
-    res, _ = _simulate("trtllm", 2, 3188, 32, False)
+    res, _ = _simulate("trtllm", 2, 3188, 32, False, num_requests=64)
     mean, _, slowest = weighted_summary(res.ttft)  # type: ignore[attr-defined]
     first = min(res.ttft.values)  # type: ignore[attr-defined]
     d = dep(engine="trtllm")
@@ -286,7 +291,7 @@ def test_trtllm_reserves_whole_requests_and_never_preempts() -> None:
     from budsim.core.simulator import simulate_serving
 
     isl, osl, room = 1000, 1000, 10  # a KV cache for exactly ten whole requests
-    w = Workload(concurrency=64, input_len=isl, output_len=osl)
+    w = Workload(concurrency=64, input_len=isl, output_len=osl, num_requests=640)
     results = {}
     for engine in ("trtllm", "vllm"):
         d = dep(engine=engine)
@@ -332,10 +337,22 @@ def test_more_tp_never_raises_weights_per_device(model: str) -> None:
         previous = w
 
 
+def _finite(c: int) -> int:
+    """The requests of the finite runs these tests pin: ten per client, 64 to 4,096."""
+    return min(max(10 * c, 64), 4096)
+
+
 def _simulate(
-    engine: str, c: int, isl: int, osl: int, shortcuts: bool, **kw: object
+    engine: str,
+    c: int,
+    isl: int,
+    osl: int,
+    shortcuts: bool,
+    num_requests: int | None = None,
+    **kw: object,
 ) -> tuple[object, int]:
-    """(ServingResult, step-time evaluations) of one closed loop on Llama-3.1-8B / H100."""
+    """(ServingResult, step-time evaluations) of one closed loop on Llama-3.1-8B / H100: a finite
+    run of `num_requests`, or steady state (None)."""
     from budsim.core.memory import plan_memory
     from budsim.core.simulator import simulate_serving
 
@@ -352,7 +369,7 @@ def _simulate(
     res = simulate_serving(
         counted,  # type: ignore[arg-type]
         r.engine,
-        Workload(concurrency=c, input_len=isl, output_len=osl),
+        Workload(concurrency=c, input_len=isl, output_len=osl, num_requests=num_requests),
         kv_capacity_tokens=plan.kv_capacity_tokens,
         max_num_seqs=r.deployment.max_num_seqs or 256,
         max_num_batched_tokens=r.deployment.max_num_batched_tokens or 8192,
@@ -386,8 +403,8 @@ def _means(res: object) -> list[float]:
 def test_closed_loop_shortcuts_match_the_full_simulation(
     engine: str, c: int, isl: int, osl: int, tolerance: float, kw: dict[str, object]
 ) -> None:
-    full, full_calls = _simulate(engine, c, isl, osl, False, **kw)
-    fast, fast_calls = _simulate(engine, c, isl, osl, True, **kw)
+    full, full_calls = _simulate(engine, c, isl, osl, False, _finite(c), **kw)
+    fast, fast_calls = _simulate(engine, c, isl, osl, True, _finite(c), **kw)
     assert fast.requests == full.requests  # type: ignore[attr-defined]
     assert fast.output_tokens == full.output_tokens  # type: ignore[attr-defined]
     for a, b in zip(_means(full), _means(fast), strict=True):
@@ -398,8 +415,8 @@ def test_closed_loop_shortcuts_match_the_full_simulation(
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_single_token_outputs_finish_at_their_first_token(engine: str) -> None:
     # output_len 1: the prompt's last chunk emits the only token, so each request ends there
-    res, _ = _simulate(engine, 16, 700, 1, True)
-    full, _ = _simulate(engine, 16, 700, 1, False)
+    res, _ = _simulate(engine, 16, 700, 1, True, _finite(16))
+    full, _ = _simulate(engine, 16, 700, 1, False, _finite(16))
     from budsim.core.simulator import weighted_summary
 
     assert res.requests == full.requests == 160  # type: ignore[attr-defined]  # ten per client

@@ -19,7 +19,7 @@ from .errors import BudsimError
 from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
-from .simulator import ServingResult, simulate_serving
+from .simulator import REPORTED_QUANTILES, ServingResult, run_description, simulate_serving
 from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
@@ -30,15 +30,18 @@ class Prediction:
     ttft_ms_mean: float | None = None
     ttft_ms_p50: float | None = None
     ttft_ms_p90: float | None = None
+    ttft_ms_p95: float | None = None
     ttft_ms_p99: float | None = None
     tpot_ms_mean: float | None = None
     tpot_ms_p50: float | None = None
     tpot_ms_p90: float | None = None
+    tpot_ms_p95: float | None = None
     tpot_ms_p99: float | None = None
     itl_ms_mean: float | None = None
     e2e_s_mean: float | None = None
     e2e_s_p50: float | None = None
     e2e_s_p90: float | None = None
+    e2e_s_p95: float | None = None
     e2e_s_p99: float | None = None
     e2e_s_max: float | None = None
     output_tok_s: float | None = None
@@ -54,6 +57,7 @@ class Prediction:
     devices: int = 1
     preemptions: int = 0
     calibration: str = "physics"
+    run: str = ""  # what was simulated: "steady state" or "finite run of N requests"
     memory: MemoryPlan | None = None
     ttft_ms_mean_lo: float | None = None
     ttft_ms_mean_hi: float | None = None
@@ -233,6 +237,10 @@ def replica_workload(workload: Workload, replicas: int) -> Workload:
         batch_size=max(1, math.ceil(workload.batch_size / replicas)),
         rate=workload.rate / replicas,
         burstiness=thinned_burstiness(workload.burstiness, replicas),
+        # a finite run's requests spread over the replicas too
+        num_requests=None
+        if workload.num_requests is None
+        else max(1, math.ceil(workload.num_requests / replicas)),
     )
 
 
@@ -257,6 +265,7 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
         max_concurrency=plan.max_concurrency * full.replicas,
         fits=plan.fits,
         devices=full.devices,
+        run=run_description(workload),
         memory=plan,
     )
     if not plan.fits:
@@ -275,31 +284,26 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     return pred
 
 
-def _in_ms(sim: ServingResult, metric: str) -> tuple[float, float, float, float]:
-    """(mean, p50, p90, p99) of a latency the simulation keeps in seconds, in milliseconds."""
-    mean, (p50, p90, p99), _ = sim.summary(metric)
-    return mean * 1e3, p50 * 1e3, p90 * 1e3, p99 * 1e3
+def _set_summary(pred: Prediction, sim: ServingResult, metric: str, key: str, unit: float) -> None:
+    """`<key>_mean` and `<key>_p<q>` for every reported quantile of a simulated latency (seconds),
+    in `unit`s of a second: the nearest-rank percentiles of the simulated requests themselves."""
+    mean, quantiles, _ = sim.summary(metric)
+    setattr(pred, f"{key}_mean", mean * unit)
+    for q, value in zip(REPORTED_QUANTILES, quantiles, strict=True):
+        setattr(pred, f"{key}_p{round(q * 100)}", value * unit)
 
 
 def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices: int) -> None:
     if not sim.requests:
         pred.fits = False
         return
-    pred.ttft_ms_mean, pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p99 = _in_ms(sim, "ttft")
+    _set_summary(pred, sim, "ttft", "ttft_ms", 1e3)
     if sim.tpot:
-        pred.tpot_ms_mean, pred.tpot_ms_p50, pred.tpot_ms_p90, pred.tpot_ms_p99 = _in_ms(
-            sim, "tpot"
-        )
+        _set_summary(pred, sim, "tpot", "tpot_ms", 1e3)
         pred.itl_ms_mean = pred.tpot_ms_mean
         pred.tok_s_per_user = 1e3 / pred.tpot_ms_mean if pred.tpot_ms_mean else None
-    mean, (p50, p90, p99), top = sim.summary("e2e")
-    pred.e2e_s_mean, pred.e2e_s_p50, pred.e2e_s_p90, pred.e2e_s_p99, pred.e2e_s_max = (
-        mean,
-        p50,
-        p90,
-        p99,
-        top,
-    )
+    _set_summary(pred, sim, "e2e", "e2e_s", 1.0)
+    pred.e2e_s_max = sim.summary("e2e")[2]
     req_s = sim.requests / sim.makespan
     out_per_req = sim.output_tokens / sim.requests
     in_per_req = sim.input_tokens / sim.requests

@@ -1,18 +1,47 @@
-"""simulate_serving: a discrete-event simulation of one engine replica's scheduler over requests.
+"""simulate_serving: a discrete-event simulation of one engine replica serving requests.
 
-Requests with identical shapes that arrive together move as one *cohort* (a count of identical requests), so a
-closed loop of 1,000 identical requests costs a few hundred events, not a million tokens. Between events
-(arrival, prefill chunk, completion, KV exhaustion) a run of pure decode steps is skipped in closed form: the
-decode step time is linear in the summed context, so k steps take k * (t_first + t_last) / 2.
+The event loop here owns time: requests arrive (a closed loop's clients, arrivals at a rate, or a
+static batch), the replica runs one engine step at a time, requests finish. What each step runs is
+the engine's scheduler policy (budsim.core.schedulers: vLLM v1, SGLang, TRT-LLM), asked before every
+step through one interface: admit waiting requests, compose the step, release finished requests.
 
-Decode progress uses one global decode-step counter `g`: a cohort that began decoding at step `start` has
-generated `g - start + 1` tokens, so a decode span never touches individual cohorts.
+Two kinds of run (`Workload.num_requests`):
 
-A closed loop with fixed lengths is periodic after its opening burst. When the state at a completion
-recurs exactly (up to a time shift), the remaining whole cycles are added in closed form; when it never
-recurs exactly but two consecutive waves of `concurrency` requests agree within STEADY_TOLERANCE, the
-last wave stands for the rest. Either way the final drain is simulated. This keeps a long closed loop
-as cheap as its first few waves.
+- A *finite run* (num_requests = N; a static batch always): what a load generator's run of N
+  requests does from a cold start. A closed loop's C clients all send at t = 0, each sends its next
+  request as its last one finishes, N requests in all, and every request counts: the opening burst
+  and the final drain included. This reproduces a benchmark run (budsim.core.evaluate uses it).
+- *Steady state* (num_requests None, the default): what the run settles into once started, without
+  start-up or drain. A closed loop starts as the load generator does (the burst, so the waves it
+  leaves are the ones a real run has) and its first two waves of C requests are warm-up. The
+  steady sample is then either one exact cycle of the loop (the whole state recurs, so every later
+  request repeats one of the cycle's), or two consecutive waves of C requests that agree (means
+  within STEADY_TOLERANCE, p99 within STEADY_P99_TOLERANCE), or, when neither comes (lengths drawn
+  at random, or shortcuts off), the requests sent after the warm-up up to a sample of
+  `steady_sample_size` requests, simulated until every one of them has finished while the clients
+  keep sending. Throughput is the completion rate over the sample's window.
+  Waves are kept, not smoothed away: identical requests that finish in the same engine step return
+  to their clients together and come back together, a few milliseconds apart at most, so a real
+  engine keeps them in step too (its steps are tens of milliseconds). Only requests that a client
+  sends to an idle engine are staggered (see `release`), which is what breaks the lockstep of prompts
+  that exactly fill a step. `tests/test_physics.py` pins this choice.
+  Arrivals at a rate drop a warm-up (a tenth of the sample, at least 100) and count the next
+  `steady_sample_size` arrivals, simulated until each has finished (later arrivals keep the load on
+  and are not counted); the 99th percentile of TTFT then moves by about 3-5 % between seeds. A
+  replica that keeps up serves what it is offered, so its throughput is the arrival rate; one that
+  falls behind (fewer completions than arrivals in the window) reports its completion rate.
+
+What keeps a simulation cheap:
+
+- Requests with identical shapes that arrive together move as one *cohort*, so a closed loop of
+  1,000 identical requests costs a few hundred events, not a million tokens.
+- Between events (arrival, prefill chunk, completion, KV exhaustion) a run of pure decode steps is
+  priced in closed form: the decode step time is linear in the summed context, so k steps take
+  k * (t_first + t_last) / 2. Decode progress is one global step counter (see schedulers.py).
+- A closed loop with fixed lengths is periodic after its opening burst. When the state at a
+  completion recurs exactly (up to a time shift), a finite run adds the remaining whole cycles in
+  closed form and steady state takes the cycle as its sample; when it never recurs exactly, two
+  consecutive waves that agree stand for the rest. A finite run still simulates its final drain.
 """
 
 from __future__ import annotations
@@ -21,71 +50,42 @@ import heapq
 import itertools
 import math
 import random
-from bisect import bisect_left
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import mul
 from typing import Any
 
 from .deployment import Workload
 from .engines import EngineProfile
-from .steptime import StepTimeModel
+from .samples import Samples, weighted_summary
+from .schedulers import Cohort, ReplicaState, Scheduler, ShiftDigest, scheduler_for
+from .steady import ScheduleLog, Snapshot
+from .steptime import StepTime
 
 MAX_EVENTS = 200_000  # a guard against pathological inputs; far above any realistic run
 # How long after the first of several requests sent at once the others reach the scheduler: any
-# time shorter than one engine step gives the same schedule (see release in simulate_serving).
+# time shorter than one engine step gives the same schedule (see _Simulation.release).
 FRONT_END_STAGGER_S = 1e-6
+STEADY_TOLERANCE = 0.01  # relative; see _steady (1 %: the prediction moves by well under 3 %)
+PERIOD_WINDOW = 16  # completions; see _Simulation.width
+SPELLED_OUT = 16  # steady loops of up to this many clients compare their decoding sets as is
+# Quantiles a summary reports (nearest rank; see weighted_summary).
+REPORTED_QUANTILES = (0.5, 0.9, 0.95, 0.99)
+
+StepModel = Callable[[float, float, float, float, float], StepTime]
 
 
-@dataclass(slots=True)
-class _Cohort:
-    count: int
-    input_len: int
-    output_len: int
-    arrival: float
-    prompt: int  # tokens that must be (re)computed before decoding continues
-    done_prefill: int = 0
-    produced: int = 0  # tokens generated before the current decode run (after a preemption)
-    first_token: float = -1.0
-    start: int = 0  # global decode step at which the current decode run began
-    uid: int = 0
-
-
-class Samples:
-    """Latency samples, each standing for `count` identical requests (one per finished cohort).
-
-    Two parallel lists rather than a list of (value, count) tuples: a simulation records tens of
-    thousands of samples, and floats and ints cost neither a tuple each nor garbage-collector work."""
-
-    __slots__ = ("values", "counts")
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.counts: list[int] = []
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def add(self, value: float, count: int) -> None:
-        self.values.append(value)
-        self.counts.append(count)
-
-    def mean(self, start: int = 0, stop: int | None = None) -> float:
-        """The weighted mean of samples [start:stop] (nan when there are none)."""
-        values, counts = self.values[start:stop], self.counts[start:stop]
-        total = sum(counts)
-        return sum(map(mul, values, counts)) / total if total else math.nan
-
-    def repeat_since(self, start: int, times: int) -> None:
-        """Count the samples from `start` on `times` more times (the same values recur, so their
-        counts grow; the list does not)."""
-        counts = self.counts
-        counts[start:] = [n * (times + 1) for n in counts[start:]]
+def request_overhead_s(engine: EngineProfile, input_len: int) -> float:
+    """Seconds a request spends outside the engine's GPU steps, as its client sees them (HTTP, the
+    serving front end, tokenisation, streaming the first token): added to its TTFT and E2E."""
+    return engine.request_overhead_ms * 1e-3
 
 
 @dataclass
 class ServingResult:
-    """Per-request latencies (weighted by cohort size) and totals of one simulation."""
+    """Per-request latencies (weighted by cohort size) and totals of one simulation.
+
+    `requests` finished over `makespan` seconds: the whole run for a finite run, the sample's
+    window in steady state (so requests / makespan is the throughput either way)."""
 
     ttft: Samples = field(default_factory=Samples)
     tpot: Samples = field(default_factory=Samples)
@@ -104,15 +104,18 @@ class ServingResult:
     mean_batch: float = 0.0
     truncated: bool = False
     closed_loop_concurrency: int = 0  # > 0: throughput follows from Little's law
+    steady: bool = False  # steady-state sample (False: a finite run, every request counted)
     _summaries: dict[str, tuple[float, list[float], float]] = field(
         default_factory=dict, repr=False
     )
 
     def summary(self, metric: str) -> tuple[float, list[float], float]:
-        """weighted_summary of "ttft", "tpot" or "e2e", computed once (results are shared)."""
+        """weighted_summary of "ttft", "tpot" or "e2e" at REPORTED_QUANTILES, computed once
+        (results are shared)."""
         cached = self._summaries.get(metric)
         if cached is None:
-            cached = self._summaries[metric] = weighted_summary(getattr(self, metric))
+            cached = weighted_summary(getattr(self, metric), REPORTED_QUANTILES)
+            self._summaries[metric] = cached
         return cached
 
     @property
@@ -146,21 +149,35 @@ def arrival_gap(rng: random.Random, rate: float, burstiness: float) -> float:
     return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
 
 
-def default_num_requests(workload: Workload) -> int:
-    if workload.num_requests:
-        return workload.num_requests
+def finite_run_requests(workload: Workload) -> int | None:
+    """Requests a finite run sends (a static batch's size), or None for steady state."""
     if workload.scenario == "static":
         return workload.batch_size
-    if workload.scenario == "concurrency":
-        # about ten requests per client, as benchmark runs are usually sized
-        return min(max(10 * workload.concurrency, 64), 4096)
-    # Enough arrivals that their mean gap is within about 5 % of 1/rate: the relative error of
-    # the mean of n gamma gaps of shape k is 1/sqrt(k n).
-    return min(max(400, math.ceil(400 / workload.burstiness)), 4096)
+    return workload.num_requests
+
+
+def steady_sample_size(workload: Workload) -> int:
+    """Requests a steady-state sample counts when no exact cycle or steady wave stands for it.
+
+    Arrivals at a rate: 2,000 (divided by the burstiness: burstier gaps need more arrivals for
+    their mean rate and their queues to settle; at most 8,192); the 99th percentile of Poisson
+    traffic's TTFT then moves by about 3-5 % between seeds. A closed loop: 8 per client, at least
+    1,000 and at most 4,096."""
+    if workload.scenario == "rate":
+        return min(max(2000, math.ceil(2000 / workload.burstiness)), 8192)
+    return min(max(8 * workload.concurrency, 1000), 4096)
+
+
+def run_description(workload: Workload) -> str:
+    """What a prediction for `workload` simulates, in words ("steady state" or a finite run)."""
+    requests = finite_run_requests(workload)
+    if requests is None:
+        return "steady state"
+    return f"finite run of {requests:,} request{'s' if requests != 1 else ''}"
 
 
 def simulate_serving(
-    step: StepTimeModel,
+    step: StepModel,
     engine: EngineProfile,
     workload: Workload,
     *,
@@ -171,491 +188,662 @@ def simulate_serving(
 ) -> ServingResult:
     """Run the engine's scheduler over the workload on one replica.
 
+    step: the replica's step-time model, `step(n_decode, decode_ctx, prefill_tokens,
+    prefill_pairs, prefill_seqs) -> StepTime`; an optional `decode_slope` attribute (seconds per
+    token of summed decode context) prices decode spans without a second call.
     kv_capacity_tokens: KV tokens the whole replica can hold (all attention-DP ranks together).
     shortcuts: skip a closed loop's repeating cycles and steady waves (False: simulate every event;
     for tests and benchmarks of the shortcut itself).
     """
-    total = default_num_requests(workload)
-    varied = bool(workload.input_len_spread or workload.output_len_spread)
-    # seeding a generator costs as much as a short simulation: only where something is drawn
-    rng = random.Random(workload.seed) if varied or workload.scenario == "rate" else None
-    mixed = engine.scheduler == "mixed"
-    budget = max(1, max_num_batched_tokens)
-    res = ServingResult()
+    sim = _Simulation(
+        step, engine, workload, kv_capacity_tokens, max_num_seqs, max_num_batched_tokens, shortcuts
+    )
+    sim.run()
+    return sim.result()
 
-    # --- arrivals -------------------------------------------------------------------------------
-    arrivals: list[tuple[float, int, _Cohort]] = []  # heap of (time, uid, cohort)
-    uids = itertools.count(1)
-    issued = 0
 
-    closed = workload.scenario == "concurrency"
-    conc = min(workload.concurrency, total)
+class _Simulation:
+    """One simulation: the event loop, the arrival process, and what is measured."""
 
-    last_new: list[_Cohort] = []  # the newest cohort while it is still an arrival
+    def __init__(
+        self,
+        step: StepModel,
+        engine: EngineProfile,
+        workload: Workload,
+        kv_capacity: int,
+        max_num_seqs: int,
+        max_num_batched_tokens: int,
+        shortcuts: bool,
+    ) -> None:
+        self.step = step
+        self.engine = engine
+        self.workload = workload
+        self.policy: Scheduler = scheduler_for(engine)
+        self.state = ReplicaState(kv_capacity, max_num_seqs, max_num_batched_tokens)
+        self.res = ServingResult()
+        self.total = finite_run_requests(workload)  # None: steady state, clients never stop
+        self.steady = self.total is None
+        self.closed = workload.scenario == "concurrency"
+        self.varied = bool(workload.input_len_spread or workload.output_len_spread)
+        # seeding a generator costs as much as a short simulation: only where something is drawn
+        self.rng = (
+            random.Random(workload.seed) if self.varied or workload.scenario == "rate" else None
+        )
+        self.conc = workload.concurrency
+        if self.total is not None:
+            self.conc = min(self.conc, self.total)
+        self.now = 0.0
+        self.arrivals: list[tuple[float, int, Cohort]] = []  # heap of (time, uid, cohort)
+        self.issued = 0
+        self.last_new: list[Cohort] = []  # the newest cohort while it is still an arrival
+        self.n_done = self.out_tokens = self.in_tokens = self.n_steps = 0
+        self.t_compute = self.t_memory = self.t_comm = self.t_overhead = 0.0
+        self.batch_time = 0.0
+        self.extra = request_overhead_s(engine, workload.input_len)  # of the last response
+        self.last_sent = 0.0  # rate: when the newest drawn arrival is sent
+        # Finite closed loops with fixed lengths settle into a cycle (see look_for_cycle), keyed
+        # by a cheap fingerprint of the state; the full signature is built only when a
+        # fingerprint recurs, which keeps the check far cheaper than the simulation it saves.
+        fixed_loop = self.closed and not self.varied and shortcuts
+        self.seen: dict[tuple[int, ...], tuple[Any, Snapshot] | None] | None = (
+            {} if fixed_loop and not self.steady else None
+        )
+        self.waves: list[Snapshot] = []  # snapshots about one wave of `conc` requests apart
+        self.wave_stats: list[tuple[float, ...]] = []  # _wave between consecutive snapshots
+        self.next_wave = 2 * self.conc  # the first wave is the opening burst
+        # Steady state. A sample of requests sent in [warm, warm + sample) is measured directly
+        # (see the module doc); a closed loop with fixed lengths usually ends sooner, at a period
+        # of its schedule (budsim.core.steady), found by an exact recurrence of its integer state
+        # or by two windows of completions that agree.
+        self.warm = self.sample = 0
+        if self.steady:
+            self.sample = steady_sample_size(workload)
+            self.warm = self.conc if self.closed else max(100, self.sample // 10)
+        self.pending = 0  # sample requests not finished yet
+        self.window = ServingResult(steady=True)  # the sample's latencies and completions
+        self.t_open = math.inf  # the window: first to last sample request sent
+        self.t_close = math.inf
+        self.next_edge = math.inf  # when the simulation next passes one of the window's edges
+        self.open_snap: Snapshot | None = None
+        self.close_snap: Snapshot | None = None
+        self.log = ScheduleLog() if fixed_loop and self.steady else None
+        self.n_first = 0  # fresh first tokens so far
+        self.states: dict[tuple[Any, ...], Snapshot] = {}  # schedule_state -> where it was
+        # Windows of completions that may stand for a period: a lifetime's (C completions), or
+        # PERIOD_WINDOW when no two clients share a phase (C <= the decode steps of a client's
+        # cycle): the gaps between the clients' phases then take two values spread as evenly as
+        # they can be, so any PERIOD_WINDOW consecutive completions show them in proportion.
+        cycle = workload.output_len - (1 if self.policy.prefill_runs_alone else 0)
+        self.width = min(self.conc, PERIOD_WINDOW) if self.conc <= cycle else self.conc
+        self.next_mark = 1  # the spread start is near steady: windows from the first completion
+        self.marks: list[Snapshot] = []
+        self.paces: list[tuple[float, float]] = []
+        self.period: tuple[Snapshot, Snapshot, tuple[Samples, Samples, Samples]] | None = None
+        # Where a finished request's latencies go: the run's samples, or the steady sample's
+        # (warm-up requests are not recorded)
+        self.sink = self.window if self.steady else self.res
+        self.releases = type(self.policy).release is not Scheduler.release
 
-    def new_cohort(t: float, count: int) -> None:
-        nonlocal issued
-        if varied:
-            assert rng is not None  # made for varied lengths
+    # ---- arrivals ----------------------------------------------------------------------------
+    def issue(self, count: int, t: float) -> bool:
+        """Book `count` requests sent at `t`: whether they are part of the steady sample (a
+        finite run counts every request); opens or closes the sample's window."""
+        first = self.issued
+        self.issued += count
+        if self.log is not None:
+            self.log.arrival(first, count, t)
+        if not self.steady:
+            return True
+        if not self.warm <= first < self.warm + self.sample:
+            return False
+        if self.t_open == math.inf:
+            self.t_open = self.next_edge = t
+        if first + count >= self.warm + self.sample:
+            self.t_close = t
+        self.pending += count
+        return True
+
+    def new_cohort(self, t: float, count: int) -> None:
+        """`count` requests sent at `t`, into the arrival heap."""
+        w, s = self.workload, self.state
+        if self.varied:
+            assert self.rng is not None  # made for varied lengths
             for _ in range(count):
-                isl, osl = _lengths(workload, rng)
-                uid = next(uids)
-                c = _Cohort(1, isl, osl, t, isl, uid=uid)
-                heapq.heappush(arrivals, (t, uid, c))
-        elif last_new and last_new[0].arrival == t:
+                isl, osl = _lengths(w, self.rng)
+                uid = s.new_uid()
+                c = Cohort(1, isl, osl, t, isl, uid=uid, measured=self.issue(1, t))
+                heapq.heappush(self.arrivals, (t, uid, c))
+            return
+        measured = self.issue(count, t)
+        last = self.last_new[0] if self.last_new else None
+        if last is not None and last.arrival == t and last.measured == measured:
             # requests released by the same step join one cohort, so cohorts don't fragment
-            last_new[0].count += count
+            last.count += count
         else:
-            c = fixed_cohort(t, count)
-            heapq.heappush(arrivals, (t, c.uid, c))
-            last_new[:] = [c]
-        issued += count
+            c = self.fixed_cohort(t, count, measured)
+            heapq.heappush(self.arrivals, (t, c.uid, c))
+            self.last_new[:] = [c]
 
-    def fixed_cohort(t: float, count: int) -> _Cohort:
+    def fixed_cohort(self, t: float, count: int, measured: bool) -> Cohort:
         """`count` new requests of the workload's fixed lengths, sent at `t`."""
-        c = _Cohort(count, workload.input_len, workload.output_len, t, workload.input_len)
-        c.uid = next(uids)
-        return c
+        w = self.workload
+        uid = self.state.new_uid()
+        return Cohort(count, w.input_len, w.output_len, t, w.input_len, uid=uid, measured=measured)
 
-    def release(t: float, count: int, idle: bool) -> None:
+    def release(self, t: float, count: int, idle: bool) -> None:
         """Requests that clients send at `t`. They reach the scheduler one after another (the
         front end handles them in turn), and an idle engine starts a step as soon as the first
         arrives: it runs alone and the rest join the next step. A busy engine sees them all at its
         next step. (This is what breaks up a closed loop's waves that would otherwise stay in
         lockstep forever, e.g. eight 1,024-token prompts filling an 8,192-token step exactly.)"""
-        nonlocal issued
         if idle and count > 1:
-            new_cohort(t, 1)
-            new_cohort(t + FRONT_END_STAGGER_S, count - 1)
-        elif not idle and not arrivals and not varied:
+            self.new_cohort(t, 1)
+            self.new_cohort(t + FRONT_END_STAGGER_S, count - 1)
+        elif not idle and not self.arrivals and not self.varied:
             # straight into the queue, where the arrival heap would hand them at the next event
             # (nothing else is arriving first): the common case of a busy closed loop
-            waiting.append(fixed_cohort(t, count))
-            issued += count
+            self.state.waiting.append(self.fixed_cohort(t, count, self.issue(count, t)))
         else:
-            new_cohort(t, count)
+            self.new_cohort(t, count)
 
-    def split(c: _Cohort, n: int) -> _Cohort:
-        """Take `n` sequences out of cohort `c` into a new cohort in the same state."""
-        part = _Cohort(
-            n,
-            c.input_len,
-            c.output_len,
-            c.arrival,
-            c.prompt,
-            c.done_prefill,
-            c.produced,
-            c.first_token,
-            c.start,
-            next(uids),
-        )
-        c.count -= n
-        return part
+    def next_arrival(self) -> None:
+        """Rate: draw the next arrival into the heap (arrivals are drawn one ahead, in order)."""
+        if self.total is not None and self.issued >= self.total:
+            return
+        assert self.rng is not None  # made for the rate scenario
+        self.last_sent += arrival_gap(self.rng, self.workload.rate, self.workload.burstiness)
+        self.new_cohort(self.last_sent, 1)
 
-    if workload.scenario == "static":
-        new_cohort(0.0, workload.batch_size)
-    elif closed:
-        # Load generators (vllm bench serve, genai-perf, sglang bench_serving) release the first
-        # `concurrency` requests together; each later one replaces a finished request. Simulating
-        # exactly that (rather than an idealised steady state) matches measured TTFT best, because
-        # the opening burst and the waves it leaves behind are part of every measured run.
-        release(0.0, conc, idle=True)
-    else:
-        t = 0.0
-        assert rng is not None  # made for the rate scenario
-        for _ in range(total):
-            t += arrival_gap(rng, workload.rate, workload.burstiness)
-            new_cohort(t, 1)
+    def spread_clients(self) -> None:
+        """Steady state of a closed loop: start with the clients' requests spread evenly over one
+        decode lifetime instead of the load generator's burst, so that the loop is near its
+        steady state from the start. As many run as the sequence slots and the KV cache hold by
+        the policy's admission rule, the i-th of n having generated i/n of its output; the rest
+        are sent at t = 0. All of them are warm-up: none is measured."""
+        w, s, policy = self.workload, self.state, self.policy
+        running = min(self.conc, s.max_num_seqs)
+        shapes = [
+            _lengths(w, self.rng) if self.varied and self.rng else (w.input_len, w.output_len)
+            for _ in range(running)
+        ]
 
-    # --- engine state ---------------------------------------------------------------------------
-    waiting: deque[_Cohort] = deque()
-    prefilling: list[_Cohort] = []  # admitted, prompt not finished (FCFS)
-    decoding: dict[int, _Cohort] = {}  # uid -> cohort, insertion order = admission order
-    finish_heap: list[tuple[int, int]] = []  # (global step at which it completes, uid)
-    g = 0  # global decode step counter
-    n_dec = 0  # decoding sequences
-    dec_base = 0  # sum over decoding cohorts of count * (input + produced - start + 1)
-    kv_prefill = 0  # KV tokens held by admitted, still-prefilling sequences
-    # Engines that reserve each request's whole KV at admission (engine.reserves_output_kv) admit
-    # against the reservations, which never exceed the cache, so their decodes never preempt.
-    reserve = engine.reserves_output_kv
-    kv_reserved = 0
-    pf_pending = 0  # prompt tokens the prefilling cohorts still have to compute
-    running = 0  # sequences admitted (prefilling + decoding)
-    now = 0.0
-    batch_time = 0.0
-    # time by bottleneck (compute, memory, communication, overhead) and the counts: locals in the
-    # event loop, stored in `res` at the end
-    t_compute = t_memory = t_comm = t_overhead = 0.0
-    n_done = out_tokens = in_tokens = n_steps = 0
+        def spread(n: int) -> list[tuple[int, int, int]]:
+            """(generated, input, output) of n running requests spread evenly over the decode
+            steps of a client's cycle: its output's, plus its own prefill step where decodes run
+            beside prompts (0 generated: it is being sent)."""
+            if policy.prefill_runs_alone:
+                return [
+                    (1 + i * (osl - 1) // n if osl > 1 else 0, isl, osl)
+                    for i, (isl, osl) in enumerate(shapes[:n])
+                ]
+            return [(i * osl // n, isl, osl) for i, (isl, osl) in enumerate(shapes[:n])]
 
-    extra = engine.request_overhead_ms * 1e-3
-    slope: float | None = getattr(step, "decode_slope", None)  # see StepTimeModel.decode_slope
-    # bound once: these lists are only ever extended in place
-    e2e_value, e2e_count = res.e2e.values.append, res.e2e.counts.append
-    ttft_value, ttft_count = res.ttft.values.append, res.ttft.counts.append
-    tpot_value, tpot_count = res.tpot.values.append, res.tpot.counts.append
+        def fits(n: int) -> bool:
+            return sum(policy.holds(isl, osl, p) for p, isl, osl in spread(n) if p) <= s.kv_capacity
 
-    def stop_decoding(c: _Cohort) -> None:
-        nonlocal n_dec, dec_base
-        del decoding[c.uid]
-        n_dec -= c.count
-        dec_base -= c.count * (c.input_len - c.start + 1)
+        if not fits(running):  # the KV cache binds: the most that fit (bisection; fits(1) holds)
+            low, high = 1, running
+            while high - low > 1:
+                mid = (low + high) // 2
+                low, high = (mid, high) if fits(mid) else (low, mid)
+            running = low
+        groups: dict[tuple[int, int, int], int] = {}
+        for shape in spread(running):
+            groups[shape] = groups.get(shape, 0) + 1
+        fresh = self.conc
+        for (p, isl, osl), count in sorted(groups.items(), reverse=True):
+            if not p:
+                continue  # at the start of its lifetime: sent at t = 0 below
+            c = Cohort(count, isl, osl, 0.0, isl, isl, 0, 0.0, uid=s.new_uid(), measured=False)
+            s.place_decoding(c, p)
+            policy.on_admit(c)
+            fresh -= count
+        if fresh:
+            self.release(0.0, fresh, idle=not s.running)
 
-    def kv_used() -> int:  # (written out in the hot paths of the event loop)
-        return kv_prefill + dec_base + n_dec * g
+    # ---- the event loop ----------------------------------------------------------------------
+    def run(self) -> None:
+        w, s, policy, res = self.workload, self.state, self.policy, self.res
+        step = self.step
+        slope: float | None = getattr(step, "decode_slope", None)  # see StepTimeModel.decode_slope
+        rate = w.scenario == "rate"
+        closed, log = self.closed, self.log
+        if w.scenario == "static":
+            self.new_cohort(0.0, w.batch_size)
+        elif closed and self.steady:
+            if log is not None and self.conc > SPELLED_OUT:
+                s.digest = ShiftDigest()
+            self.spread_clients()
+        elif closed:
+            # Load generators (vllm bench serve, genai-perf, sglang bench_serving) release the
+            # first `concurrency` requests together; each later one replaces a finished request.
+            self.release(0.0, self.conc, idle=True)
+        else:
+            self.next_arrival()
+        arrivals = self.arrivals
+        waiting, prefilling, decoding = s.waiting, s.prefilling, s.decoding
+        events = 0
+        while arrivals or waiting or prefilling or decoding:
+            events += 1
+            if events > MAX_EVENTS:
+                res.truncated = True
+                break
+            now = self.now
+            while arrivals and arrivals[0][0] <= now + 1e-12:
+                waiting.append(heapq.heappop(arrivals)[2])
+                self.last_new.clear()
+                if rate:
+                    self.next_arrival()
+            if not (waiting or prefilling or decoding):
+                self.now = arrivals[0][0]  # idle until the next arrival
+                continue
+            if now >= self.next_edge:
+                self.watch_window()
+            policy.admit(s)
+            decode, pf_tokens, pf_pairs, pf_seqs, completed, preempted = policy.compose(s)
+            if not pf_seqs and not decode:
+                if arrivals:
+                    self.now = max(now, arrivals[0][0])
+                    continue
+                # a request larger than the KV cache can never run; else nothing can run until
+                # memory frees, which should not happen without running work
+                res.truncated = True
+                if waiting and not s.running:
+                    self.drop(waiting.popleft())
+                    continue
+                break
+            # how many identical decode-only steps can run before the next event. Requests still
+            # waiting after admission stay blocked (by the sequence limit or KV space) until a
+            # finish frees room, and decode-only steps only consume KV, so they don't end a span;
+            # a preemption does free room, so the next step must try to admit again.
+            k = 1
+            if decode and not pf_seqs and not prefilling and not preempted:
+                k = s.decode_run()
+            n_dec = s.n_dec if decode else 0
+            ctx0 = (s.dec_base + n_dec * s.g) if decode else 0
+            st = step(n_dec, ctx0, pf_tokens, pf_pairs, pf_seqs)
+            t_step = t_last = st.total
+            if k > 1 and arrivals:
+                k = max(1, min(k, math.ceil((arrivals[0][0] - now) / max(t_step, 1e-9))))
+            if k > 1:  # decode only: the step time grows linearly with the context
+                if slope is not None:
+                    t_last = t_step + slope * n_dec * (k - 1)
+                else:
+                    t_last = step(n_dec, ctx0 + n_dec * (k - 1), 0, 0.0, 0).total
+                span = k * (t_step + t_last) / 2
+            else:
+                span = t_step
+            if log is not None and decode:
+                log.decode_run(s.g, now, t_step, t_last)
+            scale = span / t_step if t_step > 0 else 0.0
+            self.t_compute += st.compute * scale
+            self.t_memory += st.memory * scale
+            self.t_comm += st.communication * scale
+            self.t_overhead += st.overhead * scale
+            self.batch_time += n_dec * span + pf_seqs * t_step
+            self.now = now = now + span
+            self.n_steps += k
+            # ---- apply the step --------------------------------------------------------------
+            if decode:
+                s.g += k
+            if pf_seqs:
+                s.pf_pending -= pf_tokens
+                if log is not None:
+                    self.log_first_tokens(completed)
+                s.start_decoding(completed, now)
+            freed = self.finish()
+            if not freed:
+                continue
+            self.n_done += freed
+            s.running -= freed
+            if closed and (self.total is None or self.issued < self.total):
+                # A closed loop's clients send their next requests as theirs finish (one cohort).
+                # The front-end latency of the next request overlaps other requests' GPU work,
+                # so the replacement is handed to the scheduler at once (this also matched
+                # measured TTFT better than delaying it by the front-end latency).
+                count = freed if self.total is None else min(freed, self.total - self.issued)
+                self.release(now, count, idle=not (s.running or waiting))
+            if self.seen is not None and self.issued < (self.total or 0):
+                self.look_for_cycle()
+            if log is not None and self.look_for_period():
+                break
+            if self.steady and self.issued >= self.warm + self.sample and not self.pending:
+                break
+        if self.steady:
+            self.watch_window()
 
-    def preempt_one() -> bool:
-        """vLLM-style recompute preemption of the most recently admitted decoding cohort."""
-        nonlocal running
-        if not decoding:
-            return False
-        c = decoding[next(reversed(decoding))]
-        stop_decoding(c)
-        generated = g - c.start + 1
-        c.produced = generated - 1
-        c.prompt = c.input_len + c.produced
-        c.done_prefill = 0
-        running -= c.count
-        waiting.appendleft(c)
-        res.preemptions += c.count
-        return True
+    def finish(self) -> int:
+        """Record the requests whose last token the step produced; returns how many finished."""
+        s = self.state
+        heap, g = s.finish_heap, s.g
+        if not heap or heap[0][0] > g:
+            return 0
+        decoding, now, policy = s.decoding, self.now, self.policy
+        freed = 0
+        while heap and heap[0][0] <= g:
+            uid = heapq.heappop(heap)[1]
+            c = decoding.get(uid)
+            if c is None or c.start + c.output_len - 1 > g:
+                continue  # stale entry from before a preemption
+            s.stop_decoding(c)
+            if self.releases:
+                policy.release(c)
+            n, osl = c.count, c.output_len
+            if self.varied:
+                self.extra = request_overhead_s(self.engine, c.input_len)
+            e2e, ttft = now - c.arrival + self.extra, c.first_token - c.arrival + self.extra
+            if c.measured:
+                out = self.sink
+                out.e2e.add(e2e, n)
+                out.ttft.add(ttft, n)
+                if osl > 1:
+                    out.tpot.add((now - c.first_token) / (osl - 1), n)
+            if self.steady:
+                if c.measured:
+                    self.pending -= n
+                if self.t_open <= now <= self.t_close:
+                    window = self.window
+                    window.requests += n
+                    window.output_tokens += n * osl
+                    window.input_tokens += n * c.input_len
+            self.out_tokens += n * osl
+            self.in_tokens += n * c.input_len
+            freed += n
+        return freed
 
-    # Closed loops with fixed lengths settle into a cycle that repeats exactly; once the state seen at
-    # a completion recurs, the remaining whole cycles are added in closed form (see skip_cycles).
-    # Keyed by a cheap fingerprint of the state; the full signature is built only when a fingerprint
-    # recurs, which keeps the check far cheaper than the simulation it saves.
-    seen: dict[tuple[int, ...], tuple[Any, tuple[float, ...]] | None] | None = (
-        {} if closed and not varied and shortcuts else None
-    )
+    def drop(self, c: Cohort) -> None:
+        """A request that can never run (it alone exceeds the KV cache) is given up."""
+        if self.steady and c.measured:
+            self.pending -= c.count
 
-    waves: list[tuple[float, ...]] = []  # snapshots about one wave of `conc` requests apart
-    wave_stats: list[tuple[float, ...]] = []  # _wave between consecutive snapshots
-    next_wave = 2 * conc  # the first wave is the opening burst
-
-    def snapshot() -> tuple[float, ...]:
-        return (
-            now,
-            g,
-            issued,
-            n_done,
-            out_tokens,
-            in_tokens,
+    def snapshot(self) -> Snapshot:
+        res, log = self.res, self.log
+        return Snapshot(
+            self.now,
+            self.state.g,
+            self.issued,
+            self.n_done,
+            self.out_tokens,
+            self.in_tokens,
             len(res.ttft),
             len(res.tpot),
             len(res.e2e),
-            n_steps,
-            res.preemptions,
-            t_compute,
-            t_memory,
-            t_comm,
-            t_overhead,
-            batch_time,
+            self.n_steps,
+            self.state.preemptions,
+            self.t_compute,
+            self.t_memory,
+            self.t_comm,
+            self.t_overhead,
+            self.batch_time,
+            self.n_first,
+            len(log.arrivals) if log is not None else 0,
+            len(log.first_tokens) if log is not None else 0,
         )
 
-    def signature() -> tuple[tuple[int, ...], list[float]]:
+    # ---- steady state --------------------------------------------------------------------------
+    def watch_window(self) -> None:
+        """Snapshot the counters as the simulation passes the sample window's edges."""
+        if self.open_snap is None and self.now >= self.t_open:
+            self.open_snap = self.snapshot()
+        if self.close_snap is None and self.now >= self.t_close:
+            self.close_snap = self.snapshot()
+        self.next_edge = self.t_open if self.open_snap is None else self.t_close
+        if self.close_snap is not None:
+            self.next_edge = math.inf
+
+    def log_first_tokens(self, completed: int) -> None:
+        """The prompts this step completes that emit their request's first token (not those
+        resuming after a preemption)."""
+        assert self.log is not None
+        for c in self.state.prefilling[:completed]:
+            if c.first_token < 0:
+                self.log.first_token(self.n_first, c.count, self.now, self.state.g - c.produced)
+                self.n_first += c.count
+
+    def look_for_period(self) -> bool:
+        """At a completion of a steady closed loop: is the schedule periodic from an earlier
+        completion on? Exactly, when the state the scheduler reads recurs; approximately, when
+        two consecutive windows of C completions (a lifetime's pattern) agree on their pace and
+        first-token waits. True (and `period` set) when the period gives the steady sample."""
+        mark, state = self.snapshot(), self.schedule_state()
+        earlier = self.states.get(state)
+        if earlier is not None and self.take_period(earlier, mark):
+            return True
+        self.states[state] = mark
+        if self.n_done < self.next_mark:
+            return False
+        self.next_mark = self.n_done + self.width
+        self.marks.append(mark)
+        if len(self.marks) < 2:
+            return False
+        x, y = self.marks[-2], self.marks[-1]
+        assert self.log is not None
+        pace = (y.now - x.now) / max(y.g - x.g, y.done - x.done, 1)
+        self.paces.append((pace, self.log.window_wait(x, y)))
+        if len(self.paces) < 2:
+            return False
+        # The two windows' time per decode step may differ by a step's share of their prompt
+        # work (16 completions span 31 or 32 steps): 3 %. Together they stand for the period.
+        (p0, w0), (p1, w1) = self.paces[-2], self.paces[-1]
+        agree = abs(p0 - p1) <= 3 * STEADY_TOLERANCE * max(p0, p1)
+        agree = agree and abs(w0 - w1) <= STEADY_TOLERANCE * max(abs(w0), abs(w1), 1e-12)
+        return agree and self.take_period(self.marks[-3], y)
+
+    def schedule_state(self) -> tuple[Any, ...]:
+        """What the scheduling decisions from here on depend on: the integer state and when the
+        pending arrivals come, never the requests' ages (those only shift their latencies). The
+        decoding set, which holds most cohorts, enters as its ShiftDigest beyond SPELLED_OUT
+        clients."""
+        s, now = self.state, self.now
+        return (
+            s.running,
+            s.kv_prefill,
+            s.n_dec,
+            tuple(
+                [(c.count, c.prompt, round((t - now) * 1e9)) for t, _, c in sorted(self.arrivals)]
+            )
+            if self.arrivals
+            else (),
+            tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in s.waiting]),
+            tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in s.prefilling]),
+            s.digest.value(s.g)
+            if s.digest is not None
+            else tuple([(c.count, s.g - c.start, c.produced) for c in s.decoding.values()]),
+        )
+
+    def take_period(self, x: Snapshot, y: Snapshot) -> bool:
+        """Use x -> y as the schedule's period, if it is one the extension can use: requests
+        finished in it and nothing was preempted (FCFS first tokens, one token per decode step).
+        A loop that preempts is measured directly (`sampled`)."""
+        if y.done <= x.done or y.preemptions != x.preemptions:
+            return False
+        assert self.log is not None
+        samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
+        if samples is None:
+            return False
+        self.period = (x, y, samples)
+        return True
+
+    # ---- finite runs: cycles and steady waves --------------------------------------------------
+    def signature(self) -> tuple[tuple[int, ...], list[float]]:
         """The state as integers, plus the ages of its times (which only shift the latencies)."""
-        ints = [running, kv_prefill, n_dec]
+        s, now = self.state, self.now
+        ints = [s.running, s.kv_prefill, s.n_dec]
         ages: list[float] = []
-        for t, _, c in sorted(arrivals):
+        for t, _, c in sorted(self.arrivals):
             ints += (c.count, c.prompt)
             ages.append(now - t)
-        for queue in (waiting, prefilling):
+        for queue in (s.waiting, s.prefilling):
             ints.append(-1)  # separator
             for c in queue:
                 ints += (c.count, c.prompt, c.done_prefill, c.produced)
                 ages.append(now - c.arrival)
         ints.append(-1)
-        for c in decoding.values():
-            ints += (c.count, g - c.start, c.produced)
+        for c in s.decoding.values():
+            ints += (c.count, s.g - c.start, c.produced)
             ages += (now - c.arrival, now - c.first_token)
         return tuple(ints), ages
 
-    def same_state(
-        a: tuple[tuple[int, ...], list[float]], b: tuple[tuple[int, ...], list[float]]
-    ) -> bool:
-        # ages equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
-        return a[0] == b[0] and all(abs(x - y) <= 1e-7 for x, y in zip(a[1], b[1], strict=True))
+    def look_for_cycle(self) -> None:
+        """At a completion of a finite closed loop with fixed lengths: when the state has been here
+        before (a cycle), or two consecutive waves have agreed, skip the repeats ahead."""
+        assert self.seen is not None
+        s = self.state
+        queued = (len(s.waiting), len(s.prefilling), len(s.decoding))
+        kv = s.dec_base + s.n_dec * s.g
+        fingerprint = (s.running, s.kv_prefill, s.n_dec, kv, *queued, len(self.arrivals))
+        if fingerprint not in self.seen:
+            # with few cohorts the signature is cheap: keep it now and catch a cycle one lap sooner
+            small = sum(queued) <= 16
+            self.seen[fingerprint] = (self.signature(), self.snapshot()) if small else None
+        else:
+            sig = self.signature()
+            earlier = self.seen[fingerprint]
+            if (
+                earlier is not None
+                and _same_state(earlier[0], sig)
+                and self.skip_cycles(earlier[1])
+            ):
+                self.seen = None  # no whole cycle is left
+                return
+            self.seen[fingerprint] = (sig, self.snapshot())
+        if self.issued >= self.next_wave:
+            # Some loops never repeat exactly (partial prefill chunks drift). Once two consecutive
+            # waves of `conc` requests agree within STEADY_TOLERANCE, the loop is in its steady
+            # state and the last wave stands for the remaining ones.
+            self.waves.append(self.snapshot())
+            self.next_wave = self.issued + self.conc
+            if len(self.waves) >= 2:  # each wave is summarised once, as it ends
+                self.wave_stats.append(_wave(self.res, self.waves[-2], self.waves[-1]))
+            if len(self.wave_stats) >= 2 and _steady(self.wave_stats[-2], self.wave_stats[-1]):
+                if self.skip_cycles(self.waves[-2]):
+                    self.seen = None
 
-    def skip_cycles(before: tuple[float, ...]) -> bool:
+    def skip_cycles(self, before: Snapshot) -> bool:
         """Jump over as many repeats of the cycle since `before` as new requests allow."""
-        nonlocal now, g, issued, batch_time, dec_base, arrivals, finish_heap
-        nonlocal t_compute, t_memory, t_comm, t_overhead, n_done, out_tokens, in_tokens, n_steps
-        after = snapshot()
-        per_cycle = issued - int(before[2])
+        assert self.total is not None
+        s, res = self.state, self.res
+        after = self.snapshot()
+        per_cycle = self.issued - before.issued
         if per_cycle <= 0:
             return False
-        m = (total - issued) // per_cycle
+        m = (self.total - self.issued) // per_cycle
         if m < 1:
             return False
-        dt, dg = m * (now - before[0]), m * (g - int(before[1]))
-        for samples, start in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
-            samples.repeat_since(int(before[start]), m)
-        n_done += m * (n_done - int(before[3]))
-        out_tokens += m * (out_tokens - int(before[4]))
-        in_tokens += m * (in_tokens - int(before[5]))
-        n_steps += m * (n_steps - int(before[9]))
-        res.preemptions += m * (res.preemptions - int(before[10]))
-        t_compute += m * (after[11] - before[11])
-        t_memory += m * (after[12] - before[12])
-        t_comm += m * (after[13] - before[13])
-        t_overhead += m * (after[14] - before[14])
-        batch_time += m * (after[15] - before[15])
-        issued += m * per_cycle
-        now += dt
-        g += dg
-        for c in itertools.chain(waiting, prefilling, decoding.values()):
+        dt, dg = m * (self.now - before.now), m * (s.g - before.g)
+        for samples, start in (
+            (res.ttft, before.n_ttft),
+            (res.tpot, before.n_tpot),
+            (res.e2e, before.n_e2e),
+        ):
+            samples.repeat_since(start, m)
+        self.n_done += m * (self.n_done - before.done)
+        self.out_tokens += m * (self.out_tokens - before.out_tokens)
+        self.in_tokens += m * (self.in_tokens - before.in_tokens)
+        self.n_steps += m * (self.n_steps - before.steps)
+        s.preemptions += m * (s.preemptions - before.preemptions)
+        self.t_compute += m * (after.t_compute - before.t_compute)
+        self.t_memory += m * (after.t_memory - before.t_memory)
+        self.t_comm += m * (after.t_comm - before.t_comm)
+        self.t_overhead += m * (after.t_overhead - before.t_overhead)
+        self.batch_time += m * (after.batch_time - before.batch_time)
+        self.issued += m * per_cycle
+        self.now += dt
+        s.g += dg
+        for c in itertools.chain(s.waiting, s.prefilling, s.decoding.values()):
             c.arrival += dt
             if c.first_token >= 0:
                 c.first_token += dt
-        for c in decoding.values():
+        for c in s.decoding.values():
             c.start += dg
-        dec_base -= n_dec * dg
-        for _, _, c in arrivals:
+        s.dec_base -= s.n_dec * dg
+        for _, _, c in self.arrivals:
             c.arrival += dt
-        arrivals = [(t + dt, uid, c) for t, uid, c in arrivals]
-        finish_heap = [(step_no + dg, uid) for step_no, uid in finish_heap]
+        self.arrivals[:] = [(t + dt, uid, c) for t, uid, c in self.arrivals]
+        s.finish_heap[:] = [(step_no + dg, uid) for step_no, uid in s.finish_heap]
         return True
 
-    events = 0
-    while arrivals or waiting or prefilling or decoding:
-        events += 1
-        if events > MAX_EVENTS:
-            res.truncated = True
-            break
-        while arrivals and arrivals[0][0] <= now + 1e-12:
-            waiting.append(heapq.heappop(arrivals)[2])
-            last_new.clear()
-        if not (waiting or prefilling or decoding):
-            now = arrivals[0][0]  # idle until the next arrival
-            continue
-        # ---- admission: waiting cohorts join the prefill queue while sequence slots and KV room
-        # allow, until a step's token budget of prompt work is queued
-        while waiting:
-            c = waiting[0]
-            fit = max_num_seqs - running
-            if reserve:
-                need = c.input_len + c.output_len
-                kv_fit = (kv_capacity_tokens - kv_reserved) // need
-            else:
-                used = kv_prefill + dec_base + n_dec * g
-                kv_fit = (kv_capacity_tokens - used) // max(1, c.prompt)
-            if kv_fit < fit:
-                fit = kv_fit
-            if c.count < fit:
-                fit = c.count
-            if fit <= 0:
-                break
-            if fit < c.count:  # split the cohort: part is admitted now
-                c = split(c, fit)
-            else:
-                waiting.popleft()
-            prefilling.append(c)
-            running += c.count
-            if reserve:
-                kv_reserved += c.count * need
-            kv_prefill += c.count * c.prompt
-            pf_pending += c.count * (c.prompt - c.done_prefill)
-            if pf_pending > budget:
-                break
-        # ---- compose the step ------------------------------------------------------------------
-        pf_tokens = 0
-        pf_pairs = 0.0
-        pf_seqs = 0
-        completed = 0  # chunks that finish their prompt: a prefix of `prefilling`
-        want_prefill = bool(prefilling)
-        do_decode = n_dec > 0 and (mixed or not want_prefill)
-        room = budget - (n_dec if do_decode and mixed else 0)
-        if want_prefill and room > 0:
-            i = 0
-            while i < len(prefilling) and room > 0:
-                c = prefilling[i]
-                left = c.prompt - c.done_prefill
-                whole = 0 if left > room else c.count if c.count * left <= room else room // left
-                if whole:
-                    if whole < c.count:  # split: the rest waits for the next step
-                        prefilling.insert(i + 1, split(c, c.count - whole))
-                    tok = left
-                else:  # partial chunk of one sequence
-                    if c.count > 1:
-                        prefilling.insert(i + 1, split(c, c.count - 1))
-                    whole, tok = 1, room
-                step_tokens = whole * tok
-                room -= step_tokens
-                pf_tokens += step_tokens
-                pf_pairs += step_tokens * (c.done_prefill + (tok + 1) / 2)
-                pf_seqs += whole
-                # applied now (nothing reads it before the step ends); only the last chunk can be
-                # partial, so the finished prompts are a prefix of the queue
-                c.done_prefill += tok
-                i += 1
-            completed = i if c.done_prefill >= c.prompt else i - 1
-        if not pf_seqs and not do_decode:
-            if n_dec > 0:
-                do_decode = True
-            elif arrivals:
-                now = max(now, arrivals[0][0])
-                continue
-            elif waiting and not running:
-                # a single request larger than the KV cache: it can never run
-                c = waiting.popleft()
-                res.truncated = True
-                continue
-            elif waiting:
-                # nothing can run until memory frees; should not happen without running work
-                res.truncated = True
-                break
-        # ---- KV growth: preempt if the decodes of this step don't fit ---------------------------
-        preempted = False
-        if do_decode:
-            while (
-                n_dec
-                and kv_prefill + dec_base + n_dec * (g + 1) > kv_capacity_tokens
-                and len(decoding) > 1
-            ):
-                preempted = preempt_one()
-        # ---- how many identical decode-only steps can run before the next event -----------------
-        k = 1
-        # Requests still waiting after admission stay blocked (by the sequence limit or KV space) until a
-        # finish frees room, and decode-only steps only consume KV, so they don't end a decode span;
-        # a preemption does free room, so the next step must try to admit again.
-        if do_decode and not pf_seqs and not prefilling and not preempted:
-            k = finish_heap[0][0] - g if finish_heap else 1
-            while finish_heap and finish_heap[0][1] not in decoding:
-                heapq.heappop(finish_heap)
-                k = finish_heap[0][0] - g if finish_heap else 1
-            kv_left = kv_capacity_tokens - kv_used()
-            if n_dec:
-                k = min(k, max(1, kv_left // n_dec))
-            k = max(1, k)
-        ctx0 = (dec_base + n_dec * g) if do_decode else 0
-        st = step(n_dec if do_decode else 0, ctx0, pf_tokens, pf_pairs, pf_seqs)
-        t_step = st.total
-        if k > 1:
-            if arrivals:
-                k = max(1, min(k, math.ceil((arrivals[0][0] - now) / max(t_step, 1e-9))))
-        if k > 1:  # decode only: the step time grows linearly with the context
-            if slope is not None:
-                t_last = t_step + slope * n_dec * (k - 1)
-            else:
-                t_last = step(n_dec, ctx0 + n_dec * (k - 1), 0, 0.0, 0).total
-            span = k * (t_step + t_last) / 2
-        else:
-            span = t_step
-        scale = span / t_step if t_step > 0 else 0.0
-        t_compute += st.compute * scale
-        t_memory += st.memory * scale
-        t_comm += st.communication * scale
-        t_overhead += st.overhead * scale
-        batch_time += (n_dec if do_decode else 0) * span + pf_seqs * t_step
-        now += span
-        n_steps += k
-        # ---- apply the step ----------------------------------------------------------------------
-        done_before = n_done
-        if do_decode:
-            g += k
-        if pf_seqs:
-            pf_pending -= pf_tokens
-            for c in prefilling[:completed]:
-                n = c.count
-                kv_prefill -= n * c.prompt
-                # Start decoding. The prompt's last chunk emits its first token, or the next one
-                # after a preemption; a request that needs no more finishes in the loop below.
-                if c.first_token < 0:
-                    c.first_token = now
-                generated = c.produced + 1
-                c.start = g - (generated - 1)  # so that g - start + 1 == generated
-                decoding[c.uid] = c
-                n_dec += n
-                dec_base += n * (c.input_len - c.start + 1)  # the KV held; g adds the generated
-                heapq.heappush(finish_heap, (c.start + c.output_len - 1, c.uid))
-            del prefilling[:completed]
-        freed = 0
-        while finish_heap and finish_heap[0][0] <= g:
-            fuid = heapq.heappop(finish_heap)[1]
-            c_done = decoding.get(fuid)
-            if c_done is None:
-                continue
-            if c_done.start + c_done.output_len - 1 > g:
-                continue  # stale entry from before a preemption
-            del decoding[fuid]  # (stop_decoding, written out: once per finished cohort)
-            n = c_done.count
-            n_dec -= n
-            dec_base -= n * (c_done.input_len - c_done.start + 1)
-            e2e_value(now - c_done.arrival + extra)
-            e2e_count(n)
-            ttft_value(c_done.first_token - c_done.arrival + extra)
-            ttft_count(n)
-            if c_done.output_len > 1:
-                tpot_value((now - c_done.first_token) / (c_done.output_len - 1))
-                tpot_count(n)
-            out_tokens += n * c_done.output_len
-            in_tokens += n * c_done.input_len
-            freed += n
-            if reserve:
-                kv_reserved -= n * (c_done.input_len + c_done.output_len)
-        if freed:
-            n_done += freed
-            running -= freed
-            if closed and issued < total:
-                # A closed loop's clients send their next requests as theirs finish (one cohort).
-                # The front-end latency of the next request overlaps other requests' GPU work,
-                # so the replacement is handed to the scheduler at once (this also matched
-                # measured TTFT better than delaying it by the front-end latency).
-                release(now, min(freed, total - issued), idle=not (running or waiting))
-        if seen is not None and n_done != done_before and issued < total:
-            queued = (len(waiting), len(prefilling), len(decoding))
-            fingerprint = (running, kv_prefill, n_dec, dec_base + n_dec * g, *queued, len(arrivals))
-            if fingerprint not in seen:
-                # with few cohorts the signature is cheap: keep it now and catch a cycle one lap sooner
-                small = sum(queued) <= 16
-                seen[fingerprint] = (signature(), snapshot()) if small else None
-            else:
-                sig = signature()
-                earlier = seen[fingerprint]
-                if earlier is not None and same_state(earlier[0], sig) and skip_cycles(earlier[1]):
-                    seen = None  # no whole cycle is left
-                else:
-                    seen[fingerprint] = (sig, snapshot())
-            if seen is not None and issued >= next_wave:
-                # Some loops never repeat exactly (partial prefill chunks drift). Once two
-                # consecutive waves of `conc` requests agree within STEADY_TOLERANCE, the loop is in
-                # its steady state and the last wave stands for the remaining ones.
-                waves.append(snapshot())
-                next_wave = issued + conc
-                if len(waves) >= 2:  # each wave is summarised once, as it ends
-                    wave_stats.append(_wave(res, waves[-2], waves[-1]))
-                if len(wave_stats) >= 2 and _steady(wave_stats[-2], wave_stats[-1]):
-                    if skip_cycles(waves[-2]):
-                        seen = None
+    # ---- the result --------------------------------------------------------------------------
+    def result(self) -> ServingResult:
+        if not self.steady:
+            res = self.res
+            res.requests, res.output_tokens, res.input_tokens = (
+                self.n_done,
+                self.out_tokens,
+                self.in_tokens,
+            )
+            res.steps, res.preemptions = self.n_steps, self.state.preemptions
+            res.time_compute, res.time_memory = self.t_compute, self.t_memory
+            res.time_communication, res.time_overhead = self.t_comm, self.t_overhead
+            res.makespan = self.now + self.extra  # the last response still has to reach its client
+            res.closed_loop_concurrency = self.conc if self.closed else 0
+            res.mean_batch = self.batch_time / self.now if self.now > 0 else 0.0
+            return res
+        if self.period is not None:
+            return self.periodic()
+        return self.sampled()
 
-    res.requests, res.output_tokens, res.input_tokens, res.steps = (
-        n_done,
-        out_tokens,
-        in_tokens,
-        n_steps,
-    )
-    res.time_compute, res.time_memory = t_compute, t_memory
-    res.time_communication, res.time_overhead = t_comm, t_overhead
-    res.makespan = now + extra  # the last response still has to reach its client
-    res.closed_loop_concurrency = conc if closed else 0
-    res.mean_batch = batch_time / now if now > 0 else 0.0
-    return res
+    def periodic(self) -> ServingResult:
+        """Steady state from one period of a closed loop's schedule (budsim.core.steady)."""
+        assert self.period is not None
+        x, y, (ttft, tpot, e2e) = self.period
+        out = ServingResult(ttft=ttft, tpot=tpot, e2e=e2e, steady=True)
+        out.requests = y.done - x.done
+        out.output_tokens = y.out_tokens - x.out_tokens
+        out.input_tokens = y.in_tokens - x.in_tokens
+        _window_totals(out, x, y)
+        out.closed_loop_concurrency = self.conc
+        return out
+
+    def sampled(self) -> ServingResult:
+        """Steady state from the sample of requests sent in the window (see the module doc)."""
+        out = self.window
+        out.truncated = self.res.truncated
+        x = self.open_snap or self.snapshot()
+        y = self.close_snap or self.snapshot()
+        _window_totals(out, x, y)
+        out.makespan = self.t_close - self.t_open  # completions are counted between these
+        if self.closed:
+            out.closed_loop_concurrency = self.conc
+        elif out.requests >= 0.97 * self.sample:
+            # a replica that keeps up with its arrivals serves what it is offered
+            out.makespan = out.requests / self.workload.rate
+        return out
 
 
-STEADY_TOLERANCE = 0.01  # relative; see _steady (1 %: the prediction moves by well under 3 %)
+def _window_totals(out: ServingResult, x: Snapshot, y: Snapshot) -> None:
+    """Time, steps, time by bottleneck, preemptions and the mean batch between two snapshots."""
+    span = y.now - x.now
+    out.makespan = span
+    out.steps = y.steps - x.steps
+    out.preemptions = y.preemptions - x.preemptions
+    out.time_compute = y.t_compute - x.t_compute
+    out.time_memory = y.t_memory - x.t_memory
+    out.time_communication = y.t_comm - x.t_comm
+    out.time_overhead = y.t_overhead - x.t_overhead
+    out.mean_batch = (y.batch_time - x.batch_time) / span if span > 0 else 0.0
 
 
-def _wave(res: ServingResult, x: tuple[float, ...], y: tuple[float, ...]) -> tuple[float, ...]:
-    """What the wave between snapshots x and y (as made by simulate_serving) of a closed loop did:
-    the mean TTFT, TPOT and E2E of the requests that finished in it, its preemptions and its time
-    per request issued."""
+def _same_state(
+    a: tuple[tuple[int, ...], list[float]], b: tuple[tuple[int, ...], list[float]]
+) -> bool:
+    # ages equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
+    return a[0] == b[0] and all(abs(x - y) <= 1e-7 for x, y in zip(a[1], b[1], strict=True))
+
+
+def _wave(res: ServingResult, x: Snapshot, y: Snapshot) -> tuple[float, ...]:
+    """What the wave between snapshots x and y of a closed loop did: the mean TTFT, TPOT and E2E
+    of the requests that finished in it, its preemptions and its time per request issued."""
     out = []
-    for samples, i in ((res.ttft, 6), (res.tpot, 7), (res.e2e, 8)):
-        mean = samples.mean(int(x[i]), int(y[i]))
+    for samples, i, j in (
+        (res.ttft, x.n_ttft, y.n_ttft),
+        (res.tpot, x.n_tpot, y.n_tpot),
+        (res.e2e, x.n_e2e, y.n_e2e),
+    ):
+        mean = samples.mean(i, j)
         out.append(0.0 if math.isnan(mean) else mean)
-    out.append(y[10] - x[10])
-    out.append((y[0] - x[0]) / max(y[2] - x[2], 1))
+    out.append(y.preemptions - x.preemptions)
+    out.append((y.now - x.now) / max(y.issued - x.issued, 1))
     return tuple(out)
 
 
@@ -672,22 +860,3 @@ def _steady(first: tuple[float, ...], second: tuple[float, ...]) -> bool:
     # (a wave's window edges fall between completions, so this one is looser)
     per_ab, per_bc = first[4], second[4]
     return abs(per_ab - per_bc) <= 5 * STEADY_TOLERANCE * max(per_ab, per_bc, 1e-12)
-
-
-def weighted_summary(
-    samples: Samples, quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
-) -> tuple[float, list[float], float]:
-    """(mean, the nearest-rank quantiles, max) of weighted samples, with one sort."""
-    values, counts = samples.values, samples.counts
-    if not values:
-        nan = float("nan")
-        return nan, [nan] * len(quantiles), nan
-    # by value only: ties hold the same value, so their order cannot change a quantile
-    order = sorted(range(len(values)), key=values.__getitem__)
-    cumulative = list(itertools.accumulate([counts[i] for i in order]))
-    total = cumulative[-1]
-    mean = sum(map(mul, values, counts)) / total
-    last = len(order) - 1
-    # nearest rank: the first value whose cumulative count reaches q * total
-    out = [values[order[min(bisect_left(cumulative, q * total), last)]] for q in quantiles]
-    return mean, out, values[order[-1]]
