@@ -146,6 +146,12 @@ def register(app: typer.Typer) -> None:
         max_num_seqs: str = typer.Option(None, help="Engine max sequences (default: engine's)."),
         max_num_batched_tokens: str = typer.Option(None, help="Token budget per step."),
         gpu_memory_utilization: str = typer.Option(None, help="Memory fraction for the engine."),
+        num_requests: str = typer.Option(
+            None,
+            "--num-requests",
+            help="Simulate a finite benchmark run of N requests from a cold start (all clients "
+            "send at t = 0); default: steady state.",
+        ),
         cases: Path = typer.Option(None, help="CSV of cases, one per row (header required)."),
         format: str = typer.Option(
             "table", "--format", help="table|json|jsonl|csv (with --cases)."
@@ -166,15 +172,16 @@ def register(app: typer.Typer) -> None:
             return
         from budsim.core.report import band_text
 
+        stats = ("mean", "p50", "p90", "p95", "p99")
         rows = [
             (
                 label,
-                *(result[f"{key}_{stat}"] for stat in ("mean", "p50", "p90", "p99")),
+                *(result[f"{key}_{stat}"] for stat in stats),
                 band_text(result, f"{key}_mean") or "-",
             )
             for label, key in (("TTFT ms", "ttft_ms"), ("TPOT ms", "tpot_ms"), ("E2E s", "e2e_s"))
         ]
-        print_table("Latency", ("metric", "mean", "p50", "p90", "p99", "mean 80 % band"), rows)
+        print_table("Latency", ("metric", *stats, "mean 80 % band"), rows)
         print_table(
             "Throughput and memory",
             (
@@ -201,5 +208,6 @@ def register(app: typer.Typer) -> None:
         throughput_band = band_text(result, "output_tok_s")
         if throughput_band:
             typer.echo(f"out tok/s 80 % band: {throughput_band}")
-        # on a line of its own: a calibration id does not fit a column at 80 characters
+        # on lines of their own: a calibration id does not fit a column at 80 characters
+        typer.echo(f"simulated: {result['run']}")
         typer.echo(f"calibration: {result['calibration']}")

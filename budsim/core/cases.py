@@ -36,6 +36,7 @@ CASE_COLUMNS = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "gpu_memory_utilization",
+    "num_requests",
 )
 REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
 
@@ -131,6 +132,7 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         batch_size=_int(fields, "batch_size", 1) or 1,
         rate=_float(fields, "rate", 1.0) or 1.0,
         burstiness=parse_burstiness(fields.get("burstiness")),
+        num_requests=_int(fields, "num_requests", None),  # blank: steady state
     )
     dep.validate()
     workload.validate()

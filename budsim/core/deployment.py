@@ -96,7 +96,9 @@ class Workload:
     batch_size: int = 1
     rate: float = 1.0
     burstiness: float = 1.0
-    num_requests: int | None = None  # None = enough for steady state
+    # None: steady state (warm-up and drain excluded); N: a finite benchmark run of N requests
+    # from a cold start (a closed loop's clients all send at t = 0), every request counted
+    num_requests: int | None = None
     input_len_spread: float = 0.0
     output_len_spread: float = 0.0
     seed: int = 0
@@ -142,6 +144,13 @@ class Workload:
             raise BudsimError(
                 f"burstiness must be a number >= {MIN_BURSTINESS} (1 = Poisson), "
                 f"got {self.burstiness!r}"
+            )
+        if self.num_requests is not None and (
+            not isinstance(self.num_requests, int) or self.num_requests < 1
+        ):
+            raise BudsimError(
+                f"num_requests must be a positive integer (or none for steady state), "
+                f"got {self.num_requests!r}"
             )
         for name in ("input_len_spread", "output_len_spread"):
             spread = getattr(self, name)

@@ -52,24 +52,29 @@ def weights_text(config: Mapping[str, Any], auto: str = "ckpt") -> str:
 
 
 def workload_text(workload: Mapping[str, Any]) -> str:
-    """concurrency 32 · ISL 1024 / OSL 256 style (a rate names a burstiness other than 1)."""
+    """concurrency 32 · ISL 1024 / OSL 256 style (a rate names a burstiness other than 1, a
+    finite run its request count)."""
     scenario = workload.get("scenario") or "concurrency"
     load = workload.get({"rate": "rate", "static": "batch_size"}.get(scenario, "concurrency"))
     text = f"{scenario} {fmt(load)}"
     burstiness = workload.get("burstiness")
     if scenario == "rate" and burstiness not in (None, 1, 1.0):
         text += f" (burstiness {fmt(burstiness)})"
-    return f"{text} · ISL {workload.get('input_len')} / OSL {workload.get('output_len')}"
+    text += f" · ISL {workload.get('input_len')} / OSL {workload.get('output_len')}"
+    requests = workload.get("num_requests")
+    if requests and scenario != "static":  # a finite run (a static batch always is one)
+        text += f" · run of {count_text(requests, 'request')}"
+    return text
 
 
 # (label, key, band prefix or None)
 PERFORMANCE: tuple[tuple[str, str, str | None], ...] = (
     ("TTFT mean", "ttft_ms_mean", "ttft_ms_mean"),
-    ("TTFT p50/p90/p99", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p99", None),
+    ("TTFT p50/p90/p95/p99", "ttft_ms_p50|ttft_ms_p90|ttft_ms_p95|ttft_ms_p99", None),
     ("TPOT mean", "tpot_ms_mean", "tpot_ms_mean"),
-    ("TPOT p50/p90/p99", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p99", None),
+    ("TPOT p50/p90/p95/p99", "tpot_ms_p50|tpot_ms_p90|tpot_ms_p95|tpot_ms_p99", None),
     ("E2E mean", "e2e_s_mean", "e2e_s_mean"),
-    ("E2E p50/p90/p99", "e2e_s_p50|e2e_s_p90|e2e_s_p99", None),
+    ("E2E p50/p90/p95/p99", "e2e_s_p50|e2e_s_p90|e2e_s_p95|e2e_s_p99", None),
     ("output tok/s", "output_tok_s", "output_tok_s"),
     ("tok/s per device", "output_tok_s_per_device", None),
     ("tok/s per user", "tok_s_per_user", None),
@@ -82,6 +87,7 @@ PERFORMANCE_EXTENDED: tuple[tuple[str, str, str | None], ...] = (
     ("max concurrency (KV)", "max_concurrency", None),
     ("bottleneck", "bottleneck", None),
     ("calibration", "calibration", None),
+    ("simulated", "run", None),
 )
 UNITS = {"ttft": "ms", "tpot": "ms", "e2e": "s"}
 

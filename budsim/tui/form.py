@@ -44,6 +44,7 @@ FIELD_ORDER: tuple[str, ...] = (
     "scenario",
     "load",
     "burstiness",
+    "num_requests",
     "ttft_ms",
     "tpot_ms",
     "percentile",
@@ -70,6 +71,7 @@ LABELS: dict[str, str] = {
     "scenario": "load type",
     "load": "load",
     "burstiness": "burstiness",
+    "num_requests": "requests",
     "ttft_ms": "TTFT SLO",
     "tpot_ms": "TPOT SLO",
     "percentile": "SLO percentile",
@@ -100,6 +102,7 @@ class SetupValues:
     scenario: str = "concurrency"
     load: str = "32"
     burstiness: str = "1"  # gamma shape of a rate's arrival gaps (1 = Poisson)
+    num_requests: str = ""  # empty: steady state; N: a finite benchmark run of N requests
     ttft_ms: str = ""
     tpot_ms: str = ""
     percentile: str = "p95"
@@ -113,8 +116,8 @@ class SetupValues:
     mutation: str = "0.2"
     exhaustive: bool = False
     allow_network: bool = False
-    # Workload settings of a stored run that the form has no field for (set by the CLI: request
-    # count, length spreads), kept as they were when it is re-run.
+    # Workload settings of a stored run that the form has no field for (set by the API: length
+    # spreads, seed), kept as they were when it is re-run.
     workload_extra: tuple[tuple[str, Any], ...] = ()
 
     def with_(self, **changes: Any) -> SetupValues:
@@ -281,6 +284,8 @@ def check_form(
         load_rate = _float(errors, "load", values.load, optional=False)
     elif scenario is not None:
         load_int = _int(errors, "load", values.load)
+    # empty: steady state, as `--num-requests` left out
+    num_requests = _int(errors, "num_requests", values.num_requests, optional=True)
 
     ttft = _float(errors, "ttft_ms", values.ttft_ms)
     tpot = _float(errors, "tpot_ms", values.tpot_ms)
@@ -311,7 +316,12 @@ def check_form(
 
     assert devices is not None and input_len is not None and output_len is not None
     assert population is not None and generations is not None and scenario is not None
-    shape = {"input_len": input_len, "output_len": output_len, **dict(values.workload_extra)}
+    shape = {
+        "input_len": input_len,
+        "output_len": output_len,
+        "num_requests": num_requests,
+        **dict(values.workload_extra),
+    }
     if scenario == "rate":
         workload = Workload(
             scenario="rate", rate=load_rate or 1.0, burstiness=burstiness or 1.0, **shape
@@ -352,7 +362,7 @@ def check_form(
     return FormCheck(request, {})
 
 
-KEPT_WORKLOAD = ("num_requests", "input_len_spread", "output_len_spread", "seed")
+KEPT_WORKLOAD = ("input_len_spread", "output_len_spread", "seed")
 
 
 def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
@@ -393,6 +403,7 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         scenario=scenario,
         load=text(workload.get(load_key, 1)),
         burstiness=text(workload.get("burstiness", 1.0)),
+        num_requests=text(workload.get("num_requests")),
         ttft_ms=text(cons.get("ttft_ms")),
         tpot_ms=text(cons.get("tpot_ms")),
         percentile=str(cons.get("percentile") or "p95"),

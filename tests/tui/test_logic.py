@@ -136,23 +136,38 @@ def test_values_round_trip_through_a_stored_request(catalog: Catalog) -> None:
 
 
 def test_rerun_keeps_workload_settings_the_form_has_no_field_for(catalog: Catalog) -> None:
-    """A run made by `budsim optimize --rate 5 --burstiness 0.5 --num-requests 300` keeps its
-    arrival shape and request count when it is re-run from the TUI's history."""
+    """A run made by `budsim optimize --rate 5 --burstiness 0.5 --num-requests 300` (and length
+    spreads set through the API) keeps its arrival shape, request count and spreads when it is
+    re-run from the TUI's history."""
     request = check_form(
         SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5"), catalog
     ).request
     assert request is not None
     stored = request.to_dict()
-    stored["workload"] |= {"burstiness": 0.5, "num_requests": 300}
+    stored["workload"] |= {"burstiness": 0.5, "num_requests": 300, "input_len_spread": 0.2}
     back = values_from_inputs(stored)
-    assert back.burstiness == "0.5"  # a field of the form
-    assert back.workload_extra == (("num_requests", 300),)  # kept without one
+    assert back.burstiness == "0.5" and back.num_requests == "300"  # fields of the form
+    assert back.workload_extra == (("input_len_spread", 0.2),)  # kept without one
     again = check_form(back.with_(load="6"), catalog).request
     assert again is not None
     assert again.workload.burstiness == 0.5 and again.workload.num_requests == 300
-    assert again.workload.rate == 6.0
+    assert again.workload.rate == 6.0 and again.workload.input_len_spread == 0.2
     # a form-made run has nothing extra to keep
     assert values_from_inputs(request.to_dict()).workload_extra == ()
+
+
+def test_requests_field_is_a_finite_run_or_steady_state(catalog: Catalog) -> None:
+    """The request-count field takes what `--num-requests` takes: a whole number >= 1, or
+    nothing for the steady state."""
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", load="16")
+    steady = check_form(base, catalog).request
+    assert steady is not None and steady.workload.num_requests is None
+    finite = check_form(base.with_(num_requests="160"), catalog).request
+    assert finite is not None and finite.workload.num_requests == 160
+    for bad, words in (("0", "at least 1"), ("-3", "at least 1"), ("2.5", "whole number")):
+        check = check_form(base.with_(num_requests=bad), catalog)
+        assert check.request is None and words in check.errors["num_requests"]
+        assert check.reason.startswith("requests:")
 
 
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:

@@ -47,6 +47,14 @@ class WorkloadForm(FormGrid):
             "--burstiness (1 Poisson, <1 bursty, >1 more even)",
         )
         yield Field(
+            "requests",
+            field_id="num_requests",
+            value=v.num_requests,
+            placeholder="steady",
+            tooltip="Empty: the steady state (warm-up and drain left out). N: a finite "
+            "benchmark run of N requests from a cold start, as --num-requests",
+        )
+        yield Field(
             "TTFT ≤ ms",
             field_id="ttft_ms",
             value=v.ttft_ms,
