@@ -45,12 +45,17 @@ def test_each_format_parses_to_the_numbers_in_the_file() -> None:
     (ap,) = user.parse_results(FIXTURES / "profile_export_aiperf.json")
     assert (ap.tool, ap.concurrency, ap.input_len, ap.tpot_ms) == ("aiperf", 32, 1024.0, 17.67)
 
+    # the run each file made: a finite one where it says how many requests it sent
+    assert (vllm.num_requests, [p.num_requests for p in sg]) == (320, [160, 640])
+    assert (ap.num_requests, gp.num_requests) == (640, None)  # genai-perf: a time window
+
     gl = user.parse_results(FIXTURES / "guidellm_benchmarks.json")
     assert [(p.tool, p.concurrency) for p in gl] == [("guidellm", 8), ("guidellm", 32)]
     assert (
         gl[0].ttft_ms == 95.4 and gl[0].tpot_ms == 16.85
     )  # inter-token latency, not TPOT incl. TTFT
     assert gl[0].e2e_ms == pytest.approx((95.4 + 255 * 16.85), rel=1e-6)
+    assert gl[0].num_requests is None  # guidellm runs for a time: steady state
 
 
 def test_rate_and_unknown_formats(tmp_path: Path) -> None:
@@ -69,9 +74,19 @@ def test_rate_and_unknown_formats(tmp_path: Path) -> None:
 
 
 # --- rewriting fixtures so that measured = 1.2 x what budsim predicts now ---------------------------
-def _target(concurrency: int, isl: float, osl: float) -> tuple[float, float]:
+def _target(
+    concurrency: int, isl: float, osl: float, num_requests: int | None = None
+) -> tuple[float, float]:
+    """1.2 x what budsim predicts for the run the file describes (a finite run when it says how
+    many requests it sent)."""
     pred = predict(
-        DEP, Workload(input_len=round(isl), output_len=round(osl), concurrency=concurrency)
+        DEP,
+        Workload(
+            input_len=round(isl),
+            output_len=round(osl),
+            concurrency=concurrency,
+            num_requests=num_requests,
+        ),
     )
     assert pred.ttft_ms_mean and pred.tpot_ms_mean
     return pred.ttft_ms_mean * 1.2, pred.tpot_ms_mean * 1.2
@@ -80,7 +95,7 @@ def _target(concurrency: int, isl: float, osl: float) -> tuple[float, float]:
 def _biased_vllm(src: Path, dst: Path) -> None:
     d = json.loads(src.read_text())
     isl, osl = d["total_input_tokens"] / d["completed"], d["total_output_tokens"] / d["completed"]
-    d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(d["max_concurrency"], isl, osl)
+    d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(d["max_concurrency"], isl, osl, d["num_prompts"])
     dst.write_text(json.dumps(d))
 
 
@@ -92,7 +107,9 @@ def _biased_sglang(src: Path, dst: Path) -> None:
             d["total_input_tokens"] / d["completed"],
             d["total_output_tokens"] / d["completed"],
         )
-        d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(d["max_concurrency"], isl, osl)
+        d["mean_ttft_ms"], d["mean_tpot_ms"] = _target(
+            d["max_concurrency"], isl, osl, d["completed"]
+        )
         lines.append(json.dumps(d))
     dst.write_text("\n".join(lines) + "\n")
 
@@ -100,9 +117,12 @@ def _biased_sglang(src: Path, dst: Path) -> None:
 def _biased_perf(src: Path, dst: Path) -> None:
     d = json.loads(src.read_text())
     cfg = d["input_config"]
-    conc = cfg["loadgen"]["concurrency"] if "loadgen" in cfg else cfg["concurrency"]
+    lg = cfg.get("loadgen", cfg)
     ttft, tpot = _target(
-        conc, d["input_sequence_length"]["avg"], d["output_sequence_length"]["avg"]
+        lg["concurrency"],
+        d["input_sequence_length"]["avg"],
+        d["output_sequence_length"]["avg"],
+        lg.get("request_count") or None,
     )
     d["time_to_first_token"]["avg"], d["inter_token_latency"]["avg"] = ttft, tpot
     dst.write_text(json.dumps(d))
@@ -155,6 +175,7 @@ def test_a_20_percent_bias_is_learned_and_removed(
                 input_len=round(point.input_len),
                 output_len=round(point.output_len),
                 concurrency=point.concurrency,
+                num_requests=point.num_requests,
             ),
         )
         assert abs(p.tpot_ms_mean / point.tpot_ms - 1) < 0.02
@@ -243,6 +264,7 @@ def _reproduces(src: Path) -> None:
             input_len=round(point.input_len),
             output_len=round(point.output_len),
             concurrency=point.concurrency,
+            num_requests=point.num_requests,  # the run the file describes
         )
         p = predict(DEP, wl)
         assert abs(p.ttft_ms_mean / point.ttft_ms - 1) < 0.02

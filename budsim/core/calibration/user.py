@@ -15,6 +15,9 @@ Supported result files (the format is detected from the content):
   ``metrics.<name>.successful.mean`` and the strategy (``concurrent`` streams, ``synchronous``, or a
   ``constant``/``poisson`` rate).
 
+A point is simulated as the run its tool made: a finite run of the requests the file says it
+sent (vLLM's ``num_prompts``, SGLang's ``completed``, AIPerf's and genai-perf's
+``request_count``), or the steady state where it does not say (guidellm, which runs for a time).
 A rate point is simulated with the arrivals its tool drew: Poisson, vLLM's ``--burstiness`` gamma
 shape, AIPerf's gamma smoothness, and evenly spaced for a constant rate (CONSTANT_RATE_BURSTINESS).
 
@@ -73,6 +76,9 @@ class ResultPoint:
     output_tok_s: float | None = None
     model: str | None = None
     burstiness: float = 1.0  # gamma shape of the arrival gaps (rate scenario; 1 = Poisson)
+    # the requests the run sent, where the file says (it is then simulated as that finite run;
+    # None: as the steady state)
+    num_requests: int | None = None
 
 
 MAX_REQUEST_TOKENS = 10_000_000  # beyond any model's context: a corrupt or mislabelled result
@@ -104,6 +110,12 @@ def _num(value: Any) -> float | None:
 def _positive(value: Any) -> float | None:
     v = _num(value)
     return v if v is not None and v > 0 else None
+
+
+def _count(value: Any) -> int | None:
+    """A request count from a result file (None: absent, or 0 for "not set")."""
+    v = _positive(value)
+    return round(v) if v is not None else None
 
 
 def _load(
@@ -145,6 +157,8 @@ def _serve_point(d: Mapping[str, Any], file: str, tool: str) -> ResultPoint:
         output_tok_s=_positive(d.get("output_throughput")),
         model=str(d["model_id"]) if d.get("model_id") else None,
         burstiness=_positive(d.get("burstiness")) or 1.0,  # vLLM's --burstiness
+        # vLLM's --num-prompts; SGLang's files give only the requests completed
+        num_requests=_count(d.get("num_prompts")) or round(completed),
     )
 
 
@@ -173,12 +187,14 @@ def _perf_point(d: Mapping[str, Any], file: str) -> ResultPoint:
         # (older AIPerf releases name the pattern request_rate_mode)
         pattern = lg.get("arrival_pattern") or lg.get("request_rate_mode")
         burstiness = _arrivals(pattern, lg.get("arrival_smoothness"))
+        num_requests = _count(lg.get("request_count"))
         endpoint = cfg.get("endpoint") or {}
         names = endpoint.get("model_names") if isinstance(endpoint, Mapping) else None
     else:
         tool = "genai-perf"
         scenario, conc, rate = _load(cfg.get("concurrency"), cfg.get("request_rate"), None)
         burstiness = 1.0  # genai-perf's request rate is Poisson
+        num_requests = _count(cfg.get("request_count"))  # 0: a measurement interval instead
         names = cfg.get("model")
     isl = _stat(d, "input_sequence_length")
     osl = _stat(d, "output_sequence_length")
@@ -200,6 +216,7 @@ def _perf_point(d: Mapping[str, Any], file: str) -> ResultPoint:
         output_tok_s=_positive(throughput.get("avg")) if isinstance(throughput, Mapping) else None,
         model=str(model) if model else None,
         burstiness=burstiness,
+        num_requests=num_requests,
     )
 
 
@@ -335,6 +352,8 @@ def _case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any]:
     else:
         case["rate"] = str(point.rate)
         case["burstiness"] = str(point.burstiness)
+    if point.num_requests:
+        case["num_requests"] = str(point.num_requests)
     return parse_case(case)
 
 
