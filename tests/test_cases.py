@@ -51,6 +51,8 @@ def test_defaults_and_parallel_sizes() -> None:
         ("weight_dtype", "fp3", "weight_dtype"),
         ("kv_dtype", "int4", "kv_dtype"),
         ("scenario", "burst", "scenario"),
+        ("num_requests", "0", "num_requests"),
+        ("num_requests", "10.5", "num_requests"),
     ],
 )
 def test_bad_values_give_one_line_errors(field: str, value: str, needle: str) -> None:
@@ -58,6 +60,13 @@ def test_bad_values_give_one_line_errors(field: str, value: str, needle: str) ->
         parse_case({**BASE, field: value})
     message = str(err.value)
     assert needle in message and "\n" not in message
+
+
+def test_num_requests_column_picks_a_finite_run() -> None:
+    """A blank num_requests is the steady state; a number, a finite run of that many requests."""
+    _, steady = parse_case({**BASE, "concurrency": "8", "num_requests": " "})
+    _, finite = parse_case({**BASE, "concurrency": "8", "num_requests": "80"})
+    assert steady.num_requests is None and finite.num_requests == 80
 
 
 def test_missing_required_field() -> None:

@@ -10,21 +10,29 @@ Two kinds of run (`Workload.num_requests`):
 - A *finite run* (num_requests = N; a static batch always): what a load generator's run of N
   requests does from a cold start. A closed loop's C clients all send at t = 0, each sends its next
   request as its last one finishes, N requests in all, and every request counts: the opening burst
-  and the final drain included. This reproduces a benchmark run (budsim.core.evaluate uses it).
-- *Steady state* (num_requests None, the default): what the run settles into once started, without
-  start-up or drain. A closed loop starts as the load generator does (the burst, so the waves it
-  leaves are the ones a real run has) and its first two waves of C requests are warm-up. The
-  steady sample is then either one exact cycle of the loop (the whole state recurs, so every later
-  request repeats one of the cycle's), or two consecutive waves of C requests that agree (means
-  within STEADY_TOLERANCE, p99 within STEADY_P99_TOLERANCE), or, when neither comes (lengths drawn
-  at random, or shortcuts off), the requests sent after the warm-up up to a sample of
-  `steady_sample_size` requests, simulated until every one of them has finished while the clients
-  keep sending. Throughput is the completion rate over the sample's window.
-  Waves are kept, not smoothed away: identical requests that finish in the same engine step return
-  to their clients together and come back together, a few milliseconds apart at most, so a real
-  engine keeps them in step too (its steps are tens of milliseconds). Only requests that a client
-  sends to an idle engine are staggered (see `release`), which is what breaks the lockstep of prompts
-  that exactly fill a step. `tests/test_physics.py` pins this choice.
+  and the final drain included. Measured benchmark rows are compared with this (evaluate.py).
+- *Steady state* (num_requests None, the default): what serving settles into, without start-up
+  or drain.
+
+  A closed loop of identical requests has more than one long-run state. Started with a burst, as
+  load generators start, requests that finish in the same engine step come back together, so the
+  groups the burst made last (SGLang's 8 clients of 3,000 tokens keep prefilling several prompts
+  at once), or reorganise over 20 to 40 waves into groups that then last (vLLM). Started with
+  clients whose phases differ, the loop stays spread out, each prompt prefilled on its own. The
+  steady state reported is the spread-out one: it is what the burst-started loop becomes as soon
+  as request lengths vary at all (5 % is enough: its median TTFT settles within 2 % of this one's;
+  tests/test_steady.py), so it is what a long run sees whenever anything (lengths, timing)
+  differs between requests, and the finite run keeps the start-up groups for comparisons with
+  benchmarks. So the clients start spread evenly over one request lifetime (`spread_clients`),
+  and a loop with fixed lengths reads its steady state off one period of its schedule
+  (budsim.core.steady): exactly, once the state the scheduler reads recurs (clients that divide
+  a lifetime's decode steps repeat after a completion or two), else from two consecutive windows
+  of PERIOD_WINDOW completions that agree on their pace and first-token waits (when no two
+  clients share a phase, the pattern of phases is as even as it can be and any window shows it
+  in proportion; otherwise a window is a lifetime). Without such a period (lengths drawn at
+  random, a loop that preempts, or shortcuts off) the loop is measured directly: the requests
+  sent after a lifetime's warm-up, `steady_sample_size` of them, simulated until every one has
+  finished while the clients keep sending; throughput is the completion rate in their window.
   Arrivals at a rate drop a warm-up (a tenth of the sample, at least 100) and count the next
   `steady_sample_size` arrivals, simulated until each has finished (later arrivals keep the load on
   and are not counted); the 99th percentile of TTFT then moves by about 3-5 % between seeds. A
@@ -38,10 +46,11 @@ What keeps a simulation cheap:
 - Between events (arrival, prefill chunk, completion, KV exhaustion) a run of pure decode steps is
   priced in closed form: the decode step time is linear in the summed context, so k steps take
   k * (t_first + t_last) / 2. Decode progress is one global step counter (see schedulers.py).
-- A closed loop with fixed lengths is periodic after its opening burst. When the state at a
-  completion recurs exactly (up to a time shift), a finite run adds the remaining whole cycles in
-  closed form and steady state takes the cycle as its sample; when it never recurs exactly, two
-  consecutive waves that agree stand for the rest. A finite run still simulates its final drain.
+- A finite closed loop with fixed lengths is periodic after its opening burst: when the state at a
+  completion recurs exactly (up to a time shift) the remaining whole cycles are added in closed
+  form, and when it never recurs exactly two consecutive waves that agree within STEADY_TOLERANCE
+  stand for the rest (`look_for_cycle`); the final drain is simulated. Steady state needs only a
+  period of the schedule (above).
 """
 
 from __future__ import annotations
@@ -268,7 +277,8 @@ class _Simulation:
         self.close_snap: Snapshot | None = None
         self.log = ScheduleLog() if fixed_loop and self.steady else None
         self.n_first = 0  # fresh first tokens so far
-        self.states: dict[tuple[Any, ...], Snapshot] = {}  # schedule_state -> where it was
+        # schedule_state -> where it was (and the ages then, once the loop has preempted)
+        self.states: dict[tuple[Any, ...], tuple[Snapshot, list[float] | None]] = {}
         # Windows of completions that may stand for a period: a lifetime's (C completions), or
         # PERIOD_WINDOW when no two clients share a phase (C <= the decode steps of a client's
         # cycle): the gaps between the clients' phases then take two values spread as evenly as
@@ -279,9 +289,12 @@ class _Simulation:
         self.marks: list[Snapshot] = []
         self.paces: list[tuple[float, float]] = []
         self.period: tuple[Snapshot, Snapshot, tuple[Samples, Samples, Samples]] | None = None
-        # Where a finished request's latencies go: the run's samples, or the steady sample's
-        # (warm-up requests are not recorded)
-        self.sink = self.window if self.steady else self.res
+        # Where a finished request's latencies go: the run's samples (a finite run's; a steady
+        # loop's, whose cycles may be its sample) and the steady sample's
+        self.warm_sinks: tuple[ServingResult, ...] = (
+            () if self.log is None and self.steady else (self.res,)
+        )
+        self.sinks = self.warm_sinks + ((self.window,) if self.steady else ())
         self.releases = type(self.policy).release is not Scheduler.release
 
     # ---- arrivals ----------------------------------------------------------------------------
@@ -532,8 +545,7 @@ class _Simulation:
             if self.varied:
                 self.extra = request_overhead_s(self.engine, c.input_len)
             e2e, ttft = now - c.arrival + self.extra, c.first_token - c.arrival + self.extra
-            if c.measured:
-                out = self.sink
+            for out in self.sinks if c.measured else self.warm_sinks:
                 out.e2e.add(e2e, n)
                 out.ttft.add(ttft, n)
                 if osl > 1:
@@ -606,10 +618,11 @@ class _Simulation:
         two consecutive windows of C completions (a lifetime's pattern) agree on their pace and
         first-token waits. True (and `period` set) when the period gives the steady sample."""
         mark, state = self.snapshot(), self.schedule_state()
+        ages = self.ages() if self.state.preemptions else None
         earlier = self.states.get(state)
-        if earlier is not None and self.take_period(earlier, mark):
+        if earlier is not None and self.take_period(earlier, (mark, ages)):
             return True
-        self.states[state] = mark
+        self.states[state] = (mark, ages)
         if self.n_done < self.next_mark:
             return False
         self.next_mark = self.n_done + self.width
@@ -627,7 +640,7 @@ class _Simulation:
         (p0, w0), (p1, w1) = self.paces[-2], self.paces[-1]
         agree = abs(p0 - p1) <= 3 * STEADY_TOLERANCE * max(p0, p1)
         agree = agree and abs(w0 - w1) <= STEADY_TOLERANCE * max(abs(w0), abs(w1), 1e-12)
-        return agree and self.take_period(self.marks[-3], y)
+        return agree and self.take_period((self.marks[-3], None), (y, None))
 
     def schedule_state(self) -> tuple[Any, ...]:
         """What the scheduling decisions from here on depend on: the integer state and when the
@@ -651,15 +664,40 @@ class _Simulation:
             else tuple([(c.count, s.g - c.start, c.produced) for c in s.decoding.values()]),
         )
 
-    def take_period(self, x: Snapshot, y: Snapshot) -> bool:
-        """Use x -> y as the schedule's period, if it is one the extension can use: requests
-        finished in it and nothing was preempted (FCFS first tokens, one token per decode step).
-        A loop that preempts is measured directly (`sampled`)."""
-        if y.done <= x.done or y.preemptions != x.preemptions:
+    def ages(self) -> list[float]:
+        """How long ago the queued and running requests were sent (and got their first token)."""
+        s, now = self.state, self.now
+        out = [now - c.arrival for c in itertools.chain(s.waiting, s.prefilling)]
+        for c in s.decoding.values():
+            out += (now - c.arrival, now - c.first_token)
+        return out
+
+    def take_period(
+        self,
+        earlier: tuple[Snapshot, list[float] | None],
+        later: tuple[Snapshot, list[float] | None],
+    ) -> bool:
+        """Use the stretch between two marks (and the ages at them, in a loop that preempts) as
+        the schedule's period, if it is one: requests finished in it, and either nothing was
+        preempted (then the extension reads the latencies off the schedule: FCFS first tokens,
+        one token per decode step) or the requests' ages repeat too (then the requests that
+        finished in it are the sample: every later period finishes the same ones)."""
+        (x, ages_x), (y, ages_y) = earlier, later
+        if y.done <= x.done:
             return False
-        assert self.log is not None
-        samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
-        if samples is None:
+        if y.preemptions == x.preemptions:
+            assert self.log is not None
+            samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
+            if samples is None:
+                return False
+        elif ages_x is not None and ages_y is not None and _same_ages(ages_x, ages_y):
+            res = self.res
+            samples = (
+                res.ttft.slice(x.n_ttft, y.n_ttft),
+                res.tpot.slice(x.n_tpot, y.n_tpot),
+                res.e2e.slice(x.n_e2e, y.n_e2e),
+            )
+        else:
             return False
         self.period = (x, y, samples)
         return True
@@ -824,11 +862,15 @@ def _window_totals(out: ServingResult, x: Snapshot, y: Snapshot) -> None:
     out.mean_batch = (y.batch_time - x.batch_time) / span if span > 0 else 0.0
 
 
+def _same_ages(a: list[float], b: list[float]) -> bool:
+    # equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
+    return len(a) == len(b) and all(abs(x - y) <= 1e-7 for x, y in zip(a, b, strict=True))
+
+
 def _same_state(
     a: tuple[tuple[int, ...], list[float]], b: tuple[tuple[int, ...], list[float]]
 ) -> bool:
-    # ages equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
-    return a[0] == b[0] and all(abs(x - y) <= 1e-7 for x, y in zip(a[1], b[1], strict=True))
+    return a[0] == b[0] and _same_ages(a[1], b[1])
 
 
 def _wave(res: ServingResult, x: Snapshot, y: Snapshot) -> tuple[float, ...]:
