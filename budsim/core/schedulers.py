@@ -66,6 +66,7 @@ class ShiftDigest:
 
     def __init__(self) -> None:
         self.total = 0
+        self._terms: dict[int, int] = {}  # uid -> the term a decoding cohort added
 
     @classmethod
     def power(cls, e: int) -> int:
@@ -78,10 +79,13 @@ class ShiftDigest:
                 table.append(table[-1] * factor % cls.MOD)
         return table[i]
 
-    def change(self, c: Cohort, sign: int) -> None:
-        """Add (sign 1) or remove (-1) a decoding cohort."""
-        weight = c.count + (c.produced << 32)
-        self.total = (self.total + sign * weight * self.power(c.start)) % self.MOD
+    def add(self, c: Cohort) -> None:
+        term = (c.count + (c.produced << 32)) * self.power(c.start) % self.MOD
+        self._terms[c.uid] = term
+        self.total = (self.total + term) % self.MOD
+
+    def remove(self, c: Cohort) -> None:
+        self.total = (self.total - self._terms.pop(c.uid)) % self.MOD
 
     def value(self, g: int) -> int:
         return self.total * self.power(-g) % self.MOD
@@ -226,7 +230,7 @@ class ReplicaState:
         self.n_dec -= c.count
         self.dec_base -= c.count * (c.input_len - c.start + 1)
         if self.digest is not None:
-            self.digest.change(c, -1)
+            self.digest.remove(c)
 
     def start_decoding(self, completed: int, now: float) -> None:
         """The first `completed` prefilling cohorts finished their prompts this step: the last chunk
@@ -252,7 +256,7 @@ class ReplicaState:
         self.dec_base += n * (c.input_len - start + 1)  # the KV held; g adds the generated
         heapq.heappush(self.finish_heap, (start + c.output_len - 1, c.uid))
         if self.digest is not None:
-            self.digest.change(c, 1)
+            self.digest.add(c)
 
     def decode_run(self) -> int:
         """How many decode-only steps can run before one finishes a request or fills the cache."""

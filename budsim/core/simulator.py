@@ -166,15 +166,18 @@ def finite_run_requests(workload: Workload) -> int | None:
 
 
 def steady_sample_size(workload: Workload) -> int:
-    """Requests a steady-state sample counts when no exact cycle or steady wave stands for it.
+    """Requests a steady-state sample counts when no period of the schedule stands for it.
 
     Arrivals at a rate: 2,000 (divided by the burstiness: burstier gaps need more arrivals for
     their mean rate and their queues to settle; at most 8,192); the 99th percentile of Poisson
-    traffic's TTFT then moves by about 3-5 % between seeds. A closed loop: 8 per client, at least
-    1,000 and at most 4,096."""
+    traffic's TTFT then moves by about 3-5 % between seeds. A closed loop with lengths drawn at
+    random: 8 per client, at least 1,000 and at most 4,096. One with fixed lengths is
+    deterministic (it is sampled when it preempts): 4 lifetimes, at least 256 requests."""
     if workload.scenario == "rate":
         return min(max(2000, math.ceil(2000 / workload.burstiness)), 8192)
-    return min(max(8 * workload.concurrency, 1000), 4096)
+    if workload.input_len_spread or workload.output_len_spread:
+        return min(max(8 * workload.concurrency, 1000), 4096)
+    return min(max(4 * workload.concurrency, 256), 4096)
 
 
 def run_description(workload: Workload) -> str:
@@ -277,8 +280,7 @@ class _Simulation:
         self.close_snap: Snapshot | None = None
         self.log = ScheduleLog() if fixed_loop and self.steady else None
         self.n_first = 0  # fresh first tokens so far
-        # schedule_state -> where it was (and the ages then, once the loop has preempted)
-        self.states: dict[tuple[Any, ...], tuple[Snapshot, list[float] | None]] = {}
+        self.states: dict[tuple[Any, ...], Snapshot] = {}  # schedule_state -> where it was
         # Windows of completions that may stand for a period: a lifetime's (C completions), or
         # PERIOD_WINDOW when no two clients share a phase (C <= the decode steps of a client's
         # cycle): the gaps between the clients' phases then take two values spread as evenly as
@@ -289,12 +291,6 @@ class _Simulation:
         self.marks: list[Snapshot] = []
         self.paces: list[tuple[float, float]] = []
         self.period: tuple[Snapshot, Snapshot, tuple[Samples, Samples, Samples]] | None = None
-        # Where a finished request's latencies go: the run's samples (a finite run's; a steady
-        # loop's, whose cycles may be its sample) and the steady sample's
-        self.warm_sinks: tuple[ServingResult, ...] = (
-            () if self.log is None and self.steady else (self.res,)
-        )
-        self.sinks = self.warm_sinks + ((self.window,) if self.steady else ())
         self.releases = type(self.policy).release is not Scheduler.release
 
     # ---- arrivals ----------------------------------------------------------------------------
@@ -518,8 +514,10 @@ class _Simulation:
                 self.release(now, count, idle=not (s.running or waiting))
             if self.seen is not None and self.issued < (self.total or 0):
                 self.look_for_cycle()
-            if log is not None and self.look_for_period():
-                break
+            if log is not None:
+                if self.look_for_period():
+                    break
+                log = self.log  # None once the loop preempts
             if self.steady and self.issued >= self.warm + self.sample and not self.pending:
                 break
         if self.steady:
@@ -532,6 +530,9 @@ class _Simulation:
         if not heap or heap[0][0] > g:
             return 0
         decoding, now, policy = s.decoding, self.now, self.policy
+        # where the latencies go: a finite run's samples, or the steady sample's (its requests')
+        every: tuple[ServingResult, ...] = () if self.steady else (self.res,)
+        sample = (self.window,) if self.steady else every
         freed = 0
         while heap and heap[0][0] <= g:
             uid = heapq.heappop(heap)[1]
@@ -545,7 +546,7 @@ class _Simulation:
             if self.varied:
                 self.extra = request_overhead_s(self.engine, c.input_len)
             e2e, ttft = now - c.arrival + self.extra, c.first_token - c.arrival + self.extra
-            for out in self.sinks if c.measured else self.warm_sinks:
+            for out in sample if c.measured else every:
                 out.e2e.add(e2e, n)
                 out.ttft.add(ttft, n)
                 if osl > 1:
@@ -617,12 +618,15 @@ class _Simulation:
         completion on? Exactly, when the state the scheduler reads recurs; approximately, when
         two consecutive windows of C completions (a lifetime's pattern) agree on their pace and
         first-token waits. True (and `period` set) when the period gives the steady sample."""
+        if self.state.preemptions:
+            # one token per decode step no longer holds: the loop is measured directly
+            self.log = self.state.digest = None
+            return False
         mark, state = self.snapshot(), self.schedule_state()
-        ages = self.ages() if self.state.preemptions else None
         earlier = self.states.get(state)
-        if earlier is not None and self.take_period(earlier, (mark, ages)):
+        if earlier is not None and self.take_period(earlier, mark):
             return True
-        self.states[state] = (mark, ages)
+        self.states[state] = mark
         if self.n_done < self.next_mark:
             return False
         self.next_mark = self.n_done + self.width
@@ -640,7 +644,7 @@ class _Simulation:
         (p0, w0), (p1, w1) = self.paces[-2], self.paces[-1]
         agree = abs(p0 - p1) <= 3 * STEADY_TOLERANCE * max(p0, p1)
         agree = agree and abs(w0 - w1) <= STEADY_TOLERANCE * max(abs(w0), abs(w1), 1e-12)
-        return agree and self.take_period((self.marks[-3], None), (y, None))
+        return agree and self.take_period(self.marks[-3], y)
 
     def schedule_state(self) -> tuple[Any, ...]:
         """What the scheduling decisions from here on depend on: the integer state and when the
@@ -664,40 +668,15 @@ class _Simulation:
             else tuple([(c.count, s.g - c.start, c.produced) for c in s.decoding.values()]),
         )
 
-    def ages(self) -> list[float]:
-        """How long ago the queued and running requests were sent (and got their first token)."""
-        s, now = self.state, self.now
-        out = [now - c.arrival for c in itertools.chain(s.waiting, s.prefilling)]
-        for c in s.decoding.values():
-            out += (now - c.arrival, now - c.first_token)
-        return out
-
-    def take_period(
-        self,
-        earlier: tuple[Snapshot, list[float] | None],
-        later: tuple[Snapshot, list[float] | None],
-    ) -> bool:
-        """Use the stretch between two marks (and the ages at them, in a loop that preempts) as
-        the schedule's period, if it is one: requests finished in it, and either nothing was
-        preempted (then the extension reads the latencies off the schedule: FCFS first tokens,
-        one token per decode step) or the requests' ages repeat too (then the requests that
-        finished in it are the sample: every later period finishes the same ones)."""
-        (x, ages_x), (y, ages_y) = earlier, later
-        if y.done <= x.done:
+    def take_period(self, x: Snapshot, y: Snapshot) -> bool:
+        """Use x -> y as the schedule's period, if it is one the extension can use: requests
+        finished in it, and nothing was preempted (FCFS first tokens, one token per decode
+        step). True when it gave the steady sample."""
+        if y.done <= x.done or y.preemptions != x.preemptions:
             return False
-        if y.preemptions == x.preemptions:
-            assert self.log is not None
-            samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
-            if samples is None:
-                return False
-        elif ages_x is not None and ages_y is not None and _same_ages(ages_x, ages_y):
-            res = self.res
-            samples = (
-                res.ttft.slice(x.n_ttft, y.n_ttft),
-                res.tpot.slice(x.n_tpot, y.n_tpot),
-                res.e2e.slice(x.n_e2e, y.n_e2e),
-            )
-        else:
+        assert self.log is not None
+        samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
+        if samples is None:
             return False
         self.period = (x, y, samples)
         return True
@@ -862,15 +841,11 @@ def _window_totals(out: ServingResult, x: Snapshot, y: Snapshot) -> None:
     out.mean_batch = (y.batch_time - x.batch_time) / span if span > 0 else 0.0
 
 
-def _same_ages(a: list[float], b: list[float]) -> bool:
-    # equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
-    return len(a) == len(b) and all(abs(x - y) <= 1e-7 for x, y in zip(a, b, strict=True))
-
-
 def _same_state(
     a: tuple[tuple[int, ...], list[float]], b: tuple[tuple[int, ...], list[float]]
 ) -> bool:
-    return a[0] == b[0] and _same_ages(a[1], b[1])
+    # ages equal up to rounding noise (0.1 us): the latencies recorded from here on repeat too
+    return a[0] == b[0] and all(abs(x - y) <= 1e-7 for x, y in zip(a[1], b[1], strict=True))
 
 
 def _wave(res: ServingResult, x: Snapshot, y: Snapshot) -> tuple[float, ...]:
