@@ -284,13 +284,19 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     return pred
 
 
+# Prediction fields of each simulated latency: its mean, then one per reported quantile.
+_SUMMARY_FIELDS = {
+    key: (f"{key}_mean", *(f"{key}_p{round(q * 100)}" for q in REPORTED_QUANTILES))
+    for key in ("ttft_ms", "tpot_ms", "e2e_s")
+}
+
+
 def _set_summary(pred: Prediction, sim: ServingResult, metric: str, key: str, unit: float) -> None:
     """`<key>_mean` and `<key>_p<q>` for every reported quantile of a simulated latency (seconds),
     in `unit`s of a second: the nearest-rank percentiles of the simulated requests themselves."""
     mean, quantiles, _ = sim.summary(metric)
-    setattr(pred, f"{key}_mean", mean * unit)
-    for q, value in zip(REPORTED_QUANTILES, quantiles, strict=True):
-        setattr(pred, f"{key}_p{round(q * 100)}", value * unit)
+    for name, value in zip(_SUMMARY_FIELDS[key], (mean, *quantiles), strict=True):
+        setattr(pred, name, value * unit)
 
 
 def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices: int) -> None:

@@ -102,6 +102,9 @@ class Batch(NamedTuple):
     preempted: bool  # the policy preempted before this step (admission may succeed again)
 
 
+_NO_CHUNKS = (0, 0.0, 0, 0)
+
+
 class ReplicaState:
     """The requests on one replica, the global decode counter and the KV-cache accounting.
 
@@ -178,7 +181,7 @@ class ReplicaState:
         step ends), so the completed prompts are a prefix of the queue."""
         prefilling = self.prefilling
         if not prefilling or room <= 0:
-            return 0, 0.0, 0, 0
+            return _NO_CHUNKS
         tokens = seqs = 0
         pairs = 0.0
         i = 0
@@ -203,6 +206,10 @@ class ReplicaState:
             c.done_prefill += tok
             i += 1
         return tokens, pairs, seqs, i if c.done_prefill >= c.prompt else i - 1
+
+    def kv_short(self) -> bool:
+        """Whether this step's decodes would not fit the KV cache."""
+        return self.kv_prefill + self.dec_base + self.n_dec * (self.g + 1) > self.kv_capacity
 
     def preempt_for_growth(self) -> bool:
         """Recompute-preempt the most recently admitted decoding cohorts until this step's decodes
@@ -327,7 +334,7 @@ class VllmV1(Scheduler):
     def compose(self, s: ReplicaState) -> Batch:
         decode = s.n_dec > 0
         tokens, pairs, seqs, completed = s.prompt_chunks(s.budget - s.n_dec)
-        preempted = decode and s.preempt_for_growth()
+        preempted = decode and s.kv_short() and s.preempt_for_growth()
         return Batch(decode, tokens, pairs, seqs, completed, preempted)
 
 
@@ -344,7 +351,7 @@ class SglangPrefillFirst(Scheduler):
             tokens, pairs, seqs, completed = s.prompt_chunks(s.budget)
             return Batch(False, tokens, pairs, seqs, completed, False)
         decode = s.n_dec > 0
-        return Batch(decode, 0, 0.0, 0, 0, decode and s.preempt_for_growth())
+        return Batch(decode, 0, 0.0, 0, 0, decode and s.kv_short() and s.preempt_for_growth())
 
 
 class TrtllmNoEvict(Scheduler):

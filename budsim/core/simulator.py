@@ -61,6 +61,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .deployment import Workload
@@ -180,6 +181,7 @@ def steady_sample_size(workload: Workload) -> int:
     return min(max(4 * workload.concurrency, 256), 4096)
 
 
+@lru_cache(maxsize=4096)
 def run_description(workload: Workload) -> str:
     """What a prediction for `workload` simulates, in words ("steady state" or a finite run)."""
     requests = finite_run_requests(workload)
@@ -448,7 +450,8 @@ class _Simulation:
                 continue
             if now >= self.next_edge:
                 self.watch_window()
-            policy.admit(s)
+            if waiting:
+                policy.admit(s)
             decode, pf_tokens, pf_pairs, pf_seqs, completed, preempted = policy.compose(s)
             if not pf_seqs and not decode:
                 if arrivals:
@@ -500,7 +503,8 @@ class _Simulation:
                 if log is not None:
                     self.log_first_tokens(completed)
                 s.start_decoding(completed, now)
-            freed = self.finish()
+            heap = s.finish_heap
+            freed = self.finish() if heap and heap[0][0] <= s.g else 0
             if not freed:
                 continue
             self.n_done += freed
@@ -524,16 +528,17 @@ class _Simulation:
             self.watch_window()
 
     def finish(self) -> int:
-        """Record the requests whose last token the step produced; returns how many finished."""
+        """Record the requests whose last token the step produced; returns how many finished.
+        Their latencies go to a finite run's samples, or the steady sample's (its requests)."""
         s = self.state
-        heap, g = s.finish_heap, s.g
-        if not heap or heap[0][0] > g:
-            return 0
-        decoding, now, policy = s.decoding, self.now, self.policy
-        # where the latencies go: a finite run's samples, or the steady sample's (its requests')
-        every: tuple[ServingResult, ...] = () if self.steady else (self.res,)
-        sample = (self.window,) if self.steady else every
-        freed = 0
+        heap, decoding, g, now = s.finish_heap, s.decoding, s.g, self.now
+        steady, window = self.steady, self.window
+        out = window if steady else self.res
+        # bound once: a finished cohort appends six numbers
+        e2e_value, e2e_count = out.e2e.values.append, out.e2e.counts.append
+        ttft_value, ttft_count = out.ttft.values.append, out.ttft.counts.append
+        tpot_value, tpot_count = out.tpot.values.append, out.tpot.counts.append
+        freed = out_tokens = in_tokens = 0
         while heap and heap[0][0] <= g:
             uid = heapq.heappop(heap)[1]
             c = decoding.get(uid)
@@ -541,27 +546,29 @@ class _Simulation:
                 continue  # stale entry from before a preemption
             s.stop_decoding(c)
             if self.releases:
-                policy.release(c)
+                self.policy.release(c)
             n, osl = c.count, c.output_len
             if self.varied:
                 self.extra = request_overhead_s(self.engine, c.input_len)
-            e2e, ttft = now - c.arrival + self.extra, c.first_token - c.arrival + self.extra
-            for out in sample if c.measured else every:
-                out.e2e.add(e2e, n)
-                out.ttft.add(ttft, n)
+            if c.measured:
+                e2e_value(now - c.arrival + self.extra)
+                e2e_count(n)
+                ttft_value(c.first_token - c.arrival + self.extra)
+                ttft_count(n)
                 if osl > 1:
-                    out.tpot.add((now - c.first_token) / (osl - 1), n)
-            if self.steady:
-                if c.measured:
+                    tpot_value((now - c.first_token) / (osl - 1))
+                    tpot_count(n)
+                if steady:
                     self.pending -= n
-                if self.t_open <= now <= self.t_close:
-                    window = self.window
-                    window.requests += n
-                    window.output_tokens += n * osl
-                    window.input_tokens += n * c.input_len
-            self.out_tokens += n * osl
-            self.in_tokens += n * c.input_len
+            if steady and self.t_open <= now <= self.t_close:
+                window.requests += n
+                window.output_tokens += n * osl
+                window.input_tokens += n * c.input_len
+            out_tokens += n * osl
+            in_tokens += n * c.input_len
             freed += n
+        self.out_tokens += out_tokens
+        self.in_tokens += in_tokens
         return freed
 
     def drop(self, c: Cohort) -> None:
