@@ -623,8 +623,8 @@ class _Simulation:
     def look_for_period(self) -> bool:
         """At a completion of a steady closed loop: is the schedule periodic from an earlier
         completion on? Exactly, when the state the scheduler reads recurs; approximately, when
-        two consecutive windows of C completions (a lifetime's pattern) agree on their pace and
-        first-token waits. True (and `period` set) when the period gives the steady sample."""
+        two consecutive windows of `width` completions agree on their pace and first-token
+        waits. True (and `period` set) when the period gives the steady sample."""
         if self.state.preemptions:
             # one token per decode step no longer holds: the loop is measured directly
             self.log = self.state.digest = None
