@@ -1,38 +1,51 @@
 """StepTime: the duration of one engine iteration (a prefill chunk plus a batch of decodes).
 
-One iteration of one replica is a sum of operators per layer (projections, attention, FFN or experts,
-norms), the LM head, collective communication (TP all-reduce, EP all-to-all, PP hops) and the engine's
-fixed CPU cost. Each operator costs lat + max(flops / (peak * eta_c), bytes / (bandwidth * eta_m)), where
-eta_c grows with the rows a GEMM sees (small GEMMs leave tensor cores idle). The eta curves and
-latencies come from budsim.core.efficiency (fitted to measured kernels where the hardware is covered).
+One iteration of one replica runs the operators of budsim.core.operators on every device: the
+projection GEMMs, attention, experts, elementwise kernels and collectives per layer, the LM head,
+plus the engine's CPU work per step. Each operator is priced by a cost source: the measured kernel
+tables (budsim.core.kernels) for NVIDIA devices, interpolated over the tables' grids and scaled by
+datasheet ratios for devices without tables of their own; the roofline (budsim.core.roofline)
+elsewhere. `StepTimeModel.basis` says which.
 
-`StepTimeModel` is built once per deployment, so the simulator can call it per event cheaply.
+The simulator asks for a step time at every event, so the prices are evaluated once per deployment
+on grids and folded into a few curves: one over the tokens of the step (everything whose cost
+depends only on how many tokens pass: GEMMs, experts, elementwise kernels, collectives), one over
+(decoding sequences, context) for decode attention, one over (prompts, prompt length) for prefill
+attention, and one over the rows of the LM head. A call interpolates them in log-log space.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from .deployment import Deployment
-from .dtypes import COMPUTE_DTYPE, kv_bytes
-from .efficiency import Efficiency, Roofline, efficiency_for
+from .dtypes import COMPUTE_DTYPE, weight_bytes
 from .engines import EngineProfile
 from .hardware import Device
-from .memory import (
-    EMBEDDING_BYTES,
-    body_bytes_per_param,
-    kv_shard,
-    resolve_kv_dtype,
-    resolve_weight_dtype,
-)
 from .model import ModelSpec
+from .operators import ACT_BYTES, ReplicaOperators, replica_operators
+from .roofline import INTER_NODE_LATENCY_FACTOR, CostSource, RooflineSource
 
-ACT_BYTES = 2.0
-STATE_BYTES = 4.0  # linear-attention / SSM state is kept in fp32
-INTER_NODE_LATENCY_FACTOR = 2.5
-A2A_EFFICIENCY = 0.6  # all-to-all reaches a lower share of link bandwidth than all-reduce
+# Elementwise kernels (norms, rotary, activation) stream at this share of the memory bandwidth and
+# cost at least this long each: AIConfigurator's empirical memory-operator constants (its system
+# files: mem_bw_empirical_scaling_factor 0.8, mem_empirical_constant_latency 3 us).
+ELEMENTWISE_BW_SHARE = 0.8
+ELEMENTWISE_LATENCY_S = 3e-6
+LINEAR_MIXER_ETA = 0.4  # share of the 16-bit peak a chunked linear-attention kernel reaches
+LINEAR_STATE_BW_SHARE = 0.75
+
+# Grids (powers of two, four points per octave for tokens, two for the 2-D tables).
+_TOKENS = np.unique(np.round(2.0 ** np.arange(0, 17.01, 0.25)))  # 1 .. 131072
+_ROWS = np.unique(np.round(2.0 ** np.arange(0, 14.01, 0.25)))  # 1 .. 16384
+_BATCH = np.unique(np.round(2.0 ** np.arange(0, 13.01, 0.5)))  # 1 .. 8192
+_CONTEXT = 2.0 ** np.arange(4, 20.01, 0.5)  # 16 .. 1M
+_PROMPTS = np.unique(np.round(2.0 ** np.arange(0, 10.01, 0.5)))  # 1 .. 1024
+_PROMPT_LEN = 2.0 ** np.arange(0, 18.01, 0.25)  # 1 .. 262144
 
 
 class StepTime(NamedTuple):
@@ -58,286 +71,246 @@ class StepTime(NamedTuple):
         return max(parts, key=parts.__getitem__)
 
 
-@dataclass(frozen=True)
-class _Group:
-    count: float  # layers of this kind in one pipeline stage
-    attn_params: float  # per device
-    dense_params: float  # per device
-    expert_params: float  # one expert's params per device (expert-TP share)
-    experts_local: float  # experts per EP rank
-    num_experts: int
-    top_k: int
-    heads: float  # query heads per device
-    pf_dims: float  # (qk + v) per head for prefill attention
-    dec_dims: float  # (qk + v) per head for decode attention
-    kv_bytes_tok: float  # KV bytes per token per device
-    window: float  # math.inf for full attention
-    linear: bool
-    state_bytes: float  # recurrent state bytes per sequence per device
+def cost_source(device: Device, engine_id: str) -> CostSource:
+    """Measured kernel tables for the device and engine where they apply, else the roofline."""
+    from .kernels import kernel_source
+
+    source = kernel_source(device, engine_id)
+    return source if source is not None else RooflineSource(device)
+
+
+class _Curve:
+    """Piecewise log-log linear interpolation of (compute, memory, communication) over one axis.
+
+    Values are kept in plain lists: the simulator calls this per event, where numpy's per-call
+    overhead would dominate."""
+
+    __slots__ = ("logx", "parts")
+
+    def __init__(self, x: np.ndarray, parts: Sequence[np.ndarray]) -> None:
+        self.logx: list[float] = np.log(x).tolist()
+        # log of each part, with a floor so that empty parts stay (near) zero
+        self.parts = [np.log(np.maximum(p, 1e-15)).tolist() for p in parts]
+
+    def at(self, x: float) -> list[float]:
+        logx = self.logx
+        lx = math.log(x) if x > 0 else logx[0]
+        i = bisect_right(logx, lx) - 1
+        if i < 0:
+            i, w = 0, 0.0
+        elif i >= len(logx) - 1:
+            # beyond the grid: linear in x from the last point (time per token held)
+            scale = math.exp(lx - logx[-1])
+            return [math.exp(p[-1]) * scale for p in self.parts]
+        else:
+            w = (lx - logx[i]) / (logx[i + 1] - logx[i])
+        return [math.exp(p[i] + w * (p[i + 1] - p[i])) for p in self.parts]
+
+
+class _Grid:
+    """Bilinear interpolation of log(seconds) over (log a, log b); linear extrapolation in b beyond
+    the grid, clamped in a."""
+
+    __slots__ = ("loga", "logb", "values")
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, values: np.ndarray) -> None:
+        self.loga: list[float] = np.log(a).tolist()
+        self.logb: list[float] = np.log(b).tolist()
+        self.values: list[list[float]] = np.log(np.maximum(values, 1e-15)).tolist()
+
+    @staticmethod
+    def _bracket(axis: list[float], v: float) -> tuple[int, float]:
+        i = bisect_right(axis, v) - 1
+        if i < 0:
+            return 0, 0.0
+        if i >= len(axis) - 1:
+            return len(axis) - 2, 1.0
+        return i, (v - axis[i]) / (axis[i + 1] - axis[i])
+
+    def at(self, a: float, b: float) -> float:
+        la = math.log(max(a, 1e-9))
+        lb = math.log(max(b, 1e-9))
+        i, wa = self._bracket(self.loga, la)
+        j, wb = self._bracket(self.logb, lb)
+        v = self.values
+        lo = v[i][j] + wb * (v[i][j + 1] - v[i][j])
+        hi = v[i + 1][j] + wb * (v[i + 1][j + 1] - v[i + 1][j])
+        out = math.exp(lo + wa * (hi - lo))
+        if lb > self.logb[-1]:
+            out *= math.exp(lb - self.logb[-1])
+        return out
+
+
+def _compute_bound_gemm(device: Device, m: np.ndarray, n: int, k: int, fmt: str) -> np.ndarray:
+    peak = device.peak_tflops(COMPUTE_DTYPE.get(fmt.replace("_block", ""), "bf16")) * 1e12
+    flops = 2.0 * m * n * k
+    nbytes = n * k * weight_bytes(fmt.replace("_block", "")) + m * (n + k) * ACT_BYTES
+    return flops / peak > nbytes / (device.memory_bw_gbs * 1e9)
+
+
+def _no_slower(quantised: np.ndarray, sixteen_bit: np.ndarray) -> np.ndarray:
+    """A quantised operator's time, capped at the 16-bit one's: lower precision moves fewer bytes
+    on the same or faster matrix units, so where an engine's measured kernel for it is slower
+    (AIConfigurator's vLLM 0.24 block-FP8 GEMMs: 6-25x the per-tensor FP8 kernel at decode shapes
+    on H200 and B200), that kernel is not what a tuned deployment runs."""
+    return np.minimum(quantised, sixteen_bit)
 
 
 class StepTimeModel:
     """Step time of one replica of `dep`, precomputed for fast repeated calls."""
 
+    # the simulator skips decode-only spans in closed form when the step time is linear in the
+    # summed context; with tabulated attention it is not, so it prices a span's last step itself
+    decode_slope: float | None = None
+
     def __init__(
         self, model: ModelSpec, device: Device, engine: EngineProfile, dep: Deployment
     ) -> None:
         self.model, self.device, self.engine, self.dep = model, device, engine, dep
-        self.eff: Efficiency = efficiency_for(device, engine.id)
-        wdtype = resolve_weight_dtype(model, dep.weight_dtype)
-        cdtype = COMPUTE_DTYPE.get(wdtype, "bf16")
-        self.peak = device.peak_tflops(cdtype) * 1e12
-        self.gemm_rl: Roofline = self.eff.gemm_for(cdtype)
-        self.dense_rl: Roofline = self.eff.gemm_for("bf16")  # LM head stays 16-bit
-        self.peak_bf16 = device.peak_tflops("bf16") * 1e12
-        self.bw = device.memory_bw_gbs * 1e9
-        self.wb_attn = body_bytes_per_param(model, wdtype, "attn")
-        self.wb_dense = body_bytes_per_param(model, wdtype, "dense")
-        self.wb_expert = body_bytes_per_param(model, wdtype, "experts")
-        kvb = kv_bytes(resolve_kv_dtype(dep.kv_dtype))
-        tp, dp, pp = dep.tp, dep.dp, dep.pp
-        group_size = tp * dp
-        moe_tp = group_size / dep.ep
-        self.groups: list[_Group] = []
-        for layer, count in model.layer_groups:
-            pf_qk = getattr(layer, "prefill_qk_dim", None) or layer.qk_dim
-            pf_v = getattr(layer, "prefill_v_dim", None) or layer.v_dim
-            self.groups.append(
-                _Group(
-                    count=count / pp,
-                    attn_params=layer.attn_params / tp,
-                    dense_params=layer.dense_params / tp,
-                    expert_params=layer.expert_params / moe_tp,
-                    experts_local=layer.num_experts / dep.ep if layer.num_experts else 0.0,
-                    num_experts=layer.num_experts,
-                    top_k=layer.top_k,
-                    # rounded up: engines that pad heads compute the padding too
-                    heads=float(max(1, math.ceil(layer.q_heads / tp))),
-                    pf_dims=float(pf_qk + pf_v),
-                    dec_dims=float(layer.qk_dim + layer.v_dim),
-                    kv_bytes_tok=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
-                    window=float(layer.window) if layer.window else math.inf,
-                    linear=layer.attention == "linear",
-                    state_bytes=layer.state_elems * STATE_BYTES / max(1, min(tp, layer.q_heads)),
-                )
-            )
-        self.hidden = model.hidden_size
-        self.lm_head_params = model.hidden_size * model.vocab_size / tp
-        # Collectives: inside a node at the measured (or catalog) bus bandwidth; a group that spans
-        # nodes runs at the scale-out bandwidth with a longer latency.
-        per_node = device.devices_per_node
-        intra_bw = (self.eff.allreduce_busbw_gbs or device.scaleup_bw_gbs) * 1e9
-        intra_lat = (self.eff.allreduce_alpha_us or device.scaleup_latency_us) * 1e-6
-        inter_bw = device.scaleout_bw_gbs * 1e9
-        inter_lat = intra_lat * INTER_NODE_LATENCY_FACTOR
-        self.tp_bw, self.tp_lat = (intra_bw, intra_lat) if tp <= per_node else (inter_bw, inter_lat)
-        spans = group_size > per_node
-        self.ep_nodes = math.ceil(group_size / per_node) if spans else 1
-        self.ep_bw = (inter_bw if spans else device.scaleup_bw_gbs * 1e9) * A2A_EFFICIENCY
-        self.ep_bw_local = device.scaleup_bw_gbs * 1e9 * A2A_EFFICIENCY
-        self.ep_lat = inter_lat if spans else intra_lat
-        pp_spans = dep.devices_per_replica > per_node
-        self.pp_bw = inter_bw if pp_spans else device.scaleup_bw_gbs * 1e9
-        self.pp_lat = inter_lat if pp_spans else intra_lat
+        self.ops: ReplicaOperators = replica_operators(model, dep)
+        self.source: CostSource = cost_source(device, engine.id)
+        self.basis: str = self.source.basis
+        ops = self.ops
+        self.pp, self.dp, self.micro = ops.pp, ops.dp, ops.micro
+        self._mla_modules = self._attention_grids()
+        self._rank, self._stage = self._token_curves()
+        self._has_stage = bool(self.ops.moe) or any(
+            c.scope == "stage" for c in self.ops.collectives
+        )
+        rows = _ROWS
+        head = self.source.gemm(rows, ops.lm_head.n, ops.lm_head.k, ops.lm_head.fmt)
+        bound = _compute_bound_gemm(device, rows, ops.lm_head.n, ops.lm_head.k, "bf16")
+        self._lm_head = _Curve(rows, [np.where(bound, head, 0.0), np.where(bound, 0.0, head)])
         self.fixed = engine.step_overhead_ms * 1e-3 + (
-            engine.per_layer_launch_us * 1e-6 * model.num_layers / pp
+            engine.per_layer_launch_us * 1e-6 * ops.layers
         )
-        self._memo: dict[float, tuple[float, float, float, float]] = {}
-        self.pp, self.dp = pp, dp
-        self.micro = pp * dp  # the batch is split over PP micro-batches and attention-DP ranks
-        self._token_coefficients()
-        self._attention_coefficients()
+        self.per_seq = engine.per_seq_overhead_us * 1e-6
+        self._memo: dict[tuple[float, float], tuple[float, float, float]] = {}
 
-    def _attention_coefficients(self) -> None:
-        """Fold the per-layer attention and LM-head costs into a few coefficients.
+    # ------------------------------------------------------------------------------------------
+    # precomputation
 
-        The simulator calls the model once per event, so the per-call work matters. For softmax
-        attention the compute/memory ratio of a layer does not depend on the batch (both grow with
-        sequences x context), so which side dominates is known here, and full-attention layers
-        collapse to one coefficient per side. Windowed and linear layers keep a per-layer term."""
-        eff = self.eff
-        attn_peak = self.peak_bf16 * eff.attn_context_eta
-        dec_bw = self.bw * eff.attn_decode_eta_mem
-        self.dec_compute = self.dec_memory = 0.0  # seconds per (sequence x context token)
-        self.pf_compute = 0.0  # seconds per causal (query, key) pair of full-attention layers
-        # windowed layers: (window, decode coefficient, decode is compute, prefill coefficient)
-        self.windowed: list[tuple[float, float, bool, float]] = []
-        self.linear_groups = [g for g in self.groups if g.linear]
-        self.dec_latency = self.pf_latency = self.linear_latency = 0.0
-        for g in self.groups:
-            if g.linear:
-                self.linear_latency += eff.attn_decode_lat_us * 1e-6 * g.count
-                continue
-            c = 2.0 * g.heads * g.dec_dims / attn_peak
-            m = g.kv_bytes_tok / dec_bw
-            pf = 2.0 * g.heads * g.pf_dims / attn_peak * g.count
-            self.dec_latency += eff.attn_decode_lat_us * 1e-6 * g.count
-            self.pf_latency += eff.attn_context_lat_us * 1e-6 * g.count
-            if g.window != math.inf:
-                self.windowed.append((g.window, max(c, m) * g.count, c > m, pf))
-                continue
-            if c > m:
-                self.dec_compute += c * g.count
+    def _attention_grids(self) -> bool:
+        """Decode and prefill attention of every softmax layer, summed into two grids; returns
+        whether MLA module tables already include the blocks' projections."""
+        src, ops = self.source, self.ops
+        b, c = np.meshgrid(_BATCH, _CONTEXT, indexing="ij")
+        pb, pl = np.meshgrid(_PROMPTS, _PROMPT_LEN, indexing="ij")
+        decode = np.zeros(b.shape)
+        prefill = np.zeros(pb.shape)
+        modules = True
+        any_mla = False
+        for op in ops.attention:
+            # An FP8 cache never costs more than a 16-bit one: where an engine's measured kernel
+            # for it is slower, a deployment would keep the 16-bit cache (see _no_slower).
+            kv_options = {op.kv_dtype, "bf16"}
+            if op.mla:
+                any_mla = True
+                fmt = next((g.fmt for g in ops.gemms if g.mla), "bf16")
+                decs = [src.mla_generation(b, c, op.heads, kv, fmt) for kv in kv_options]
+                pres = [src.mla_context(pb, pl, op.heads, kv, fmt) for kv in kv_options]
+                dec = np.minimum.reduce([t for t, _ in decs])
+                pre = np.minimum.reduce([t for t, _ in pres])
+                modules = modules and all(f for _, f in decs + pres)
             else:
-                self.dec_memory += m * g.count
-            self.pf_compute += pf
-        self.attn_peak, self.dec_bw = attn_peak, dec_bw
-        # LM head: a GEMM on the fitted roofline is linear in its rows (eta ~ rows / (rows + half)),
-        # compute = a + b * rows and memory = c + d * rows
-        rl, params = self.dense_rl, self.lm_head_params
-        self.lm_compute = (
-            2.0 * params * rl.half_rows / (self.peak * rl.eta_max),
-            2.0 * params / (self.peak * rl.eta_max),
-        )
-        self.lm_memory = (
-            params * EMBEDDING_BYTES / (self.bw * rl.eta_mem),
-            self.hidden * 4 * ACT_BYTES / (self.bw * rl.eta_mem),
-        )
-        self.per_seq = self.engine.per_seq_overhead_us * 1e-6
-
-    @staticmethod
-    def _roof(
-        rl: Roofline, work: float, rows: float, byts: float, peak: float, bw: float
-    ) -> tuple[float, float]:
-        """(compute seconds, memory seconds) of one operator on the fitted roofline."""
-        if rows <= 0:
-            return 0.0, 0.0
-        eta = rl.eta_max * rows / (rows + rl.half_rows)
-        return work / (peak * eta), byts / (bw * rl.eta_mem)
-
-    def _token_coefficients(self) -> None:
-        """Fold the token-count operators into linear coefficients (see _token_ops).
-
-        A GEMM on the fitted roofline is linear in its rows on each side (compute: eta ~ rows /
-        (rows + half), so flops / eta = a + b * rows; memory: weights + activations), and the
-        collectives are latency + bytes / bandwidth. Only the experts' cost (the share of experts
-        a batch touches) is not linear; those groups keep their own term."""
-        dep, eff = self.dep, self.eff
-        pp, dp, tp = dep.pp, dep.dp, dep.tp
-        rl = self.gemm_rl
-        to_c = 2.0 / (self.peak * rl.eta_max)  # compute seconds per (param x row), plus half rows
-        to_m = 1.0 / (self.bw * rl.eta_mem)
-        act_row = self.hidden * 4 * ACT_BYTES  # activation bytes a GEMM moves per row
-        # (compute at 0, compute per token, memory at 0, memory per token), times the layer count
-        self._gemms: list[tuple[float, float, float, float]] = []
-        self._moe: list[_Group] = []
-        streaming = comm0 = comm1 = latency = bulk_gain = 0.0
-        for g in self.groups:
-            lat = 2 * rl.lat_us  # QKV and output projections
-            for params, wb in ((g.attn_params, self.wb_attn), (g.dense_params, self.wb_dense)):
-                if params <= 0:
-                    continue
-                self._gemms.append(
-                    (
-                        g.count * params * rl.half_rows * to_c,
-                        g.count * params * to_c,
-                        g.count * params * wb * to_m,
-                        g.count * act_row * to_m,
-                    )
+                dec = np.minimum.reduce(
+                    [
+                        src.generation_attention(
+                            b, c, op.heads, op.kv_heads, op.head_dim, kv, op.window
+                        )
+                        for kv in kv_options
+                    ]
                 )
-            if g.dense_params:
-                lat += 2 * rl.lat_us
-            if g.num_experts:
-                self._moe.append(g)
-                lat += eff.moe.lat_us
-                group = tp * dp
-                if dep.ep > 1:
-                    # all-to-all dispatch + combine: each device sends its own share of the
-                    # stage's tokens (tokens are replicated across TP ranks, so 1/(tp*dp) each)
-                    per_token = dp / group * self.hidden * ACT_BYTES
-                    copies = g.top_k * (dep.ep - 1) / dep.ep / self.ep_bw
-                    comm0 += g.count * 2 * self.ep_lat
-                    comm1 += g.count * 2 * per_token * copies
-                    if self.ep_nodes > 1:
-                        # Across nodes, the throughput dispatch kernels that engines run for
-                        # batches with prefill (DeepEP "normal") send a token once to each remote
-                        # node holding any of its experts and fan it out over NVLink there, so
-                        # the scale-out link carries the expected number of distinct remote nodes
-                        # per token rather than top_k copies. Decode batches use the low-latency
-                        # kernels, which send one copy per expert.
-                        n = self.ep_nodes
-                        remote = (n - 1) * (1.0 - (1.0 - 1.0 / n) ** g.top_k)
-                        bulk = remote / self.ep_bw + g.top_k / self.ep_bw_local
-                        bulk_gain += g.count * 2 * per_token * max(0.0, copies - bulk)
-                elif dp > 1:
-                    # experts TP-sharded over all ranks: gather tokens, reduce-scatter results
-                    per_token = dp * self.hidden * ACT_BYTES / self.ep_bw
-                    comm0 += g.count * self.ep_lat
-                    comm1 += g.count * 2 * (group - 1) / group * per_token
-            # norms, rotary, residual adds, activation: streaming activations (memory-bound)
-            streaming += g.count * self.hidden * 12 * ACT_BYTES * to_m
-            lat += 4 * eff.elementwise_lat_us
-            if tp > 1:
-                # one all-reduce after attention, one after the FFN (for MoE layers whose experts
-                # are spread over EP or DP ranks the second is the expert communication above)
-                spread = g.num_experts and (dep.ep > 1 or dp > 1)
-                times = g.count * (1 if spread else 2)
-                comm0 += times * self.tp_lat
-                comm1 += times * 2 * (tp - 1) / tp * self.hidden * ACT_BYTES / self.tp_bw
-            latency += lat * 1e-6 * g.count
-        if pp > 1:
-            comm0 += (pp - 1) / pp * self.pp_lat
-            comm1 += (pp - 1) / pp * self.hidden * ACT_BYTES / self.pp_bw
-        self._streaming, self._comm0, self._comm1, self._latency = streaming, comm0, comm1, latency
-        self._bulk_comm_gain = bulk_gain  # per token: what steps with prefill save (see above)
+                pre = np.minimum.reduce(
+                    [
+                        src.context_attention(
+                            pb, pl, op.heads, op.kv_heads, op.prefill_head_dim, kv, op.window
+                        )
+                        for kv in kv_options
+                    ]
+                )
+            decode += op.count * dec
+            prefill += op.count * pre
+        self._decode = _Grid(_BATCH, _CONTEXT, decode) if ops.attention else None
+        self._prefill = _Grid(_PROMPTS, _PROMPT_LEN, prefill) if ops.attention else None
+        return any_mla and modules
 
-    def _rank_ops(self, tokens: float) -> tuple[float, float]:
-        """(compute, memory) of the operators one attention rank runs on its own `tokens`
-        (projections, dense FFN, norms; not the experts, which see every rank's tokens)."""
-        compute = memory = 0.0
-        for c0, c1, m0, m1 in self._gemms:
-            c, m = c0 + c1 * tokens, m0 + m1 * tokens
-            if c > m:
-                compute += c
+    def _token_curves(self) -> tuple[_Curve, _Curve]:
+        """(compute, memory, communication) over the tokens one attention rank runs in a step
+        (projections, elementwise kernels, the rank's collectives), and over the tokens of the
+        whole stage (the routed experts, which see every attention-DP rank's tokens, and the
+        collectives that gather them)."""
+        src, ops, device = self.source, self.ops, self.device
+        x = _TOKENS
+        rank = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
+        stage = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
+        for g in ops.gemms:
+            if g.mla and self._mla_modules:
+                continue  # priced inside the MLA module tables
+            t = _no_slower(src.gemm(x, g.n, g.k, g.fmt), src.gemm(x, g.n, g.k, "bf16")) * g.count
+            bound = _compute_bound_gemm(device, x, g.n, g.k, g.fmt)
+            rank[0] += np.where(bound, t, 0.0)
+            rank[1] += np.where(bound, 0.0, t)
+        for e in ops.moe:
+            t = _no_slower(
+                src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt),
+                src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, "bf16"),
+            )
+            # an expert GEMM is compute-bound once its rows exceed the device's ridge point
+            fmt = e.fmt.replace("_block", "")
+            peak = device.peak_tflops(COMPUTE_DTYPE.get(fmt, "bf16")) * 1e12
+            ridge = peak / (device.memory_bw_gbs * 1e9) * weight_bytes(fmt) / 2.0
+            bound = x * e.topk / e.experts > ridge
+            stage[0] += np.where(bound, t, 0.0) * e.count
+            stage[1] += np.where(bound, 0.0, t) * e.count
+        for lin in ops.linear:
+            peak = device.peak_tflops("bf16") * 1e12
+            rank[0] += lin.count * 4.0 * x * lin.heads * lin.dims * 64 / (peak * LINEAR_MIXER_ETA)
+        bw = device.memory_bw_gbs * 1e9
+        rank[1] += x * ops.elementwise_bytes_per_token / (bw * ELEMENTWISE_BW_SHARE)
+        rank[1] += ops.elementwise_kernels * ELEMENTWISE_LATENCY_S
+        for c in ops.collectives:
+            nbytes = x * c.bytes_per_token
+            if c.op == "all_reduce":
+                t = src.allreduce(nbytes, c.ranks)
+            elif c.op == "p2p":
+                t = self._p2p(nbytes)
             else:
-                memory += m
-        return compute, memory + self._streaming * tokens
+                t = src.collective(c.op, nbytes, c.ranks)
+            (stage if c.scope == "stage" else rank)[2] += t * c.count
+        return _Curve(x, rank), _Curve(x, stage)
 
-    def _token_ops(self, tokens_in: float) -> tuple[float, float, float, float]:
-        """(compute, memory, communication, latency) of the operators that depend only on the
-        number of tokens in the step: projections, FFN or experts, norms and collectives.
+    def _p2p(self, nbytes: np.ndarray) -> np.ndarray:
+        """A pipeline stage handing its activations to the next: one message over the link between
+        the two devices (NVLink inside a node, the scale-out network when the replica spans nodes)."""
+        d = self.device
+        if self.dep.devices_per_replica <= d.devices_per_node:
+            bw, lat = d.scaleup_bw_gbs, d.scaleup_latency_us
+        else:
+            bw, lat = d.scaleout_bw_gbs, d.scaleup_latency_us * INTER_NODE_LATENCY_FACTOR
+        return lat * 1e-6 + nbytes / (bw * 1e9)
 
-        They are the bulk of a step and the simulator revisits the same token counts often, so they
-        are memoised per replica. Each op costs max(compute, memory) plus its latency; the larger
-        side names the bottleneck."""
-        hit = self._memo.get(tokens_in)
+    # ------------------------------------------------------------------------------------------
+    # per event
+
+    def _token_ops(self, rank_tokens: float, stage_tokens: float) -> tuple[float, float, float]:
+        """(compute, memory, communication) of the token-count operators, memoised (the simulator
+        revisits the same token counts often)."""
+        key = (rank_tokens, stage_tokens)
+        hit = self._memo.get(key)
         if hit is not None:
             return hit
-        dep = self.dep
-        tokens = tokens_in / self.micro  # per attention rank per micro-batch
-        compute = memory = 0.0
-        if tokens > 0:
-            compute, memory = self._rank_ops(tokens)
-            stage_tokens = tokens_in / self.pp  # all DP ranks of a stage (MoE sees these)
-            for g in self._moe:
-                assignments = stage_tokens * g.top_k
-                active = 1.0 - (1.0 - g.top_k / g.num_experts) ** stage_tokens
-                c, m = self._roof(
-                    self.eff.moe,
-                    2.0 * (assignments / dep.ep) * g.expert_params,
-                    assignments / g.num_experts,
-                    g.experts_local * active * g.expert_params * self.wb_expert,
-                    self.peak,
-                    self.bw,
-                )
-                if c > m:
-                    compute += c * g.count
-                else:
-                    memory += m * g.count
-        out = (compute, memory, self._comm0 + self._comm1 * tokens, self._latency)
+        compute = memory = comm = 0.0
+        if rank_tokens > 0:
+            compute, memory, comm = self._rank.at(rank_tokens)
+        if stage_tokens > 0 and self._has_stage:
+            c, m, k = self._stage.at(stage_tokens)
+            compute, memory, comm = compute + c, memory + m, comm + k
+        out = (compute, memory, comm)
         if len(self._memo) > 4096:  # bounded: thousands of step models may be cached at once
             self._memo.clear()
-        self._memo[tokens_in] = out
+        self._memo[key] = out
         return out
-
-    @property
-    def decode_slope(self) -> float | None:
-        """Seconds a decode-only step gains per token of summed decode context, when that is one
-        constant (no sliding-window layers): the simulator then prices a run of decode steps
-        without evaluating its last step. None otherwise."""
-        if self.windowed:
-            return None
-        return (self.dec_compute + self.dec_memory) / self.micro * self.pp
 
     def __call__(
         self,
@@ -354,15 +327,11 @@ class StepTimeModel:
         pairs of those chunks; prefill_seqs: chunks in the step.
         """
         pp, micro = self.pp, self.micro
-        ops = self._memo.get(n_decode + prefill_tokens)
-        if ops is None:
-            ops = self._token_ops(n_decode + prefill_tokens)
-        compute, memory, comm, latency = ops
-        if prefill_tokens and self._bulk_comm_gain:
-            comm -= self._bulk_comm_gain * (n_decode + prefill_tokens) / micro
-        tokens = (n_decode + prefill_tokens) / micro  # per rank, spread evenly
-        dec_seqs = n_decode / micro
+        tokens = (n_decode + prefill_tokens) / micro  # per rank and micro-batch, spread evenly
+        stage_tokens = tokens * self.dp  # what the experts of a stage see per micro-batch
+        compute, memory, comm = self._token_ops(tokens, stage_tokens)
         pairs = prefill_pairs / micro
+        seqs = prefill_seqs / micro
         if prefill_seqs and self.dp > 1:
             # Attention-DP: each prompt chunk runs on one rank and the ranks step together, so the
             # step waits for the rank with the most chunks (a lone prompt: one rank works, the
@@ -370,51 +339,31 @@ class StepTimeModel:
             busiest = math.ceil(prefill_seqs / self.dp) * self.dp / prefill_seqs
             if busiest > 1.0:
                 extra = prefill_tokens * (busiest - 1.0) / micro
-                c_even, m_even = self._rank_ops(tokens)
-                c_busy, m_busy = self._rank_ops(tokens + extra)
-                compute += c_busy - c_even
-                memory += m_busy - m_even
-                comm += (self._comm1 - self._bulk_comm_gain) * extra
+                compute, memory, comm = self._token_ops(tokens + extra, stage_tokens)
                 pairs *= busiest
-        if dec_seqs:
-            # full attention: sequences x mean context = the summed context per micro-batch
-            ctx_tokens = decode_ctx / micro
-            compute += self.dec_compute * ctx_tokens
-            memory += self.dec_memory * ctx_tokens
-            latency += self.dec_latency
-        if pairs:
-            compute += self.pf_compute * pairs
-            latency += self.pf_latency
-        if self.windowed:
-            mean_ctx = decode_ctx / n_decode if n_decode else 0.0
-            for window, dec, dec_is_compute, pf in self.windowed:
-                if dec_seqs:
-                    cost = dec * dec_seqs * min(mean_ctx, window)
-                    if dec_is_compute:
-                        compute += cost
-                    else:
-                        memory += cost
-                if pairs:
-                    compute += pf * min(pairs, tokens * window)
-        if self.linear_groups:
-            latency += self.linear_latency
-            for g in self.linear_groups:
-                c = 4.0 * tokens * g.heads * g.dec_dims * 64 / self.attn_peak
-                m = dec_seqs * g.state_bytes * 2 / self.dec_bw
-                if c > m:
-                    compute += c * g.count
-                else:
-                    memory += m * g.count
+                seqs *= busiest
+        if n_decode and self._decode is not None:
+            # decode attention: the sequences of a rank at their mean context
+            memory += self._decode.at(n_decode / micro, decode_ctx / n_decode)
+        if pairs and self._prefill is not None:
+            # the chunks as `seqs` prompts whose causal pairs match: length L with L(L+1)/2 pairs
+            # each when fresh; a chunk over a cached prefix does the pairs of its rows only
+            chunk = prefill_tokens / prefill_seqs
+            prefix = max(0.0, pairs / seqs / chunk - (chunk + 1) / 2)
+            length = prefix + chunk
+            full = length * (length + 1) / 2
+            compute += self._prefill.at(seqs, length) * (pairs / seqs) / full
+        if self.ops.linear and n_decode:
+            bw = self.device.memory_bw_gbs * 1e9 * LINEAR_STATE_BW_SHARE
+            for lin in self.ops.linear:
+                memory += lin.count * n_decode / micro * lin.state_bytes * 2 / bw
         # LM head for the sequences that emit a token this step (on the last stage only)
         rows = (n_decode + prefill_seqs) / micro
         if rows > 0:
-            c = self.lm_compute[0] + self.lm_compute[1] * rows
-            m = self.lm_memory[0] + self.lm_memory[1] * rows
-            if c > m:
-                compute += c / pp
-            else:
-                memory += m / pp
-        overhead = self.fixed / pp + self.per_seq * rows + latency
+            c, m = self._lm_head.at(rows)
+            compute += c / pp
+            memory += m / pp
+        overhead = self.fixed / pp + self.per_seq * rows
         # Every micro-batch passes through every stage: one iteration takes pp stage-times.
         # (tuple.__new__: the NamedTuple's own __new__ is a Python function, once per event)
         return tuple.__new__(
