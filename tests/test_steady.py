@@ -141,10 +141,21 @@ PINNED: dict[str, dict[str, tuple[float, ...]]] = {
 }
 
 
+# The per-request front-end latency of each engine when the pins were recorded. A finite run
+# stops simulating once two waves agree within a relative tolerance, and the latencies it compares
+# include this latency, so the pins hold for these values only.
+PINNED_OVERHEAD_S = {"vllm": 22.7e-3, "sglang": 133.5e-3, "trtllm": 131.0e-3}
+
+
 @pytest.mark.parametrize("name", sorted(FINITE_CASES))
-def test_a_finite_run_reproduces_the_simulator_it_replaced(name: str) -> None:
+def test_a_finite_run_reproduces_the_simulator_it_replaced(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """num_requests = N is the load generator's run of N requests from a cold start, exactly as
     the single-function simulator simulated it (its default run, ten requests per client)."""
+    monkeypatch.setattr(
+        simulator, "request_overhead_s", lambda engine, _isl: PINNED_OVERHEAD_S[engine.id]
+    )
     engine_id, kw, kv = FINITE_CASES[name]
     engine = get_engine(engine_id, "cuda")
     workload = Workload(**kw, num_requests=FINITE_REQUESTS.get(name))
@@ -157,7 +168,7 @@ def test_a_finite_run_reproduces_the_simulator_it_replaced(name: str) -> None:
         max_num_batched_tokens=8192,
     )
     assert not res.steady
-    extra = request_overhead_s(engine, workload.input_len)
+    extra = PINNED_OVERHEAD_S[engine_id]
     pins = PINNED[name]
     for metric, shift in (("ttft", extra), ("tpot", 0.0), ("e2e", extra)):
         if metric not in pins:
@@ -304,8 +315,10 @@ def test_steady_closed_loops_are_cheap() -> None:
         calls[0] = 0
         wl = Workload(concurrency=clients, input_len=2048, output_len=256)
         res = simulate_serving(counted, profile, wl, **limits)  # type: ignore[arg-type]
-        # about two engine steps per completion: the prompt's, and the decodes up to the next
-        assert res.steady and calls[0] <= 2 * completions + 8, (clients, calls[0])
+        # about three step-time calls per completion: the prompt's step, and the first and last
+        # steps of the decodes up to the next (tabulated decode attention is not linear in the
+        # context, so a span's last step is priced rather than extrapolated)
+        assert res.steady and calls[0] <= 3 * completions + 8, (clients, calls[0])
 
 
 # ------------------------------------------------------------------- the prediction's run and p95

@@ -12,13 +12,6 @@ from functools import lru_cache
 
 from .errors import BudsimError
 
-# Scheduler families simulated by budsim.core.simulator:
-# - "mixed": one iteration holds all running decodes plus chunked-prefill tokens up to the token budget
-#   (vLLM v1 decode-first; TRT-LLM in-flight batching with chunked context).
-# - "prefill_first": a prefill batch runs alone whenever requests wait and memory allows, otherwise a decode
-#   batch runs (SGLang's default, mixed chunks disabled).
-SCHEDULERS = ("mixed", "prefill_first")
-
 
 @dataclass(frozen=True)
 class EngineProfile:
@@ -29,6 +22,8 @@ class EngineProfile:
     quantizations: tuple[str, ...]  # weight dtypes it runs on this kind
     kv_dtypes: tuple[str, ...]
     parallelism: frozenset[str]  # subset of {"tp", "pp", "dp", "ep"}
+    # "mixed" (vLLM v1, TRT-LLM: decodes and prefill chunks share a step) or "prefill_first"
+    # (SGLang: a prefill batch runs alone); budsim.core.schedulers has one policy per engine
     scheduler: str
     default_max_num_seqs: int
     default_max_num_batched_tokens: int
@@ -48,11 +43,6 @@ class EngineProfile:
     # ((min device GB, max_num_seqs, max_num_batched_tokens), ...): the engine's own defaults
     # by device memory, largest threshold first; below all of them the default_* values apply
     memory_defaults: tuple[tuple[float, int, int], ...] = ()
-    # Per-request latency outside the GPU iterations, as a benchmark client sees it: HTTP and the
-    # serving front end (Dynamo/OpenAI server), tokenisation, admission, streaming the first token.
-    # The CUDA values are the median low-load (concurrency <= 4) TTFT excess over the simulated
-    # prefill in the aic_silicon data (docs/accuracy-physics notes this in-sample choice).
-    request_overhead_ms: float = 5.0
     # Engines that pad attention heads so TP need not divide them: TRT-LLM, and SGLang on CUDA,
     # which AIConfigurator measured (v0.5.9) at TP 64 on Qwen3.5-397B's 32 heads. The padded heads
     # cost compute (steptime rounds heads per device up).
@@ -81,7 +71,6 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
-        request_overhead_ms=22.7,  # scripts/fit_request_overhead.py
         version="0.11",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -106,7 +95,6 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (ROCm)",
-        request_overhead_ms=8.0,
         version="0.11",
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
@@ -130,7 +118,6 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (Gaudi plugin)",
-        request_overhead_ms=10.0,
         prequantized_only=("fp8", "mxfp4"),
         version="0.11 (vllm-gaudi)",
         kind="hpu",
@@ -157,7 +144,6 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (CPU)",
-        request_overhead_ms=10.0,
         version="0.11",
         kind="cpu",
         quantizations=("bf16", "int8", "int4"),
@@ -182,7 +168,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="sglang",
         name="SGLang",
         pads_heads=True,
-        request_overhead_ms=133.5,  # scripts/fit_request_overhead.py
         version="0.5",
         kind="cuda",
         quantizations=_GPU_QUANT,
@@ -207,7 +192,6 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang (ROCm)",
-        request_overhead_ms=10.0,
         version="0.5",
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
@@ -233,7 +217,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         name="TensorRT-LLM",
         pads_heads=True,
         reserves_output_kv=True,
-        request_overhead_ms=131.0,  # scripts/fit_request_overhead.py
         version="1.0 (trtllm-serve, PyTorch backend)",
         kind="cuda",
         quantizations=_GPU_QUANT,

@@ -66,6 +66,7 @@ from typing import Any
 
 from .deployment import Workload
 from .engines import EngineProfile
+from .frontend import front_end
 from .samples import Samples, weighted_summary
 from .schedulers import Cohort, ReplicaState, Scheduler, ShiftDigest, scheduler_for
 from .steady import ScheduleLog, Snapshot
@@ -86,8 +87,9 @@ StepModel = Callable[[float, float, float, float, float], StepTime]
 
 def request_overhead_s(engine: EngineProfile, input_len: int) -> float:
     """Seconds a request spends outside the engine's GPU steps, as its client sees them (HTTP, the
-    serving front end, tokenisation, streaming the first token): added to its TTFT and E2E."""
-    return engine.request_overhead_ms * 1e-3
+    serving front end, tokenisation, streaming the first token): added to its TTFT and E2E
+    (budsim.core.frontend)."""
+    return front_end().seconds(input_len)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..engines import ENGINE_IDS
 from ..errors import BudsimError
 from ..memory import resolve_kv_dtype
 from ..predict import step_model
+from ..simulator import request_overhead_s
 
 if TYPE_CHECKING:
     import numpy as np
@@ -266,7 +267,7 @@ def isolated_ttft_ms(resolved: Resolved, input_len: int) -> float:
         tok = min(budget, input_len - done)
         seconds += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
         done += tok
-    out = seconds * 1e3 + resolved.engine.request_overhead_ms
+    out = (seconds + request_overhead_s(resolved.engine, input_len)) * 1e3
     if len(_ALONE_CACHE) >= _DEP_CACHE_MAX:
         _ALONE_CACHE.clear()
     _ALONE_CACHE[key] = out

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
 
+from ..paths import pretrained_dir
 from .features import ARCH_CLASSES, FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, segment
 from .forest import Forest, ForestError, ForestStack
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 MANIFEST_FORMAT = 1
 USER_FORMAT = 1
-ENV_PRETRAINED = "BUDSIM_PRETRAINED_DIR"
 ENV_USER = "BUDSIM_CALIBRATION_DIR"
 
 
@@ -47,17 +47,6 @@ class CalibrationWarning(UserWarning):
 
 def warn(message: str) -> None:
     warnings.warn(message, CalibrationWarning, stacklevel=3)
-
-
-def pretrained_dir() -> Path:
-    return Path(_pretrained_dir(os.environ.get(ENV_PRETRAINED)))
-
-
-@lru_cache(maxsize=8)
-def _pretrained_dir(env: str | None) -> str:
-    if env:
-        return str(Path(env).expanduser())
-    return str(Path(__file__).resolve().parents[3] / "pretrained")
 
 
 def user_dir() -> Path:
@@ -237,7 +226,7 @@ def _manifest(directory: str) -> dict[str, Any] | None:
 
 
 def manifest() -> dict[str, Any] | None:
-    return _manifest(_pretrained_dir(os.environ.get(ENV_PRETRAINED)))
+    return _manifest(str(pretrained_dir()))
 
 
 def _family_from_entry(
@@ -331,12 +320,12 @@ def _pretrained(directory: str, kind: str, wanted: tuple[str, ...] | None) -> Mo
 
 def pretrained(kind: str, families: tuple[str, ...] | None = None) -> ModelSet | None:
     """The pretrained models of a hardware kind (only `families`, when given), or None."""
-    return _pretrained(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), kind, families)
+    return _pretrained(str(pretrained_dir()), kind, families)
 
 
 def fallback_band(family: str) -> tuple[float, float] | None:
     """The physics-only 80 % band of a family (log residual quantiles over all training data)."""
-    return _fallback_band(_pretrained_dir(os.environ.get(ENV_PRETRAINED)), family)
+    return _fallback_band(str(pretrained_dir()), family)
 
 
 @lru_cache(maxsize=32)
