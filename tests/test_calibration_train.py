@@ -63,7 +63,7 @@ def test_manifest_records_data_features_and_scores(trained: Path) -> None:
     # tree settings and per-segment shrinks were chosen by inner CV and are recorded
     assert tpot["hp"] in grid and tpot["feature_set"] in manifest["hyperparameters"]["feature_sets"]
     assert {k.split("|")[0].split("+")[0] for k in tpot["cv"]["grid"]} == set(grid)
-    assert tpot["segment_shrink"]["versioned:dense"] == tpot["shrink"] > 0
+    assert tpot["segment_shrink"]["versioned:dense:vllm"] == tpot["shrink"] > 0
     # the synthetic 30 % bias is learned: out-of-fold error falls far below physics
     assert tpot["cv"]["all"]["calibrated_median_ape"] < 5 < tpot["cv"]["all"]["physics_median_ape"]
     assert manifest["kinds"]["hpu"]["status"] == "uncalibrated"
@@ -342,22 +342,32 @@ def test_shrink_is_chosen_per_version_segment(
     shrinks, _ = choose_segment_shrinks(fd, rows, r)
     # one hardware (h100-sxm) with enough rows and models: it gets its own entry too
     assert shrinks == {
-        "versioned:dense": 1.0,
-        "versioned:dense|h100-sxm": 1.0,
-        "unversioned:dense": 0.0,
-        "unversioned:dense|h100-sxm": 0.0,
+        "versioned:dense:vllm": 1.0,
+        "versioned:dense:vllm|h100-sxm": 1.0,
+        "unversioned:dense:vllm": 0.0,
+        "unversioned:dense:vllm|h100-sxm": 0.0,
     }
     # a segment with fewer rows than a family needs gets no correction, however well it fits
     monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment + 1)
     assert choose_segment_shrinks(fd, rows, r)[0] == {
-        "versioned:dense": 0.0,
-        "unversioned:dense": 0.0,
+        "versioned:dense:vllm": 0.0,
+        "unversioned:dense:vllm": 0.0,
     }
     segs = np.asarray(
-        ["versioned:dense", "versioned:dense", "unversioned:dense", "unnamed:dense"], dtype=object
+        [
+            "versioned:dense:vllm",
+            "versioned:dense:vllm",
+            "unversioned:dense:vllm",
+            "unnamed:dense:vllm",
+        ],
+        dtype=object,
     )
     hw = np.asarray(["h100-sxm", "b200", "b200", "h100-sxm"], dtype=object)
-    table = {"versioned:dense": 0.5, "versioned:dense|h100-sxm": 1.0, "unversioned:dense": 0.25}
+    table = {
+        "versioned:dense:vllm": 0.5,
+        "versioned:dense:vllm|h100-sxm": 1.0,
+        "unversioned:dense:vllm": 0.25,
+    }
     assert list(shrink_vector(table, segs, hw)) == [1.0, 0.5, 0.25, 0.0]
 
 
@@ -369,11 +379,12 @@ def test_stored_segment_shrink_applies_by_the_version_status_feature() -> None:
     model = FamilyModel(
         "tpot",
         shrink=1.0,
-        segment_shrink=(("unversioned:dense", 0.5), ("versioned:dense", 1.0)),
+        segment_shrink=(("unversioned:dense:vllm", 0.5), ("versioned:dense:vllm", 1.0)),
         has_band=False,
     )
     ms = ModelSet("t", {"tpot": model}, {"tpot": [forest]})
     x = np.zeros(len(FEATURES), dtype=np.float32)
+    x[FEATURE_INDEX["e_vllm"]] = 1.0
     col = FEATURE_INDEX["e_version_status"]
     x[col] = 1.0
     assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.5)
@@ -385,9 +396,13 @@ def test_stored_segment_shrink_applies_by_the_version_status_feature() -> None:
     x[FEATURE_INDEX["m_is_moe"]] = 1.0  # an architecture class the training had no rows of
     assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.0)
     x[FEATURE_INDEX["m_is_moe"]] = 0.0
+    x[FEATURE_INDEX["e_vllm"]], x[FEATURE_INDEX["e_sglang"]] = 0.0, 1.0
+    # an engine the training had no rows of
+    assert ms.predict(("tpot",), x)["tpot"][0] == pytest.approx(0.0)
+    x[FEATURE_INDEX["e_vllm"]], x[FEATURE_INDEX["e_sglang"]] = 1.0, 0.0
     model = FamilyModel(
         "tpot",
-        segment_shrink=(("versioned:dense", 0.5), ("versioned:dense|b200", 1.0)),
+        segment_shrink=(("versioned:dense:vllm", 0.5), ("versioned:dense:vllm|b200", 1.0)),
         has_band=False,
     )
     ms = ModelSet("t", {"tpot": model}, {"tpot": [forest]})
@@ -395,7 +410,9 @@ def test_stored_segment_shrink_applies_by_the_version_status_feature() -> None:
     assert ms.predict(("tpot",), x, "b200")["tpot"][0] == pytest.approx(0.5)
     assert ms.predict(("tpot",), x, "h100-sxm")["tpot"][0] == pytest.approx(0.25)
     # a segment left physics-only carries the physics-only band, not the learned one
-    model = FamilyModel("tpot", segment_shrink=(("versioned:dense", 0.0),), fallback=(-0.3, 0.4))
+    model = FamilyModel(
+        "tpot", segment_shrink=(("versioned:dense:vllm", 0.0),), fallback=(-0.3, 0.4)
+    )
     band = Forest(_constant_model(0.5))
     ms = ModelSet("t", {"tpot": model}, {"tpot": [forest, band]})
     assert ms.predict(("tpot",), x)["tpot"] == pytest.approx((0.0, -0.3, 0.4))

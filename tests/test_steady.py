@@ -234,7 +234,7 @@ def test_steady_state_matches_a_long_explicit_simulation(
 
 
 def test_steady_rate_matches_a_long_run_without_its_edges() -> None:
-    """Arrivals at a rate: the steady sample (2,000 arrivals after a warm-up) against a finite
+    """Arrivals at a rate: the steady sample (4,000 arrivals after a warm-up) against a finite
     run of 20,000 arrivals whose first and last tenth are dropped here, from the raw samples.
     Statistical tolerances: the means and medians within 3 %, p90/p95 within 5 %, p99 within 10 %
     (the sample's p99 moves by about 3-5 % between seeds); throughput within 2 %."""

@@ -210,4 +210,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"out tok/s 80 % band: {throughput_band}")
         # on lines of their own: a calibration id does not fit a column at 80 characters
         typer.echo(f"simulated: {result['run']}")
+        typer.echo(f"step time: {result['basis']}")
         typer.echo(f"calibration: {result['calibration']}")

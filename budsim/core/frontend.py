@@ -29,8 +29,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .paths import pretrained_dir
+
+if TYPE_CHECKING:
+    from .calibration.frame import Sample
 
 TOKENIZE_US_PER_TOKEN = 1.0
 # Used when no trained value is shipped (a checkout without pretrained/front_end.json).
@@ -84,3 +88,24 @@ def fit_fixed_ms(excess_ms: Iterable[float]) -> float:
     without a fixed front end), in ms: their median, never negative."""
     values = [v for v in excess_ms if v == v]  # NaN-free
     return max(0.0, statistics.median(values)) if values else DEFAULT_FIXED_MS
+
+
+def low_load_excess_ms(samples: Iterable[Sample], fixed_ms: float) -> list[float]:
+    """Measured TTFT minus the simulated one without the fixed front end, in ms, of the vLLM runs
+    at a concurrency of at most LOW_LOAD (see the module docstring)."""
+    out = []
+    for s in samples:
+        if s.engine != "vllm" or s.scenario != "concurrency" or s.load > LOW_LOAD:
+            continue
+        for column, key, measured in s.targets:
+            predicted = getattr(s.pred, key, None)
+            if column == "ttft_ms" and predicted:
+                out.append(measured - (predicted - fixed_ms))
+    return out
+
+
+def fit(samples: Iterable[Sample], current: FrontEnd) -> FrontEnd:
+    """The front end fitted to the measured `samples`, whose physics used `current`."""
+    excess = low_load_excess_ms(samples, current.fixed_ms)
+    fixed = round(fit_fixed_ms(excess), 3)
+    return FrontEnd(fixed, current.tokenize_us_per_token, f"median of {len(excess)} runs")

@@ -58,6 +58,7 @@ class Prediction:
     preemptions: int = 0
     calibration: str = "physics"
     run: str = ""  # what was simulated: "steady state" or "finite run of N requests"
+    basis: str = ""  # what priced the operators, e.g. "h200_sxm vllm 0.24.0 kernel tables"
     memory: MemoryPlan | None = None
     ttft_ms_mean_lo: float | None = None
     ttft_ms_mean_hi: float | None = None
@@ -281,6 +282,7 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
         tokens=full.max_num_batched_tokens * full.dp,
     )
     _fill_latencies(pred, sim, full.replicas, full.devices)
+    pred.basis = step_model(dep).basis
     return pred
 
 

@@ -171,13 +171,13 @@ def finite_run_requests(workload: Workload) -> int | None:
 def steady_sample_size(workload: Workload) -> int:
     """Requests a steady-state sample counts when no period of the schedule stands for it.
 
-    Arrivals at a rate: 2,000 (divided by the burstiness: burstier gaps need more arrivals for
-    their mean rate and their queues to settle; at most 8,192); the 99th percentile of Poisson
-    traffic's TTFT then moves by about 3-5 % between seeds. A closed loop with lengths drawn at
+    Arrivals at a rate: 4,000 (divided by the burstiness: burstier gaps need more arrivals for
+    their mean rate and their queues to settle; at most 8,192); the 99th percentiles of Poisson
+    traffic's TTFT and TPOT then move by about 3-4 % between seeds (2,000: 5-10 %). A closed loop with lengths drawn at
     random: 8 per client, at least 1,000 and at most 4,096. One with fixed lengths is
     deterministic (it is sampled when it preempts): 4 lifetimes, at least 256 requests."""
     if workload.scenario == "rate":
-        return min(max(2000, math.ceil(2000 / workload.burstiness)), 8192)
+        return min(max(4000, math.ceil(4000 / workload.burstiness)), 8192)
     if workload.input_len_spread or workload.output_len_spread:
         return min(max(8 * workload.concurrency, 1000), 4096)
     return min(max(4 * workload.concurrency, 256), 4096)

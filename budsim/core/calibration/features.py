@@ -16,6 +16,7 @@ never falls when the prompt grows (given that the physics itself is monotone).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..deployment import Deployment, Workload
@@ -340,18 +341,32 @@ def version_segment(status: float) -> str:
     return VERSION_SEGMENTS.get(float(status), VERSION_SEGMENTS[VERSION_KNOWN])
 
 
-# Guard segments split by architecture class too ("versioned:moe", "unversioned:dense", ...): a
-# correction learned on MoE models alone has no support for a dense model (nor the reverse), so
-# each class gets its own shrink, chosen on its own out-of-fold rows, and 0 (physics) where the
-# training data has none of it. Held out, the only dense model of aic_silicon (Llama-3.1-8B) and
-# the only MoE model of LLM-Inference-Bench (Mixtral) were made worse than physics by a correction
-# learned on the other class.
+# Guard segments split by architecture class and engine too ("versioned:moe:vllm", ...): a
+# correction learned on MoE models alone has no support for a dense model (nor the reverse), and
+# one learned on one engine's measurements none for another engine's (their campaigns differ in
+# ways no feature records: held out, vLLM's MiniMax-M2.5 TTFT went from 20 % to 65 % error under a
+# correction learned on the SGLang and TRT-LLM runs of other models). So each (class, engine) gets
+# its own shrink, chosen on its own out-of-fold rows, and 0 (physics) where the training data has
+# none of it. Held out, the only dense model of aic_silicon (Llama-3.1-8B) and the only MoE model
+# of LLM-Inference-Bench (Mixtral) were made worse than physics by a correction learned on the
+# other class.
 ARCH_CLASSES: tuple[str, ...] = ("dense", "moe")
+SEGMENT_ENGINES: tuple[str, ...] = (*ENGINE_IDS, "other")
 SEGMENTS: tuple[str, ...] = tuple(
-    f"{v}:{a}" for v in VERSION_SEGMENTS.values() for a in ARCH_CLASSES
+    f"{v}:{a}:{e}" for v in VERSION_SEGMENTS.values() for a in ARCH_CLASSES for e in SEGMENT_ENGINES
 )
+_ENGINE_FEATURES = tuple(FEATURE_INDEX[f"e_{e}"] for e in ENGINE_IDS)
 
 
-def segment(status: float, is_moe: float) -> str:
-    """The guard segment of a row from its `e_version_status` and `m_is_moe` features."""
-    return f"{version_segment(status)}:{ARCH_CLASSES[1] if is_moe else ARCH_CLASSES[0]}"
+def engine_of(x: Sequence[float] | np.ndarray) -> str:
+    """The engine a feature vector describes (its one-hot engine features)."""
+    for engine, index in zip(ENGINE_IDS, _ENGINE_FEATURES, strict=True):
+        if x[index]:
+            return engine
+    return "other"
+
+
+def segment(status: float, is_moe: float, engine: str) -> str:
+    """The guard segment of a row from its `e_version_status`, `m_is_moe` and engine."""
+    arch = ARCH_CLASSES[1] if is_moe else ARCH_CLASSES[0]
+    return f"{version_segment(status)}:{arch}:{engine}"

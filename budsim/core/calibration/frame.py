@@ -11,6 +11,8 @@ simulates as one large static batch) are validated but not trained on (see build
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import math
 import re
@@ -24,11 +26,15 @@ from ..errors import BudsimError
 from .features import COLUMN_FAMILY, feature_list, version_status
 
 if TYPE_CHECKING:
-    from ..predict import Prediction
+    from ..predict import Prediction, Resolved
 
 # A residual beyond e^±3 (20x) is a data or mapping error, not something to learn.
 RESIDUAL_CLIP = 3.0
 THROUGHPUT_COLUMNS = ("out_tok_s", "total_tok_s")
+# Prediction fields a front-end latency moves (see shifted_prediction)
+TTFT_KEYS = ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p95", "ttft_ms_p99")
+E2E_KEYS = ("e2e_s_mean", "e2e_s_p50", "e2e_s_p90", "e2e_s_p95", "e2e_s_p99", "e2e_s_max")
+RATE_KEYS = ("output_tok_s", "total_tok_s", "requests_per_s", "output_tok_s_per_device")
 
 
 @dataclass
@@ -50,6 +56,10 @@ class Sample:
     # (measured column, prediction key, measured value)
     targets: tuple[tuple[str, str, float], ...]
     residuals: dict[str, float] = field(default_factory=dict)  # family -> log(measured/physics)
+    resolved: Resolved | None = None  # what the features are computed from (see with_front_end)
+    status: float = 1.0  # the row's e_version_status
+    load: float = 0.0  # the measured run's load (concurrency, batch, ...)
+    row_scenario: str = ""  # the measured row's own scenario (max_throughput runs differ)
 
 
 @dataclass
@@ -95,31 +105,8 @@ def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
         if not pred.fits:
             skipped["does not fit"] = skipped.get("does not fit", 0) + 1
             continue
-        residuals: dict[str, float] = {}
-        for column, key, measured in case.targets:
-            family = COLUMN_FAMILY.get(column)
-            physics = _value(pred, key)
-            if family is None or physics is None:
-                continue
-            r = math.log(measured / physics)
-            residuals[family] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
-        if (
-            case.workload.scenario == "static"
-            and "e2e" not in residuals
-            and row.get("scenario") != "max_throughput"
-        ):
-            # A static batch's throughput is batch x lengths / its latency, so a measured
-            # throughput fixes the latency residual too. Not for max-throughput runs (requests at
-            # an infinite rate): there the engine's admission of a queue its KV cache cannot hold
-            # sets the throughput, and a residual learned in that regime does not transfer to
-            # batches the cache holds (held out, GPT-J's TRT-LLM static batches, which physics
-            # gets within 2 % on A100 and L40S, were moved by -16 %). They are validated only.
-            for column, key, measured in case.targets:
-                physics = _value(pred, key)
-                if column in THROUGHPUT_COLUMNS and physics is not None:
-                    r = -math.log(measured / physics)
-                    residuals["e2e"] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
-                    break
+        residuals = residuals_of(case.targets, pred, case.workload.scenario, row.get("scenario"))
+        status = version_status(row.get("engine"), row.get("engine_version"))
         sample = Sample(
             source=source,
             row_id=str(row.get("row_id")),
@@ -131,19 +118,96 @@ def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
             scenario=case.workload.scenario,
             workload=case.workload,
             pred=pred,
-            x=feature_list(
-                resolved,
-                case.workload,
-                pred,
-                version_status(row.get("engine"), row.get("engine_version")),
-            ),
+            x=feature_list(resolved, case.workload, pred, status),
             targets=case.targets,
             residuals=residuals,
+            resolved=resolved,
+            status=status,
+            load=float(case.workload.load),
+            row_scenario=str(row.get("scenario") or ""),
         )
         samples.append(sample)
         if residuals:
             used[source] = used.get(source, 0) + 1
     return SampleSet(samples, seen, used, skipped)
+
+
+def residuals_of(
+    targets: Iterable[tuple[str, str, float]],
+    pred: Prediction,
+    scenario: str,
+    row_scenario: Any = None,
+) -> dict[str, float]:
+    """family -> log(measured / physics) of one row, clipped to RESIDUAL_CLIP."""
+    residuals: dict[str, float] = {}
+    for column, key, measured in targets:
+        family = COLUMN_FAMILY.get(column)
+        physics = _value(pred, key)
+        if family is None or physics is None:
+            continue
+        r = math.log(measured / physics)
+        residuals[family] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
+    if scenario == "static" and "e2e" not in residuals and row_scenario != "max_throughput":
+        # A static batch's throughput is batch x lengths / its latency, so a measured
+        # throughput fixes the latency residual too. Not for max-throughput runs (requests at
+        # an infinite rate): there the engine's admission of a queue its KV cache cannot hold
+        # sets the throughput, and a residual learned in that regime does not transfer to
+        # batches the cache holds (held out, GPT-J's TRT-LLM static batches, which physics
+        # gets within 2 % on A100 and L40S, were moved by -16 %). They are validated only.
+        for column, key, measured in targets:
+            physics = _value(pred, key)
+            if column in THROUGHPUT_COLUMNS and physics is not None:
+                r = -math.log(measured / physics)
+                residuals["e2e"] = max(-RESIDUAL_CLIP, min(RESIDUAL_CLIP, r))
+                break
+    return residuals
+
+
+def shifted_prediction(pred: Prediction, delta_ms: float) -> Prediction:
+    """`pred` with `delta_ms` more front-end latency per request: every TTFT and end-to-end
+    latency grows by it, and a closed loop's or a batch's throughput shrinks in proportion to its
+    end-to-end latency (requests per second = in flight / latency). The schedule itself does not
+    change (the simulator adds the front end to each request's latencies)."""
+    out = copy.copy(pred)
+    if not delta_ms:
+        return out
+    for name in TTFT_KEYS:
+        value = getattr(out, name)
+        if value is not None:
+            setattr(out, name, value + delta_ms)
+    before = out.e2e_s_mean
+    for name in E2E_KEYS:
+        value = getattr(out, name)
+        if value is not None:
+            setattr(out, name, value + delta_ms * 1e-3)
+    if before and out.e2e_s_mean:
+        scale = before / out.e2e_s_mean
+        for name in RATE_KEYS:
+            value = getattr(out, name)
+            if value is not None:
+                setattr(out, name, value * scale)
+    return out
+
+
+def with_front_end(samples: Iterable[Sample], delta_ms: float) -> list[Sample]:
+    """The samples as their physics would be with `delta_ms` more fixed front-end latency: the
+    predictions, residual targets and features follow (cross-validation refits the front end
+    inside each fold, budsim.core.frontend)."""
+    if not delta_ms:
+        return list(samples)
+    out = []
+    for s in samples:
+        pred = shifted_prediction(s.pred, delta_ms)
+        assert s.resolved is not None  # every sample built by build_samples has one
+        out.append(
+            dataclasses.replace(
+                s,
+                pred=pred,
+                x=feature_list(s.resolved, s.workload, pred, s.status),
+                residuals=residuals_of(s.targets, pred, s.scenario, s.row_scenario),
+            )
+        )
+    return out
 
 
 def data_files(data: Path) -> list[dict[str, Any]]:

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from budsim import __version__
 
 from ..paths import pretrained_dir
-from .features import ARCH_CLASSES, FAMILY_PHYSICS_FEATURE, FEATURE_INDEX, FEATURES, segment
+from .features import (
+    ARCH_CLASSES,
+    FAMILY_PHYSICS_FEATURE,
+    FEATURE_INDEX,
+    FEATURES,
+    SEGMENT_ENGINES,
+    engine_of,
+    segment,
+)
 from .forest import Forest, ForestError, ForestStack
 
 if TYPE_CHECKING:
@@ -164,7 +172,7 @@ class ModelSet:
             if m.has_point and out is not None:
                 shrink = m.shrink
                 if m.segment_shrink:
-                    seg = segment(float(x[_STATUS]), float(x[_MOE]))
+                    seg = segment(float(x[_STATUS]), float(x[_MOE]), engine_of(x))
                     table = dict(m.segment_shrink)
                     shrink = table.get(f"{seg}|{hardware}", table.get(seg, 0.0))
                     if shrink == 0.0 and m.fallback is not None:
@@ -183,11 +191,13 @@ class ModelSet:
 
 def _segment_keys(key: str) -> tuple[str, ...]:
     """Keys of a manifest's segment_shrink entry in the current segments: a manifest from before
-    the architecture split ("versioned", "versioned|b200") covers both classes, as it did."""
+    the architecture split ("versioned", "versioned|b200") covers both classes, and one from
+    before the engine split ("versioned:moe") every engine, as they did."""
     seg, sep, rest = key.partition("|")
-    if ":" in seg:
-        return (key,)
-    return tuple(f"{seg}:{arch}{sep}{rest}" for arch in ARCH_CLASSES)
+    parts = seg.split(":")
+    archs = ARCH_CLASSES if len(parts) == 1 else (parts[1],)
+    engines = SEGMENT_ENGINES if len(parts) < 3 else (parts[2],)
+    return tuple(f"{parts[0]}:{a}:{e}{sep}{rest}" for a in archs for e in engines)
 
 
 _STATUS, _MOE = FEATURE_INDEX["e_version_status"], FEATURE_INDEX["m_is_moe"]

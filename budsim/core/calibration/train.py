@@ -36,16 +36,19 @@ Determinism: inputs sorted, nthread=1, fixed seed; the same data and seed give b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
 
+from .. import frontend
 from .features import (
     FAMILIES,
     FAMILY_MONOTONE_UP,
@@ -60,7 +63,7 @@ from .features import (
     monotone_vector,
     segment,
 )
-from .frame import Sample, SampleSet, data_files, physics_fingerprint
+from .frame import Sample, SampleSet, data_files, physics_fingerprint, with_front_end
 from .store import MANIFEST_FORMAT
 
 if TYPE_CHECKING:
@@ -121,7 +124,7 @@ def hyperparameters() -> dict[str, Any]:
         "quantile_alpha": list(ALPHAS),
         "coverage": COVERAGE,
         "shrink_grid": list(SHRINKS),
-        "shrink_segments": "per e_version_status and m_is_moe: " + ", ".join(SEGMENTS),
+        "shrink_segments": "per e_version_status, m_is_moe and engine: " + ", ".join(SEGMENTS),
         "shrink_per_hardware": f"inside a segment, for a hardware with >= {HW_MIN_ROWS} rows "
         f"and >= {MIN_MODELS} models",
         "folds": FOLDS,
@@ -304,23 +307,32 @@ def choose_shrink(
     fd: FamilyData, rows: np.ndarray, r: np.ndarray
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """The shrink with the lowest median latency error among those that leave every dataset and
-    measured column (with GUARD_MIN_ROWS rows or more) at least as accurate as physics; 0 = none.
+    measured column, and every model group's measured column, (with GUARD_MIN_ROWS rows or more)
+    at least as accurate as physics; 0 = none.
+
+    The per-model guard is what the product promises: a correction is for models it never saw,
+    and one that helps some held-out models while making another worse (a campaign's quirk
+    learned on one engine and carried to the next model) is not trusted.
 
     `r` holds out-of-fold residual predictions for `rows` (NaN where no fold predicted them)."""
     import numpy as np
 
-    label, y, sign, pos = [], [], [], []
+    label, model_label, y, sign, pos = [], [], [], [], []
     for k, i in enumerate(rows):
         if not math.isfinite(r[k]):
             continue
         for name, yc, sg in fd.columns[i]:
             label.append(name)
+            model_label.append(f"{fd.groups[i]}|{name.split('|')[-1]}")
             y.append(yc)
             sign.append(sg)
             pos.append(k)
     labels = np.asarray(label, dtype=object)
+    model_labels = np.asarray(model_label, dtype=object)
     ya, sa, rp = np.asarray(y), np.asarray(sign), r[np.asarray(pos, dtype=np.intp)]
     guarded = [g for g in sorted(set(label)) if (labels == g).sum() >= GUARD_MIN_ROWS]
+    per_model = [g for g in sorted(set(model_label)) if (model_labels == g).sum() >= GUARD_MIN_ROWS]
+    model_physics = {g: float(np.median(ape(-ya[model_labels == g]))) for g in per_model}
     # score on latency columns; rows that report only a throughput (max-throughput runs) when
     # there are no latency columns at all
     latency = sa > 0 if (sa > 0).any() else np.ones(len(sa), dtype=bool)
@@ -332,7 +344,9 @@ def choose_shrink(
     for s in SHRINKS:
         err = ape(sa * s * rp - ya)
         row = {g: round(float(np.median(err[labels == g])), 2) for g in guarded}
-        ok = all(float(np.median(err[labels == g])) <= physics[g] for g in guarded)
+        ok = all(float(np.median(err[labels == g])) <= physics[g] for g in guarded) and all(
+            float(np.median(err[model_labels == g])) <= model_physics[g] for g in per_model
+        )
         score = _med(err[latency])
         table[str(s)] = {**row, "all": score, "allowed": float(ok)}
         if ok and score < best_score:
@@ -346,7 +360,10 @@ def row_segments(fd: FamilyData, rows: np.ndarray) -> np.ndarray:
 
     status = fd.X[rows, FEATURE_INDEX["e_version_status"]]
     moe = fd.X[rows, FEATURE_INDEX["m_is_moe"]]
-    return np.asarray([segment(v, m) for v, m in zip(status, moe, strict=True)], dtype=object)
+    return np.asarray(
+        [segment(v, m, engine) for v, m, engine in zip(status, moe, fd.engines[rows], strict=True)],
+        dtype=object,
+    )
 
 
 def choose_segment_shrinks(
@@ -626,6 +643,16 @@ def load_samples(data: Path | None, sources: list[str] | None = None) -> SampleS
     return build_samples(rows.to_dict("records"))
 
 
+def fit_front_end(
+    samples: list[Sample], training: Sequence[Sample] | None = None
+) -> tuple[list[Sample], frontend.FrontEnd]:
+    """The front end fitted on `training` (default: all `samples`), and `samples` as their
+    physics is with it (budsim.core.frontend: the one constant fitted to end-to-end rows)."""
+    current = frontend.front_end()
+    fitted = frontend.fit(samples if training is None else training, current)
+    return with_front_end(samples, fitted.fixed_ms - current.fixed_ms), fitted
+
+
 def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
@@ -648,6 +675,12 @@ def train(
     say(f"{len(ss.samples)} simulated rows")
     root = data if data is not None else data_dir()
     out.mkdir(parents=True, exist_ok=True)
+    # the physics' one end-to-end constant first: every residual is relative to it
+    samples, fe = fit_front_end(ss.samples)
+    say(f"front end: {fe.fixed_ms:g} ms fixed ({fe.source})")
+    fe_raw = _json_bytes(fe.to_dict())
+    (out / frontend.FILE_NAME).write_bytes(fe_raw)
+    ss = dataclasses.replace(ss, samples=samples)
     everything = {fam: family_data(ss.samples, None, fam) for fam in FAMILIES}
     fallback = {fam: fallback_band(everything[fam].y) for fam in FAMILIES}
     kinds: dict[str, Any] = {}
@@ -719,6 +752,11 @@ def train(
             "rows_skipped": dict(sorted(ss.skipped.items())),
             "physics_fingerprint": physics_fingerprint(ss.samples),
         },
+        "front_end": {
+            **fe.to_dict(),
+            "file": frontend.FILE_NAME,
+            "sha256": hashlib.sha256(fe_raw).hexdigest(),
+        },
         "fallback_band": {fam: list(band) for fam, band in fallback.items()},
         "kinds": kinds,
     }
@@ -726,4 +764,5 @@ def train(
     from . import store
 
     store.clear_caches()
+    frontend.clear_cache()
     return manifest

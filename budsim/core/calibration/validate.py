@@ -11,6 +11,7 @@ held-out model reaches the fit that scores it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import platform
 import time
@@ -20,18 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 from .apply import Residual, rescale
 from .features import FAMILIES, SCENARIO_FAMILIES
-from .frame import SampleSet
+from .frame import Sample, SampleSet
 from .train import (
     FOLDS,
     KINDS,
     fallback_band,
     family_data,
     fit_family,
+    fit_front_end,
     group_folds,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..predict import Prediction
 
 # The public sources the shipped models may be trained on (../shared/data/SOURCES.md has the details).
 LICENCES = {
@@ -53,11 +57,39 @@ _COLUMN_FAMILY = {
 _BAND_KEYS = {"out_tok_s": ("output_tok_s_lo", "output_tok_s_hi")}
 
 
-def _outer_splits(fd: Any, split: str) -> list[tuple[Any, Any]]:
+# A frozen internal holdout: the architecture groups of these models are kept out of every
+# cross-validation that designs are chosen by, and scored once, when a piece of work is finished
+# (`budsim validate --holdout`), by models fitted on all the other rows. Chosen to span the kinds
+# of model a user plans: an MLA mixture-of-experts served on Blackwell and Hopper (aic_silicon),
+# a GQA mixture-of-experts (LLM-Inference-Bench, TRT-LLM tables, ML.ENERGY) and the 70B dense
+# Llamas (Llama-2/3/3.1/3.3-70B and CodeLlama-70B share one shape group).
+HOLDOUT_MODELS: tuple[str, ...] = (
+    "moonshotai/Kimi-K2.5",
+    "mistralai/Mixtral-8x7B-v0.1",
+    "meta-llama/Meta-Llama-3-70B",
+)
+
+
+def holdout_groups(samples: list[Sample]) -> set[str]:
+    """The architecture groups of HOLDOUT_MODELS among `samples`."""
+    return {s.group for s in samples if s.model in HOLDOUT_MODELS}
+
+
+def without_holdout(ss: SampleSet) -> SampleSet:
+    """`ss` less the frozen holdout's rows (what cross-validation chooses designs on)."""
+    held = holdout_groups(ss.samples)
+    return dataclasses.replace(ss, samples=[s for s in ss.samples if s.group not in held])
+
+
+def _outer_splits(fd: Any, split: str, holdout: set[str] | None = None) -> list[tuple[Any, Any]]:
     import numpy as np
 
     if split == "model":
         return group_folds(fd.groups, FOLDS)
+    if split == "holdout":
+        test = np.isin(fd.groups, sorted(holdout or ()))
+        idx = np.arange(len(fd.groups))
+        return [(idx[~test], idx[test])] if test.any() and (~test).any() else []
     hardware = sorted(set(fd.hardware.tolist()))
     if len(hardware) < 2:
         return []
@@ -73,30 +105,53 @@ def cross_validate(
     nthread: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per (measured row, metric): measured, physics, calibrated, band coverage."""
+    """One row per (measured row, metric): measured, physics, calibrated, band coverage.
+
+    split: "model" (grouped 5-fold), "hardware" (leave one device out) or "holdout" (fit on every
+    row outside the frozen holdout's groups, predict the holdout)."""
     import numpy as np
     import pandas as pd
 
     say = log or (lambda _m: None)
-    everything = {fam: family_data(ss.samples, None, fam) for fam in FAMILIES}
+    # The front end is fitted to end-to-end rows (budsim.core.frontend), so every outer fold
+    # refits it on its own training rows and sees the physics with that value; cached per fold.
+    fold_samples: dict[tuple[frozenset[str], str], tuple[list[Sample], dict[str, Any]]] = {}
+
+    def samples_for(held: set[str], held_hw: str) -> tuple[list[Sample], dict[str, Any]]:
+        key = (frozenset(held), held_hw)
+        if key not in fold_samples:
+            training = [s for s in ss.samples if s.group not in held and s.hardware != held_hw]
+            shifted, fe = fit_front_end(ss.samples, training)
+            say(f"{split} fold without {sorted(held) or held_hw}: front end {fe.fixed_ms:g} ms")
+            fold_samples[key] = (
+                shifted,
+                {fam: family_data(shifted, None, fam) for fam in FAMILIES},
+            )
+        return fold_samples[key]
+
     # residual triple per (sample id, family); default: physics with the band of the other models
     assigned: dict[tuple[int, str], Residual] = {}
     status: dict[tuple[int, str], str] = {}
+    physics: dict[int, Prediction] = {}  # each row's physics, with its fold's front end
+    frozen = holdout_groups(ss.samples) if split == "holdout" else set()
     for kind in KINDS:
         for fam in FAMILIES:
             fd = family_data(ss.samples, kind, fam)
             if not len(fd.y):
                 continue
-            for fold, (tr, te) in enumerate(_outer_splits(fd, split)):
-                held = set(fd.groups[te].tolist()) if split == "model" else set()
+            for fold, (tr, te) in enumerate(_outer_splits(fd, split, frozen)):
+                held = set(fd.groups[te].tolist()) if split == "model" else frozen
+                held_hw = str(fd.hardware[te][0]) if split == "hardware" else ""
+                shifted, everything = samples_for(held, held_hw)
+                fdf = family_data(shifted, kind, fam)  # the same rows, in the same order
                 allfd = everything[fam]
                 keep = ~np.isin(allfd.groups, list(held)) if held else np.ones(len(allfd.y), bool)
-                if split == "hardware":
-                    keep &= allfd.hardware != fd.hardware[te][0]
+                if held_hw:
+                    keep &= allfd.hardware != held_hw
                 fit = fit_family(
-                    fd, tr, seed, nthread=nthread, fallback=fallback_band(allfd.y[keep])
+                    fdf, tr, seed, nthread=nthread, fallback=fallback_band(allfd.y[keep])
                 )
-                pred_res = fit.residuals(fd, te)
+                pred_res = fit.residuals(fdf, te)
                 shrinks = ", ".join(f"{k} {v:g}" for k, v in sorted(fit.segment_shrink.items()))
                 label = (
                     f"{fit.status} ({fit.hp}/{fit.fs}, shrink {shrinks})" if shrinks else fit.status
@@ -110,16 +165,21 @@ def cross_validate(
                         float(pred_res[j, 2]),
                     )
                     status[slot] = fit.status
+                    physics[id(fd.samples[i])] = fdf.samples[i].pred
+    everything = {fam: family_data(ss.samples, None, fam) for fam in FAMILIES}
     fb = {fam: fallback_band(everything[fam].y) for fam in FAMILIES}
     out: list[dict[str, Any]] = []
     for s in ss.samples:
+        if frozen and s.group not in frozen:
+            continue  # the holdout split scores the holdout only
         fams = SCENARIO_FAMILIES.get(s.scenario, ())
         res = {fam: assigned.get((id(s), fam), (0.0, fb[fam][0], fb[fam][1])) for fam in fams}
-        cal = copy.copy(s.pred)
+        base = physics.get(id(s), s.pred)
+        cal = copy.copy(base)
         rescale(cal, s.workload, res)
         calibrated = any(status.get((id(s), fam)) == "calibrated" for fam in fams)
         for column, key, measured in s.targets:
-            phys = getattr(s.pred, key, None)
+            phys = getattr(base, key, None)
             calv = getattr(cal, key, None)
             covered: float = math.nan
             scaled_by = _COLUMN_FAMILY.get(s.scenario, {}).get(column)
@@ -292,6 +352,7 @@ def report(
     elapsed: float,
     *,
     command: str,
+    holdout: pd.DataFrame | None = None,
 ) -> str:
     latency = ["ttft_ms", "tpot_ms", "e2e_s"]
     worse = never_worse(by_model)
@@ -385,15 +446,21 @@ def validate(
     sample_set: SampleSet | None = None,
     log: Callable[[str], None] | None = None,
     command: str = "budsim validate",
+    holdout: bool = False,
 ) -> tuple[str, pd.DataFrame]:
-    """Run both cross-validations and write the markdown report to `out` (when given)."""
+    """Run both cross-validations on the rows outside the frozen holdout, score the holdout when
+    asked, and write the markdown report to `out` (when given)."""
     from .train import load_samples
 
     t0 = time.perf_counter()
     ss = sample_set if sample_set is not None else load_samples(data)
-    by_model = cross_validate(ss, seed, split="model", nthread=nthread, log=log)
-    by_hardware = cross_validate(ss, seed, split="hardware", nthread=nthread, log=log)
-    text = report(by_model, by_hardware, ss, time.perf_counter() - t0, command=command)
+    dev = without_holdout(ss)
+    by_model = cross_validate(dev, seed, split="model", nthread=nthread, log=log)
+    by_hardware = cross_validate(dev, seed, split="hardware", nthread=nthread, log=log)
+    held = cross_validate(ss, seed, split="holdout", nthread=nthread, log=log) if holdout else None
+    text = report(
+        by_model, by_hardware, dev, time.perf_counter() - t0, command=command, holdout=held
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
