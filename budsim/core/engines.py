@@ -55,6 +55,12 @@ class EngineProfile:
     # GUARANTEED_NO_EVICT). False: admission needs room for the prompt only, and decode growth past
     # the cache preempts (vLLM, SGLang).
     reserves_output_kv: bool = False
+    # True when the engine hands each step's tokens to its clients one step late: an overlap
+    # scheduler launches step n + 1 before it processes step n's output on the CPU (TRT-LLM's
+    # PyTorch backend, default since 1.0: "introduces one extra decoding step"; SGLang's
+    # zero-overhead batch scheduler, default since v0.4). Every token, the first included, then
+    # reaches the client one step later: TTFT and E2E grow by a step, TPOT does not change.
+    reports_one_step_late: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -187,6 +193,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         step_overhead_ms=1.1,
         per_seq_overhead_us=6.0,
         per_layer_launch_us=0.0,
+        reports_one_step_late=True,
         notes=("overlap scheduler hides most CPU work; prefill batches run alone by default",),
     ),
     EngineProfile(
@@ -235,6 +242,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         step_overhead_ms=1.0,
         per_seq_overhead_us=5.0,
         per_layer_launch_us=0.0,
+        reports_one_step_late=True,
         notes=("in-flight batching; kv_cache_free_gpu_memory_fraction applies after weights",),
     ),
 )

@@ -256,6 +256,9 @@ class _Simulation:
         self.t_compute = self.t_memory = self.t_comm = self.t_overhead = 0.0
         self.batch_time = 0.0
         self.extra = request_overhead_s(engine, workload.input_len)  # of the last response
+        # tokens reach the client a step late (EngineProfile.reports_one_step_late): the
+        # request's own mean step stands for that step
+        self.late = engine.reports_one_step_late
         self.last_sent = 0.0  # rate: when the newest drawn arrival is sent
         # Finite closed loops with fixed lengths settle into a cycle (see look_for_cycle), keyed
         # by a cheap fingerprint of the state; the full signature is built only when a
@@ -553,12 +556,14 @@ class _Simulation:
             if self.varied:
                 self.extra = request_overhead_s(self.engine, c.input_len)
             if c.measured:
-                e2e_value(now - c.arrival + self.extra)
+                step = (now - c.first_token) / (osl - 1) if osl > 1 else 0.0
+                late = self.extra + (step if self.late else 0.0)
+                e2e_value(now - c.arrival + late)
                 e2e_count(n)
-                ttft_value(c.first_token - c.arrival + self.extra)
+                ttft_value(c.first_token - c.arrival + late)
                 ttft_count(n)
                 if osl > 1:
-                    tpot_value((now - c.first_token) / (osl - 1))
+                    tpot_value(step)
                     tpot_count(n)
                 if steady:
                     self.pending -= n
@@ -684,7 +689,9 @@ class _Simulation:
         if y.done <= x.done or y.preemptions != x.preemptions:
             return False
         assert self.log is not None
-        samples = self.log.extend(x, y, self.state.g, self.workload.output_len, self.extra)
+        samples = self.log.extend(
+            x, y, self.state.g, self.workload.output_len, self.extra, late=self.late
+        )
         if samples is None:
             return False
         self.period = (x, y, samples)

@@ -119,10 +119,18 @@ class ScheduleLog:
 
     # ---- the periodic extension --------------------------------------------------------------
     def extend(
-        self, x: Snapshot, y: Snapshot, now_g: int, output_len: int, extra: float
+        self,
+        x: Snapshot,
+        y: Snapshot,
+        now_g: int,
+        output_len: int,
+        extra: float,
+        *,
+        late: bool = False,
     ) -> tuple[Samples, Samples, Samples] | None:
         """TTFT, TPOT and E2E samples of the requests sent between marks x and y, taken as one
-        period of the schedule (None: not a usable period)."""
+        period of the schedule (None: not a usable period). `extra`: the front end's latency;
+        `late`: tokens reach the client one step (the request's mean step) late."""
         m = y.issued - x.issued
         if m <= 0 or y.first_tokens - x.first_tokens != m or y.now <= x.now:
             return None
@@ -133,13 +141,16 @@ class ScheduleLog:
         for i in range(x.n_arrivals, y.n_arrivals):
             count, sent = self.arrivals[i]
             for n, t_first, start in self._first_token_pieces(self.arrival_starts[i], count, x, y):
-                ttft.add(t_first - sent + extra, n)
                 if output_len == 1:
+                    ttft.add(t_first - sent + extra, n)
                     e2e.add(t_first - sent + extra, n)
                     continue
                 done = self._extended_time(start + output_len - 1, x, y, now_g, dt, dg)
-                e2e.add(done - sent + extra, n)
-                tpot.add((done - t_first) / (output_len - 1), n)
+                step = (done - t_first) / (output_len - 1)
+                delay = extra + (step if late else 0.0)
+                ttft.add(t_first - sent + delay, n)
+                e2e.add(done - sent + delay, n)
+                tpot.add(step, n)
         return ttft, tpot, e2e
 
     def _first_token_pieces(
