@@ -289,9 +289,7 @@ def test_steady_state_is_the_desynchronised_loop() -> None:
     steady_ttft = _summary(steady.ttft)
     # SGLang's overlap scheduler reports the first token a step late (one decode step more)
     assert profile.reports_one_step_late
-    assert all(
-        (extra + alone) * (1 - 1e-9) <= t <= extra + alone + 2 * decode for t in steady_ttft
-    )
+    assert all((extra + alone) * (1 - 1e-9) <= t <= extra + alone + 2 * decode for t in steady_ttft)
     # the burst's groups: half the requests wait for others' prompts, for good
     assert weighted_summary(burst.ttft)[1][0] > steady_ttft[1] + alone
     jittered = simulate_serving(
@@ -388,7 +386,8 @@ def test_an_overlap_scheduler_reports_every_token_one_step_late() -> None:
         tpot = weighted_summary(late.tpot)[0]
         assert tpot == pytest.approx(weighted_summary(on_time.tpot)[0], rel=1e-12)
         for metric in ("ttft", "e2e"):
-            gap = weighted_summary(getattr(late, metric))[0] - weighted_summary(
-                getattr(on_time, metric)
-            )[0]
+            gap = (
+                weighted_summary(getattr(late, metric))[0]
+                - weighted_summary(getattr(on_time, metric))[0]
+            )
             assert gap == pytest.approx(tpot, rel=1e-9), (runs, metric)
