@@ -240,7 +240,7 @@ def test_isolated_ttft_is_the_simulated_ttft_of_a_lone_request(
 
     dep = Deployment(model=model, hardware=hardware, engine=engine, tp=tp)
     lone = Workload(scenario="concurrency", input_len=input_len, output_len=64, concurrency=1)
-    alone = isolated_ttft_ms(resolve(dep), input_len)
+    alone = isolated_ttft_ms(resolve(dep), input_len, 64)
     assert alone == pytest.approx(predict_physics(dep, lone).ttft_ms_mean, rel=1e-6)
     busy = Workload(scenario="concurrency", input_len=input_len, output_len=64, concurrency=64)
     pred = predict_physics(dep, busy)

@@ -75,14 +75,25 @@ def register(app: typer.Typer) -> None:
             Path("docs/accuracy.md"), "--out", help="Where to write the markdown report."
         ),
         seed: int = typer.Option(0, "--seed"),
+        holdout: bool = typer.Option(
+            False,
+            "--holdout",
+            help="Also score the frozen holdout (once a piece of work is finished; never choose "
+            "designs by it).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the headline targets as JSON."),
     ) -> None:
         """Accuracy of physics vs calibrated on held-out models and hardware (nested CV)."""
         from budsim.core.calibration.validate import targets_table
         from budsim.core.calibration.validate import validate as run_validate
 
-        command = "budsim validate" + (f" --data {data}" if data else "") + f" --out {out}"
-        _text, by_model = run_validate(data, out, seed, log=_say, command=command)
+        command = (
+            "budsim validate"
+            + (f" --data {data}" if data else "")
+            + f" --out {out}"
+            + (" --holdout" if holdout else "")
+        )
+        _text, by_model = run_validate(data, out, seed, log=_say, command=command, holdout=holdout)
         targets = targets_table(by_model)
         if as_json:
             echo_json(targets.to_dict("records"))

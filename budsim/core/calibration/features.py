@@ -248,16 +248,17 @@ def deployment_features(resolved: Resolved) -> list[float]:
     return out
 
 
-_ALONE_CACHE: dict[tuple[Deployment, int], float] = {}
+_ALONE_CACHE: dict[tuple[Deployment, int, int], float] = {}
 
 
-def isolated_ttft_ms(resolved: Resolved, input_len: int) -> float:
+def isolated_ttft_ms(resolved: Resolved, input_len: int, output_len: int = 2) -> float:
     """Physics TTFT of one request on an idle replica: its prompt's prefill chunks plus the
-    engine's front-end latency. What a simulated TTFT adds to it is queueing behind other requests,
-    which real closed loops show only in part (their waves drift apart), so the residual models see
-    both."""
+    engine's front-end latency (and, for an engine that reports tokens a step late, its mean
+    decode step, as the simulator charges it). What a simulated TTFT adds to it is queueing behind
+    other requests, which real closed loops show only in part (their waves drift apart), so the
+    residual models see both."""
     dep = resolved.deployment
-    key = (dep, input_len)
+    key = (dep, input_len, output_len)
     cached = _ALONE_CACHE.get(key)
     if cached is not None:
         return cached
@@ -268,6 +269,11 @@ def isolated_ttft_ms(resolved: Resolved, input_len: int) -> float:
         tok = min(budget, input_len - done)
         seconds += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
         done += tok
+    if resolved.engine.reports_one_step_late and output_len > 1:
+        # its decode steps run one after another, a span the simulator prices by its ends
+        first = step(1, input_len + 1.0, 0, 0.0, 0).total
+        last = step(1, input_len + output_len - 1.0, 0, 0.0, 0).total
+        seconds += (first + last) / 2
     out = (seconds + request_overhead_s(resolved.engine, input_len)) * 1e3
     if len(_ALONE_CACHE) >= _DEP_CACHE_MAX:
         _ALONE_CACHE.clear()
@@ -304,7 +310,7 @@ def case_features(
         float(workload.output_len),
         float(load),
         _log(pred.ttft_ms_mean if scen != "static" else pred.ttft_ms_p99),
-        _log(isolated_ttft_ms(resolved, workload.input_len)),
+        _log(isolated_ttft_ms(resolved, workload.input_len, workload.output_len)),
         _log(pred.tpot_ms_mean),
         _log(e2e),
         min(pressure, 4.0),
