@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .dtypes import COMPUTE_DTYPE, weight_bytes
 from .engines import EngineProfile
 from .hardware import Device
 from .model import ModelSpec
-from .operators import ACT_BYTES, ReplicaOperators, replica_operators
+from .operators import ACT_BYTES, CollectiveOp, MoeOp, ReplicaOperators, replica_operators
 from .roofline import INTER_NODE_LATENCY_FACTOR, CostSource, RooflineSource
 
 # Elementwise kernels (norms, rotary, activation) stream at this share of the memory bandwidth and
@@ -76,7 +77,35 @@ def cost_source(device: Device, engine_id: str) -> CostSource:
     from .kernels import kernel_source
 
     source = kernel_source(device, engine_id)
-    return source if source is not None else RooflineSource(device)
+    return source if source is not None else _roofline(device)
+
+
+@lru_cache(maxsize=64)
+def _roofline(device: Device) -> RooflineSource:
+    # one per device, so that the prices below are shared by every deployment on it
+    return RooflineSource(device)
+
+
+# Prices on the fixed grids, shared by every step-time model that asks a source the same question:
+# the optimiser builds hundreds of models of one model on one device that differ in the weight
+# format, the KV format or the parallel layout, and most of their operators recur (the attention
+# of a TP degree under every weight format, a projection's shape under both KV formats). A key
+# holds the source itself (kernel sources are shared per device and engine, the roofline per
+# device; an entry keeps its source alive, so identities are never reused); values are read-only.
+_PRICES: dict[tuple[Any, ...], Any] = {}
+_PRICES_MAX = 16384
+
+
+def _priced(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    hit = _PRICES.get(key)
+    if hit is None:
+        if len(_PRICES) >= _PRICES_MAX:
+            _PRICES.clear()
+        hit = _PRICES[key] = make()
+        for value in hit if isinstance(hit, tuple) else (hit,):
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+    return hit
 
 
 class _Curve:
@@ -177,10 +206,11 @@ class StepTimeModel:
         self._has_stage = bool(self.ops.moe) or any(
             c.scope == "stage" for c in self.ops.collectives
         )
-        rows = _ROWS
-        head = self.source.gemm(rows, ops.lm_head.n, ops.lm_head.k, ops.lm_head.fmt)
-        bound = _compute_bound_gemm(device, rows, ops.lm_head.n, ops.lm_head.k, "bf16")
-        self._lm_head = _Curve(rows, [np.where(bound, head, 0.0), np.where(bound, 0.0, head)])
+        head = ops.lm_head
+        self._lm_head: _Curve = _priced(
+            (self.source, "lm_head", device, head.n, head.k, head.fmt),
+            lambda: self._lm_head_curve(head.n, head.k, head.fmt),
+        )
         self.fixed = engine.step_overhead_ms * 1e-3 + (
             engine.per_layer_launch_us * 1e-6 * ops.layers
         )
@@ -188,11 +218,26 @@ class StepTimeModel:
         self._memo: dict[tuple[float, float], tuple[float, float, float]] = {}
 
     # ------------------------------------------------------------------------------------------
-    # precomputation
+    # precomputation (every price is looked up through _priced: see there)
+
+    def _lm_head_curve(self, n: int, k: int, fmt: str) -> _Curve:
+        rows = _ROWS
+        head = self.source.gemm(rows, n, k, fmt)
+        bound = _compute_bound_gemm(self.device, rows, n, k, "bf16")
+        return _Curve(rows, [np.where(bound, head, 0.0), np.where(bound, 0.0, head)])
 
     def _attention_grids(self) -> bool:
         """Decode and prefill attention of every softmax layer, summed into two grids; returns
         whether MLA module tables already include the blocks' projections."""
+        ops = self.ops
+        fmt = next((g.fmt for g in ops.gemms if g.mla), "bf16")
+        self._decode, self._prefill, modules = _priced(
+            (self.source, "attention grids", ops.attention, fmt),
+            lambda: self._price_attention(fmt),
+        )
+        return modules
+
+    def _price_attention(self, mla_fmt: str) -> tuple[_Grid | None, _Grid | None, bool]:
         src, ops = self.source, self.ops
         b, c = np.meshgrid(_BATCH, _CONTEXT, indexing="ij")
         pb, pl = np.meshgrid(_PROMPTS, _PROMPT_LEN, indexing="ij")
@@ -206,7 +251,7 @@ class StepTimeModel:
             kv_options = {op.kv_dtype, "bf16"}
             if op.mla:
                 any_mla = True
-                fmt = next((g.fmt for g in ops.gemms if g.mla), "bf16")
+                fmt = mla_fmt
                 decs = [src.mla_generation(b, c, op.heads, kv, fmt) for kv in kv_options]
                 pres = [src.mla_context(pb, pl, op.heads, kv, fmt) for kv in kv_options]
                 dec = np.minimum.reduce([t for t, _ in decs])
@@ -231,27 +276,33 @@ class StepTimeModel:
                 )
             decode += op.count * dec
             prefill += op.count * pre
-        self._decode = _Grid(_BATCH, _CONTEXT, decode) if ops.attention else None
-        self._prefill = _Grid(_PROMPTS, _PROMPT_LEN, prefill) if ops.attention else None
-        return any_mla and modules
+        if not ops.attention:
+            return None, None, False
+        return (
+            _Grid(_BATCH, _CONTEXT, decode),
+            _Grid(_PROMPTS, _PROMPT_LEN, prefill),
+            any_mla and modules,
+        )
 
-    def _token_curves(self) -> tuple[_Curve, _Curve]:
-        """(compute, memory, communication) over the tokens one attention rank runs in a step
-        (projections, elementwise kernels, the rank's collectives), and over the tokens of the
-        whole stage (the routed experts, which see every attention-DP rank's tokens, and the
-        collectives that gather them)."""
-        src, ops, device = self.source, self.ops, self.device
-        x = _TOKENS
-        rank = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
-        stage = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
-        for g in ops.gemms:
-            if g.mla and self._mla_modules:
-                continue  # priced inside the MLA module tables
-            t = _no_slower(src.gemm(x, g.n, g.k, g.fmt), src.gemm(x, g.n, g.k, "bf16")) * g.count
-            bound = _compute_bound_gemm(device, x, g.n, g.k, g.fmt)
-            rank[0] += np.where(bound, t, 0.0)
-            rank[1] += np.where(bound, 0.0, t)
-        for e in ops.moe:
+    def _gemm(self, n: int, k: int, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+        """One projection over the token grid (count 1), and where it is compute-bound."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            src, x = self.source, _TOKENS
+            t = _no_slower(src.gemm(x, n, k, fmt), src.gemm(x, n, k, "bf16"))
+            bound = _compute_bound_gemm(self.device, x, n, k, fmt)
+            return t, bound
+
+        out: tuple[np.ndarray, np.ndarray] = _priced(
+            (self.source, "gemm", self.device, n, k, fmt), make
+        )
+        return out
+
+    def _moe(self, e: MoeOp) -> tuple[np.ndarray, np.ndarray]:
+        """One MoE layer's experts over the token grid, and where they are compute-bound."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            src, x, device = self.source, _TOKENS, self.device
             t = _no_slower(
                 src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt),
                 src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, "bf16"),
@@ -260,7 +311,46 @@ class StepTimeModel:
             fmt = e.fmt.replace("_block", "")
             peak = device.peak_tflops(COMPUTE_DTYPE.get(fmt, "bf16")) * 1e12
             ridge = peak / (device.memory_bw_gbs * 1e9) * weight_bytes(fmt) / 2.0
-            bound = x * e.topk / e.experts > ridge
+            return t, x * e.topk / e.experts > ridge
+
+        key = (e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt)
+        out: tuple[np.ndarray, np.ndarray] = _priced((self.source, "moe", self.device, *key), make)
+        return out
+
+    def _collective(self, c: CollectiveOp) -> np.ndarray:
+        """One collective over the token grid."""
+        if c.op == "p2p":
+            return self._p2p(_TOKENS * c.bytes_per_token)
+
+        def make() -> np.ndarray:
+            nbytes = _TOKENS * c.bytes_per_token
+            if c.op == "all_reduce":
+                return self.source.allreduce(nbytes, c.ranks)
+            return self.source.collective(c.op, nbytes, c.ranks)
+
+        out: np.ndarray = _priced(
+            (self.source, "collective", c.op, c.bytes_per_token, c.ranks), make
+        )
+        return out
+
+    def _token_curves(self) -> tuple[_Curve, _Curve]:
+        """(compute, memory, communication) over the tokens one attention rank runs in a step
+        (projections, elementwise kernels, the rank's collectives), and over the tokens of the
+        whole stage (the routed experts, which see every attention-DP rank's tokens, and the
+        collectives that gather them)."""
+        ops, device = self.ops, self.device
+        x = _TOKENS
+        rank = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
+        stage = [np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)]
+        for g in ops.gemms:
+            if g.mla and self._mla_modules:
+                continue  # priced inside the MLA module tables
+            t1, bound = self._gemm(g.n, g.k, g.fmt)
+            t = t1 * g.count
+            rank[0] += np.where(bound, t, 0.0)
+            rank[1] += np.where(bound, 0.0, t)
+        for e in ops.moe:
+            t, bound = self._moe(e)
             stage[0] += np.where(bound, t, 0.0) * e.count
             stage[1] += np.where(bound, 0.0, t) * e.count
         for lin in ops.linear:
@@ -270,13 +360,7 @@ class StepTimeModel:
         rank[1] += x * ops.elementwise_bytes_per_token / (bw * ELEMENTWISE_BW_SHARE)
         rank[1] += ops.elementwise_kernels * ELEMENTWISE_LATENCY_S
         for c in ops.collectives:
-            nbytes = x * c.bytes_per_token
-            if c.op == "all_reduce":
-                t = src.allreduce(nbytes, c.ranks)
-            elif c.op == "p2p":
-                t = self._p2p(nbytes)
-            else:
-                t = src.collective(c.op, nbytes, c.ranks)
+            t = self._collective(c)
             (stage if c.scope == "stage" else rank)[2] += t * c.count
         return _Curve(x, rank), _Curve(x, stage)
 
