@@ -137,11 +137,13 @@ def cv_attention(et: EngineTables, family: str, device: Device) -> Iterator[Fold
 def cv_moe(et: EngineTables, device: Device) -> Iterator[Fold]:
     table = et.tables["moe"]
     util = et.log_util("moe")
+    floors, work = et.moe_overhead()  # per key: removing keys leaves the others' as they are
     shape_cols = [table.key_names.index(c) for c in ("hidden", "inter", "topk", "experts")]
     shapes = table.keys[:, shape_cols]
     for shape in np.unique(shapes, axis=0):
         held = (shapes == shape).all(axis=1)
         fold = _with(et, "moe", table.select(~held), util[~held])
+        fold.cache["moe_overhead"] = (floors[~held], work[~held])
         hidden, inter, topk, experts = (int(v) for v in shape)
         for key in np.flatnonzero(held):
             dtype = MOE_DTYPES[table.column("dtype")[key]]
@@ -167,6 +169,7 @@ def cv_moe(et: EngineTables, device: Device) -> Iterator[Fold]:
                 int(table.column("ep")[key]),
                 "bf16",
                 DISTRIBUTIONS[dist],
+                gated=bool(table.column("gated")[key]),
             )
             yield Fold("moe", dtype, pred, lat)
 

@@ -30,7 +30,12 @@ Rows kept
       default backend).
     - MoE: distributions balanced, power_law_1.01, power_law_1.2; several kernel sources for one cell
       (TRT-LLM nvfp4: cutlass and min_latency) keep the fastest, as TRT-LLM picks min_latency for
-      small batches.
+      small batches. Two labels per key (one latency curve): ``gated``, 0 for the shapes a TRT-LLM
+      table measured with non-gated experts (kernel source moe_torch_flow_nongated: the Nemotron-3
+      models, which AIConfigurator's TRT-LLM and SGLang collectors run with relu2 up/down experts;
+      its vLLM collector builds gate+up weights for every model, so vLLM rows stay gated), else 1;
+      ``kernel``, the crc32 of the kernel_source that measured most of the key's rows (engines run
+      different MoE kernels for different models; lookups do not average across kernels).
     - Custom all-reduce: the CUDA-graph rows (vllm_graph, sglang_graph; TRT-LLM has one kind).
       NCCL: the fp16 rows. ``message_size`` counts elements in both; stored as bytes (x2).
     - Repeated measurements of one cell keep the fastest (repeats differ by noise or a first-run
@@ -51,6 +56,7 @@ import argparse
 import json
 import shlex
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +136,25 @@ def _prefer_common_source(df: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
     return df[df["_rank"] == best].drop(columns="_rank")
 
 
-def rows_for(family: str, df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+Shape = tuple[int, int, int, int]  # MoE (hidden, inter, topk, experts)
+
+
+def nongated_shapes(frames: list[tuple[Source, pd.DataFrame]]) -> frozenset[Shape]:
+    """MoE shapes that a TRT-LLM table measured with non-gated experts (kernel source
+    moe_torch_flow_nongated): the Nemotron-3 models, whose experts are up/down with relu2."""
+    shapes: set[Shape] = set()
+    for src, df in frames:
+        if src.family != "moe" or src.framework != "trtllm" or "kernel_source" not in df:
+            continue
+        rows = df[df["kernel_source"].astype(str).str.contains("nongated")]
+        cols = rows[["hidden_size", "inter_size", "topk", "num_experts"]].drop_duplicates()
+        shapes.update((int(h), int(i), int(k), int(e)) for h, i, k, e in cols.to_numpy())
+    return frozenset(shapes)
+
+
+def rows_for(
+    family: str, df: pd.DataFrame, framework: str = "", nongated: frozenset[Shape] = frozenset()
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """(key columns, axis columns, latency ms) of one parquet table's usable rows."""
     df = _clean(df)
     spec = FAMILIES[family]
@@ -169,7 +193,9 @@ def rows_for(family: str, df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, A
             "experts": df["num_experts"],
             "tp": df["moe_tp_size"],
             "ep": df["moe_ep_size"],
+            "gated": _gated(df, framework, nongated),
         }
+        keys["kernel"] = _dominant_kernel(df, list(keys))
         axes = {"tokens": df["num_tokens"]}
     elif family.startswith("mla_"):
         df = df.assign(kv=_codes(df["kv_cache_dtype"], list(KV_CODE))).dropna(subset=["kv"])
@@ -206,8 +232,51 @@ def rows_for(family: str, df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, A
     return as_int, ax_int, df["latency"].to_numpy(dtype=np.float64)
 
 
+def _gated(df: pd.DataFrame, framework: str, nongated: frozenset[Shape]) -> pd.Series:
+    """1 where the experts were run gated (gate, up, down), 0 where non-gated (up, down)."""
+    if framework == "vllm":  # vLLM's collector builds gate+up weights for every model
+        return pd.Series(1, index=df.index)
+    shape = zip(df["hidden_size"], df["inter_size"], df["topk"], df["num_experts"], strict=True)
+    flag = [int((int(h), int(i), int(k), int(e)) not in nongated) for h, i, k, e in shape]
+    if "kernel_source" in df:
+        flag = [
+            0 if "nongated" in str(src) else f
+            for f, src in zip(flag, df["kernel_source"], strict=True)
+        ]
+    return pd.Series(flag, index=df.index)
+
+
+def _dominant_kernel(df: pd.DataFrame, key_cols: list[str]) -> pd.Series:
+    """Per MoE key (one curve over tokens): a code of the kernel implementation that measured most
+    of its rows (crc32 of the table's kernel_source name; 0 where the table does not name it)."""
+    if "kernel_source" not in df:
+        return pd.Series(0, index=df.index)
+    code = df["kernel_source"].astype(str).map(lambda name: zlib.crc32(name.encode()) & 0x7FFFFFFF)
+    cols = {
+        "dtype": df["dtype"],
+        "dist": df["dist"],
+        "hidden": df["hidden_size"],
+        "inter": df["inter_size"],
+        "topk": df["topk"],
+        "experts": df["num_experts"],
+        "tp": df["moe_tp_size"],
+        "ep": df["moe_ep_size"],
+    }
+    frame = pd.DataFrame({k: v for k, v in cols.items() if k in key_cols}).assign(code=code)
+    group = list(frame.columns[:-1])
+    counts = frame.groupby([*group, "code"], sort=True).size().rename("n").reset_index()
+    # most rows first, ties to the smallest code: deterministic
+    counts = counts.sort_values(
+        [*group, "n", "code"], ascending=[True] * len(group) + [False, True]
+    )
+    best = counts.drop_duplicates(group)[[*group, "code"]]
+    return frame[group].merge(best, on=group, how="left")["code"].set_axis(df.index)
+
+
 def merge_sources(
-    family: str, frames: list[tuple[Source, pd.DataFrame]]
+    family: str,
+    frames: list[tuple[Source, pd.DataFrame]],
+    nongated: frozenset[Shape] = frozenset(),
 ) -> tuple[GridTable, list[tuple[Source, int]]]:
     """Grid the rows of the newest table and, for keys it lacks, the older full one."""
     frames = sorted(frames, key=lambda f: f[0].selection != "newest")
@@ -215,8 +284,10 @@ def merge_sources(
     used: list[tuple[Source, int]] = []
     seen: set[tuple[int, ...]] = set()
     for src, df in frames:
-        keys, axes, lat = rows_for(family, df)
-        key_rows = [tuple(row) for row in np.stack(list(keys.values()), axis=1)]
+        keys, axes, lat = rows_for(family, df, src.framework, nongated)
+        # a key is the same curve whichever kernel measured it (the MoE kernel code is a label)
+        ident = [v for k, v in keys.items() if k != "kernel"]
+        key_rows = [tuple(row) for row in np.stack(ident, axis=1)]
         keep = np.array([row not in seen for row in key_rows], dtype=bool)
         seen.update(key_rows)
         parts.append(
@@ -269,6 +340,7 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
             "selection": src.selection,
             "version": src.version,
         }
+    nongated = nongated_shapes([(s, frames[s.path]) for s in sources])
     out.mkdir(parents=True, exist_ok=True)
     outputs: list[dict[str, Any]] = []
     total_bytes = 0
@@ -285,7 +357,7 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
                 ]
                 if not chosen:
                     continue
-                table, used = merge_sources(family, [(s, frames[s.path]) for s in chosen])
+                table, used = merge_sources(family, [(s, frames[s.path]) for s in chosen], nongated)
                 if table.n_measured == 0:
                     continue
                 tables[family] = table.compact()
@@ -320,7 +392,7 @@ def build(data: Path, out: Path, command: str) -> dict[str, Any]:
                 f"{path.name}: {size / 1e6:.2f} MB, {sum(t.n_measured for t in tables.values())} cells"
             )
     manifest = {
-        "format": 1,
+        "format": 2,
         "built_by": "scripts/build_kernel_tables.py",
         "command": command,
         "data": "NVIDIA AIConfigurator kernel tables (Apache-2.0), " + str(INVENTORY),

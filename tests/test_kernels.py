@@ -30,7 +30,7 @@ from budsim.core.kernels.artefact import (
     write_npz,
 )
 from budsim.core.kernels.grid import GridTable, fill_holes, monotone_envelope, multilinear
-from budsim.core.kernels.sol import PROFILES, gemm_sol
+from budsim.core.kernels.sol import PROFILES, gemm_sol, moe_rank_load
 
 REL = 1e-6
 AIC = Path("kernels/aiconfigurator/data")
@@ -260,6 +260,45 @@ def test_moe_formats_and_distributions() -> None:
     # an unmeasured shape borrows from neighbours and stays monotone in tokens
     t = ks.moe(np.unique(np.geomspace(1, 65536, 200).astype(int)), 5120, 1536, 8, 160, 2, 4, "bf16")
     assert np.all(np.diff(t) >= 0) and np.all(t > 0)
+
+
+def test_moe_gated_and_routing() -> None:
+    # Nemotron-3 Nano's experts are non-gated (up, down): an exact row of that label
+    moe = _parquet("h200_sxm/moe/trtllm/1.3.0rc20/moe_perf.parquet")
+    nano = {"hidden_size": 2688, "inter_size": 1856, "topk": 6, "num_experts": 128}
+    want = _row(
+        moe,
+        num_tokens=512,
+        moe_tp_size=1,
+        moe_ep_size=1,
+        moe_dtype="bfloat16",
+        distribution="balanced",
+        **nano,
+    )
+    ks = _ks("h200-sxm", "trtllm")
+    got = ks.moe(512, 2688, 1856, 6, 128, 1, 1, "bf16", "balanced", gated=False)
+    assert float(got) == pytest.approx(want, rel=REL)
+    # an unmeasured shape: gated experts do 1.5x the GEMM work, so a compute-bound call is slower
+    big = np.array([8192, 16384])
+    gated = ks.moe(big, 5120, 2048, 8, 192, 1, 1, "bf16", "balanced")
+    plain = ks.moe(big, 5120, 2048, 8, 192, 1, 1, "bf16", "balanced", gated=False)
+    assert np.all(gated > 1.2 * plain)
+
+
+def test_moe_rank_load() -> None:
+    tokens = np.array([1.0, 4.0, 64.0, 4096.0])
+    # balanced: a 1/ep share of the pairs, at least one (token 0 picks expert 0), one per expert
+    pairs, touched = moe_rank_load(tokens, 256, 8, 32, 0.0)
+    np.testing.assert_allclose(pairs, [1.0, 1.0, 16.0, 1024.0])
+    np.testing.assert_allclose(touched, [1.0, 1.0, 8.0, 8.0])
+    # power law: the timed rank is the most loaded one, more than its share, and deterministic
+    pairs, touched = moe_rank_load(tokens, 256, 8, 32, 1.2)
+    assert np.all(pairs[1:] > tokens[1:] * 8 / 32) and np.all(touched <= 8)
+    again, _ = moe_rank_load(tokens, 256, 8, 32, 1.2)
+    np.testing.assert_array_equal(pairs, again)
+    # without EP every pair is on the one rank
+    pairs, _ = moe_rank_load(tokens, 128, 8, 1, 1.01)
+    np.testing.assert_allclose(pairs, tokens * 8)
 
 
 def test_mla_tables_and_engine_fallback() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .families import FAMILIES, log_util
+from .families import FAMILIES, log_util, moe_overhead
 from .grid import FloatArray, GridTable
 from .systems import source_device
 
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 ENV_DIR = "BUDSIM_KERNELS_DIR"
-FORMAT = 1
+FORMAT = 2  # 2: MoE keys carry `gated` and `kernel`
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -104,6 +104,14 @@ class EngineTables:
             device = source_device(self.system)
             self.cache[key] = log_util(family, self.tables[family], device)
         value: FloatArray = self.cache[key]
+        return value
+
+    def moe_overhead(self) -> tuple[FloatArray, FloatArray]:
+        """Per MoE key, fixed overhead (s) and log utilisation of the rest (families.moe_overhead)."""
+        if "moe_overhead" not in self.cache:
+            device = source_device(self.system)
+            self.cache["moe_overhead"] = moe_overhead(self.tables["moe"], device)
+        value: tuple[FloatArray, FloatArray] = self.cache["moe_overhead"]
         return value
 
     def to_arrays(self) -> dict[str, NDArray[np.generic]]:

@@ -11,6 +11,7 @@ from ..hardware import Device
 from .grid import FloatArray, GridTable, fill_holes
 from .sol import (
     PROFILES,
+    ROUTING_ALPHA,
     comm_sol,
     context_attention_sol,
     gemm_sol,
@@ -20,7 +21,7 @@ from .sol import (
     moe_sol,
 )
 
-__all__ = ["FAMILIES", "KV_DTYPES", "Family", "log_util"]
+__all__ = ["FAMILIES", "KV_DTYPES", "Family", "log_util", "moe_overhead"]
 
 # Fixed vocabularies: string key columns are stored as indices into these.
 GEMM_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "sq", "int8_wo", "int4_wo")
@@ -66,7 +67,7 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "moe",
-            ("dtype", "dist", "hidden", "inter", "topk", "experts", "tp", "ep"),
+            ("dtype", "dist", "hidden", "inter", "topk", "experts", "tp", "ep", "gated", "kernel"),
             ("tokens",),
             {"dtype": MOE_DTYPES, "dist": DISTRIBUTIONS},
         ),
@@ -142,6 +143,8 @@ def source_sol(family: str, table: GridTable, device: Device) -> FloatArray:
             _by_code(codes, tuple(p.weight_bytes for p in profiles)),
             _by_code(codes, tuple(p.flops_per_s(device) for p in profiles)),
             device,
+            alpha=_by_code(_col(table, "dist"), ROUTING_ALPHA),
+            gated=_col(table, "gated") > 0,
         )
     if family.startswith("mla_"):
         mla = mla_context_sol if family.startswith("mla_context") else mla_generation_sol
@@ -171,3 +174,20 @@ def log_util(family: str, table: GridTable, device: Device) -> FloatArray:
     are lowered when a query reads them, by the monotone envelope of grid.LatencyGrid."""
     values = np.log(source_sol(family, table, device)) - np.log(table.latency_ms * 1e-3)
     return fill_holes(values, [np.log(a.astype(np.float64)) for a in table.axes])
+
+
+def moe_overhead(table: GridTable, device: Device) -> tuple[FloatArray, FloatArray]:
+    """Per MoE key: the fixed overhead (s) and log utilisation of the rest, shape (n_keys, tokens).
+
+    A MoE layer is several kernels (routing, permutation, the grouped GEMMs, the weighted sum) whose
+    launch and setup cost does not shrink with the work: at high EP and few tokens it is most of the
+    time. Per measured curve the overhead is the largest constant that leaves every point at least
+    its SOL (min over tokens of latency - SOL, >= 0), and utilisation is SOL / (latency - overhead),
+    holes filled along tokens as in `log_util`."""
+    sol = source_sol("moe", table, device)
+    lat = table.latency_ms * 1e-3
+    with np.errstate(invalid="ignore"):
+        floor = np.nanmin(np.where(np.isnan(lat), np.inf, lat - sol), axis=1)
+    floor = np.where(np.isfinite(floor), np.maximum(floor, 0.0), 0.0)
+    values = np.log(sol) - np.log(lat - floor[:, None])
+    return floor, fill_holes(values, [np.log(a.astype(np.float64)) for a in table.axes])

@@ -306,6 +306,7 @@ class LatencyGrid:
     nodes: tuple[FloatArray, ...]
     nodes_log: tuple[FloatArray, ...]
     log_latency: FloatArray
+    offset: float = 0.0  # a fixed time (s) added to every answer (MoE launch overhead)
 
     @classmethod
     def build(
@@ -313,10 +314,11 @@ class LatencyGrid:
         nodes: Sequence[FloatArray],
         node_log_util: FloatArray,
         sol: Callable[..., FloatArray],
+        offset: float = 0.0,
     ) -> LatencyGrid:
         mesh = np.meshgrid(*nodes, indexing="ij")
         log_lat = monotone_envelope(np.log(sol(*mesh)) - node_log_util, range(len(nodes)))
-        return cls(tuple(nodes), tuple(np.log(n) for n in nodes), log_lat)
+        return cls(tuple(nodes), tuple(np.log(n) for n in nodes), log_lat, offset)
 
     def __call__(self, sol: Callable[..., FloatArray], queries: Sequence[FloatArray]) -> FloatArray:
         clamped = [np.clip(q, n[0], n[-1]) for q, n in zip(queries, self.nodes, strict=True)]
@@ -326,7 +328,11 @@ class LatencyGrid:
         else:
             inside = multilinear(self.log_latency, self.nodes_log, logs)
         # (outside the nodes only) hold utilisation: scale by the roofline from the edge to the query
-        return np.exp(inside + (np.log(sol(*queries)) - np.log(sol(*clamped))))
+        if all(np.array_equal(c, q) for c, q in zip(clamped, queries, strict=True)):
+            scaled = np.exp(inside)
+        else:
+            scaled = np.exp(inside + (np.log(sol(*queries)) - np.log(sol(*clamped))))
+        return scaled + self.offset if self.offset else scaled
 
 
 def roofline_lookup(

@@ -18,6 +18,7 @@ __all__ = ["FULL_WINDOW", "attention_neighbours", "idw", "moe_neighbours"]
 
 FULL_WINDOW = 1 << 20  # a window this long is full attention for every measured length
 NEIGHBOURS = 4
+MOE_NEIGHBOURS = 2
 
 
 def idw(dist: FloatArray, count: int = NEIGHBOURS) -> tuple[IntArray, FloatArray]:
@@ -79,21 +80,26 @@ def attention_neighbours(
     return idx[order], weights, notes
 
 
-# MoE distance: (feature of hidden, inter, topk, experts, moe_tp, moe_ep; weight). The weights were
-# chosen by the leave-one-shape-out cross-validation on four (system, engine) tables and checked on
-# four others (median error 1-4 points lower than equal weights on hidden, inter, topk, experts,
-# experts per rank and TP): matching the EP degree, the hidden size, topk, the per-rank expert count
-# and width and the token-expert pairs per rank matters most.
-MOE_FEATURES: tuple[tuple[Callable[[dict[str, FloatArray]], FloatArray], float], ...] = (
-    (lambda c: np.log2(c["hidden"]), 2.0),
-    (lambda c: np.log2(c["inter"]), 0.5),
-    (lambda c: np.log2(c["topk"]), 2.0),
-    (lambda c: np.log2(c["experts"]), 0.5),
-    (lambda c: np.log2(c["experts"] / c["ep"]), 2.0),
-    (lambda c: np.log2(c["ep"]), 4.0),
-    (lambda c: np.log2(c["inter"] / c["tp"]), 2.0),
-    (lambda c: np.log2(c["topk"] / c["experts"]), 1.0),
-    (lambda c: np.log2(c["topk"] / c["ep"]), 2.0),
+def _matrices(c: dict[str, FloatArray]) -> FloatArray:
+    return np.where(c["gated"] > 0, 3.0, 2.0)
+
+
+# MoE distance: log2 differences, equal weights, of what sets the cost of the grouped GEMMs on one
+# rank once the SOL has accounted for the work (moe_sol) and the tokens are matched at equal rows
+# per expert: the per-expert GEMM shape (hidden, inter/tp), how many experts the rank holds
+# (experts/ep: the groups, and per-expert setup), the weights it holds (experts/ep x matrices x
+# hidden x inter/tp: whether they stream from DRAM or stay in L2 between the benchmark's repeats,
+# and how much of the time is fixed launch overhead), topk (routing and permutation work per
+# token), the EP degree (the expert-map path and the benchmark's routing skew) and the number of
+# matrices per expert (gated gate/up/down or non-gated up/down).
+MOE_FEATURES: tuple[Callable[[dict[str, FloatArray]], FloatArray], ...] = (
+    lambda c: np.log2(c["hidden"]),
+    lambda c: np.log2(c["inter"] / c["tp"]),
+    lambda c: np.log2(c["experts"] / c["ep"]),
+    lambda c: np.log2(c["experts"] / c["ep"] * _matrices(c) * c["hidden"] * c["inter"] / c["tp"]),
+    lambda c: np.log2(c["topk"]),
+    lambda c: np.log2(c["ep"]),
+    lambda c: np.log2(_matrices(c)),
 )
 
 
@@ -101,12 +107,15 @@ def moe_neighbours(
     table: GridTable, candidates: IntArray, shape: dict[str, int], tp: int, ep: int
 ) -> tuple[IntArray, FloatArray]:
     """Among `candidates` (keys of one dtype and distribution), the MoE keys to transfer from, by the
-    weighted log2 distance of MOE_FEATURES."""
+    log2 distance over MOE_FEATURES. `shape`: hidden, inter, topk, experts, gated (0/1)."""
     cols = {name: table.column(name)[candidates].astype(np.float64) for name in table.key_names}
     query = {name: np.array([float(v)]) for name, v in shape.items()}
     query.update(tp=np.array([float(tp)]), ep=np.array([float(ep)]))
     d2 = np.zeros(len(candidates))
-    for feature, weight in MOE_FEATURES:
-        d2 += (weight * (feature(cols) - feature(query))) ** 2
-    order, weights = idw(np.sqrt(d2))
-    return candidates[order], weights
+    for feature in MOE_FEATURES:
+        d2 += (feature(cols) - feature(query)) ** 2
+    # utilisation belongs to a kernel implementation: average only over keys that ran the kernel
+    # of the nearest one (engines pick different MoE kernels for different models)
+    same = cols["kernel"] == cols["kernel"][int(np.argmin(d2))]
+    order, weights = idw(np.sqrt(d2[same]), MOE_NEIGHBOURS)
+    return candidates[same][order], weights

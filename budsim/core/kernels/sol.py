@@ -12,7 +12,9 @@ is measured, not modelled here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,6 +34,7 @@ __all__ = [
     "generation_attention_sol",
     "mla_context_sol",
     "mla_generation_sol",
+    "moe_rank_load",
     "moe_sol",
 ]
 
@@ -136,6 +139,109 @@ def generation_attention_sol(
     return _time(flops, nbytes, device.peak_tflops("bf16") * 1e12, device.memory_bw_gbs)
 
 
+# Routing of AIConfigurator's MoE benchmarks, by distribution code (families.DISTRIBUTIONS): the
+# power-law exponent of the expert loads, 0 for balanced routing.
+ROUTING_ALPHA: tuple[float, ...] = (0.0, 1.01, 1.2)
+_LOAD_GRID = np.arange(0.0, 24.01, 1.0)  # log2 tokens at which power-law loads are sampled
+_LOAD_SAMPLES = 16
+EXCESS_SPREAD = True
+
+
+@lru_cache(maxsize=4)
+def _power_law_counts(experts: int, topk: int, alpha: float) -> FloatArray:
+    """Pairs per expert under AIConfigurator's power-law routing, (len(_LOAD_GRID), samples, experts).
+
+    The benchmark draws each expert's load from a power law on [1, 0.8 x tokens] (on [0.01, 2]
+    when tokens x topk <= experts), scales the loads to tokens x topk pairs and rounds them (the
+    remainder here goes to the hottest expert). _LOAD_SAMPLES draws of a generator seeded by the
+    expert count: the same draws for every query, so loads are deterministic and smooth in tokens."""
+    tokens = np.exp2(_LOAD_GRID)[:, None, None]
+    u = np.random.default_rng(experts).random((1, _LOAD_SAMPLES, experts))
+    pairs = tokens * topk
+    big = pairs > experts
+    lo = np.where(big, 1.0, 0.01)
+    hi = np.where(big, 0.8 * tokens, 2.0)
+    a = 1.0 - alpha
+    x = np.exp(np.log((hi**a - lo**a) * u + lo**a) / a)
+    counts = np.round(x * (pairs / x.sum(axis=-1, keepdims=True)))
+    hottest = np.argmax(counts, axis=-1)[..., None]
+    rest = pairs[..., 0] - counts.sum(axis=-1)
+    np.put_along_axis(
+        counts, hottest, np.take_along_axis(counts, hottest, -1) + rest[..., None], -1
+    )
+    return counts
+
+
+@lru_cache(maxsize=1024)
+def _power_law_load(
+    experts: int, topk: int, ep: int, alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """(pairs as a share of tokens x topk, experts with work) on the most loaded EP rank, the one the
+    power-law benchmark times (each rank holds experts/ep consecutive experts; the slowest is moved
+    to rank 0), at 2**_LOAD_GRID tokens, averaged over the draws of _power_law_counts.
+
+    A token picks topk distinct experts, so an expert takes at most one pair per token; the pairs
+    over that fall on the lowest-numbered experts (the router's tie-break among equal logits),
+    which are rank 0's: they add to its pairs and touched experts."""
+    counts = _power_law_counts(experts, topk, alpha)
+    tokens = np.exp2(_LOAD_GRID)[:, None, None]
+    excess = np.maximum(counts - tokens, 0.0).sum(axis=-1)
+    local = max(experts // ep, 1)
+    groups = counts[..., : local * ep].reshape(len(_LOAD_GRID), _LOAD_SAMPLES, -1, local)
+    slow = np.argmax(groups.sum(axis=-1), axis=-1)[..., None, None]
+    rank = np.take_along_axis(groups, slow, axis=2)[..., 0, :]
+    own_excess = np.maximum(rank - tokens, 0.0).sum(axis=-1)
+    if EXCESS_SPREAD:
+        moved = excess * (local / experts)
+        pairs = rank.sum(axis=-1) - own_excess + moved
+        touched = np.minimum((rank > 0).sum(axis=-1) + moved, local)
+    else:
+        pairs = rank.sum(axis=-1) + excess - own_excess
+        touched = np.minimum((rank > 0).sum(axis=-1) + excess, local)
+    share = pairs.mean(axis=-1) / (tokens[:, 0, 0] * topk)
+    return share, touched.mean(axis=-1)
+
+
+def moe_rank_load(
+    tokens: ArrayLike, experts: ArrayLike, topk: ArrayLike, moe_ep: ArrayLike, alpha: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """(token-expert pairs, experts with at least one pair) on the rank that is timed.
+
+    Balanced routing (alpha 0, AIConfigurator's balanced_logits) spreads tokens x topk pairs evenly:
+    rank 0 gets a 1/ep share but at least one pair (token 0 always picks expert 0), each on its own
+    expert until every local expert has one. Power-law routing (alpha > 0) times the most loaded
+    rank (see _power_law_load). Arguments broadcast; topk, experts and ep are integers."""
+    if all(np.ndim(v) == 0 for v in (experts, topk, moe_ep, alpha)):  # one configuration
+        t1 = np.maximum(_f(tokens), 0.0)
+        e1, k1, ep1 = float(experts), float(topk), float(moe_ep)  # type: ignore[arg-type]
+        a1 = float(alpha)  # type: ignore[arg-type]
+        if a1 > 0:
+            share, hit = _power_law_load(int(e1), int(k1), int(ep1), a1)
+            log_t = np.log2(np.maximum(t1, 1.0))
+            skew = np.interp(log_t, _LOAD_GRID, share) * t1 * k1
+            return skew, np.minimum(np.interp(log_t, _LOAD_GRID, hit), skew)
+        even = np.maximum(t1 * k1 / ep1, np.minimum(t1 * k1, 1.0))
+        return even, np.minimum(even, max(math.floor(e1 / ep1), 1.0))
+    t, e, k, ep, al = np.broadcast_arrays(_f(tokens), _f(experts), _f(topk), _f(moe_ep), _f(alpha))
+    local = np.maximum(np.floor(e / ep), 1.0)
+    pairs = np.array(np.maximum(t * k / ep, np.minimum(t * k, 1.0)), dtype=np.float64)
+    touched = np.array(np.minimum(pairs, local), dtype=np.float64)
+    skewed = al > 0
+    if skewed.any():
+        combos = np.stack([e[skewed], k[skewed], al[skewed], ep[skewed]], axis=-1)
+        uniq, inverse = np.unique(combos, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        log_t = np.log2(np.maximum(t[skewed], 1.0))
+        sk_pairs, sk_touched = pairs[skewed], touched[skewed]
+        for i, (ne, nk, a, nep) in enumerate(uniq):  # sorted: one draw per (experts, topk, alpha)
+            sel = inverse == i
+            share, hit = _power_law_load(int(ne), int(nk), int(nep), float(a))
+            sk_pairs[sel] = np.interp(log_t[sel], _LOAD_GRID, share) * t[skewed][sel] * nk
+            sk_touched[sel] = np.minimum(np.interp(log_t[sel], _LOAD_GRID, hit), sk_pairs[sel])
+        pairs[skewed], touched[skewed] = sk_pairs, sk_touched
+    return pairs, touched
+
+
 def moe_sol(
     tokens: ArrayLike,
     hidden: ArrayLike,
@@ -148,28 +254,34 @@ def moe_sol(
     profile_weight_bytes: ArrayLike,
     flops_per_s: ArrayLike,
     device: Device,
+    alpha: ArrayLike = 0.0,
+    gated: ArrayLike = True,
 ) -> FloatArray:
-    """Routed experts of one MoE layer on one rank, `tokens` tokens entering the layer.
+    """Routed experts of one MoE layer on the rank that is timed, `tokens` tokens entering the layer.
 
-    The rank holds experts/ep experts, each with gate, up and down matrices of hidden x inter/tp.
-    It computes its share tokens*topk/ep of the token-expert pairs (6 * hidden * inter/tp flops each)
-    and reads the weights of the local experts that at least one token picked: with uniform routing
-    an expert stays idle with probability (1 - 1/experts)^(tokens*topk). Every rank also reads all
-    tokens' hidden states and writes an output row for each (routing, permutation, finalize), which
-    does not shrink with EP or TP.
+    The rank holds experts/ep experts, each with gate (if `gated`), up and down matrices of
+    hidden x inter/tp. Its token-expert pairs and the experts they touch follow the benchmark's
+    routing (moe_rank_load; `alpha` 0 = balanced, else the power-law exponent). GEMMs: 2 (gated 3)
+    x 2 x hidden x inter/tp flops per pair; they read the weights of the touched experts once.
+    Every rank also reads all tokens' hidden states and writes an output row for each, and each pair
+    moves its row through the pipeline: the hidden-size input row at the activation format and the
+    16-bit output row written and read back for the weighted sum, the 16-bit gate/up (or up)
+    activations written and read, and the activated row at the activation format written and read.
+    The time is that of the GEMMs (compute or weights, whichever binds) plus the traffic of the rows.
     """
     t, hd, inter_l = _f(tokens), _f(hidden), _f(inter) / _f(moe_tp)
-    ep, e = _f(moe_ep), _f(experts)
-    pairs = t * _f(topk) / ep
-    touched = (e / ep) * -np.expm1(t * _f(topk) * np.log1p(-1.0 / np.maximum(e, 2.0)))
-    flops = 6.0 * hd * inter_l * pairs
-    nbytes = (
-        touched * 3.0 * hd * inter_l * _f(profile_weight_bytes)
-        + t * hd * 2.0 * OUT_BYTES
-        + pairs * hd * _f(profile_act_bytes)
-        + pairs * inter_l * 2.0 * OUT_BYTES
+    mats = np.where(np.asarray(gated, dtype=bool), 3.0, 2.0)
+    pairs, touched = moe_rank_load(t, experts, topk, moe_ep, alpha)
+    act = _f(profile_act_bytes)
+    flops = 2.0 * mats * hd * inter_l * pairs
+    weights = touched * mats * hd * inter_l * _f(profile_weight_bytes)
+    rows = (
+        t * hd * 2.0 * OUT_BYTES
+        + pairs * hd * (act + 2.0 * OUT_BYTES)
+        + pairs * inter_l * ((mats - 1.0) * 2.0 * OUT_BYTES + 2.0 * act)
     )
-    return _time(flops, nbytes, flops_per_s, device.memory_bw_gbs)
+    bw = device.memory_bw_gbs * 1e9
+    return np.maximum(flops / _f(flops_per_s), weights / bw) + rows / bw
 
 
 # DeepSeek-V3 MLA dimensions (the only MLA geometry the tables measure).

@@ -46,6 +46,7 @@ from .grid import FloatArray, LatencyGrid, multilinear
 from .neighbours import attention_neighbours, moe_neighbours
 from .sol import (
     PROFILES,
+    ROUTING_ALPHA,
     Profile,
     comm_sol,
     context_attention_sol,
@@ -441,6 +442,7 @@ class KernelSource:
         moe_ep: int,
         fmt: str,
         distribution: str,
+        gated: bool,
     ) -> tuple[LatencyGrid, Sol]:
         plan = self._moe_plan(fmt, distribution)
         table = plan.tables.tables["moe"]
@@ -448,7 +450,13 @@ class KernelSource:
             (table.column("dtype") == MOE_DTYPES.index(plan.dtype))
             & (table.column("dist") == plan.dist)
         )
-        shape = {"hidden": hidden, "inter": inter, "topk": topk, "experts": experts}
+        shape = {
+            "hidden": hidden,
+            "inter": inter,
+            "topk": topk,
+            "experts": experts,
+            "gated": int(gated),
+        }
         idx, weights = moe_neighbours(table, cand, shape, moe_tp, moe_ep)
         # Transfer at equal tokens per expert: a neighbour with topk', E' sees T * (topk/E) / (topk'/E').
         scale = (topk / experts) / (
@@ -456,11 +464,13 @@ class KernelSource:
         )
         nodes = table.axes[0].astype(np.float64)
         log_nodes = np.log(nodes)
-        util = plan.tables.log_util("moe")
+        # the neighbours' fixed overhead, and their utilisation of the rest
+        floors, util = plan.tables.moe_overhead()
+        offset = float(np.dot(weights, floors[idx]))
         node_log_util = np.zeros(len(nodes))
         for i, w, f in zip(idx, weights, scale, strict=True):
             node_log_util += w * np.interp(log_nodes + math.log(f), log_nodes, util[i])
-        profile, dev = plan.profile, self.device
+        profile, dev, alpha = plan.profile, self.device, ROUTING_ALPHA[plan.dist]
 
         def sol(t: FloatArray) -> FloatArray:
             return moe_sol(
@@ -475,9 +485,11 @@ class KernelSource:
                 profile.weight_bytes,
                 profile.flops_per_s(dev),
                 dev,
+                alpha=alpha,
+                gated=gated,
             )
 
-        return LatencyGrid.build((nodes,), node_log_util, sol), sol
+        return LatencyGrid.build((nodes,), node_log_util, sol, offset), sol
 
     def moe(
         self,
@@ -490,6 +502,7 @@ class KernelSource:
         moe_ep: int,
         fmt: str,
         distribution: str = "power_law",
+        gated: bool = True,
     ) -> FloatArray:
         """The routed-expert kernel of one MoE layer on one rank; seconds.
 
@@ -506,14 +519,21 @@ class KernelSource:
         Formats as `gemm`, with mxfp4 = w4a8_mxfp4_mxfp8 (Blackwell) or w4a16_mxfp4 (else), int4 =
         int4_wo (Marlin) else w4a16_mxfp4, int8 = fp8 utilisation at the int8 peak, fp8 on a device
         without fp8 = the weight-only 4-bit table at 1 byte per weight; failing all, bf16
-        utilisation. Another engine's table on the same system is tried before bf16. A shape the
-        tables lack borrows utilisation from the 4 nearest measured shapes of that format (weighted
-        log2 distance over hidden, inter, topk, experts, EP and per-rank quantities, see
-        neighbours.MOE_FEATURES; weights 1/d^2) at equal tokens per expert. SOL assumes gated experts (gate, up, down); for non-gated experts
-        the answer is about 1.5x high. `basis_for("moe", fmt)` names the borrowing.
+        utilisation. Another engine's table on the same system is tried before bf16.
+
+        Model (sol.moe_sol, families.moe_overhead): latency = a fixed overhead + SOL / utilisation.
+        The SOL is that of the timed rank under the benchmark's routing: its token-expert pairs and
+        the experts they touch (balanced: a 1/ep share, at least one pair; power law: the most
+        loaded rank, sol.moe_rank_load), the GEMM flops or the touched experts' weights, plus each
+        pair's rows through permutation, activation and the weighted sum. `gated` False: experts
+        with up and down matrices only (relu2, Nemotron-3), else gate, up and down. A shape the
+        tables lack borrows the overhead and the utilisation of the 2 nearest measured shapes of
+        that format that ran the same kernel as the nearest one (log2 distance over
+        neighbours.MOE_FEATURES, weights 1/d^2), at equal tokens per expert (tokens x topk /
+        experts). `basis_for("moe", fmt)` names the borrowing.
         """
         fmt = _fmt(fmt)
-        key = ("moe", hidden, inter, topk, experts, moe_tp, moe_ep, fmt, distribution)
+        key = ("moe", hidden, inter, topk, experts, moe_tp, moe_ep, fmt, distribution, bool(gated))
         grid, sol = self._cached(key, lambda: self._moe_grid(*key[1:]))
         return self._read(grid, sol, (tokens,))
 
