@@ -329,6 +329,23 @@ def test_comm_scaling() -> None:
         ks.collective("broadcast", sizes, 4)
 
 
+def test_comm_alpha_beta_between_and_beyond_counts() -> None:
+    ks = _ks("h200-sxm", "vllm")
+    sizes = np.geomspace(256, 1 << 30, 40)
+    four, six, eight = (ks.collective("all_reduce", sizes, n) for n in (4, 6, 8))
+    # between measured counts: between their times for every size (within noise)
+    assert np.all(six >= 0.9 * np.minimum(four, eight)) and np.all(
+        six <= 1.1 * np.maximum(four, eight)
+    )
+    # beyond the node the bus bandwidth is at most the best measured fraction of the link
+    sixteen = ks.collective("all_gather", sizes, 16)
+    dev = get_device("h200-sxm")
+    busbw = (15 / 16) * sizes[-1] / sixteen[-1] / 1e9
+    assert busbw <= dev.scaleout_bw_gbs * 1.05
+    # small messages: the latency term grows with the ring's steps
+    assert ks.collective("all_reduce", 256, 16) > ks.collective("all_reduce", 256, 8)
+
+
 def test_zero_sizes_cost_nothing() -> None:
     ks = _ks("h100-sxm", "vllm")
     assert ks.gemm(np.array([0, 4]), 4096, 4096, "bf16")[0] == 0.0

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .families import FAMILIES, log_util, moe_overhead
+from .families import FAMILIES, comm_terms, log_util, moe_overhead
 from .grid import FloatArray, GridTable
 from .systems import source_device
 
@@ -104,6 +104,15 @@ class EngineTables:
             device = source_device(self.system)
             self.cache[key] = log_util(family, self.tables[family], device)
         value: FloatArray = self.cache[key]
+        return value
+
+    def comm_terms(self, family: str) -> tuple[FloatArray, FloatArray]:
+        """Per key of a communication family: latency term (s) and bus bandwidth / link bandwidth
+        on the measuring GPU (families.comm_terms)."""
+        key = f"comm_terms.{family}"
+        if key not in self.cache:
+            self.cache[key] = comm_terms(family, self.tables[family], source_device(self.system))
+        value: tuple[FloatArray, FloatArray] = self.cache[key]
         return value
 
     def moe_overhead(self) -> tuple[FloatArray, FloatArray]:

@@ -16,12 +16,14 @@ from .sol import (
     context_attention_sol,
     gemm_sol,
     generation_attention_sol,
+    link_bw_gbs,
     mla_context_sol,
     mla_generation_sol,
     moe_sol,
+    ring_factor,
 )
 
-__all__ = ["FAMILIES", "KV_DTYPES", "Family", "log_util", "moe_overhead"]
+__all__ = ["FAMILIES", "KV_DTYPES", "Family", "comm_terms", "log_util", "moe_overhead"]
 
 # Fixed vocabularies: string key columns are stored as indices into these.
 GEMM_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "sq", "int8_wo", "int4_wo")
@@ -157,14 +159,40 @@ def source_sol(family: str, table: GridTable, device: Device) -> FloatArray:
                 _ax(table, 1)[0], _ax(table, 2)[0], _ax(table, 0)[0], kv_bytes, gemm, device
             )
         return out
-    if family == "allreduce":
-        return comm_sol("all_reduce", _ax(table, 0), _col(table, "n"), device)
-    if family == "nccl":
+    if family in ("allreduce", "nccl"):
+        latency, efficiency = comm_terms(family, table, device)
         out = np.empty(table.latency_ms.shape)
-        for i, (code, n) in enumerate(table.keys):
-            out[i] = comm_sol(COLLECTIVES[code], table.axes[0].astype(np.float64), n, device)
+        for i, (op, n) in enumerate(_comm_keys(family, table)):
+            size = table.axes[0].astype(np.float64)
+            out[i] = comm_sol(op, size, n, device, latency[i], efficiency[i])
         return out
     raise ValueError(f"unknown kernel family {family!r}")
+
+
+def _comm_keys(family: str, table: GridTable) -> list[tuple[str, int]]:
+    """(collective, GPU count) of every key of a communication table."""
+    counts = [int(n) for n in table.column("n")]
+    if family == "allreduce":
+        return [("all_reduce", n) for n in counts]
+    return [(COLLECTIVES[c], n) for c, n in zip(table.column("op"), counts, strict=True)]
+
+
+def comm_terms(family: str, table: GridTable, device: Device) -> tuple[FloatArray, FloatArray]:
+    """Per key of a communication table (one collective over one GPU count): its latency term,
+    the time of its smallest messages (min over sizes, s), and its bus bandwidth as a fraction of
+    the link (max over sizes of ring_factor x bytes / time, over link_bw_gbs). Measured, not
+    fitted: the two ends of the curve, which the alpha-beta SOL of that count then spans."""
+    lat = table.latency_ms * 1e-3
+    size = table.axes[0].astype(np.float64)
+    keys = _comm_keys(family, table)
+    factor = np.array([float(ring_factor(op, n)) for op, n in keys])
+    link = np.array([float(link_bw_gbs(n, device)) * 1e9 for _, n in keys])
+    with np.errstate(invalid="ignore"):
+        latency = np.nanmin(np.where(np.isnan(lat), np.inf, lat), axis=1)
+        busbw = np.nanmax(np.where(np.isnan(lat), 0.0, factor[:, None] * size / lat), axis=1)
+    latency = np.where(np.isfinite(latency), latency, device.scaleup_latency_us * 1e-6)
+    efficiency = np.where(busbw > 0, busbw / link, 1.0)
+    return latency, efficiency
 
 
 def log_util(family: str, table: GridTable, device: Device) -> FloatArray:

@@ -363,12 +363,33 @@ def _ring_factor(op: str, n: FloatArray) -> FloatArray:
     raise ValueError(f"unknown collective {op!r}")
 
 
-def comm_sol(op: str, nbytes: ArrayLike, n: ArrayLike, device: Device) -> FloatArray:
-    """alpha + ring_factor * bytes / link bandwidth: the device's scale-up link within a node, its
-    scale-out link beyond (n > devices_per_node). `nbytes` is the collective's size as nccl-tests
-    counts it (the full buffer of all_reduce / all_gather output / reduce_scatter input / alltoall)."""
+def ring_factor(op: str, n: ArrayLike) -> FloatArray:
+    """Bytes each rank sends per byte of the collective's size: 2(n-1)/n for all-reduce, (n-1)/n
+    for all-gather, reduce-scatter and all-to-all (nccl-tests' bus-bandwidth factors)."""
+    return _ring_factor(op, _f(n))
+
+
+def link_bw_gbs(n: ArrayLike, device: Device) -> FloatArray:
+    """The link a collective over `n` devices runs on: the scale-up link within a node, the
+    scale-out link beyond (n > devices_per_node); GB/s per device and direction."""
     nn = _f(n)
     bw = np.where(nn <= device.devices_per_node, device.scaleup_bw_gbs, device.scaleout_bw_gbs)
-    bw = np.maximum(bw, 1e-3)
-    alpha = device.scaleup_latency_us * 1e-6
+    return np.maximum(bw, 1e-3)
+
+
+def comm_sol(
+    op: str,
+    nbytes: ArrayLike,
+    n: ArrayLike,
+    device: Device,
+    latency_s: ArrayLike | None = None,
+    efficiency: ArrayLike = 1.0,
+) -> FloatArray:
+    """latency + ring_factor * bytes / (efficiency x link bandwidth) (`link_bw_gbs`). `nbytes` is the
+    collective's size as nccl-tests counts it (the full buffer of all_reduce / all_gather output /
+    reduce_scatter input / alltoall). `latency_s` defaults to the device's scale-up latency;
+    `efficiency` (bus bandwidth / link bandwidth) to 1."""
+    nn = _f(n)
+    alpha = device.scaleup_latency_us * 1e-6 if latency_s is None else _f(latency_s)
+    bw = link_bw_gbs(nn, device) * _f(efficiency)
     return alpha + _ring_factor(op, nn) * _f(nbytes) / (bw * 1e9)

@@ -614,21 +614,34 @@ class KernelSource:
             mask &= table.column("op") == COLLECTIVES.index(op)
         if not mask.any():
             raise ValueError(f"no {op} measurements for {self.system}")
-        # utilisation interpolated in log(GPU count) between measured counts, held beyond them;
-        # the SOL then carries the ring factor and link bandwidth of n itself
+        # Each measured count has an alpha-beta SOL spanning its own curve: its latency term and
+        # its bus bandwidth (families.comm_terms). For n, the latency term is linear in the ring's
+        # n - 1 steps and the bus bandwidth a power law in n, both through the two nearest
+        # measured counts (interpolated between them, extrapolated beyond). Guards: the latency
+        # never below half the smallest measured one; beyond the largest count the bus bandwidth
+        # never above the best measured fraction of the link (also across nodes, where the link
+        # is the scale-out network). The residual utilisation (the shape of the curve between its
+        # two ends: protocol and algorithm switches) is interpolated in log n, held beyond.
         rows = np.flatnonzero(mask)
         order = rows[np.argsort(counts[rows], kind="stable")]
-        measured_log = np.log(counts[order].astype(np.float64))
+        measured = counts[order].astype(np.float64)
         util = tables.log_util(family)[order]
-        t = float(np.interp(math.log(n), measured_log, np.arange(len(order), dtype=np.float64)))
+        t = float(np.interp(math.log(n), np.log(measured), np.arange(len(order), dtype=np.float64)))
         lo = min(int(t), len(order) - 1)
         hi = min(lo + 1, len(order) - 1)
         frac = t - lo
         node_log_util = (1.0 - frac) * util[lo] + frac * util[hi]
+        latency, efficiency = tables.comm_terms(family)
+        latency, efficiency = latency[order], efficiency[order]
+        lat_s = max(_trend(measured - 1.0, latency, n - 1.0), 0.5 * float(latency.min()))
+        eff = math.exp(_trend(np.log(measured), np.log(efficiency), math.log(n)))
+        if n > measured[-1]:
+            eff = min(eff, float(efficiency.max()))
         dev = self.device
+        lat_s *= dev.scaleup_latency_us / self.source.scaleup_latency_us
 
         def sol(size: FloatArray) -> FloatArray:
-            return comm_sol(op, size, n, dev)
+            return comm_sol(op, size, n, dev, lat_s, eff)
 
         nodes = (table.axes[0].astype(np.float64),)
         return LatencyGrid.build(nodes, node_log_util, sol), sol
@@ -644,10 +657,14 @@ class KernelSource:
 
         The engine's own all-reduce as measured under CUDA graphs (vLLM / SGLang custom all-reduce,
         TRT-LLM's AUTO strategy) where its table exists, else NCCL. Message sizes interpolate in
-        log-log. GPU counts the table lacks take utilisation interpolated in log(n) between the
-        measured counts (2, 4, 8), held beyond them, with the SOL of n itself: 10 us plus the ring
-        factor 2(n-1)/n times the bytes over the device's link bandwidth (scale-out bandwidth beyond
-        devices_per_node, so n = 16 on 8-GPU nodes is bound by the network). n <= 1 costs 0."""
+        log-log. A GPU count the table lacks (it measures 2, 4, 8) gets an alpha-beta SOL,
+        latency + ring factor 2(n-1)/n x bytes / bus bandwidth, whose latency term is linear in
+        n - 1 and whose bus bandwidth (as a fraction of the link: scale-up within a node,
+        scale-out beyond devices_per_node) is a power law in n, both through the two nearest
+        measured counts; the measured curves' utilisation of their own SOL is interpolated in
+        log n (held beyond). n <= 1 costs 0. PCIe systems (L40S) lose bus bandwidth steeply with
+        n and are predicted poorly between and beyond counts (benchmarks/kernel_accuracy.md).
+        """
         family = "allreduce" if "allreduce" in self._family else "nccl"
         return self._comm(family, "all_reduce", nbytes, n)
 
@@ -659,6 +676,19 @@ class KernelSource:
         if op not in COLLECTIVES:
             raise ValueError(f"unknown collective {op!r}; one of {', '.join(COLLECTIVES)}")
         return self._comm("nccl", op, nbytes, n)
+
+
+def _trend(x: FloatArray, y: FloatArray, q: float) -> float:
+    """y at q from points (x ascending): linear interpolation between them, beyond them the line
+    through the two nearest."""
+    if len(x) == 1:
+        return float(y[0])
+    if x[0] <= q <= x[-1]:
+        return float(np.interp(q, x, y))
+    i = 0 if q < x[0] else len(x) - 2
+    edge = i if q < x[0] else i + 1
+    slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
+    return float(y[edge] + slope * (q - x[edge]))
 
 
 # 8-bit formats run as w8a8 only where the device has that math, else as w8a16.
