@@ -24,9 +24,9 @@ from pathlib import Path
 from budsim.core.calibration.apply import apply_calibration_many
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.predict import (
-    _SIM_CACHE,
     Prediction,
     Resolved,
+    clear_simulation_cache,
     predict,
     predict_cases,
     predict_physics,
@@ -77,7 +77,7 @@ def static_cases() -> list[tuple[Deployment, Workload]]:
 
 def timed(todo: list[tuple[Deployment, Workload]], calibrated: bool) -> float:
     # every pass simulates afresh: repeated cases would otherwise come from the simulation cache
-    _SIM_CACHE.clear()
+    clear_simulation_cache()
     t0 = time.perf_counter()
     predict_cases(todo, calibrated=calibrated)
     return time.perf_counter() - t0

@@ -126,6 +126,8 @@ class ReplicaState:
         "kv_capacity",
         "max_num_seqs",
         "budget",
+        "budget_need",
+        "budget_binds",
         "digest",
         "_uids",
     )
@@ -145,6 +147,11 @@ class ReplicaState:
         self.kv_capacity = kv_capacity
         self.max_num_seqs = max_num_seqs
         self.budget = max(1, budget)
+        # Whether the token budget ever decided anything (a step's prompt work cut short, an
+        # admission stopped), and else the smallest budget that would have decided the same:
+        # a run the budget never bound is the run of every budget from `budget_need` up.
+        self.budget_need = 1
+        self.budget_binds = False
         self.digest: ShiftDigest | None = None  # a steady closed loop's (see ShiftDigest)
         self._uids = itertools.count(1)
 
@@ -180,7 +187,13 @@ class ReplicaState:
         one of a single sequence. The progress is applied at once (nothing reads it before the
         step ends), so the completed prompts are a prefix of the queue."""
         prefilling = self.prefilling
-        if not prefilling or room <= 0:
+        if not prefilling:
+            return _NO_CHUNKS
+        if self.pf_pending > room:
+            self.budget_binds = True
+        elif self.pf_pending + self.budget - room > self.budget_need:
+            self.budget_need = self.pf_pending + self.budget - room
+        if room <= 0:
             return _NO_CHUNKS
         tokens = seqs = 0
         pairs = 0.0
@@ -316,7 +329,11 @@ class Scheduler:
             self.on_admit(c)
             s.kv_prefill += c.count * c.prompt
             s.pf_pending += c.count * (c.prompt - c.done_prefill)
+            if s.pf_pending > s.budget_need:
+                s.budget_need = s.pf_pending
             if s.pf_pending > s.budget:
+                if waiting and min(s.max_num_seqs - s.running, self.kv_fit(s, waiting[0])) > 0:
+                    s.budget_binds = True  # a larger budget would have admitted more
                 break
 
     def compose(self, s: ReplicaState) -> Batch:

@@ -117,6 +117,10 @@ class ServingResult:
     truncated: bool = False
     closed_loop_concurrency: int = 0  # > 0: throughput follows from Little's law
     steady: bool = False  # steady-state sample (False: a finite run, every request counted)
+    # False when the token budget never decided anything: the same run for every budget from
+    # `budget_need` up (see ReplicaState.budget_need)
+    budget_binds: bool = True
+    budget_need: int = 0
     _summaries: dict[str, tuple[float, list[float], float]] = field(
         default_factory=dict, repr=False
     )
@@ -798,6 +802,11 @@ class _Simulation:
 
     # ---- the result --------------------------------------------------------------------------
     def result(self) -> ServingResult:
+        out = self._result()
+        out.budget_binds, out.budget_need = self.state.budget_binds, self.state.budget_need
+        return out
+
+    def _result(self) -> ServingResult:
         if not self.steady:
             res = self.res
             res.requests, res.output_tokens, res.input_tokens = (

@@ -1,0 +1,75 @@
+"""Simulations shared between deployments whose knobs do not bind: the shared answer is the one a
+fresh simulation gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.predict import clear_simulation_cache, predict_physics, resolve, step_model
+from budsim.core.simulator import ServingResult, simulate_serving
+
+DEP = Deployment(model="meta-llama/Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
+
+
+def _run(workload: Workload, budget: int, seqs: int = 256) -> ServingResult:
+    r = resolve(DEP)
+    return simulate_serving(
+        step_model(DEP),
+        r.engine,
+        workload,
+        kv_capacity_tokens=2**62,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=budget,
+    )
+
+
+def _numbers(res: ServingResult) -> tuple[object, ...]:
+    return (
+        res.summary("ttft"),
+        res.summary("tpot"),
+        res.summary("e2e"),
+        res.requests,
+        res.makespan,
+        res.steps,
+    )
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        Workload(concurrency=32, input_len=1024, output_len=128),
+        Workload(concurrency=100, input_len=512, output_len=64),  # a queue (64 sequences)
+        Workload(concurrency=16, input_len=1024, output_len=128, num_requests=80),
+        Workload(scenario="static", batch_size=8, input_len=1024, output_len=32),
+    ],
+)
+def test_a_budget_that_never_binds_gives_the_run_of_every_larger_budget(
+    workload: Workload,
+) -> None:
+    seqs = 64
+    wide = _run(workload, 1 << 20, seqs)
+    assert not wide.budget_binds
+    assert 1 <= wide.budget_need <= 1 << 20
+    for budget in (wide.budget_need, wide.budget_need + 1, 1 << 24):
+        assert _numbers(_run(workload, budget, seqs)) == _numbers(wide)
+    if wide.budget_need > 1:
+        # one token less, and the budget decides something
+        assert _run(workload, wide.budget_need - 1, seqs).budget_binds
+
+
+def test_a_binding_budget_is_reported() -> None:
+    # 64 clients of 4,096-token prompts cannot prefill in 1,024-token steps without chunking
+    res = _run(Workload(concurrency=64, input_len=4096, output_len=64), 1024)
+    assert res.budget_binds
+
+
+def test_predictions_that_differ_in_a_budget_above_the_need_are_the_fresh_simulation() -> None:
+    workload = Workload(concurrency=48, input_len=1024, output_len=256)
+    budgets = (16384, 8192, 4096, 2048, 1024)
+    clear_simulation_cache()
+    shared = [predict_physics(DEP.with_(max_num_batched_tokens=b), workload) for b in budgets]
+    for budget, pred in zip(budgets, shared, strict=True):
+        clear_simulation_cache()
+        fresh = predict_physics(DEP.with_(max_num_batched_tokens=budget), workload)
+        assert fresh.to_dict() == pred.to_dict()
