@@ -73,3 +73,37 @@ def test_predictions_that_differ_in_a_budget_above_the_need_are_the_fresh_simula
         clear_simulation_cache()
         fresh = predict_physics(DEP.with_(max_num_batched_tokens=budget), workload)
         assert fresh.to_dict() == pred.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("engine", "clients", "seqs", "isl", "osl"),
+    [
+        ("vllm", 96, 32, 1024, 256),
+        ("trtllm", 100, 48, 2048, 128),
+        ("sglang", 40, 16, 1000, 300),
+    ],
+)
+def test_a_queued_steady_loop_is_read_off_its_period(
+    engine: str, clients: int, seqs: int, isl: int, osl: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More clients than sequence slots: the steady state, read off a period of the schedule
+    within a few completions, equals the loop simulated request by request (no shortcuts) for 50
+    requests per client: TTFT and TPOT mean and percentiles and the throughput within 1 %."""
+    from budsim.core import simulator
+
+    dep = Deployment(model="meta-llama/Llama-3.1-8B", hardware="h100-sxm", engine=engine)
+    r = resolve(dep)
+    limits = {"kv_capacity_tokens": 2**62, "max_num_seqs": seqs, "max_num_batched_tokens": 8192}
+    workload = Workload(concurrency=clients, input_len=isl, output_len=osl)
+    fast = simulate_serving(step_model(dep), r.engine, workload, **limits)
+    assert fast.steady and fast.requests <= seqs  # a period of at most a lifetime of the slots
+    monkeypatch.setattr(simulator, "steady_sample_size", lambda w: 50 * w.concurrency)
+    slow = simulate_serving(step_model(dep), r.engine, workload, **limits, shortcuts=False)
+    assert slow.requests >= 45 * clients
+    for metric in ("ttft", "tpot"):
+        (mean, quantiles, _), (slow_mean, slow_quantiles, _) = (
+            fast.summary(metric),
+            slow.summary(metric),
+        )
+        assert [mean, *quantiles] == pytest.approx([slow_mean, *slow_quantiles], rel=0.01), metric
+    assert fast.requests / fast.makespan == pytest.approx(slow.requests / slow.makespan, rel=0.01)

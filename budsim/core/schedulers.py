@@ -298,6 +298,7 @@ class Scheduler:
 
     name = "base"
     prefill_runs_alone = False  # steps with prompt work run no decodes
+    preempts = True  # whether a running request can be preempted (KV growth past the cache)
 
     def kv_fit(self, s: ReplicaState, c: Cohort) -> int:
         """How many sequences of `c` the KV cache takes now: room for their prompts."""
@@ -378,6 +379,7 @@ class TrtllmNoEvict(Scheduler):
     since the reservations never exceed the cache nothing is ever preempted."""
 
     name = "trtllm-no-evict"
+    preempts = False
 
     def __init__(self) -> None:
         self.reserved = 0  # KV tokens reserved by the running requests

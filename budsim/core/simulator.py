@@ -418,6 +418,19 @@ class _Simulation:
             s.place_decoding(c, p)
             policy.on_admit(c)
             fresh -= count
+        # Clients that do not run wait in the queue, where a steady loop holds one cohort per
+        # completion (the requests that a completion's clients sent together), not one cohort of
+        # everybody. Queued in that shape from the start, the loop's state recurs as soon as its
+        # schedule does, instead of after the first cohort has drained. (Not where the KV cache
+        # can run short: a loop that preempts is sampled, and its sample starts as it did.)
+        longest = w.input_len + w.output_len
+        short = policy.preempts and s.kv_capacity < min(self.conc, s.max_num_seqs) * longest
+        if self.conc > running and s.running and not self.varied and not short:
+            sizes = itertools.cycle([count for _, count in sorted(groups.items(), reverse=True)])
+            while fresh:
+                count = min(next(sizes), fresh)
+                s.waiting.append(self.fixed_cohort(0.0, count, self.issue(count, 0.0)))
+                fresh -= count
         if fresh:
             self.release(0.0, fresh, idle=not s.running)
 
