@@ -16,8 +16,10 @@ Which tables
     older one's rows for every key it measured (a key is one latency curve: e.g. one MoE shape x dtype x
     distribution x TP x EP, one NCCL op x GPU count). Used: gemm_perf, context/generation_attention_perf,
     moe_perf, context/generation_mla_perf, mla_context/generation_module_perf, custom_allreduce_perf,
-    nccl_perf (stored with every engine of its system). Not used: the wide-EP / DeepEP tables
-    (wideep_*, moe_a2a_perf) and DeepSeek-V4 MegaMoE (dsv4_*).
+    nccl_perf (stored with every engine of its system), and the DeepEP dispatch / combine tables
+    (moe_a2a_perf of TRT-LLM and vLLM, SGLang's wideep_deepep_ll / wideep_deepep_normal) as
+    family moe_a2a. Not used: the other wide-EP tables (wideep_*_moe, wideep_*_mla) and
+    DeepSeek-V4 MegaMoE (dsv4_*).
 
 Rows kept
     - Dropped as garbage: latency NaN or <= 0.
@@ -36,6 +38,11 @@ Rows kept
       its vLLM collector builds gate+up weights for every model, so vLLM rows stay gated), else 1;
       ``kernel``, the crc32 of the kernel_source that measured most of the key's rows (engines run
       different MoE kernels for different models; lookups do not average across kernels).
+    - DeepEP (moe_a2a): low-latency and normal (high-throughput) kernels, dispatch and combine, per
+      (hidden, topk, experts, EP); TRT-LLM's bfloat16 payload rows (its fp8 / nvfp4 payloads are
+      not used), vLLM's deepep_ll / deepep_ht (not deepep_v2_*), SGLang's normal kernels at
+      DeepEP's default 20 SMs (transmit + notify time) and its low-latency kernels, EP 8 (one node
+      of 8 GPUs; the SGLang tables name no EP). Latencies are in us in these tables, stored in ms.
     - Custom all-reduce: the CUDA-graph rows (vllm_graph, sglang_graph; TRT-LLM has one kind).
       NCCL: the fp16 rows. ``message_size`` counts elements in both; stored as bytes (x2).
     - Repeated measurements of one cell keep the fastest (repeats differ by noise or a first-run
@@ -91,6 +98,9 @@ TABLE_FAMILY = {
     "mla_context_module_perf.parquet": "mla_context_module",
     "mla_generation_module_perf.parquet": "mla_generation_module",
     "custom_allreduce_perf.parquet": "allreduce",
+    "moe_a2a_perf.parquet": "moe_a2a",
+    "wideep_deepep_ll_perf.parquet": "moe_a2a",
+    "wideep_deepep_normal_perf.parquet": "moe_a2a",
     "nccl_perf.parquet": "nccl",
 }
 KV_CODE = {"bfloat16": 0, "fp8": 1}
@@ -156,6 +166,8 @@ def rows_for(
     family: str, df: pd.DataFrame, framework: str = "", nongated: frozenset[Shape] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """(key columns, axis columns, latency ms) of one parquet table's usable rows."""
+    if family == "moe_a2a":
+        return _a2a_rows(df)
     df = _clean(df)
     spec = FAMILIES[family]
     if family == "gemm":
@@ -273,6 +285,72 @@ def _dominant_kernel(df: pd.DataFrame, key_cols: list[str]) -> pd.Series:
     return frame[group].merge(best, on=group, how="left")["code"].set_axis(df.index)
 
 
+A2A_BACKENDS = {  # moe_a2a_perf comm_backend -> DeepEP kernel
+    "trtllm_deepep_ll": "low_latency",
+    "trtllm_deepep_ht": "normal",
+    "deepep_ll": "low_latency",
+    "deepep_ht": "normal",
+}
+A2A_DTYPES = ("bfloat16", "default")  # TRT-LLM also measured fp8 / nvfp4 payloads: not used
+DEEPEP_SMS = 20  # DeepEP's default SM count for its normal kernels (SGLang swept 4..24)
+GPUS_PER_NODE = 8  # SGLang's DeepEP tables ran on one node of 8 GPUs (EP 8)
+
+
+def _a2a_rows(df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+    """DeepEP dispatch / combine rows of a moe_a2a_perf table (latency in us) or of SGLang's
+    wideep_deepep_ll (dispatch_avg_t_us, combine_avg_t_us) / wideep_deepep_normal
+    (*_transmit_us + *_notify_us at DEEPEP_SMS SMs) tables; latency stored in ms."""
+    spec = FAMILIES["moe_a2a"]
+    kernel_code = {name: i for i, name in enumerate(spec.vocab["kernel"])}
+    phase_code = {name: i for i, name in enumerate(spec.vocab["phase"])}
+    parts: list[pd.DataFrame] = []
+    if "comm_backend" in df:
+        rows = df[df["comm_backend"].isin(list(A2A_BACKENDS)) & df["comm_dtype"].isin(A2A_DTYPES)]
+        rows = _clean(rows)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "kernel": rows["comm_backend"].map(A2A_BACKENDS).map(kernel_code),
+                    "phase": rows["phase"].map(phase_code),
+                    "hidden": rows["hidden_size"],
+                    "topk": rows["topk"],
+                    "experts": rows["num_experts"],
+                    "ep": rows["ep_size"],
+                    "tokens": rows["num_tokens"],
+                    "latency": rows["latency"] * 1e-3,
+                }
+            )
+        )
+    else:
+        normal = "dispatch_transmit_us" in df
+        if normal:
+            df = df[(df["dispatch_sms"] == DEEPEP_SMS) & (df["combine_sms"] == DEEPEP_SMS)]
+        for phase in spec.vocab["phase"]:
+            if normal:
+                us = df[f"{phase}_transmit_us"] + df[f"{phase}_notify_us"]
+            else:
+                us = df[f"{phase}_avg_t_us"]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "kernel": kernel_code["normal" if normal else "low_latency"],
+                        "phase": phase_code[phase],
+                        "hidden": df["hidden_size"],
+                        "topk": df["num_topk"],
+                        "experts": df["num_experts"],
+                        "ep": df["node_num"] * GPUS_PER_NODE,
+                        "tokens": df["num_token"],
+                        "latency": pd.to_numeric(us, errors="coerce") * 1e-3,
+                    }
+                )
+            )
+    out = pd.concat(parts, ignore_index=True).dropna()
+    out = out[out["latency"] > 0]
+    keys = {k: out[k].to_numpy().astype(np.int64) for k in spec.key_names}
+    axes = {"tokens": out["tokens"].to_numpy().astype(np.int64)}
+    return keys, axes, out["latency"].to_numpy(dtype=np.float64)
+
+
 def merge_sources(
     family: str,
     frames: list[tuple[Source, pd.DataFrame]],
@@ -286,7 +364,7 @@ def merge_sources(
     for src, df in frames:
         keys, axes, lat = rows_for(family, df, src.framework, nongated)
         # a key is the same curve whichever kernel measured it (the MoE kernel code is a label)
-        ident = [v for k, v in keys.items() if k != "kernel"]
+        ident = [v for k, v in keys.items() if not (family == "moe" and k == "kernel")]
         key_rows = [tuple(row) for row in np.stack(ident, axis=1)]
         keep = np.array([row not in seen for row in key_rows], dtype=bool)
         seen.update(key_rows)
@@ -297,7 +375,9 @@ def merge_sources(
                 lat[keep],
             )
         )
-        used.append((src, int(keep.sum())))
+        # a SGLang DeepEP row holds both phases: two stored cells per source row
+        per_row = 2 if family == "moe_a2a" and "comm_backend" not in df else 1
+        used.append((src, int(keep.sum()) // per_row))
     key_cols = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     axis_cols = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
     lat = np.concatenate([p[2] for p in parts])

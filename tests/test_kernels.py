@@ -346,6 +346,34 @@ def test_comm_alpha_beta_between_and_beyond_counts() -> None:
     assert ks.collective("all_reduce", 256, 16) > ks.collective("all_reduce", 256, 8)
 
 
+def test_moe_alltoall() -> None:
+    a2a = _parquet("h200_sxm/comm/trtllm/1.3.0rc11/moe_a2a_perf.parquet")
+    shape = {"hidden_size": 7168, "topk": 8, "num_experts": 256, "ep_size": 8}
+    want = _row(
+        a2a, comm_backend="trtllm_deepep_ll", comm_dtype="bfloat16", phase="dispatch",
+        num_tokens=128, **shape,
+    )  # fmt: skip
+    ks = _ks("h200-sxm", "trtllm")
+    # latency is in us in these tables (read as ms by _row): seconds = us * 1e-6
+    got = ks.moe_alltoall(128, 7168, 8, 256, 8, "dispatch")
+    assert float(got) == pytest.approx(want * 1e-3, rel=REL)
+    # decode-sized batches use the low-latency kernels, prefill-sized ones the normal kernels
+    tokens = np.array([1, 64, 128, 129, 4096])
+    auto = ks.moe_alltoall(tokens, 7168, 8, 256, 8, "combine")
+    low = ks.moe_alltoall(tokens, 7168, 8, 256, 8, "combine", mode="low_latency")
+    normal = ks.moe_alltoall(tokens, 7168, 8, 256, 8, "combine", mode="normal")
+    np.testing.assert_array_equal(auto, np.where(tokens <= 128, low, normal))
+    assert np.all(np.diff(normal) >= 0) and np.all(auto > 0)
+    # an unmeasured shape and EP; no EP costs nothing; no DeepEP tables on A100
+    other = ks.moe_alltoall(tokens, 5120, 8, 160, 16, "dispatch")
+    assert np.all(other > 0) and np.all(np.isfinite(other))
+    assert np.all(ks.moe_alltoall(tokens, 7168, 8, 256, 1, "dispatch") == 0)
+    with pytest.raises(ValueError, match="DeepEP"):
+        _ks("a100-sxm-80gb", "vllm").moe_alltoall(8, 7168, 8, 256, 8, "dispatch")
+    with pytest.raises(ValueError, match="phase"):
+        ks.moe_alltoall(8, 7168, 8, 256, 8, "gather")
+
+
 def test_zero_sizes_cost_nothing() -> None:
     ks = _ks("h100-sxm", "vllm")
     assert ks.gemm(np.array([0, 4]), 4096, 4096, "bf16")[0] == 0.0

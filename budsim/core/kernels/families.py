@@ -19,11 +19,21 @@ from .sol import (
     link_bw_gbs,
     mla_context_sol,
     mla_generation_sol,
+    moe_alltoall_sol,
     moe_sol,
     ring_factor,
 )
 
-__all__ = ["FAMILIES", "KV_DTYPES", "Family", "comm_terms", "log_util", "moe_overhead"]
+__all__ = [
+    "A2A_KERNELS",
+    "A2A_PHASES",
+    "FAMILIES",
+    "KV_DTYPES",
+    "Family",
+    "comm_terms",
+    "log_util",
+    "moe_overhead",
+]
 
 # Fixed vocabularies: string key columns are stored as indices into these.
 GEMM_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "sq", "int8_wo", "int4_wo")
@@ -40,6 +50,8 @@ KV_DTYPES = ("bf16", "fp8")
 KV_BYTES = (2.0, 1.0)
 DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
+A2A_KERNELS = ("low_latency", "normal")  # DeepEP low-latency / normal (high-throughput) kernels
+A2A_PHASES = ("dispatch", "combine")
 MLA_GEMMS = ("bfloat16", "fp8_block", "nvfp4")
 
 
@@ -86,6 +98,12 @@ FAMILIES: dict[str, Family] = {
             ("kv", "gemm"),
             ("heads", "batch", "ctx"),
             {"kv": KV_DTYPES, "gemm": MLA_GEMMS},
+        ),
+        Family(
+            "moe_a2a",
+            ("kernel", "phase", "hidden", "topk", "experts", "ep"),
+            ("tokens",),
+            {"kernel": A2A_KERNELS, "phase": A2A_PHASES},
         ),
         Family("allreduce", ("n",), ("bytes",), {}),
         Family("nccl", ("op", "n"), ("bytes",), {"op": COLLECTIVES}),
@@ -159,6 +177,10 @@ def source_sol(family: str, table: GridTable, device: Device) -> FloatArray:
                 _ax(table, 1)[0], _ax(table, 2)[0], _ax(table, 0)[0], kv_bytes, gemm, device
             )
         return out
+    if family == "moe_a2a":
+        return moe_alltoall_sol(
+            _ax(table, 0), _col(table, "hidden"), _col(table, "topk"), _col(table, "ep"), device
+        )
     if family in ("allreduce", "nccl"):
         latency, efficiency = comm_terms(family, table, device)
         out = np.empty(table.latency_ms.shape)

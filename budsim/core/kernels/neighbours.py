@@ -14,7 +14,7 @@ import numpy as np
 
 from .grid import FloatArray, GridTable, IntArray
 
-__all__ = ["FULL_WINDOW", "attention_neighbours", "idw", "moe_neighbours"]
+__all__ = ["FULL_WINDOW", "a2a_neighbours", "attention_neighbours", "idw", "moe_neighbours"]
 
 FULL_WINDOW = 1 << 20  # a window this long is full attention for every measured length
 NEIGHBOURS = 4
@@ -119,3 +119,15 @@ def moe_neighbours(
     same = cols["kernel"] == cols["kernel"][int(np.argmin(d2))]
     order, weights = idw(np.sqrt(d2[same]), MOE_NEIGHBOURS)
     return candidates[same][order], weights
+
+
+def a2a_neighbours(
+    table: GridTable, candidates: IntArray, hidden: int, topk: int, experts: int, ep: int
+) -> tuple[IntArray, FloatArray]:
+    """Among `candidates` (DeepEP keys of one kernel and phase), the keys to transfer from: the
+    MOE_NEIGHBOURS nearest by log2 distance over hidden, topk, experts and EP (equal weights)."""
+    d2 = np.zeros(len(candidates))
+    for name, value in (("hidden", hidden), ("topk", topk), ("experts", experts), ("ep", ep)):
+        d2 += (np.log2(table.column(name)[candidates].astype(np.float64)) - math.log2(value)) ** 2
+    order, weights = idw(np.sqrt(d2), MOE_NEIGHBOURS)
+    return candidates[order], weights

@@ -34,6 +34,7 @@ __all__ = [
     "generation_attention_sol",
     "mla_context_sol",
     "mla_generation_sol",
+    "moe_alltoall_sol",
     "moe_rank_load",
     "moe_sol",
 ]
@@ -393,3 +394,21 @@ def comm_sol(
     alpha = device.scaleup_latency_us * 1e-6 if latency_s is None else _f(latency_s)
     bw = link_bw_gbs(nn, device) * _f(efficiency)
     return alpha + _ring_factor(op, nn) * _f(nbytes) / (bw * 1e9)
+
+
+def moe_alltoall_sol(
+    tokens: ArrayLike,
+    hidden: ArrayLike,
+    topk: ArrayLike,
+    ep: ArrayLike,
+    device: Device,
+) -> FloatArray:
+    """DeepEP dispatch or combine of `tokens` tokens per rank over `ep` ranks: each token's hidden
+    state (16 bit) goes once to every other rank that holds at least one of its topk experts,
+    (ep - 1) x (1 - (1 - 1/ep)^topk) ranks on average with uniform routing (the combine brings the
+    same rows back), over the scale-up link within a node and the scale-out link beyond; plus the
+    link latency."""
+    t, h, k, e = _f(tokens), _f(hidden), _f(topk), np.maximum(_f(ep), 1.0)
+    ranks = (e - 1.0) * -np.expm1(k * np.log1p(-1.0 / np.maximum(e, 2.0)))
+    nbytes = t * h * OUT_BYTES * ranks
+    return device.scaleup_latency_us * 1e-6 + nbytes / (link_bw_gbs(e, device) * 1e9)

@@ -34,6 +34,8 @@ from numpy.typing import ArrayLike
 from ..hardware import Device
 from .artefact import EngineTables, artefact_dir, load_engine_tables
 from .families import (
+    A2A_KERNELS,
+    A2A_PHASES,
     COLLECTIVES,
     DISTRIBUTIONS,
     GEMM_DTYPES,
@@ -43,7 +45,7 @@ from .families import (
     MOE_DTYPES,
 )
 from .grid import FloatArray, LatencyGrid, multilinear
-from .neighbours import attention_neighbours, moe_neighbours
+from .neighbours import a2a_neighbours, attention_neighbours, moe_neighbours
 from .sol import (
     PROFILES,
     ROUTING_ALPHA,
@@ -54,6 +56,7 @@ from .sol import (
     generation_attention_sol,
     mla_context_sol,
     mla_generation_sol,
+    moe_alltoall_sol,
     moe_sol,
 )
 from .systems import ENGINES, engine_order, source_device, system_for
@@ -150,6 +153,7 @@ class KernelSource:
             "mla_generation": ("mla_generation_module", "mla_generation"),
             "allreduce": ("allreduce",),
             "nccl": ("nccl",),
+            "moe_a2a": ("moe_a2a",),
         }
         for group, families in groups.items():
             found = self._first_with(families)
@@ -676,6 +680,91 @@ class KernelSource:
         if op not in COLLECTIVES:
             raise ValueError(f"unknown collective {op!r}; one of {', '.join(COLLECTIVES)}")
         return self._comm("nccl", op, nbytes, n)
+
+    # -------------------------------------------------------------------- expert parallelism
+
+    def _a2a_grid(
+        self, kernel: int, phase: int, hidden: int, topk: int, experts: int, ep: int
+    ) -> tuple[LatencyGrid, Sol]:
+        tables = self._family["moe_a2a"]
+        table = tables.tables["moe_a2a"]
+        cand = np.flatnonzero((table.column("kernel") == kernel) & (table.column("phase") == phase))
+        idx, weights = a2a_neighbours(table, cand, hidden, topk, experts, ep)
+        util = tables.log_util("moe_a2a")
+        node_log_util = np.einsum("i,ij->j", weights, util[idx])
+        dev = self.device
+
+        def sol(t: FloatArray) -> FloatArray:
+            return moe_alltoall_sol(t, hidden, topk, ep, dev)
+
+        nodes = (table.axes[0].astype(np.float64),)
+        return LatencyGrid.build(nodes, node_log_util, sol), sol
+
+    def moe_alltoall(
+        self,
+        tokens: ArrayLike,
+        hidden: int,
+        topk: int,
+        experts: int,
+        ep: int,
+        phase: str,
+        mode: str = "auto",
+    ) -> FloatArray:
+        """DeepEP expert-parallel all-to-all of one MoE layer: `phase` "dispatch" (each rank sends
+        its `tokens` tokens' hidden states to the ranks holding their topk experts) or "combine"
+        (the expert outputs come back); `ep` ranks, `experts` experts in all; seconds.
+
+        `mode` "auto": DeepEP's low-latency kernels for decode-sized batches (tokens per rank <=
+        A2A_LOW_LATENCY_MAX_TOKENS = 128), its normal (high-throughput) kernels for prefill-sized
+        ones; or "low_latency" / "normal" to force one. Measured tables: TRT-LLM and vLLM
+        moe_a2a_perf (bf16 payload), SGLang wideep_deepep_ll / _normal (normal kernels at 20 SMs),
+        on H100, H200 and B200, EP 8 on one node, hidden 2048-7168, topk 1-22; an engine without
+        them borrows another engine's on the same system (`notes`). A shape or EP the tables lack
+        borrows utilisation from the 2 nearest measured (hidden, topk, experts, EP) in log2
+        (weights 1/d^2) over the SOL sol.moe_alltoall_sol (16-bit rows to the distinct ranks a
+        token's experts live on, over the scale-up link, the scale-out link beyond
+        devices_per_node), at equal tokens. ep <= 1 or tokens <= 0 cost 0. ValueError where the
+        system has no DeepEP tables (A100, L40S)."""
+        if phase not in A2A_PHASES:
+            raise ValueError(f"unknown phase {phase!r}; one of {', '.join(A2A_PHASES)}")
+        if mode not in ("auto", *A2A_KERNELS):
+            raise ValueError(f"unknown mode {mode!r}; auto, {', '.join(A2A_KERNELS)}")
+        if ep <= 1:
+            return np.zeros(np.shape(tokens))
+        tables = self._family.get("moe_a2a")
+        if tables is None:
+            raise ValueError(f"no DeepEP all-to-all tables for {self.system}")
+        table = tables.tables["moe_a2a"]
+        ph = A2A_PHASES.index(phase)
+        have = [
+            k
+            for k in range(len(A2A_KERNELS))
+            if ((table.column("kernel") == k) & (table.column("phase") == ph)).any()
+        ]
+        if not have:
+            raise ValueError(f"no DeepEP {phase} measurements for {self.system}")
+
+        def run(kernel: int) -> FloatArray:
+            if kernel not in have:
+                kernel = have[0]
+            key = ("a2a", kernel, ph, hidden, topk, experts, ep)
+            grid, sol = self._cached(key, lambda: self._a2a_grid(*key[1:]))
+            return self._read(grid, sol, (tokens,))
+
+        if mode != "auto":
+            return run(A2A_KERNELS.index(mode))
+        small = np.asarray(tokens, dtype=np.float64) <= A2A_LOW_LATENCY_MAX_TOKENS
+        if small.all():
+            return run(0)
+        if not small.any():
+            return run(1)
+        return np.where(small, run(0), run(1))
+
+
+# DeepEP: batches up to this many tokens per rank use the low-latency kernels (decode), larger
+# ones the normal, high-throughput kernels (prefill). SGLang's deepep "auto" mode uses low latency
+# for decode and normal for prefill, and sizes the low-latency buffers for 128 tokens per rank.
+A2A_LOW_LATENCY_MAX_TOKENS = 128
 
 
 def _trend(x: FloatArray, y: FloatArray, q: float) -> float:
