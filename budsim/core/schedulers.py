@@ -91,6 +91,43 @@ class ShiftDigest:
         return self.total * self.power(-g) % self.MOD
 
 
+class QueueDigest:
+    """A steady closed loop's waiting queue as a few numbers, at O(1) cost per comparison.
+
+    While a loop searches for its period, requests leave its queue only at the head (FCFS
+    admission; the search ends at the first preemption, which puts requests back in front) and
+    every queued cohort is a fresh request of the loop's fixed lengths, so the queue is a run of
+    consecutive entries of the log of what entered it, of which only the head may have lost part
+    of its count (admitted). Its state is then (length, the head's count, a hash of the counts
+    behind the head): prefix sums of count * BASE**index modulo a Mersenne prime, as ShiftDigest."""
+
+    __slots__ = ("_prefix", "_index")
+
+    def __init__(self) -> None:
+        self._prefix = [0]  # sum of count * BASE**i over the entries before each index
+        self._index: dict[int, int] = {}  # uid -> its entry
+
+    def add(self, c: Cohort) -> None:
+        """`c` joined the back of the queue."""
+        prefix = self._prefix
+        i = len(prefix) - 1
+        self._index[c.uid] = i
+        prefix.append((prefix[-1] + c.count * ShiftDigest.power(i)) % ShiftDigest.MOD)
+
+    def value(self, waiting: deque[Cohort]) -> tuple[int, ...] | None:
+        """The queue's state, or None when it is not the run of entries described above."""
+        if not waiting:
+            return ()
+        head = waiting[0]
+        h = self._index.get(head.uid)
+        end = len(self._prefix) - 1
+        if h is None or end - h != len(waiting):
+            return None
+        prefix = self._prefix
+        behind = (prefix[end] - prefix[h + 1]) * ShiftDigest.power(-h - 1) % ShiftDigest.MOD
+        return (len(waiting), head.count, behind)
+
+
 class Batch(NamedTuple):
     """One engine step as a policy composed it."""
 

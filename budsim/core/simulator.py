@@ -68,7 +68,14 @@ from .deployment import Workload
 from .engines import EngineProfile
 from .frontend import front_end
 from .samples import Samples, weighted_summary
-from .schedulers import Cohort, ReplicaState, Scheduler, ShiftDigest, scheduler_for
+from .schedulers import (
+    Cohort,
+    QueueDigest,
+    ReplicaState,
+    Scheduler,
+    ShiftDigest,
+    scheduler_for,
+)
 from .steady import ScheduleLog, Snapshot
 from .steptime import StepTime
 
@@ -290,6 +297,8 @@ class _Simulation:
         self.open_snap: Snapshot | None = None
         self.close_snap: Snapshot | None = None
         self.log = ScheduleLog() if fixed_loop and self.steady else None
+        # the waiting queue as schedule_state compares it (see QueueDigest)
+        self.queue = QueueDigest() if self.log is not None else None
         self.n_first = 0  # fresh first tokens so far
         self.states: dict[tuple[Any, ...], Snapshot] = {}  # schedule_state -> where it was
         # Windows of completions that may stand for a period: a lifetime's (C completions), or
@@ -362,9 +371,15 @@ class _Simulation:
         elif not idle and not self.arrivals and not self.varied:
             # straight into the queue, where the arrival heap would hand them at the next event
             # (nothing else is arriving first): the common case of a busy closed loop
-            self.state.waiting.append(self.fixed_cohort(t, count, self.issue(count, t)))
+            self.enqueue(self.fixed_cohort(t, count, self.issue(count, t)))
         else:
             self.new_cohort(t, count)
+
+    def enqueue(self, c: Cohort) -> None:
+        """`c` joins the back of the waiting queue."""
+        self.state.waiting.append(c)
+        if self.queue is not None:
+            self.queue.add(c)
 
     def next_arrival(self) -> None:
         """Rate: draw the next arrival into the heap (arrivals are drawn one ahead, in order)."""
@@ -429,7 +444,7 @@ class _Simulation:
             sizes = itertools.cycle([count for _, count in sorted(groups.items(), reverse=True)])
             while fresh:
                 count = min(next(sizes), fresh)
-                s.waiting.append(self.fixed_cohort(0.0, count, self.issue(count, 0.0)))
+                self.enqueue(self.fixed_cohort(0.0, count, self.issue(count, 0.0)))
                 fresh -= count
         if fresh:
             self.release(0.0, fresh, idle=not s.running)
@@ -463,7 +478,7 @@ class _Simulation:
                 break
             now = self.now
             while arrivals and arrivals[0][0] <= now + 1e-12:
-                waiting.append(heapq.heappop(arrivals)[2])
+                self.enqueue(heapq.heappop(arrivals)[2])
                 self.last_new.clear()
                 if rate:
                     self.next_arrival()
@@ -651,7 +666,7 @@ class _Simulation:
         waits. True (and `period` set) when the period gives the steady sample."""
         if self.state.preemptions:
             # one token per decode step no longer holds: the loop is measured directly
-            self.log = self.state.digest = None
+            self.log = self.state.digest = self.queue = None
             return False
         mark, state = self.snapshot(), self.schedule_state()
         earlier = self.states.get(state)
@@ -692,12 +707,20 @@ class _Simulation:
             )
             if self.arrivals
             else (),
-            tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in s.waiting]),
+            self.queued(),
             tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in s.prefilling]),
             s.digest.value(s.g)
             if s.digest is not None
             else tuple([(c.count, s.g - c.start, c.produced) for c in s.decoding.values()]),
         )
+
+    def queued(self) -> tuple[Any, ...]:
+        """The waiting queue in schedule_state: its QueueDigest, else spelled out."""
+        waiting = self.state.waiting
+        value = self.queue.value(waiting) if self.queue is not None else None
+        if value is not None:
+            return value
+        return tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in waiting])
 
     def take_period(self, x: Snapshot, y: Snapshot) -> bool:
         """Use x -> y as the schedule's period, if it is one the extension can use: requests
