@@ -39,6 +39,8 @@ from budsim.core.hardware import Device  # noqa: E402
 from budsim.core.kernels import artefact  # noqa: E402
 from budsim.core.kernels.artefact import EngineTables, load_engine_tables  # noqa: E402
 from budsim.core.kernels.families import (  # noqa: E402
+    A2A_KERNELS,
+    A2A_PHASES,
     COLLECTIVES,
     DISTRIBUTIONS,
     GEMM_DTYPES,
@@ -174,6 +176,33 @@ def cv_moe(et: EngineTables, device: Device) -> Iterator[Fold]:
             yield Fold("moe", dtype, pred, lat)
 
 
+def cv_a2a(et: EngineTables, device: Device) -> Iterator[Fold]:
+    """DeepEP dispatch / combine: each (hidden, topk, experts) shape held out with both kernels and
+    phases, predicted from the other shapes with the key's own kernel (mode forced)."""
+    table = et.tables["moe_a2a"]
+    util = et.log_util("moe_a2a")
+    shape_cols = [table.key_names.index(c) for c in ("hidden", "topk", "experts")]
+    shapes = table.keys[:, shape_cols]
+    for shape in np.unique(shapes, axis=0):
+        held = (shapes == shape).all(axis=1)
+        fold = _with(et, "moe_a2a", table.select(~held), util[~held])
+        ks = _source(device, et.engine, fold)
+        hidden, topk, experts = (int(v) for v in shape)
+        for key in np.flatnonzero(held):
+            kernel = A2A_KERNELS[table.column("kernel")[key]]
+            phase = A2A_PHASES[table.column("phase")[key]]
+            rest = fold.tables["moe_a2a"]
+            if not (
+                (rest.column("kernel") == table.column("kernel")[key])
+                & (rest.column("phase") == table.column("phase")[key])
+            ).any():
+                continue
+            (tokens,), lat = _cells(table, key)
+            ep = int(table.column("ep")[key])
+            pred = ks.moe_alltoall(tokens, hidden, topk, experts, ep, phase, mode=kernel)
+            yield Fold("moe_alltoall", f"{kernel} {phase}", pred, lat)
+
+
 def cv_mla(et: EngineTables, family: str, device: Device) -> Iterator[Fold]:
     table = et.tables[family]
     phase = "context" if family.startswith("mla_context") else "generation"
@@ -286,6 +315,8 @@ def run(max_gemm_shapes: int, seed: int) -> pd.DataFrame:
                     jobs.append(cv_attention(et, family, device))
                 elif family == "moe":
                     jobs.append(cv_moe(et, device))
+                elif family == "moe_a2a":
+                    jobs.append(cv_a2a(et, device))
                 elif family.startswith("mla"):
                     jobs.append(cv_mla(et, family, device))
                 elif family == "nccl" and engine != "vllm":
@@ -336,11 +367,44 @@ def _md(df: pd.DataFrame) -> str:
 
 TARGETS = {"gemm": 5.0}
 
+# Median APE % of the previous model (commit ed764d2's committed kernel_accuracy.md).
+BEFORE: dict[tuple[str, str], float] = {
+    ("moe", "overall"): 13.8,
+    ("moe", "a100_sxm"): 6.3,
+    ("moe", "b200_sxm"): 18.1,
+    ("moe", "h100_sxm"): 12.7,
+    ("moe", "h200_sxm"): 13.8,
+    ("moe", "l40s"): 11.0,
+    ("allreduce (gpus)", "overall"): 11.8,
+    ("allreduce (gpus)", "a100_sxm"): 8.1,
+    ("allreduce (gpus)", "b200_sxm"): 9.6,
+    ("allreduce (gpus)", "h100_sxm"): 10.2,
+    ("allreduce (gpus)", "h200_sxm"): 10.6,
+    ("allreduce (gpus)", "l40s"): 48.8,
+    ("nccl (gpus)", "overall"): 13.9,
+    ("nccl (gpus)", "a100_sxm"): 9.2,
+    ("nccl (gpus)", "b200_sxm"): 14.0,
+    ("nccl (gpus)", "h100_sxm"): 9.3,
+    ("nccl (gpus)", "h200_sxm"): 9.6,
+    ("nccl (gpus)", "l40s"): 59.4,
+}
+
+
+def _before_after(by_system: pd.DataFrame, overall: pd.DataFrame) -> list[str]:
+    now = {(r.family, r.system): r[2] for r in by_system.itertuples(index=False)}
+    now.update({(r.family, "overall"): r[1] for r in overall.itertuples(index=False)})
+    return [
+        f"| {family} | {system} | {before:.1f} | {now.get((family, system), float('nan')):.1f} |"
+        for (family, system), before in BEFORE.items()
+    ]
+
 
 def report(df: pd.DataFrame, spaces: pd.DataFrame, args: argparse.Namespace, seconds: float) -> str:
     overall = _summary(df, ["family"])
     overall["target"] = [f"<= {TARGETS.get(f, 10.0):.0f} %" for f in overall["family"]]
     by_system = _summary(df, ["family", "system"])
+    focus = df[df["family"].isin(["moe", "moe_alltoall", "allreduce (gpus)", "nccl (gpus)"])]
+    by_engine = _summary(focus, ["family", "system", "engine"])
     detail = _summary(df, ["system", "engine", "family", "dtype"])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return "\n".join(
@@ -356,11 +420,14 @@ def report(df: pd.DataFrame, spaces: pd.DataFrame, args: argparse.Namespace, sec
             "points are predicted on the GPU that measured them (no device scaling). Groups: GEMM, each",
             "(n, k) weight shape per format (its whole m curve); attention, each head layout (num_heads,",
             "num_key_value_heads, head_dim) with all windows and KV formats; MoE, each model shape",
-            "(hidden, inter, topk, experts) with all formats, distributions, TP and EP; MLA, each",
-            "num_heads; communication, each message size (interpolation) and separately each GPU",
-            "count (utilisation interpolated in log n between the remaining counts, held beyond them,",
-            "with the ring SOL of n). Truth: the stored measured latency (after the build's garbage",
-            "and duplicate rules, before the monotone envelope a lookup applies).",
+            "(hidden, inter, topk, experts) with all formats, distributions, TP and EP (the key's",
+            "gated label passed, as a caller states its model's); DeepEP all-to-all (moe_alltoall),",
+            "each (hidden, topk, experts) with both kernels and phases, predicted with the key's",
+            "kernel; MLA, each num_heads; communication, each message size (interpolation) and",
+            "separately each GPU count (the alpha-beta SOL of the held-out count from the two other",
+            "counts, residual utilisation interpolated in log n, held beyond). Truth: the stored",
+            "measured latency (after the build's garbage and duplicate rules, before the monotone",
+            "envelope a lookup applies).",
             f"GEMM is subsampled: {args.gemm_shapes} random (n, k) shapes per (system, engine, format)",
             f"(seed {args.seed}); every other family holds out every group. APE = |predicted /",
             "measured - 1|. MoE shapes that are the only measured shape of their format (nothing to",
@@ -370,12 +437,64 @@ def report(df: pd.DataFrame, spaces: pd.DataFrame, args: argparse.Namespace, sec
             "",
             _md(overall),
             "",
-            "Reading: GEMM, attention and MLA meet their targets. MoE does not: a held-out model",
-            "shape has no measurement at all and borrows from other shapes whose kernels behave",
-            "differently (the best single neighbour in hindsight gives ~5 %, the chosen four ~14 %).",
-            "Communication interpolates well in message size; across GPU counts the NVLink systems",
-            "are near 10 %, while L40S (PCIe, no NVLink) slows down super-linearly with the GPU",
-            "count, which no ring model reproduces.",
+            "Reading: every family meets its target overall. Per (system, engine), next table:",
+            "MoE is under 10 % everywhere but B200 SGLang, just above (its bf16 and fp8_block",
+            "tables mix two MoE kernels, FlashInfer TRT-LLM and Triton, chosen per model, which a",
+            "held-out shape cannot know: bf16 alone is ~20 %); communication across GPU counts is",
+            "under 10 % on every NVLink system but not on L40S (PCIe): its bus bandwidth falls from",
+            "~19 GB/s at 2 GPUs to ~4 at 4 and ~3 at 8, which three counts cannot pin down. DeepEP",
+            "all-to-all is 4-9 % for SGLang and TRT-LLM, 10-12 % for vLLM (its low-latency combine",
+            "is the worst, ~17 %).",
+            "",
+            "## MoE, DeepEP and communication by system and engine",
+            "",
+            _md(by_engine),
+            "",
+            "## Before and after this change (median APE %, same script and holdouts)",
+            "",
+            "Before: commit ed764d2 (its committed kernel_accuracy.md, same machine kind). After:",
+            "this file.",
+            "",
+            "| family | system | before | after |",
+            "|---|---|---|---|",
+            *_before_after(by_system, overall),
+            "",
+            "## How the MoE and communication models were chosen",
+            "",
+            "MoE. latency = fixed overhead + SOL / utilisation. The SOL is that of the rank the",
+            "benchmark times under its routing (balanced: a 1/ep share of the token-expert pairs, at",
+            "least one; power law: the most loaded rank of a fixed-seed emulation of the generator),",
+            "counting the touched experts' weights, the GEMM flops, and each pair's rows through",
+            "permutation, activation and the weighted sum; gated (gate/up/down) or not (up/down, the",
+            "Nemotron-3 shapes in TRT-LLM and SGLang). The overhead of a measured curve is the largest",
+            "constant that leaves every point at least its SOL. A held-out shape borrows both from",
+            "the 2 nearest keys by an equal-weight log2 distance over hidden, inter/tp, experts/ep,",
+            "the rank's weights, topk, EP and matrices per expert, among keys that ran the nearest",
+            "key's kernel, at equal tokens per expert. Protocol: designs were compared on H200 and",
+            "L40S (all engines) and confirmed on A100, H100 and B200. Chosen on H200/L40S: the SOL",
+            "and overhead model, spreading the emulated router's tie overflow over all experts, the",
+            "distance features (equal weights, no fitted weights; the previous CV-tuned weights were",
+            "dropped) and 2 rather than 4 neighbours. After the first confirmation run B200 SGLang",
+            "stayed at 12 %; the same-kernel rule was added then and re-checked on every system",
+            "(B200 SGLang 12.2 -> 10.1 % with 4 neighbours, the others unchanged or better), so it",
+            "is partly chosen on a confirmation system. Tried and dropped: matching rows per expert",
+            "of the timed rank instead of tokens x topk / experts (no change), restricting to the",
+            "same TP/EP (worse), the format's majority kernel instead of the nearest key's (mixed).",
+            "",
+            "Communication across GPU counts. Each measured count's curve gets an alpha-beta SOL",
+            "spanning it: the time of its smallest messages and the bus bandwidth of its largest (as a",
+            "fraction of the link). For another count the latency term is linear in the ring's n - 1",
+            "steps and the bus bandwidth a power law in n, both through the two nearest counts; the",
+            "residual utilisation is interpolated in log n and held beyond. Compared on H200 and",
+            "L40S, confirmed on A100, H100 and B200: latency linear in n - 1 rather than a power law",
+            "(chosen on H200/L40S), residual utilisation held rather than extrapolated (held; the",
+            "trend was worse on H200). Bounding the bus bandwidth beyond the largest count by the",
+            "best measured fraction of the link is a guard for multi-node extrapolation; it was",
+            "checked on all systems (NVLink medians moved by at most 1 point).",
+            "",
+            "DeepEP (moe_alltoall): tables only for H100, H200, B200 at EP 8 on one node, so EP",
+            "scaling and the scale-out link are untested here; low-latency kernels up to 128 tokens",
+            "per rank, normal kernels above.",
             "",
             "## By system",
             "",
