@@ -114,6 +114,18 @@ class QueueDigest:
         self._index[c.uid] = i
         prefix.append((prefix[-1] + c.count * ShiftDigest.power(i)) % ShiftDigest.MOD)
 
+    def add_many(self, cohorts: list[Cohort]) -> None:
+        """add for each cohort in turn."""
+        prefix, index = self._prefix, self._index
+        i = len(prefix) - 1
+        ShiftDigest.power(i + len(cohorts))  # grows the table once
+        powers, mod, total = ShiftDigest._powers[0], ShiftDigest.MOD, prefix[-1]
+        for c in cohorts:
+            index[c.uid] = i
+            total = (total + c.count * powers[i]) % mod
+            prefix.append(total)
+            i += 1
+
     def value(self, waiting: deque[Cohort]) -> tuple[int, ...] | None:
         """The queue's state, or None when it is not the run of entries described above."""
         if not waiting:
@@ -304,6 +316,25 @@ class ReplicaState:
         `generated` tokens (a steady-state start)."""
         self.running += c.count
         self._decode(c, self.g - generated + 1)
+
+    def place_decoding_many(self, cohorts: list[Cohort], generated: list[int]) -> None:
+        """place_decoding for each cohort in turn (the many cohorts of a steady start)."""
+        g, decoding, heap, digest = self.g, self.decoding, self.finish_heap, self.digest
+        running = n_dec = dec_base = 0
+        for c, p in zip(cohorts, generated, strict=True):
+            n = c.count
+            running += n
+            start = g - p + 1
+            c.start = start
+            decoding[c.uid] = c
+            n_dec += n
+            dec_base += n * (c.input_len - start + 1)
+            heapq.heappush(heap, (start + c.output_len - 1, c.uid))
+            if digest is not None:
+                digest.add(c)
+        self.running += running
+        self.n_dec += n_dec
+        self.dec_base += dec_base
 
     def _decode(self, c: Cohort, start: int) -> None:
         n = c.count

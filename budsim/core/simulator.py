@@ -397,24 +397,30 @@ class _Simulation:
         are sent at t = 0. All of them are warm-up: none is measured."""
         w, s, policy = self.workload, self.state, self.policy
         running = min(self.conc, s.max_num_seqs)
-        shapes = [
-            _lengths(w, self.rng) if self.varied and self.rng else (w.input_len, w.output_len)
-            for _ in range(running)
-        ]
+        if self.varied and self.rng:
+            shapes = [_lengths(w, self.rng) for _ in range(running)]
+        else:
+            shapes = [(w.input_len, w.output_len)] * running
 
-        def spread(n: int) -> list[tuple[int, int, int]]:
-            """(generated, input, output) of n running requests spread evenly over the decode
-            steps of a client's cycle: its output's, plus its own prefill step where decodes run
-            beside prompts (0 generated: it is being sent)."""
-            if policy.prefill_runs_alone:
-                return [
-                    (1 + i * (osl - 1) // n if osl > 1 else 0, isl, osl)
-                    for i, (isl, osl) in enumerate(shapes[:n])
-                ]
-            return [(i * osl // n, isl, osl) for i, (isl, osl) in enumerate(shapes[:n])]
+        def spread(n: int) -> dict[tuple[int, int, int], int]:
+            """How many of n running requests spread evenly over the decode steps of a client's
+            cycle have each (generated, input, output): the cycle is its output's steps, plus its
+            own prefill step where decodes run beside prompts (0 generated: it is being sent)."""
+            groups: dict[tuple[int, int, int], int] = {}
+            alone = policy.prefill_runs_alone
+            for i, (isl, osl) in enumerate(shapes[:n]):
+                if alone:
+                    shape = (1 + i * (osl - 1) // n if osl > 1 else 0, isl, osl)
+                else:
+                    shape = (i * osl // n, isl, osl)
+                groups[shape] = groups.get(shape, 0) + 1
+            return groups
 
         def fits(n: int) -> bool:
-            return sum(policy.holds(isl, osl, p) for p, isl, osl in spread(n) if p) <= s.kv_capacity
+            held = sum(
+                count * policy.holds(isl, osl, p) for (p, isl, osl), count in spread(n).items() if p
+            )
+            return held <= s.kv_capacity
 
         if not fits(running):  # the KV cache binds: the most that fit (bisection; fits(1) holds)
             low, high = 1, running
@@ -422,17 +428,19 @@ class _Simulation:
                 mid = (low + high) // 2
                 low, high = (mid, high) if fits(mid) else (low, mid)
             running = low
-        groups: dict[tuple[int, int, int], int] = {}
-        for shape in spread(running):
-            groups[shape] = groups.get(shape, 0) + 1
-        fresh = self.conc
-        for (p, isl, osl), count in sorted(groups.items(), reverse=True):
+        groups = sorted(spread(running).items(), reverse=True)
+        placed: list[Cohort] = []
+        generated: list[int] = []
+        for (p, isl, osl), count in groups:
             if not p:
                 continue  # at the start of its lifetime: sent at t = 0 below
-            c = Cohort(count, isl, osl, 0.0, isl, isl, 0, 0.0, uid=s.new_uid(), measured=False)
-            s.place_decoding(c, p)
+            placed.append(Cohort(count, isl, osl, 0.0, isl, isl, 0, 0.0, 0, s.new_uid(), False))
+            generated.append(p)
+        s.place_decoding_many(placed, generated)
+        fresh = self.conc
+        for c in placed:
             policy.on_admit(c)
-            fresh -= count
+            fresh -= c.count
         # Clients that do not run wait in the queue, where a steady loop holds one cohort per
         # completion (the requests that a completion's clients sent together), not one cohort of
         # everybody. Queued in that shape from the start, the loop's state recurs as soon as its
@@ -441,13 +449,34 @@ class _Simulation:
         longest = w.input_len + w.output_len
         short = policy.preempts and s.kv_capacity < min(self.conc, s.max_num_seqs) * longest
         if self.conc > running and s.running and not self.varied and not short:
-            sizes = itertools.cycle([count for _, count in sorted(groups.items(), reverse=True)])
+            sizes = itertools.cycle([count for _, count in groups])
+            counts = []
             while fresh:
-                count = min(next(sizes), fresh)
-                self.enqueue(self.fixed_cohort(0.0, count, self.issue(count, 0.0)))
-                fresh -= count
+                counts.append(min(next(sizes), fresh))
+                fresh -= counts[-1]
+            self.queue_fresh(counts, 0.0)
         if fresh:
             self.release(0.0, fresh, idle=not s.running)
+
+    def queue_fresh(self, counts: list[int], t: float) -> None:
+        """Cohorts of fresh requests of the fixed lengths sent at `t`, one per count, into the
+        waiting queue, as `enqueue(fixed_cohort(t, count, issue(count, t)))` each would put
+        them (in one pass where all are warm-up)."""
+        first, total = self.issued, sum(counts)
+        if not self.steady or first + total > self.warm:
+            for count in counts:
+                self.enqueue(self.fixed_cohort(t, count, self.issue(count, t)))
+            return
+        # warm-up requests: booked (the log's arrivals), never measured
+        s, w = self.state, self.workload
+        isl, osl = w.input_len, w.output_len
+        cohorts = [Cohort(n, isl, osl, t, isl, 0, 0, -1.0, 0, s.new_uid(), False) for n in counts]
+        self.issued += total
+        if self.log is not None:
+            self.log.arrivals_at(first, counts, t)
+        s.waiting.extend(cohorts)
+        if self.queue is not None:
+            self.queue.add_many(cohorts)
 
     # ---- the event loop ----------------------------------------------------------------------
     def run(self) -> None:

@@ -76,6 +76,14 @@ class ScheduleLog:
         self.arrival_starts.append(index)
         self.arrivals.append((count, t))
 
+    def arrivals_at(self, index: int, counts: list[int], t: float) -> None:
+        """arrival for each count in turn, from `index` on, all sent at `t`."""
+        starts = self.arrival_starts
+        for count in counts:
+            starts.append(index)
+            index += count
+        self.arrivals.extend([(count, t) for count in counts])
+
     def first_token(self, index: int, count: int, t: float, start: int) -> None:
         self.first_starts.append(index)
         self.first_tokens.append((count, t, start))
