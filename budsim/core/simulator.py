@@ -516,7 +516,7 @@ class _Simulation:
                 continue
             if now >= self.next_edge:
                 self.watch_window()
-            if waiting:
+            if waiting and s.running < s.max_num_seqs:  # (no free slot: admit takes nothing)
                 policy.admit(s)
             decode, pf_tokens, pf_pairs, pf_seqs, completed, preempted = policy.compose(s)
             if not pf_seqs and not decode:

@@ -157,16 +157,30 @@ class _Grid:
         return i, (v - axis[i]) / (axis[i + 1] - axis[i])
 
     def at(self, a: float, b: float) -> float:
-        la = math.log(max(a, 1e-9))
+        i, wa = self._bracket(self.loga, math.log(max(a, 1e-9)))
+        return self.at_row(i, wa, b)
+
+    def row(self, a: float) -> tuple[int, float]:
+        """The bracket of `a` (for at_row: a step-time model calls with few distinct a)."""
+        return self._bracket(self.loga, math.log(max(a, 1e-9)))
+
+    def at_row(self, i: int, wa: float, b: float) -> float:
+        """`at(a, b)` for the bracket (i, wa) of a."""
         lb = math.log(max(b, 1e-9))
-        i, wa = self._bracket(self.loga, la)
-        j, wb = self._bracket(self.logb, lb)
-        v = self.values
-        lo = v[i][j] + wb * (v[i][j + 1] - v[i][j])
-        hi = v[i + 1][j] + wb * (v[i + 1][j + 1] - v[i + 1][j])
+        logb = self.logb
+        j = bisect_right(logb, lb) - 1
+        if j < 0:
+            j, wb = 0, 0.0
+        elif j >= len(logb) - 1:
+            j, wb = len(logb) - 2, 1.0
+        else:
+            wb = (lb - logb[j]) / (logb[j + 1] - logb[j])
+        v0, v1 = self.values[i], self.values[i + 1]
+        lo = v0[j] + wb * (v0[j + 1] - v0[j])
+        hi = v1[j] + wb * (v1[j + 1] - v1[j])
         out = math.exp(lo + wa * (hi - lo))
-        if lb > self.logb[-1]:
-            out *= math.exp(lb - self.logb[-1])
+        if lb > logb[-1]:
+            out *= math.exp(lb - logb[-1])
         return out
 
 
@@ -216,6 +230,10 @@ class StepTimeModel:
         )
         self.per_seq = engine.per_seq_overhead_us * 1e-6
         self._memo: dict[tuple[float, float], tuple[float, float, float]] = {}
+        # decode-only steps (most of a simulation's calls), by their sequences: what does not
+        # depend on the context, kept as the general path computes it (see _decode_only)
+        self._decodes: dict[float, tuple[float, float, float, float, float, int, float]] = {}
+        self._fast_decode = self._decode is not None and not ops.linear
 
     # ------------------------------------------------------------------------------------------
     # precomputation (every price is looked up through _priced: see there)
@@ -410,6 +428,8 @@ class StepTimeModel:
         prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
         pairs of those chunks; prefill_seqs: chunks in the step.
         """
+        if not (prefill_tokens or prefill_pairs or prefill_seqs) and n_decode and self._fast_decode:
+            return self._decode_only(n_decode, decode_ctx)
         pp, micro = self.pp, self.micro
         tokens = (n_decode + prefill_tokens) / micro  # per rank and micro-batch, spread evenly
         stage_tokens = tokens * self.dp  # what the experts of a stage see per micro-batch
@@ -450,6 +470,44 @@ class StepTimeModel:
         overhead = self.fixed / pp + self.per_seq * rows
         # Every micro-batch passes through every stage: one iteration takes pp stage-times.
         # (tuple.__new__: the NamedTuple's own __new__ is a Python function, once per event)
+        return tuple.__new__(
+            StepTime,
+            (
+                (compute + memory + comm + overhead) * pp,
+                compute * pp,
+                memory * pp,
+                comm * pp,
+                overhead * pp,
+            ),
+        )
+
+    def _decode_only(self, n_decode: float, decode_ctx: float) -> StepTime:
+        """`self(n_decode, decode_ctx, 0, 0.0, 0)` with the same arithmetic, in the same order:
+        everything but the decode attention's context is looked up by `n_decode`."""
+        hit = self._decodes.get(n_decode)
+        if hit is None:
+            pp, micro = self.pp, self.micro
+            tokens = n_decode / micro
+            compute, memory, comm = self._token_ops(tokens, tokens * self.dp)
+            c, m = self._lm_head.at(tokens)  # rows: the decoding sequences of a rank
+            assert self._decode is not None
+            i, wa = self._decode.row(n_decode / micro)
+            hit = (
+                compute + c / pp,
+                memory,
+                m / pp,
+                comm,
+                self.fixed / pp + self.per_seq * tokens,
+                i,
+                wa,
+            )
+            if len(self._decodes) > 4096:
+                self._decodes.clear()
+            self._decodes[n_decode] = hit
+        compute, memory, head, comm, overhead, i, wa = hit
+        assert self._decode is not None
+        memory = memory + self._decode.at_row(i, wa, decode_ctx / n_decode) + head
+        pp = self.pp
         return tuple.__new__(
             StepTime,
             (
