@@ -230,10 +230,11 @@ class StepTimeModel:
         )
         self.per_seq = engine.per_seq_overhead_us * 1e-6
         self._memo: dict[tuple[float, float], tuple[float, float, float]] = {}
-        # decode-only steps (most of a simulation's calls), by their sequences: what does not
-        # depend on the context, kept as the general path computes it (see _decode_only)
-        self._decodes: dict[float, tuple[float, float, float, float, float, int, float]] = {}
-        self._fast_decode = self._decode is not None and not ops.linear
+        # Steps by everything but the decode context: a simulation revisits the same batch
+        # shapes (decodes of n sequences, beside the same prompt chunks) at ever new contexts
+        self._parts: dict[tuple[float, ...], tuple[float, float, float, float, float, int, float]]
+        self._parts = {}
+        self._by_parts = not ops.linear  # linear mixers add their terms in between (general path)
 
     # ------------------------------------------------------------------------------------------
     # precomputation (every price is looked up through _priced: see there)
@@ -428,8 +429,10 @@ class StepTimeModel:
         prefill_tokens: prompt tokens processed; prefill_pairs: causal attention (query, key)
         pairs of those chunks; prefill_seqs: chunks in the step.
         """
-        if not (prefill_tokens or prefill_pairs or prefill_seqs) and n_decode and self._fast_decode:
-            return self._decode_only(n_decode, decode_ctx)
+        if self._by_parts:
+            return self._from_parts(
+                n_decode, decode_ctx, prefill_tokens, prefill_pairs, prefill_seqs
+            )
         pp, micro = self.pp, self.micro
         tokens = (n_decode + prefill_tokens) / micro  # per rank and micro-batch, spread evenly
         stage_tokens = tokens * self.dp  # what the experts of a stage see per micro-batch
@@ -481,32 +484,28 @@ class StepTimeModel:
             ),
         )
 
-    def _decode_only(self, n_decode: float, decode_ctx: float) -> StepTime:
-        """`self(n_decode, decode_ctx, 0, 0.0, 0)` with the same arithmetic, in the same order:
-        everything but the decode attention's context is looked up by `n_decode`."""
-        hit = self._decodes.get(n_decode)
+    def _from_parts(
+        self,
+        n_decode: float,
+        decode_ctx: float,
+        prefill_tokens: float,
+        prefill_pairs: float,
+        prefill_seqs: float,
+    ) -> StepTime:
+        """`self(...)` with the same arithmetic in the same order, everything but the decode
+        attention's context looked up (see _step_parts)."""
+        key = (n_decode, prefill_tokens, prefill_pairs, prefill_seqs)
+        hit = self._parts.get(key)
         if hit is None:
-            pp, micro = self.pp, self.micro
-            tokens = n_decode / micro
-            compute, memory, comm = self._token_ops(tokens, tokens * self.dp)
-            c, m = self._lm_head.at(tokens)  # rows: the decoding sequences of a rank
-            assert self._decode is not None
-            i, wa = self._decode.row(n_decode / micro)
-            hit = (
-                compute + c / pp,
-                memory,
-                m / pp,
-                comm,
-                self.fixed / pp + self.per_seq * tokens,
-                i,
-                wa,
-            )
-            if len(self._decodes) > 4096:
-                self._decodes.clear()
-            self._decodes[n_decode] = hit
+            hit = self._step_parts(n_decode, prefill_tokens, prefill_pairs, prefill_seqs)
+            if len(self._parts) > 4096:
+                self._parts.clear()
+            self._parts[key] = hit
         compute, memory, head, comm, overhead, i, wa = hit
-        assert self._decode is not None
-        memory = memory + self._decode.at_row(i, wa, decode_ctx / n_decode) + head
+        if i >= 0:
+            assert self._decode is not None
+            memory += self._decode.at_row(i, wa, decode_ctx / n_decode)
+        memory += head
         pp = self.pp
         return tuple.__new__(
             StepTime,
@@ -518,3 +517,40 @@ class StepTimeModel:
                 overhead * pp,
             ),
         )
+
+    def _step_parts(
+        self, n_decode: float, prefill_tokens: float, prefill_pairs: float, prefill_seqs: float
+    ) -> tuple[float, float, float, float, float, int, float]:
+        """What `__call__` computes without the decode context, as it computes it: (compute
+        with the LM head, memory before the decode attention, the LM head's memory, comm,
+        overhead) and the decode attention grid's row (-1: no decode attention)."""
+        pp, micro = self.pp, self.micro
+        tokens = (n_decode + prefill_tokens) / micro
+        stage_tokens = tokens * self.dp
+        compute, memory, comm = self._token_ops(tokens, stage_tokens)
+        pairs = prefill_pairs / micro
+        seqs = prefill_seqs / micro
+        if prefill_seqs and self.dp > 1:
+            busiest = math.ceil(prefill_seqs / self.dp) * self.dp / prefill_seqs
+            if busiest > 1.0:
+                extra = prefill_tokens * (busiest - 1.0) / micro
+                compute, memory, comm = self._token_ops(tokens + extra, stage_tokens)
+                pairs *= busiest
+                seqs *= busiest
+        i, wa = -1, 0.0
+        if n_decode and self._decode is not None:
+            i, wa = self._decode.row(n_decode / micro)
+        if pairs and self._prefill is not None:
+            chunk = prefill_tokens / prefill_seqs
+            prefix = max(0.0, pairs / seqs / chunk - (chunk + 1) / 2)
+            length = prefix + chunk
+            full = length * (length + 1) / 2
+            compute += self._prefill.at(seqs, length) * (pairs / seqs) / full
+        rows = (n_decode + prefill_seqs) / micro
+        head = 0.0  # x + 0.0 == x: a step without rows adds nothing
+        if rows > 0:
+            c, m = self._lm_head.at(rows)
+            compute += c / pp
+            head = m / pp
+        overhead = self.fixed / pp + self.per_seq * rows
+        return compute, memory, head, comm, overhead, i, wa
