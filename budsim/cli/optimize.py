@@ -262,6 +262,7 @@ def register(app: typer.Typer) -> None:
         from budsim.core.search.optimize import (
             NoFeasibleConfiguration,
             OptimizationRequest,
+            PredictEvaluator,
             run_optimization,
         )
         from budsim.core.search.scoring import Constraints
@@ -335,6 +336,10 @@ def register(app: typer.Typer) -> None:
             price_per_hour=price,
         )
         request.validate()
+        # the prediction workers start now, forked before any thread (the progress display's)
+        # exists, and come up while the search prepares
+        evaluator = PredictEvaluator(workload, workers=workers)
+        evaluator.start()
         out = Console(soft_wrap=False)
         err = Console(stderr=True)
         store = None
@@ -382,10 +387,12 @@ def register(app: typer.Typer) -> None:
             if progress_ctx is not None:
                 with progress_ctx:
                     result = run_optimization(
-                        request, on_event=on_event, store=store, workers=workers
+                        request, on_event=on_event, store=store, evaluator=evaluator
                     )
             else:
-                result = run_optimization(request, on_event=on_event, store=store, workers=workers)
+                result = run_optimization(
+                    request, on_event=on_event, store=store, evaluator=evaluator
+                )
         except NoFeasibleConfiguration as exc:
             if json_out:
                 typer.echo(json.dumps(exc.response, indent=2, default=str))
@@ -399,6 +406,7 @@ def register(app: typer.Typer) -> None:
                 )
             raise
         finally:
+            evaluator.close()
             if store is not None:
                 store.close()
         response = result.to_dict()

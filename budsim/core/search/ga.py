@@ -603,6 +603,14 @@ def run_ga(
             local_rounds=rounds,
         )
 
+    summaries: dict[Genome, dict[str, Any]] = {}  # most of a population survives a generation
+
+    def summary(c: Candidate) -> dict[str, Any]:
+        out = summaries.get(c.genome)
+        if out is None:
+            out = summaries[c.genome] = c.summary(names)
+        return out
+
     def emit(generation: int, pop: Sequence[_Individual], local_round: int = 0) -> None:
         if on_event is None:
             return
@@ -612,8 +620,8 @@ def run_ga(
         on_event(
             GenerationEvent(
                 generation=generation,
-                individuals=[c.summary(names) for c in cands],
-                pareto_front=[c.summary(names) for c in sorted(front, key=Candidate.rank_key)],
+                individuals=[summary(c) for c in cands],
+                pareto_front=[summary(c) for c in sorted(front, key=Candidate.rank_key)],
                 best=best,
                 mean=mean,
                 worst=worst,

@@ -173,8 +173,11 @@ class Problem:
 class PredictEvaluator:
     """The real evaluator: budsim.core.predict.predict_many, predictions as flat dicts.
 
-    With `workers` > 1 a batch is split over that many processes (fork where the process has a single
-    thread, else spawn); call `close()` when done. Results do not depend on `workers`.
+    With `workers` > 1 a batch is split over that many processes: this one and `workers` - 1
+    forked ones (fork where the process has a single thread, else spawn), each keeping the
+    deployments it saw first (their step-time models and simulations stay warm there). `start()`
+    forks them at once (before the caller starts any thread: a progress display); call `close()`
+    when done. Results do not depend on `workers`.
     """
 
     def __init__(self, workload: Workload, *, workers: int = 1) -> None:
@@ -182,27 +185,18 @@ class PredictEvaluator:
         self.workers = max(1, int(workers))
         self.errors: dict[str, int] = {}
         self._pool: Any = None
-        self._home: dict[tuple[Any, ...], int] = {}  # deployment family -> its worker
+        self._home: dict[tuple[Any, ...], int] = {}  # deployment family -> its worker (0: here)
+
+    def start(self) -> None:
+        """Start the worker processes now rather than at the first batch that needs them: they
+        come up (and load what they need) while this process prepares the search."""
+        if self.workers > 1:
+            for pool in self._get_pools():
+                pool.submit(_started)
 
     def evaluate(self, deployments: Sequence[Deployment]) -> list[dict[str, Any] | None]:
         if self.workers > 1 and len(deployments) >= 2 * self.workers:
-            if self._pool is None:
-                # Predict one case here first: the catalogs and the pretrained calibration (half a
-                # second of JSON) load once in this process and forked workers inherit them.
-                _predict_chunk((deployments[:1], self.workload))
-            pools = self._get_pools()
-            chunks = _sticky_chunks(deployments, self.workers, self._home)
-            futures = [
-                pool.submit(_predict_chunk, ([deployments[i] for i in c], self.workload))
-                for pool, c in zip(pools, chunks, strict=True)
-            ]
-            parts = [f.result() for f in futures]
-            merged: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(
-                deployments
-            )
-            for chunk, part in zip(chunks, parts, strict=True):
-                for i, item in zip(chunk, part, strict=True):
-                    merged[i] = item
+            merged = self._evaluate_parallel(deployments)
         else:
             merged = _predict_chunk((deployments, self.workload))
         out: list[dict[str, Any] | None] = []
@@ -212,9 +206,62 @@ class PredictEvaluator:
             out.append(pred)
         return out
 
+    def _evaluate_parallel(
+        self, deployments: Sequence[Deployment]
+    ) -> list[tuple[dict[str, Any] | None, str | None]]:
+        """Deployments of the same replica (a family: they share a step-time model and often
+        simulations) go to the process that first predicted their family.
+        Families new to every process are queued to the workers one family a task, and this
+        process, once through its own share, takes them back from the end of the queue while
+        they have not started: the processes finish together however unequal the families'
+        costs are."""
+        pools = self._get_pools()
+        mine: list[int] = []
+        theirs: list[list[int]] = [[] for _ in pools]
+        new: list[tuple[tuple[Any, ...], list[int]]] = []
+        for key, members in _families(deployments).items():
+            home = self._home.get(key)
+            if home is None:
+                new.append((key, members))
+            elif home == 0:
+                mine.extend(members)
+            else:
+                theirs[home - 1].extend(members)
+
+        def submit(pool: Any, members: list[int]) -> Any:
+            return pool.submit(_predict_chunk, ([deployments[i] for i in members], self.workload))
+
+        done: list[tuple[list[int], Any]] = [
+            (members, submit(pool, members))
+            for pool, members in zip(pools, theirs, strict=True)
+            if members
+        ]
+        new.sort(key=lambda kv: -len(kv[1]))  # largest first
+        queued = [(key, members, w) for w, (key, members) in enumerate(new)]
+        futures = [submit(pools[w % len(pools)], members) for _, members, w in queued]
+        parts: list[tuple[list[int], list[tuple[dict[str, Any] | None, str | None]]]] = []
+        if mine:
+            parts.append((mine, _predict_chunk(([deployments[i] for i in mine], self.workload))))
+        while queued and futures[-1].cancel():  # not started: this process takes it
+            key, members, _ = queued.pop()
+            futures.pop()
+            self._home[key] = 0
+            parts.append(
+                (members, _predict_chunk(([deployments[i] for i in members], self.workload)))
+            )
+        for (key, members, w), future in zip(queued, futures, strict=True):
+            self._home[key] = 1 + w % len(pools)
+            done.append((members, future))
+        parts += [(members, future.result()) for members, future in done]
+        merged: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(deployments)
+        for members, part in parts:
+            for i, item in zip(members, part, strict=True):
+                merged[i] = item
+        return merged
+
     def _get_pools(self) -> list[Any]:
-        """One single-process executor per worker, so that each process keeps seeing the same
-        deployments (and reuses its step-time models and simulations) generation after
+        """One single-process executor per forked worker, so that each process keeps seeing the
+        same deployments (and reuses its step-time models and simulations) generation after
         generation."""
         if self._pool is None:
             import multiprocessing
@@ -225,7 +272,7 @@ class PredictEvaluator:
                 method = "spawn"
             ctx = multiprocessing.get_context(method)
             self._pool = [
-                ProcessPoolExecutor(max_workers=1, mp_context=ctx) for _ in range(self.workers)
+                ProcessPoolExecutor(max_workers=1, mp_context=ctx) for _ in range(self.workers - 1)
             ]
         return list(self._pool)
 
@@ -236,28 +283,18 @@ class PredictEvaluator:
             self._pool = None
 
 
-def _sticky_chunks(
-    deployments: Sequence[Deployment], n: int, home: dict[tuple[Any, ...], int]
-) -> list[list[int]]:
-    """Indices of `deployments` for `n` workers. Deployments that differ only in scheduler knobs
-    (they share step-time models and often simulations) always go to the worker that first got
-    their family (`home`, kept across batches); a new family goes to the least loaded worker."""
+def _started() -> None:
+    """A worker's first task: it exists (ProcessPoolExecutor starts its process on a submit)."""
+
+
+def _families(deployments: Sequence[Deployment]) -> dict[tuple[Any, ...], list[int]]:
+    """Indices of `deployments` by family: deployments whose replicas are the same (they differ
+    in the replica count and scheduler knobs only, and share a step-time model)."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, d in enumerate(deployments):
-        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.replicas, d.weight_dtype, d.kv_dtype)
+        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.weight_dtype, d.kv_dtype)
         groups.setdefault(key, []).append(i)
-    chunks: list[list[int]] = [[] for _ in range(n)]
-    new: list[tuple[tuple[Any, ...], list[int]]] = []
-    for key, members in groups.items():
-        if key in home:
-            chunks[home[key]].extend(members)
-        else:
-            new.append((key, members))
-    for key, members in sorted(new, key=lambda kv: -len(kv[1])):  # largest first
-        worker = min(range(n), key=lambda w: len(chunks[w]))
-        home[key] = worker
-        chunks[worker].extend(members)
-    return chunks
+    return groups
 
 
 def _predict_chunk(
@@ -599,6 +636,7 @@ def run_optimization(
     own: PredictEvaluator | None = None
     if evaluator is None:
         evaluator = own = PredictEvaluator(problem.workload, workers=workers)
+        own.start()
     try:
         return _run(request, problem, evaluator, on_event, cancel, store, started)
     finally:
