@@ -70,14 +70,18 @@ class Prediction:
     output_tok_s_hi: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        # scalars only (the memory plan is reported separately), without asdict's deep copy
-        return {f.name: _round(getattr(self, f.name)) for f in fields(self) if f.name != "memory"}
+        # scalars only (the memory plan is reported separately), without asdict's deep copy;
+        # floats to 6 significant digits, non-finite ones None (the optimiser calls this a lot)
+        out = {}
+        for name in _SCALARS:
+            v = getattr(self, name)
+            if isinstance(v, float):
+                v = float(f"{v:.6g}") if v - v == 0.0 else None
+            out[name] = v
+        return out
 
 
-def _round(v: Any) -> Any:
-    if isinstance(v, float):
-        return float(f"{v:.6g}") if math.isfinite(v) else None
-    return v
+_SCALARS = tuple(f.name for f in fields(Prediction) if f.name != "memory")
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,18 @@ def resolve(dep: Deployment) -> Resolved:
 
 def step_model(dep: Deployment) -> StepTimeModel:
     """The step-time model of `dep`, shared by deployments that differ only in knobs it ignores."""
-    return _step_model_for(_physics_key(resolve(dep).deployment))
+    model = _STEP_MODELS.get(dep)
+    if model is None:
+        model = _step_model_for(_physics_key(resolve(dep).deployment))
+        if len(_STEP_MODELS) >= 16384:
+            _STEP_MODELS.clear()
+        _STEP_MODELS[dep] = model
+    return model
+
+
+# step_model by the deployment as asked (one lookup instead of three; a prediction and its
+# calibration features ask several times)
+_STEP_MODELS: dict[Deployment, StepTimeModel] = {}
 
 
 @lru_cache(maxsize=4096)
@@ -244,6 +259,7 @@ def context_warning(model_ref: str, workload: Workload) -> str | None:
     )
 
 
+@lru_cache(maxsize=1024)
 def replica_workload(workload: Workload, replicas: int) -> Workload:
     """The share of the traffic one of `replicas` identical replicas serves."""
     if replicas == 1:
