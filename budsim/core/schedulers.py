@@ -29,8 +29,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .engines import EngineProfile
 
@@ -92,52 +93,83 @@ class ShiftDigest:
 
 
 class QueueDigest:
-    """A steady closed loop's waiting queue as a few numbers, at O(1) cost per comparison.
+    """A FCFS queue of a steady closed loop (the waiting queue, or the prompts being prefilled)
+    as a few numbers, at O(1) cost per comparison.
 
-    While a loop searches for its period, requests leave its queue only at the head (FCFS
-    admission; the search ends at the first preemption, which puts requests back in front) and
-    every queued cohort is a fresh request of the loop's fixed lengths, so the queue is a run of
-    consecutive entries of the log of what entered it, of which only the head may have lost part
-    of its count (admitted). Its state is then (length, the head's count, a hash of the counts
-    behind the head): prefix sums of count * BASE**index modulo a Mersenne prime, as ShiftDigest."""
+    While a loop searches for its period, cohorts join such a queue only at its back, as fresh
+    requests of the loop's fixed lengths, and leave it from the front (admission, finished
+    prompts; the search ends at the first preemption, which puts requests back in front), and
+    only the few at the front are ever changed on the way (part-admitted, part-prefilled, split).
+    So the queue is a few changed cohorts followed by a run of consecutive entries of the log of
+    what joined it, unchanged. Its state is then (the changed cohorts, spelled out; the run's
+    length; a hash of the run's counts: prefix sums of count * BASE**index modulo a Mersenne
+    prime, as ShiftDigest)."""
 
-    __slots__ = ("_prefix", "_index")
+    __slots__ = ("_prefix", "_index", "_counts")
+    FRONT = 4  # changed cohorts spelled out at most (else the queue is not of that shape)
 
     def __init__(self) -> None:
         self._prefix = [0]  # sum of count * BASE**i over the entries before each index
         self._index: dict[int, int] = {}  # uid -> its entry
+        self._counts: list[int] = []  # each entry's count as it joined
 
     def add(self, c: Cohort) -> None:
         """`c` joined the back of the queue."""
         prefix = self._prefix
         i = len(prefix) - 1
         self._index[c.uid] = i
+        self._counts.append(c.count)
         prefix.append((prefix[-1] + c.count * ShiftDigest.power(i)) % ShiftDigest.MOD)
 
     def add_many(self, cohorts: list[Cohort]) -> None:
         """add for each cohort in turn."""
-        prefix, index = self._prefix, self._index
+        prefix, index, counts = self._prefix, self._index, self._counts
         i = len(prefix) - 1
         ShiftDigest.power(i + len(cohorts))  # grows the table once
         powers, mod, total = ShiftDigest._powers[0], ShiftDigest.MOD, prefix[-1]
         for c in cohorts:
             index[c.uid] = i
+            counts.append(c.count)
             total = (total + c.count * powers[i]) % mod
             prefix.append(total)
             i += 1
 
-    def value(self, waiting: deque[Cohort]) -> tuple[int, ...] | None:
-        """The queue's state, or None when it is not the run of entries described above."""
-        if not waiting:
-            return ()
-        head = waiting[0]
-        h = self._index.get(head.uid)
-        end = len(self._prefix) - 1
-        if h is None or end - h != len(waiting):
-            return None
-        prefix = self._prefix
-        behind = (prefix[end] - prefix[h + 1]) * ShiftDigest.power(-h - 1) % ShiftDigest.MOD
-        return (len(waiting), head.count, behind)
+    def value(self, queue: Sequence[Cohort]) -> tuple[Any, ...] | None:
+        """The queue's state, or None when it is not of the shape described above: (the part-
+        prefilled cohorts at its front, spelled out; how many fresh cohorts follow; a hash of
+        their counts in order). The same queue gives the same value however its fresh cohorts
+        came to be (joined as they are, or split off another)."""
+        power, mod = ShiftDigest.power, ShiftDigest.MOD
+        n = len(queue)
+        p = 0
+        front: list[tuple[int, int, int, int]] = []
+        while p < n and (queue[p].done_prefill or queue[p].produced):
+            if p >= self.FRONT:
+                return None
+            c = queue[p]
+            front.append((c.count, c.prompt, c.done_prefill, c.produced))
+            p += 1
+        # fresh cohorts: a few changed or not logged, then the log's entries to the back
+        index, counts = self._index, self._counts
+        lead = m = 0
+        while p < n:
+            c = queue[p]
+            if c.done_prefill or c.produced:
+                return None  # a part-prefilled cohort behind fresh ones: not this shape
+            i = index.get(c.uid)
+            if i is not None and c.count == counts[i]:
+                prefix = self._prefix
+                end = len(prefix) - 1
+                if end - i != n - p:
+                    return None
+                run = (prefix[end] - prefix[i]) * power(m - i) % mod  # as if from position m
+                return (tuple(front), m + end - i, (lead + run) % mod)
+            if m >= self.FRONT:
+                return None
+            lead += c.count * power(m)
+            m += 1
+            p += 1
+        return (tuple(front), m, lead % mod)
 
 
 class Batch(NamedTuple):
@@ -178,6 +210,7 @@ class ReplicaState:
         "budget_need",
         "budget_binds",
         "digest",
+        "admitted",
         "_uids",
     )
 
@@ -202,6 +235,7 @@ class ReplicaState:
         self.budget_need = 1
         self.budget_binds = False
         self.digest: ShiftDigest | None = None  # a steady closed loop's (see ShiftDigest)
+        self.admitted: QueueDigest | None = None  # of `prefilling`, while a loop seeks its period
         self._uids = itertools.count(1)
 
     def new_uid(self) -> int:
@@ -394,6 +428,8 @@ class Scheduler:
             else:
                 waiting.popleft()
             s.prefilling.append(c)
+            if s.admitted is not None:
+                s.admitted.add(c)
             s.running += c.count
             self.on_admit(c)
             s.kv_prefill += c.count * c.prompt

@@ -297,8 +297,10 @@ class _Simulation:
         self.open_snap: Snapshot | None = None
         self.close_snap: Snapshot | None = None
         self.log = ScheduleLog() if fixed_loop and self.steady else None
-        # the waiting queue as schedule_state compares it (see QueueDigest)
+        # the waiting queue and the prompts being prefilled as schedule_state compares them
         self.queue = QueueDigest() if self.log is not None else None
+        if self.log is not None:
+            self.state.admitted = QueueDigest()
         self.n_first = 0  # fresh first tokens so far
         self.states: dict[tuple[Any, ...], Snapshot] = {}  # schedule_state -> where it was
         # Windows of completions that may stand for a period: a lifetime's (C completions), or
@@ -695,7 +697,7 @@ class _Simulation:
         waits. True (and `period` set) when the period gives the steady sample."""
         if self.state.preemptions:
             # one token per decode step no longer holds: the loop is measured directly
-            self.log = self.state.digest = self.queue = None
+            self.log = self.state.digest = self.queue = self.state.admitted = None
             return False
         mark, state = self.snapshot(), self.schedule_state()
         earlier = self.states.get(state)
@@ -737,7 +739,7 @@ class _Simulation:
             if self.arrivals
             else (),
             self.queued(),
-            tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in s.prefilling]),
+            self.prefilled(),
             s.digest.value(s.g)
             if s.digest is not None
             else tuple([(c.count, s.g - c.start, c.produced) for c in s.decoding.values()]),
@@ -750,6 +752,14 @@ class _Simulation:
         if value is not None:
             return value
         return tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in waiting])
+
+    def prefilled(self) -> tuple[Any, ...]:
+        """The prompts being prefilled in schedule_state: their QueueDigest, else spelled out."""
+        prefilling, admitted = self.state.prefilling, self.state.admitted
+        value = admitted.value(prefilling) if admitted is not None else None
+        if value is not None:
+            return value
+        return tuple([(c.count, c.prompt, c.done_prefill, c.produced) for c in prefilling])
 
     def take_period(self, x: Snapshot, y: Snapshot) -> bool:
         """Use x -> y as the schedule's period, if it is one the extension can use: requests
