@@ -88,3 +88,27 @@ def test_low_load_ttft_is_a_prefill_plus_a_small_front_end(engine: str) -> None:
     pred = predict_physics(dep, Workload(concurrency=1, input_len=1024, output_len=128))
     assert pred.ttft_ms_mean is not None
     assert 15.0 <= pred.ttft_ms_mean <= 60.0
+
+
+@pytest.mark.parametrize("hardware", ["h200-sxm", "a100-sxm-80gb"])
+def test_experts_without_a_gate_are_priced_as_two_matrices(hardware: str) -> None:
+    """Nemotron-3's experts are up and down matrices (relu2), no gate: the step-time model asks
+    its cost source (kernel tables on H200, the roofline fallback on A100) for non-gated experts,
+    which do two thirds of a gated expert's work and so cost less once compute-bound."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from budsim.core.steptime import _TOKENS
+
+    dep = Deployment(
+        model="nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", hardware=hardware, engine="vllm"
+    )
+    step = step_model(dep)
+    (experts, *_) = step.ops.moe
+    assert not experts.gated
+    plain, _ = step._moe(experts)
+    gated, _ = step._moe(replace(experts, gated=True))
+    big = np.searchsorted(_TOKENS, 8192)  # prefill-sized steps: compute-bound experts
+    assert np.all(plain[big:] < gated[big:])
+    assert np.all(plain[big:] > 0.5 * gated[big:])

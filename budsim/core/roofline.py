@@ -65,6 +65,7 @@ class CostSource(Protocol):
         moe_ep: int,
         fmt: str,
         distribution: str = "power_law",
+        gated: bool = True,
     ) -> np.ndarray: ...
 
     def mla_context(
@@ -177,9 +178,11 @@ class RooflineSource:
         moe_ep: int,
         fmt: str,
         distribution: str = "power_law",
+        gated: bool = True,
     ) -> np.ndarray:
         t = np.maximum(_arr(tokens), 0.0)
-        per_expert = 3.0 * hidden * inter / moe_tp
+        # gate, up and down matrices per expert; up and down only without a gate (relu2 experts)
+        per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
         local = experts / moe_ep
         # the share of this rank's experts that at least one of the tokens routes to
         active = 1.0 - (1.0 - topk / experts) ** t

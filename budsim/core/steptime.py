@@ -322,9 +322,10 @@ class StepTimeModel:
 
         def make() -> tuple[np.ndarray, np.ndarray]:
             src, x, device = self.source, _TOKENS, self.device
+            shape = (x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep)
             t = _no_slower(
-                src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt),
-                src.moe(x, e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, "bf16"),
+                src.moe(*shape, e.fmt, gated=e.gated),
+                src.moe(*shape, "bf16", gated=e.gated),
             )
             # an expert GEMM is compute-bound once its rows exceed the device's ridge point
             fmt = e.fmt.replace("_block", "")
@@ -332,7 +333,7 @@ class StepTimeModel:
             ridge = peak / (device.memory_bw_gbs * 1e9) * weight_bytes(fmt) / 2.0
             return t, x * e.topk / e.experts > ridge
 
-        key = (e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt)
+        key = (e.hidden, e.inter, e.topk, e.experts, e.moe_tp, e.moe_ep, e.fmt, e.gated)
         out: tuple[np.ndarray, np.ndarray] = _priced((self.source, "moe", self.device, *key), make)
         return out
 
