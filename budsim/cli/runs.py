@@ -78,8 +78,8 @@ def register(app: typer.Typer) -> None:
                     f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
                 )
             )
-        columns = ("id", "created", "status", "model", "hardware", "objective", "best")
-        columns += ("tok/s per dev", "time")
+        columns: tuple[str, ...] = ("id", "created", "status", "model", "hardware", "objective")
+        columns += ("best", "tok/s per dev", "time")
         print_table(
             f"Runs ({len(rows)})",
             columns,
