@@ -444,3 +444,24 @@ def test_weighted_summary_is_the_summary_of_the_expanded_requests() -> None:
     mean, (p50, _, _), _ = weighted_summary(s)
     assert mean == pytest.approx((6 + 1 + 30 + 60) / 24) and p50 == 2.0
     assert math.isnan(weighted_summary(Samples())[0])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "google/gemma-4-31B-it-NVFP4",  # ModelOpt keeps excluded modules at 16 bit
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4",
+        "openai/gpt-oss-120b",  # MXFP4 experts, 16-bit attention
+        "meta-llama/Llama-3.1-8B",
+    ],
+)
+def test_memory_plan_counts_the_checkpoint_as_stored(model: str) -> None:
+    """Served in its own dtype, a checkpoint occupies the bytes it stores (what `analyze` reports),
+    shared over the devices as its parameters are: the plan once counted every role at the
+    dominant dtype, 19.3 of Gemma-4-31B-IT-NVFP4's 31.5 GB, and overstated the KV room."""
+    one = resolve(Deployment(model=model, hardware="b200", engine="vllm"))
+    stored = one.model.weight_bytes("auto")
+    assert weights_bytes_per_device(one.model, one.deployment) == pytest.approx(stored, rel=1e-9)
+    two = resolve(Deployment(model=model, hardware="b200", engine="vllm", tp=2))
+    half = weights_bytes_per_device(two.model, two.deployment)
+    assert half == pytest.approx(0.5 * stored, rel=1e-9)  # every role, embeddings too, over TP

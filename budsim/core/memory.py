@@ -66,20 +66,20 @@ def resolve_kv_dtype(dtype: str) -> str:
     return "bf16" if dtype in ("auto", "", None) else dtype
 
 
-def sharded_params(model: ModelSpec, dep: Deployment) -> ShardedParams:
-    """Per-device parameter counts for the heaviest pipeline stage."""
+def sharded_params(model: ModelSpec, tp: int = 1, pp: int = 1, dp: int = 1) -> ShardedParams:
+    """Per-device parameter counts for the heaviest pipeline stage (all of them with the defaults)."""
     attn = dense = experts = 0.0
     for layer, count in model.layer_groups:
         attn += layer.attn_params * count
         dense += layer.dense_params * count
         experts += layer.num_experts * layer.expert_params * count
     # A stage holds ceil(layers/pp) layers; the rounding matters for small layer counts.
-    stage = math.ceil(model.num_layers / dep.pp) / model.num_layers
+    stage = math.ceil(model.num_layers / pp) / model.num_layers
     return ShardedParams(
-        attn=attn * stage / dep.tp,
-        dense=dense * stage / dep.tp,
-        experts=experts * stage / (dep.tp * dep.dp),
-        embedding=model.embedding_params / dep.tp,
+        attn=attn * stage / tp,
+        dense=dense * stage / tp,
+        experts=experts * stage / (tp * dp),
+        embedding=model.embedding_params / tp,
     )
 
 
@@ -94,14 +94,26 @@ def body_bytes_per_param(model: ModelSpec, dtype: str, role: str) -> float:
 
 
 def weights_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
+    """Weight bytes on the device of the heaviest stage.
+
+    Served as stored (the checkpoint's own dtype), the weights are the checkpoint's bytes
+    (`ModelSpec.checkpoint_bytes`, which counts mixed precision and the modules a checkpoint leaves
+    unquantised, such as ModelOpt's exclusions), shared over the devices as the parameters are; any
+    other dtype quantises each role as `body_bytes_per_param` says."""
     dtype = resolve_weight_dtype(model, dep.weight_dtype)
-    p = sharded_params(model, dep)
-    return (
-        p.attn * body_bytes_per_param(model, dtype, "attn")
-        + p.dense * body_bytes_per_param(model, dtype, "dense")
-        + p.experts * body_bytes_per_param(model, dtype, "experts")
-        + p.embedding * EMBEDDING_BYTES
-    )
+
+    def at(p: ShardedParams) -> float:
+        return (
+            p.attn * body_bytes_per_param(model, dtype, "attn")
+            + p.dense * body_bytes_per_param(model, dtype, "dense")
+            + p.experts * body_bytes_per_param(model, dtype, "experts")
+            + p.embedding * EMBEDDING_BYTES
+        )
+
+    per_device = at(sharded_params(model, dep.tp, dep.pp, dep.dp))
+    if dtype == model.checkpoint_dtype and model.checkpoint_bytes > 0:
+        per_device *= model.checkpoint_bytes / at(sharded_params(model))
+    return per_device
 
 
 def kv_shard(layer: LayerSpec, tp: int) -> float:
