@@ -353,6 +353,13 @@ def test_shrink_is_chosen_per_version_segment(
         "versioned:dense:vllm": 0.0,
         "unversioned:dense:vllm": 0.0,
     }
+    # nor does one whose rows come from fewer architecture groups than MIN_MODELS: its inner
+    # cross-validation cannot show that the correction carries to models it never saw
+    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment)
+    groups = len(set(fd.groups[rows % 2 == 0].tolist()))
+    assert groups >= 2
+    monkeypatch.setattr("budsim.core.calibration.train.MIN_MODELS", groups + 1)
+    assert choose_segment_shrinks(fd, rows, r)[0]["versioned:dense:vllm"] == 0.0
     segs = np.asarray(
         [
             "versioned:dense:vllm",

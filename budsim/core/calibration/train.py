@@ -371,8 +371,11 @@ def choose_segment_shrinks(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """`choose_shrink` per guard segment ("versioned:moe", ...) and, with `per_hardware`, inside
     a segment per hardware with HW_MIN_ROWS rows and MIN_MODELS models ("versioned:moe|b200",
-    ...). A segment with fewer than MIN_ROWS rows with a target gets 0 (physics); a
-    hardware without its own entry uses its segment's."""
+    ...). A segment with fewer than MIN_ROWS rows with a target, or rows of fewer than MIN_MODELS
+    architecture groups, gets 0 (physics): with one or two groups the inner cross-validation
+    cannot show that a correction carries to models it never saw (the TRT-LLM segments, one group
+    each, made grouped-CV TPOT worse: 13.0 -> 14.0 %). A hardware without its own entry uses its
+    segment's."""
     segs = row_segments(fd, rows)
     groups = fd.hardware[rows] if per_hardware else None
     has_t = fd.has_target[rows]
@@ -383,7 +386,8 @@ def choose_segment_shrinks(
         n = int((has_t & mask).sum())
         if n == 0:
             continue
-        if n < MIN_ROWS:  # too little evidence for a correction of its own
+        models = len(set(fd.groups[rows[has_t & mask]].tolist()))
+        if n < MIN_ROWS or models < MIN_MODELS:  # too little evidence for a correction of its own
             shrinks[name] = 0.0
             continue
         shrinks[name], tables[name] = choose_shrink(fd, rows[mask], r[mask])
