@@ -31,7 +31,6 @@ class EngineProfile:
     # True when the fraction applies to the memory left after weights (TRT-LLM's
     # kv_cache_free_gpu_memory_fraction); False when it caps total device memory (vLLM, SGLang).
     memory_fraction_of_free: bool
-    chunked_prefill: bool
     graphs: bool  # CUDA/HPU graphs for decode
     runtime_overhead_gb: float  # context, allocator slack, workspace
     graph_overhead_gb: float
@@ -88,7 +87,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         memory_defaults=((70.0, 1024, 8192),),
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=1.5,
         graph_overhead_gb=0.7,
@@ -112,7 +110,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         memory_defaults=((70.0, 1024, 8192),),
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=2.0,
         graph_overhead_gb=1.0,
@@ -135,7 +132,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         default_max_num_batched_tokens=2048,
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=2.5,
         graph_overhead_gb=2.0,
@@ -160,7 +156,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         default_max_num_batched_tokens=4096,
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=False,
         runtime_overhead_gb=4.0,
         graph_overhead_gb=0.0,
@@ -185,7 +180,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
         default_gpu_memory_utilization=0.88,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=1.5,
         graph_overhead_gb=0.8,
@@ -210,7 +204,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
         default_gpu_memory_utilization=0.88,
         memory_fraction_of_free=False,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=2.0,
         graph_overhead_gb=1.0,
@@ -234,7 +227,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         default_max_num_batched_tokens=8192,
         default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=True,
-        chunked_prefill=True,
         graphs=True,
         runtime_overhead_gb=1.5,
         graph_overhead_gb=0.8,

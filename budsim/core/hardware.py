@@ -212,10 +212,6 @@ class Cluster:
     nodes: int
 
     @property
-    def total_memory_gb(self) -> float:
-        return self.device.memory_gb * self.count
-
-    @property
     def price_per_hour(self) -> float:
         return self.device.price_per_hour * self.count
 

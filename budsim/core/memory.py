@@ -54,10 +54,6 @@ class MemoryPlan:
         return asdict(self)
 
 
-def layers_per_stage(model: ModelSpec, pp: int) -> float:
-    return model.num_layers / pp
-
-
 def resolve_weight_dtype(model: ModelSpec, dtype: str) -> str:
     return model.checkpoint_dtype if dtype in ("auto", "", None) else dtype
 

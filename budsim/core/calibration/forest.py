@@ -229,28 +229,6 @@ class Forest:
         self._info = np.asarray(info, dtype=np.intp)
 
     # ------------------------------------------------------------------ predict
-    def predict_one(self, x: np.ndarray) -> np.ndarray:
-        """Outputs (n_outputs,) for one feature vector."""
-        if self._n_trees == 0:
-            return self.base.copy()
-        xs = np.asarray(x, dtype=np.float32)
-        missing = bool(np.isnan(xs).any())
-        feat, thr, dl = self._feat, self._thr, self._dl
-        # follow each tree's path only (depth comparisons per tree, not one per node)
-        slot = self._row_inner.copy()  # flat index of each tree's current node
-        pos = np.zeros(self._n_trees, dtype=np.intp)
-        for _ in range(self.depth):
-            xv = xs[feat[slot]]
-            right = xv >= thr[slot]
-            if missing:  # missing values take the default direction of each split
-                nan = np.isnan(xv)
-                right[nan] = ~dl[slot[nan]]
-            step = 1 + right
-            pos = 2 * pos + step
-            slot = self._row_inner + pos
-        vals = self._leaf[self._row_leaf + pos - self._inner]
-        return self.base + np.bincount(self._info, weights=vals, minlength=self.n_outputs)
-
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Outputs (n, n_outputs) for a matrix of feature vectors, all rows and trees at once."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))
