@@ -19,7 +19,7 @@ from .deployment import Deployment
 from .dtypes import kv_bytes, weight_bytes
 from .engines import EngineProfile
 from .hardware import Device
-from .model import LayerSpec, ModelSpec
+from .model import ModelSpec
 
 GB = 1e9
 EMBEDDING_BYTES = 2.0  # embeddings and LM head stay 16-bit
@@ -112,13 +112,6 @@ def weights_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
     return per_device
 
 
-def kv_shard(layer: LayerSpec, tp: int) -> float:
-    """Fraction of a layer's per-token KV that one TP rank stores."""
-    if layer.is_mla or layer.kv_heads <= 1:
-        return 1.0
-    return max(1, math.ceil(layer.kv_heads / tp)) / layer.kv_heads
-
-
 def kv_bytes_per_sequence(model: ModelSpec, dep: Deployment, context: int) -> float:
     """KV (and fixed recurrent state) bytes one sequence of `context` tokens needs on one device."""
     kvb = kv_bytes(resolve_kv_dtype(dep.kv_dtype))
@@ -128,7 +121,7 @@ def kv_bytes_per_sequence(model: ModelSpec, dep: Deployment, context: int) -> fl
         tokens = context if layer.window is None else min(context, layer.window)
         if layer.attention == "linear":
             tokens = 0
-        per_layer = layer.kv_elems_per_token * tokens * kvb * kv_shard(layer, dep.tp)
+        per_layer = layer.kv_bytes_per_token(kvb, dep.tp) * tokens
         per_layer += layer.state_elems * 4.0 / max(1, min(dep.tp, layer.q_heads))  # fp32 state
         total += per_layer * count
     return total * stage

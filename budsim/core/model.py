@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,6 +117,15 @@ class LayerSpec:
     @property
     def active_params(self) -> int:
         return self.attn_params + self.dense_params + self.top_k * self.expert_params
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: float, tp: int = 1) -> float:
+        """KV-cache bytes one token adds to this layer on one of `tp` tensor-parallel ranks: the KV
+        heads are split over the ranks (at least one each), MLA's latent and a single KV head are
+        replicated on every rank."""
+        share = 1.0
+        if not self.is_mla and self.kv_heads > 1:
+            share = max(1, math.ceil(self.kv_heads / tp)) / self.kv_heads
+        return self.kv_elems_per_token * kv_dtype_bytes * share
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,7 @@ class ModelSpec:
             share = 1.0
             if spec.window is not None and context:
                 share = min(context, spec.window) / context
-            total += spec.kv_elems_per_token * kv_dtype_bytes * share * n
+            total += spec.kv_bytes_per_token(kv_dtype_bytes) * share * n
         return total
 
     def state_bytes_per_sequence(self, state_dtype_bytes: float = 4.0) -> float:

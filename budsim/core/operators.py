@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .deployment import Deployment
 from .dtypes import kv_bytes
-from .memory import body_bytes_per_param, kv_shard, resolve_kv_dtype, resolve_weight_dtype
+from .memory import body_bytes_per_param, resolve_kv_dtype, resolve_weight_dtype
 from .model import LayerSpec, ModelSpec
 
 ACT_BYTES = 2.0  # activations travel in 16 bit
@@ -199,7 +199,7 @@ def replica_operators(model: ModelSpec, dep: Deployment) -> ReplicaOperators:
                     prefill_v_dim=layer.prefill_v_dim or layer.v_dim,
                     window=layer.window,
                     kv_dtype=kv_dtype,
-                    kv_bytes_per_token=layer.kv_elems_per_token * kvb * kv_shard(layer, tp),
+                    kv_bytes_per_token=layer.kv_bytes_per_token(kvb, tp),
                     mla=layer.is_mla,
                     count=count,
                 )
