@@ -234,6 +234,30 @@ def test_steady_state_matches_a_long_explicit_simulation(
     assert fast.requests / fast.makespan == pytest.approx(slow.requests / slow.makespan, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("engine", "tp", "clients", "isl", "osl"),
+    [("vllm", 2, 256, 4096, 512), ("trtllm", 1, 192, 2048, 256)],
+)
+def test_a_budget_bound_loop_starts_near_its_steady_state(
+    engine: str, tp: int, clients: int, isl: int, osl: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1,024-token budget shared by decodes and prompt chunks holds only about
+    B (osl - 1) / (isl + osl - 1) requests decoding; the steady start puts that many in flight
+    and queues the rest, so the period found is the loop's own (it had been found inside the
+    drain from a full start, with a TPOT p99 twice the mean): mean and percentiles within 2 % of
+    the loop simulated request by request."""
+    step, profile, limits = _setup(engine, tp=tp, max_num_seqs=256, max_num_batched_tokens=1024)
+    workload = Workload(concurrency=clients, input_len=isl, output_len=osl)
+    fast = simulate_serving(step, profile, workload, **limits)
+    monkeypatch.setattr(simulator, "steady_sample_size", lambda w: 40 * w.concurrency)
+    slow = simulate_serving(step, profile, workload, **limits, shortcuts=False)
+    assert fast.steady and slow.steady and fast.preemptions == slow.preemptions == 0
+    assert fast.requests < slow.requests / 10  # the shortcut was taken
+    for metric in ("ttft", "tpot"):
+        expected = _summary(getattr(slow, metric))
+        assert _summary(getattr(fast, metric)) == pytest.approx(expected, rel=0.02), metric
+
+
 def test_steady_rate_matches_a_long_run_without_its_edges() -> None:
     """Arrivals at a rate: the steady sample (4,000 arrivals after a warm-up) against a finite
     run of 20,000 arrivals whose first and last tenth are dropped here, from the raw samples.

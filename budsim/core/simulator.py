@@ -424,6 +424,15 @@ class _Simulation:
             )
             return held <= s.kv_capacity
 
+        if not policy.prefill_runs_alone and not self.varied:
+            # Where decodes and prompt chunks share the token budget B, a request costs its
+            # prompt plus osl - 1 decode tokens of budget, so the loop completes at most
+            # B / (isl + osl - 1) requests a step and holds about B (osl - 1) / (isl + osl - 1)
+            # decoding: started with more, it takes a request's whole lifetime to drain to that.
+            isl, osl = w.input_len, w.output_len
+            bound = s.budget * (osl - 1) // (isl + osl - 1)
+            if 1 <= bound < running:
+                running = bound
         if not fits(running):  # the KV cache binds: the most that fit (bisection; fits(1) holds)
             low, high = 1, running
             while high - low > 1:
