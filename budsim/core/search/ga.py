@@ -10,8 +10,10 @@
 - Variation respects gene types: uniform crossover swaps whole genes; mutation steps ordinal genes up or
   down (sometimes jumps) and resets categorical ones; `SearchSpace.repair` then makes the child valid.
 - One batched evaluate per generation, only for genomes not seen before (fitness cache per genome).
-- Early stop when neither the feasible Pareto front of everything evaluated nor the best target improved
-  for `patience` generations. A cancel flag is checked before and after each generation's evaluation.
+- Early stop when neither the feasible Pareto front of everything evaluated nor the best target
+  improved by more than FRONT_TOLERANCE (1 %) for `patience` generations; the local search after
+  the evolution polishes the best. A cancel flag is checked before and after each generation's
+  evaluation.
 """
 
 from __future__ import annotations
@@ -220,6 +222,33 @@ def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def _dominates_or_equal(a: Sequence[float], b: Sequence[float]) -> bool:
     return all(x >= y for x, y in zip(a, b, strict=True))
+
+
+# The front counts as moved when a member is new by more than this share of some objective: a
+# three-objective front of a large space keeps gaining members that differ in the third digit,
+# which kept the search going for generations that changed nothing a user would choose by.
+FRONT_TOLERANCE = 0.01
+
+
+def _best_moved(before: tuple[Any, ...] | None, after: tuple[Any, ...] | None) -> bool:
+    """Whether the leader got better: less violation, or a target higher by more than
+    FRONT_TOLERANCE of it (the local search after the evolution polishes the last digits)."""
+    if after is None or before is None:
+        return after is not before
+    if after[0] != before[0]:
+        return bool(after[0] < before[0])
+    old, new = -before[1], -after[1]
+    return bool(new > old + FRONT_TOLERANCE * abs(old))
+
+
+def _front_moved(before: Sequence[Sequence[float]], after: Sequence[Sequence[float]]) -> bool:
+    """Whether a point of `after` is not within FRONT_TOLERANCE of being dominated by one of
+    `before` (objectives signed, bigger is better)."""
+    for new in after:
+        slack = [x - FRONT_TOLERANCE * abs(x) for x in new]
+        if not any(all(o >= y for o, y in zip(old, slack, strict=True)) for old in before):
+            return True
+    return False
 
 
 @dataclass
@@ -657,7 +686,7 @@ def run_ga(
         return outcome("cancelled", 0, False)
 
     best_key = leader[0].rank_key() if leader else None
-    front_key = frozenset(archive.front)
+    front_scores = [c.score.signed for c in archive.front.values()]
     stale = 0
     generation = 0
     for generation in range(1, settings.generations + 1):
@@ -699,12 +728,12 @@ def run_ga(
         emit(generation, pop)
 
         new_best = leader[0].rank_key() if leader else None
-        new_front = frozenset(archive.front)
-        if new_front != front_key or new_best != best_key:
+        new_scores = [c.score.signed for c in archive.front.values()]
+        if _best_moved(best_key, new_best) or _front_moved(front_scores, new_scores):
             stale = 0
         else:
             stale += 1
-        best_key, front_key = new_best, new_front
+        best_key, front_scores = new_best, new_scores
         if settings.patience is not None and stale >= settings.patience:
             return finish(pop, generation, True)
         if cached.evaluations >= size and len(cached.cache) >= size:
