@@ -87,6 +87,21 @@ def test_predict_tables_fit_80_columns_and_name_the_calibration() -> None:
     assert len(named) == 1 and named[0].strip(), "\n".join(lines)
 
 
+def test_predict_says_what_it_assumed() -> None:
+    """No load on the command line: the table says one client was assumed. A replica larger
+    than a node: it says the replica spans nodes. Neither note with a load and one node, and
+    every note fits 80 columns."""
+    base = ["--model", "meta-llama/Llama-3.1-70B", "--hardware", "h100-sxm"]
+    lengths = ["--input-len", "512", "--output-len", "64"]
+    lines = run_at_80_columns("predict", *base, "--tp", "16", *lengths)
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert any("no load given, so 1 client" in n for n in notes), "\n".join(lines)
+    assert any("spans 2 nodes of 8" in n for n in notes), "\n".join(lines)
+    assert all(len(n) <= 80 for n in notes)
+    quiet = run_at_80_columns("predict", *base, "--tp", "8", "--concurrency", "4", *lengths)
+    assert not [line for line in quiet if line.startswith("note: ")]
+
+
 def test_predict_table_shows_the_bands_of_the_json_output() -> None:
     from budsim.core.report import band_text
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,27 @@ def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
         warnings.warn(answer["warning"], stacklevel=1)
     return answer
+
+
+def _notes(fields: dict[str, Any]) -> list[str]:
+    """What the prediction assumed that the command line did not say (the table output only;
+    the fields have passed validation by then)."""
+    from budsim.core.hardware import get_device
+
+    notes = []
+    if not any(fields.get(k) for k in ("scenario", "concurrency", "batch_size", "rate")):
+        notes.append("no load given, so 1 client (set --concurrency, --rate or --batch-size)")
+    try:
+        per_replica = math.prod(int(float(fields.get(k) or 1)) for k in ("tp", "pp", "dp"))
+        per_node = get_device(str(fields["hardware"])).devices_per_node
+    except (BudsimError, ValueError):
+        return notes
+    if per_replica > per_node:
+        nodes = -(-per_replica // per_node)
+        notes.append(
+            f"a replica spans {nodes} nodes of {per_node}: collectives use the scale-out network"
+        )
+    return notes
 
 
 def _run_cases(path: Path, fmt: str) -> None:
@@ -208,6 +230,8 @@ def register(app: typer.Typer) -> None:
         throughput_band = band_text(result, "output_tok_s")
         if throughput_band:
             typer.echo(f"out tok/s 80 % band: {throughput_band}")
+        for note in _notes(fields):
+            typer.echo(f"note: {note}")
         # on lines of their own: a calibration id does not fit a column at 80 characters
         typer.echo(f"simulated: {result['run']}")
         typer.echo(f"step time: {result['basis']}")
