@@ -11,7 +11,10 @@ from .output import echo_json, print_table
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def models(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        plain: bool = typer.Option(False, "--plain", help="One model id per line (for scripts)."),
+    ) -> None:
         """List the bundled offline model catalog."""
         from budsim.core.model import list_catalog, load_model
 
@@ -32,7 +35,10 @@ def register(app: typer.Typer) -> None:
             )
         if as_json:
             echo_json(rows)
+        elif plain:
+            typer.echo("\n".join(r["id"] for r in rows))
         else:
+            # ids are what a user copies: the table leaves columns out before it cuts one
             print_table(
                 f"{len(rows)} models",
                 ("id", "B", "active", "attn", "MoE", "dtype", "context"),
@@ -48,6 +54,7 @@ def register(app: typer.Typer) -> None:
                     )
                     for r in rows
                 ],
+                optional=("context", "attn", "active", "MoE"),
             )
 
     @app.command()
