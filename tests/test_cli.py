@@ -186,6 +186,22 @@ def test_cases_csv_answers_every_row_in_order(tmp_path: Path) -> None:
     assert rows[2]["e2e_s_max"] > rows[2]["e2e_s_p50"] * 0.99
 
 
+def test_cases_as_a_table(tmp_path: Path) -> None:
+    """--format table (the default) prints one row per case at 80 columns, the numbers of the
+    JSON output and a failed case's error in its row."""
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "id,model,hardware,engine,concurrency,input_len,output_len\n"
+        "small,meta-llama/Llama-3.1-8B,h100-sxm,vllm,16,512,64\n"
+        "broken,meta-llama/Llama-3.1-8B,h100-sxm,vllm,16,-3,64\n"
+    )
+    lines = run_at_80_columns("predict", "--cases", str(cases))
+    rows = json.loads(run("predict", "--cases", str(cases), "--format", "json").stdout)
+    small = next(line for line in lines if line.split()[:1] == ["small"])
+    assert f"{rows[0]['tpot_ms_mean']:.4g}"[:4] in small.replace(",", "")
+    assert any(line.split()[:1] == ["broken"] and "input_len" in line for line in lines)
+
+
 def test_cases_file_problems_are_one_line(tmp_path: Path) -> None:
     out = run("predict", "--cases", str(tmp_path / "missing.csv"), "--format", "jsonl")
     assert out.returncode == 2 and "cannot read" in out.stderr

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json(rows)
         elif plain:
-            typer.echo("\n".join(r["id"] for r in rows))
+            typer.echo("\n".join(str(r["id"]) for r in rows))
         else:
             # ids are what a user copies: the table leaves columns out before it cuts one
             print_table(

@@ -86,6 +86,31 @@ def _notes(fields: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _cases_table(rows: list[dict[str, Any]]) -> None:
+    """The headline numbers of each case, one row each; a case that failed shows its error
+    (every field is in --format json/jsonl/csv)."""
+    table: list[tuple[Any, ...]] = []
+    for r in rows:
+        if "error" in r:
+            table.append((r["id"], "-", "-", "-", "-", r["error"]))
+            continue
+        table.append(
+            (
+                r["id"],
+                r.get("ttft_ms_mean"),
+                r.get("tpot_ms_mean"),
+                r.get("output_tok_s"),
+                r.get("output_tok_s_per_device"),
+                r.get("run") or "",
+            )
+        )
+    print_table(
+        f"{len(rows)} cases",
+        ("id", "TTFT ms", "TPOT ms", "out tok/s", "/device", "simulated or error"),
+        table,
+    )
+
+
 def _run_cases(path: Path, fmt: str) -> None:
     try:
         # utf-8-sig: spreadsheets save CSV with a byte-order mark before the header
@@ -132,6 +157,8 @@ def _read_cases(handle: Any, path: Path, fmt: str) -> None:
         flush()
     if fmt == "json":
         echo_json(rows_out)
+    elif fmt == "table":
+        _cases_table(rows_out)
     elif fmt == "csv":
         keys: list[str] = []
         for r in rows_out:
@@ -183,8 +210,8 @@ def register(app: typer.Typer) -> None:
         """Predict TTFT, TPOT, latency, throughput and memory for a deployment."""
         if cases is not None:
             fmt = "json" if as_json and format == "table" else format
-            if fmt not in ("jsonl", "json", "csv"):
-                raise BudsimError("--cases needs --format jsonl, json or csv")
+            if fmt not in ("table", "jsonl", "json", "csv"):
+                raise BudsimError("--format must be table, jsonl, json or csv")
             _run_cases(cases, fmt)
             return
         fields = {k: v for k, v in locals().items() if k not in ("cases", "format", "as_json")}
