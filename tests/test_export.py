@@ -805,3 +805,30 @@ def test_cli_exports_a_stored_run(tmp_path: Path) -> None:
     result = runner.invoke(_cli(), ["export", run_id, "-t", "vllm", "--rank", "1", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "--tensor-parallel-size 8" in result.output and "predicted: TTFT n/a" in result.output
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [("failed", "does not meet them"), ("cancelled", "generations it finished"), ("completed", "")],
+)
+def test_exporting_an_unfinished_run_warns(tmp_path: Path, status: str, says: str) -> None:
+    """A failed run's closest configuration (or a cancelled run's best so far) is exported with
+    a warning that leads the header and is repeated on stderr; a completed run's is not."""
+    store_module = pytest.importorskip("budsim.core.store")
+    base = json.loads((PLANS / "gaudi.json").read_text())
+    keys = ("model", "hardware", "engine", "tp", "pp", "dp", "ep", "replicas", "weight_dtype")
+    deployment = {k: base[k] for k in keys}
+    db = tmp_path / "runs.db"
+    store = store_module.open_store(db)
+    run_id = store.create_run(inputs={"model": base["model"]})
+    results = [{"rank": 0, "kind": "closest", "deployment": deployment, "prediction": {}}]
+    store.finish_run(run_id, status, results=results, error="no configuration meets it")
+    store.close()
+    result = CliRunner().invoke(_cli(), ["export", run_id[:8], "-t", "vllm", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    header = [line for line in result.stdout.splitlines() if line.startswith("# WARNING:")]
+    if says:
+        assert len(header) == 1 and says in header[0]
+        assert result.stderr.startswith("warning: ") and says in result.stderr
+    else:
+        assert not header and "warning" not in result.stderr

@@ -107,6 +107,8 @@ def register(app: typer.Typer) -> None:
             fp8_offline=fp8_offline,
         )
         plan = _load_plan(source, rank, pareto, db)
+        if plan.warning:
+            typer.echo(f"warning: {plan.warning}", err=True)
         result = run_export(plan, targets or ["all"], options, engine=engine)
         if out is not None:
             paths = _write(out, result.artifacts)

@@ -12,7 +12,7 @@ import gc
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -499,18 +499,20 @@ class BudsimApp(App[None]):
                 screen.memory_planned(message.key, message.plan)
 
     def export_row(self, view: ResultView, row: Row) -> None:
-        self._export(configuration_document(view, row))
+        self._export(configuration_document(view, row), {"status": view.status, "id": view.run_id})
 
     @work(thread=True, group="export", exclusive=True, exit_on_error=False)
-    def _export(self, doc: dict[str, Any]) -> None:
+    def _export(self, doc: dict[str, Any], run: dict[str, Any]) -> None:
         text_json = json.dumps(doc, indent=2, default=str)
         try:
             from budsim.core.export import export, from_config_json
+            from budsim.core.export.plan import run_warning
         except ImportError:
             self.post_message(ExportReady("configuration JSON", text_json, "configuration JSON"))
             return
         try:
-            plan = from_config_json(doc)
+            # a failed run's closest configuration leads its header with a warning, as the CLI's
+            plan = replace(from_config_json(doc), warning=run_warning(run))
             result = export(plan, [plan.engine])
             text = result.text()
         except Exception as exc:  # noqa: BLE001 - fall back to the JSON, say why
