@@ -31,6 +31,21 @@ def count_text(n: Any, noun: str) -> str:
     return f"{fmt(n)} {noun}" if n == 1 else f"{fmt(n)} {noun}s"
 
 
+def devices_in(config: Mapping[str, Any]) -> int | None:
+    """The devices a configuration uses: its own count, else TP x PP x DP x replicas (a failed
+    run's closest configurations are stored with their layout only)."""
+    devices = config.get("devices")
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    try:
+        n = 1
+        for key in ("tp", "pp", "dp", "replicas"):
+            n *= int(config.get(key) or 1)
+    except (TypeError, ValueError):
+        return None
+    return n
+
+
 def layout_text(config: Mapping[str, Any]) -> str:
     """TP2·PP2 ×3 style."""
     parts = [f"TP{config.get('tp', 1) or 1}"]

@@ -15,6 +15,7 @@ from typing import Any
 from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     PERFORMANCE,
     count_text,
+    devices_in,
     fmt,
     layout_text,
     performance_rows,
@@ -320,11 +321,11 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
         a, b = _target_value(view.target, best), headline
         if a and b:
             parts.append(f"It reaches {b / a:.0%} of the best's {label}.")
-    devices = cfg.get("devices")
+    devices = devices_in(cfg)
     available = view.request.get("devices")
     replicas = cfg.get("replicas") or 1
     if devices:
-        per = cfg.get("devices_per_replica") or devices
+        per = cfg.get("devices_per_replica") or devices // replicas
         text = f"It uses {devices}"
         if available and available != devices:
             text += f" of the {available}"

@@ -219,6 +219,19 @@ def test_view_from_store_without_a_response() -> None:
     assert "3 $/1M" in why_text(view)
 
 
+def test_a_closest_configuration_counts_its_devices() -> None:
+    """A failed run stores its closest configurations with their layout only: the detail and
+    the why-text count the devices from it ("- devices" had shown)."""
+    from budsim.core.report import devices_in
+
+    cfg = {"engine": "vllm", "tp": 2, "pp": 2, "replicas": 2}
+    assert devices_in(cfg) == 8 and devices_in({**cfg, "devices": 6}) == 6
+    run = {"id": "abc", "status": "failed", "objective": "throughput", "inputs": {"devices": 8}}
+    results = [{"rank": 0, "kind": "closest", "deployment": cfg, "feasible": False}]
+    view = view_from_store(run, results)
+    assert "It uses 8 devices as 2 replicas of 4" in why_text(view, view.rows[0])
+
+
 def test_progress_fraction_and_eta() -> None:
     history = fixture_progress()
     first, last = history[0], history[-1]

@@ -19,6 +19,7 @@ from ..views import (
     bar,
     count_text,
     describe,
+    devices_in,
     fmt,
     kv_text,
     layout_text,
@@ -142,7 +143,7 @@ class ResultsScreen(BudsimScreen):
         if key == "rank":
             return float(row.rank)
         if key == "devices":
-            return float(row.configuration.get("devices") or 0)
+            return float(devices_in(row.configuration) or 0)
         metric = self.second if key == "second" else key
         value = row.metric(metric)
         if not isinstance(value, (int, float)):
@@ -232,7 +233,7 @@ class ResultsScreen(BudsimScreen):
         head.append(describe(cfg), style="bold")
         head.append("\n")
         head.append(
-            f"{count_text(cfg.get('devices'), 'device')} ({layout_text(cfg)}) · "
+            f"{count_text(devices_in(cfg), 'device')} ({layout_text(cfg)}) · "
             f"batched tokens {fmt(cfg.get('max_num_batched_tokens'))} · "
             f"memory fraction {fmt(cfg.get('gpu_memory_utilization'))} · "
             f"KV {kv_text(cfg)}"
