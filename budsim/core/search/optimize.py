@@ -566,7 +566,14 @@ def infeasibility(outcome: SearchOutcome, scorer: Scorer, problem: Problem) -> B
             "the predictor rejected every configuration searched"
             " (check the model, hardware and engine combination)"
         )
-    closest = sorted(fitting, key=Candidate.rank_key)[:CLOSEST]
+    # as the alternatives: one of each prediction (the rest differ only in a knob that does not
+    # matter here, such as the memory fraction where the KV cache does not bind)
+    closest: list[Candidate] = []
+    shown: set[tuple[Any, ...]] = set()
+    for c in sorted(fitting, key=Candidate.rank_key):
+        if len(closest) < CLOSEST and _signature(c) not in shown:
+            shown.add(_signature(c))
+            closest.append(c)
     # The binding constraint: the one whose best achievable value (over everything that fits) misses
     # by the most; if each alone is achievable, the combination binds.
     achievable: dict[str, Check] = {}
