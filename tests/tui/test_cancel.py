@@ -113,3 +113,40 @@ async def test_exit_by_another_path_still_cancels(db_path: Path) -> None:
     assert state.done.is_set() and state.cancel.is_set()
     with open_store(db_path) as store:
         assert store.list_runs()[0]["status"] == "cancelled"
+
+
+@async_test
+async def test_the_footer_offers_cancel_only_while_the_search_runs(db_path: Path) -> None:
+    """'c Cancel' is in the footer while the search runs and gone once it has ended: a failed
+    search stays on its screen with its closest configurations, and its footer had still
+    offered to cancel it."""
+    from dataclasses import replace
+
+    from textual.widgets import Footer
+
+    from budsim.core.search.ga import GASettings
+    from budsim.core.search.scoring import Constraints
+
+    impossible = replace(
+        big_request(),
+        ga=GASettings(population=8, generations=2, seed=1, polish=0),
+        constraints=Constraints(ttft_ms=1.0),  # no configuration is this fast
+    )
+
+    def footer_text() -> str:
+        footer = app.screen.query_one(Footer)
+        return " ".join(str(key.render()) for key in footer.children)
+
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
+        app.start_run(impossible)
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        state = app.run_state
+        assert state is not None
+        await wait_for(pilot, lambda: state.status == "failed", timeout=60, what="failed")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, RunScreen) and state.closest
+        assert app.screen.check_action("cancel", ()) is False
+        assert "Cancel" not in footer_text() and "Back" in footer_text()

@@ -31,6 +31,14 @@ class RunScreen(BudsimScreen):
     def __init__(self) -> None:
         super().__init__()
         self._seen_version = -1
+        self._seen_active: bool | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Cancel is offered (in the footer too) only while the search runs."""
+        if action == "cancel":
+            state = self.budsim.run_state
+            return state is not None and state.active
+        return True
 
     def compose(self) -> ComposeResult:
         yield TitleBar("search")
@@ -56,6 +64,9 @@ class RunScreen(BudsimScreen):
         if state is None or state.version == self._seen_version:
             return
         self._seen_version = state.version
+        if state.active != self._seen_active:
+            self._seen_active = state.active
+            self.refresh_bindings()  # the footer drops "c Cancel" once the run has ended
         req = state.request
         title = (
             f"{req.model} · {req.devices}× {req.hardware} · target {req.optimization_target}"
