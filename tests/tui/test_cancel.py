@@ -126,6 +126,7 @@ async def test_the_footer_offers_cancel_only_while_the_search_runs(db_path: Path
 
     from budsim.core.search.ga import GASettings
     from budsim.core.search.scoring import Constraints
+    from budsim.tui.widgets.fitness_chart import FitnessChart
 
     impossible = replace(
         big_request(),
@@ -150,3 +151,6 @@ async def test_the_footer_offers_cancel_only_while_the_search_runs(db_path: Path
         assert isinstance(app.screen, RunScreen) and state.closest
         assert app.screen.check_action("cancel", ()) is False
         assert "Cancel" not in footer_text() and "Back" in footer_text()
+        # the best-so-far chart plots feasible configurations only, and says why it is empty
+        chart = app.screen.query_one(FitnessChart)
+        assert "nothing feasible yet" in chart.plt.build()

@@ -20,8 +20,9 @@ class FitnessChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         _, unit, _ = TARGET_INFO.get(target, (target, "", 1.0))
-        plt.title(f"{unit}: best, mean")
         gens = [p.generation for p in history if p.best_target is not None]
+        # the chart plots feasible configurations only: say so when there is none yet
+        plt.title(f"{unit}: best, mean" if gens or not history else "nothing feasible yet")
         best = [p.best_target for p in history if p.best_target is not None]
         mean = [p.mean_target for p in history if p.best_target is not None]
         if gens:
