@@ -199,6 +199,22 @@ def _no_slower(quantised: np.ndarray, sixteen_bit: np.ndarray) -> np.ndarray:
     return np.minimum(quantised, sixteen_bit)
 
 
+def _stage_times(compute: float, memory: float, comm: float, overhead: float, pp: int) -> StepTime:
+    """One iteration's StepTime from one stage's parts: every micro-batch passes through every
+    stage, so an iteration takes pp stage-times. (tuple.__new__: the NamedTuple's own __new__ is
+    a Python function, called once per event.)"""
+    return tuple.__new__(
+        StepTime,
+        (
+            (compute + memory + comm + overhead) * pp,
+            compute * pp,
+            memory * pp,
+            comm * pp,
+            overhead * pp,
+        ),
+    )
+
+
 class StepTimeModel:
     """Step time of one replica of `dep`, precomputed for fast repeated calls."""
 
@@ -435,6 +451,31 @@ class StepTimeModel:
                 n_decode, decode_ctx, prefill_tokens, prefill_pairs, prefill_seqs
             )
         pp, micro = self.pp, self.micro
+        compute, memory, comm = self._token_and_prompt_work(
+            n_decode, prefill_tokens, prefill_pairs, prefill_seqs
+        )
+        if n_decode and self._decode is not None:
+            # decode attention: the sequences of a rank at their mean context
+            memory += self._decode.at(n_decode / micro, decode_ctx / n_decode)
+        if self.ops.linear and n_decode:
+            bw = self.device.memory_bw_gbs * 1e9 * LINEAR_STATE_BW_SHARE
+            for lin in self.ops.linear:
+                memory += lin.count * n_decode / micro * lin.state_bytes * 2 / bw
+        # LM head for the sequences that emit a token this step (on the last stage only)
+        rows = (n_decode + prefill_seqs) / micro
+        if rows > 0:
+            c, m = self._lm_head.at(rows)
+            compute += c / pp
+            memory += m / pp
+        overhead = self.fixed / pp + self.per_seq * rows
+        return _stage_times(compute, memory, comm, overhead, pp)
+
+    def _token_and_prompt_work(
+        self, n_decode: float, prefill_tokens: float, prefill_pairs: float, prefill_seqs: float
+    ) -> tuple[float, float, float]:
+        """(compute, memory, comm) of a step's token operators and its prompt chunks' attention,
+        which `__call__` and `_step_parts` share."""
+        micro = self.micro
         tokens = (n_decode + prefill_tokens) / micro  # per rank and micro-batch, spread evenly
         stage_tokens = tokens * self.dp  # what the experts of a stage see per micro-batch
         compute, memory, comm = self._token_ops(tokens, stage_tokens)
@@ -450,9 +491,6 @@ class StepTimeModel:
                 compute, memory, comm = self._token_ops(tokens + extra, stage_tokens)
                 pairs *= busiest
                 seqs *= busiest
-        if n_decode and self._decode is not None:
-            # decode attention: the sequences of a rank at their mean context
-            memory += self._decode.at(n_decode / micro, decode_ctx / n_decode)
         if pairs and self._prefill is not None:
             # the chunks as `seqs` prompts whose causal pairs match: length L with L(L+1)/2 pairs
             # each when fresh; a chunk over a cached prefix does the pairs of its rows only
@@ -461,29 +499,7 @@ class StepTimeModel:
             length = prefix + chunk
             full = length * (length + 1) / 2
             compute += self._prefill.at(seqs, length) * (pairs / seqs) / full
-        if self.ops.linear and n_decode:
-            bw = self.device.memory_bw_gbs * 1e9 * LINEAR_STATE_BW_SHARE
-            for lin in self.ops.linear:
-                memory += lin.count * n_decode / micro * lin.state_bytes * 2 / bw
-        # LM head for the sequences that emit a token this step (on the last stage only)
-        rows = (n_decode + prefill_seqs) / micro
-        if rows > 0:
-            c, m = self._lm_head.at(rows)
-            compute += c / pp
-            memory += m / pp
-        overhead = self.fixed / pp + self.per_seq * rows
-        # Every micro-batch passes through every stage: one iteration takes pp stage-times.
-        # (tuple.__new__: the NamedTuple's own __new__ is a Python function, once per event)
-        return tuple.__new__(
-            StepTime,
-            (
-                (compute + memory + comm + overhead) * pp,
-                compute * pp,
-                memory * pp,
-                comm * pp,
-                overhead * pp,
-            ),
-        )
+        return compute, memory, comm
 
     def _from_parts(
         self,
@@ -508,16 +524,7 @@ class StepTimeModel:
             memory += self._decode.at_row(i, wa, decode_ctx / n_decode)
         memory += head
         pp = self.pp
-        return tuple.__new__(
-            StepTime,
-            (
-                (compute + memory + comm + overhead) * pp,
-                compute * pp,
-                memory * pp,
-                comm * pp,
-                overhead * pp,
-            ),
-        )
+        return _stage_times(compute, memory, comm, overhead, pp)
 
     def _step_parts(
         self, n_decode: float, prefill_tokens: float, prefill_pairs: float, prefill_seqs: float
@@ -526,27 +533,12 @@ class StepTimeModel:
         with the LM head, memory before the decode attention, the LM head's memory, comm,
         overhead) and the decode attention grid's row (-1: no decode attention)."""
         pp, micro = self.pp, self.micro
-        tokens = (n_decode + prefill_tokens) / micro
-        stage_tokens = tokens * self.dp
-        compute, memory, comm = self._token_ops(tokens, stage_tokens)
-        pairs = prefill_pairs / micro
-        seqs = prefill_seqs / micro
-        if prefill_seqs and self.dp > 1:
-            busiest = math.ceil(prefill_seqs / self.dp) * self.dp / prefill_seqs
-            if busiest > 1.0:
-                extra = prefill_tokens * (busiest - 1.0) / micro
-                compute, memory, comm = self._token_ops(tokens + extra, stage_tokens)
-                pairs *= busiest
-                seqs *= busiest
+        compute, memory, comm = self._token_and_prompt_work(
+            n_decode, prefill_tokens, prefill_pairs, prefill_seqs
+        )
         i, wa = -1, 0.0
         if n_decode and self._decode is not None:
             i, wa = self._decode.row(n_decode / micro)
-        if pairs and self._prefill is not None:
-            chunk = prefill_tokens / prefill_seqs
-            prefix = max(0.0, pairs / seqs / chunk - (chunk + 1) / 2)
-            length = prefix + chunk
-            full = length * (length + 1) / 2
-            compute += self._prefill.at(seqs, length) * (pairs / seqs) / full
         rows = (n_decode + prefill_seqs) / micro
         head = 0.0  # x + 0.0 == x: a step without rows adds nothing
         if rows > 0:
