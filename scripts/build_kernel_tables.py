@@ -207,7 +207,8 @@ def rows_for(
             "ep": df["moe_ep_size"],
             "gated": _gated(df, framework, nongated),
         }
-        keys["kernel"] = _dominant_kernel(df, list(keys))
+        # the curve a kernel label belongs to: the key without its gated label, as measured
+        keys["kernel"] = _dominant_kernel(df, {k: v for k, v in keys.items() if k != "gated"})
         axes = {"tokens": df["num_tokens"]}
     elif family.startswith("mla_"):
         df = df.assign(kv=_codes(df["kv_cache_dtype"], list(KV_CODE))).dropna(subset=["kv"])
@@ -258,23 +259,14 @@ def _gated(df: pd.DataFrame, framework: str, nongated: frozenset[Shape]) -> pd.S
     return pd.Series(flag, index=df.index)
 
 
-def _dominant_kernel(df: pd.DataFrame, key_cols: list[str]) -> pd.Series:
-    """Per MoE key (one curve over tokens): a code of the kernel implementation that measured most
-    of its rows (crc32 of the table's kernel_source name; 0 where the table does not name it)."""
+def _dominant_kernel(df: pd.DataFrame, keys: dict[str, pd.Series]) -> pd.Series:
+    """Per MoE key (one curve over tokens, its columns `keys`): a code of the kernel
+    implementation that measured most of its rows (crc32 of the table's kernel_source name; 0
+    where the table does not name it)."""
     if "kernel_source" not in df:
         return pd.Series(0, index=df.index)
     code = df["kernel_source"].astype(str).map(lambda name: zlib.crc32(name.encode()) & 0x7FFFFFFF)
-    cols = {
-        "dtype": df["dtype"],
-        "dist": df["dist"],
-        "hidden": df["hidden_size"],
-        "inter": df["inter_size"],
-        "topk": df["topk"],
-        "experts": df["num_experts"],
-        "tp": df["moe_tp_size"],
-        "ep": df["moe_ep_size"],
-    }
-    frame = pd.DataFrame({k: v for k, v in cols.items() if k in key_cols}).assign(code=code)
+    frame = pd.DataFrame(keys).assign(code=code)
     group = list(frame.columns[:-1])
     counts = frame.groupby([*group, "code"], sort=True).size().rename("n").reset_index()
     # most rows first, ties to the smallest code: deterministic
