@@ -497,23 +497,34 @@ def choose(outcome: SearchOutcome, n_alternatives: int) -> tuple[Candidate | Non
     if not feasible:
         return None, []
     best = feasible[0]
-    alternatives: list[Candidate] = []
-    taken = {best.genome}
-    shown = {_signature(best)}
-    for pool in (outcome.pareto, feasible):
-        for c in sorted(pool, key=Candidate.rank_key):
-            if len(alternatives) >= n_alternatives:
-                break
-            if not c.feasible or c.genome in taken or _signature(c) in shown:
-                continue
-            taken.add(c.genome)
-            shown.add(_signature(c))
-            alternatives.append(c)
-    return best, alternatives
+    ranked = [
+        c
+        for pool in (outcome.pareto, feasible)
+        for c in sorted(pool, key=Candidate.rank_key)
+        if c.feasible
+    ]
+    return best, _one_per_prediction(ranked, n_alternatives, {_signature(best)})
 
 
 def _signature(c: Candidate) -> tuple[Any, ...]:
     return (c.deployment.devices, *(float(f"{v:.6g}") for v in c.score.objectives))
+
+
+def _one_per_prediction(
+    ranked: Sequence[Candidate], n: int, shown: set[tuple[Any, ...]]
+) -> list[Candidate]:
+    """The first `n` of `ranked` whose devices and objectives differ from each other's and from
+    `shown` (the rest differ only in a knob that does not matter here, such as the memory
+    fraction where the KV cache does not bind; the same genome is the same signature)."""
+    picked: list[Candidate] = []
+    for c in ranked:
+        if len(picked) >= n:
+            break
+        signature = _signature(c)
+        if signature not in shown:
+            shown.add(signature)
+            picked.append(c)
+    return picked
 
 
 def _describe(c: Candidate) -> str:
@@ -566,14 +577,7 @@ def infeasibility(outcome: SearchOutcome, scorer: Scorer, problem: Problem) -> B
             "the predictor rejected every configuration searched"
             " (check the model, hardware and engine combination)"
         )
-    # as the alternatives: one of each prediction (the rest differ only in a knob that does not
-    # matter here, such as the memory fraction where the KV cache does not bind)
-    closest: list[Candidate] = []
-    shown: set[tuple[Any, ...]] = set()
-    for c in sorted(fitting, key=Candidate.rank_key):
-        if len(closest) < CLOSEST and _signature(c) not in shown:
-            shown.add(_signature(c))
-            closest.append(c)
+    closest = _one_per_prediction(sorted(fitting, key=Candidate.rank_key), CLOSEST, set())
     # The binding constraint: the one whose best achievable value (over everything that fits) misses
     # by the most; if each alone is achievable, the combination binds.
     achievable: dict[str, Check] = {}
