@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,16 +68,17 @@ def _notes(fields: dict[str, Any]) -> list[str]:
     """What the prediction assumed that the command line did not say (the table output only;
     the fields have passed validation by then)."""
     from budsim.core.hardware import get_device
+    from budsim.core.report import devices_in
 
     notes = []
     if not any(fields.get(k) for k in ("scenario", "concurrency", "batch_size", "rate")):
         notes.append("no load given, so 1 client (set --concurrency, --rate or --batch-size)")
+    per_replica = devices_in({k: fields.get(k) for k in ("tp", "pp", "dp")})
     try:
-        per_replica = math.prod(int(float(fields.get(k) or 1)) for k in ("tp", "pp", "dp"))
         per_node = get_device(str(fields["hardware"])).devices_per_node
-    except (BudsimError, ValueError):
+    except BudsimError:
         return notes
-    if per_replica > per_node:
+    if per_replica is not None and per_replica > per_node:
         nodes = -(-per_replica // per_node)
         notes.append(
             f"a replica spans {nodes} nodes of {per_node}: collectives use the scale-out network"
