@@ -102,6 +102,13 @@ class Workload:
     input_len_spread: float = 0.0
     output_len_spread: float = 0.0
     seed: int = 0
+    # Prefix caching (vLLM's automatic prefix caching, SGLang's radix cache, TRT-LLM's KV block
+    # reuse): every prompt starts with `shared_prefix_len` tokens all requests share (a system
+    # prompt: computed once, its KV held once), and of the rest of each prompt a share
+    # `cached_share` was seen before by the same conversation (earlier turns) and is still cached.
+    # Cached tokens are not prefilled again; the new ones still attend to them.
+    shared_prefix_len: int = 0
+    cached_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -156,6 +163,31 @@ class Workload:
             spread = getattr(self, name)
             if not (0.0 <= spread < 1.0):
                 raise BudsimError(f"{name} must be in [0, 1), got {spread}")
+        prefix = self.shared_prefix_len
+        if not isinstance(prefix, int) or isinstance(prefix, bool) or prefix < 0:
+            raise BudsimError(f"shared_prefix_len must be a whole number >= 0, got {prefix!r}")
+        if prefix >= self.input_len:
+            raise BudsimError(
+                f"shared_prefix_len ({prefix}) must be shorter than input_len ({self.input_len}): "
+                "a prompt is its shared prefix plus at least one token of its own"
+            )
+        share = self.cached_share
+        if not isinstance(share, (int, float)) or not (0.0 <= share < 1.0):
+            raise BudsimError(f"cached_share must be in [0, 1), got {share!r}")
+
+    @property
+    def prefix_caching(self) -> bool:
+        """Whether the workload reuses cached prompt tokens (shared_prefix_len, cached_share)."""
+        return bool(self.shared_prefix_len or self.cached_share)
+
+    def cached_tokens(self, input_len: int) -> int:
+        """Tokens of a new prompt of `input_len` tokens found in the prefix cache: the shared
+        prefix plus `cached_share` of the rest. The last prompt token is always computed (it
+        produces the first output token), as the engines do on a full hit."""
+        if not self.prefix_caching:
+            return 0
+        shared = min(self.shared_prefix_len, input_len)
+        return max(0, min(input_len - 1, shared + int(self.cached_share * (input_len - shared))))
 
     @property
     def longest_request(self) -> int:

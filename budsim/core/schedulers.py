@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -190,7 +190,10 @@ class ReplicaState:
     """The requests on one replica, the global decode counter and the KV-cache accounting.
 
     KV held = kv_prefill (whole prompts of admitted, still-prefilling cohorts) + dec_base + n_dec * g
-    (each decoding sequence holds its input plus the tokens it generated)."""
+    (each decoding sequence holds its input plus the tokens it generated), less the copies of a
+    shared prompt prefix: its `shared` tokens are held once for all running requests (kv_room).
+    With prefix caching (`cache`: tokens of a new prompt already cached) a prompt's cached tokens
+    are not computed (prompt_chunks starts after them)."""
 
     __slots__ = (
         "waiting",
@@ -211,6 +214,8 @@ class ReplicaState:
         "budget_binds",
         "digest",
         "admitted",
+        "shared",
+        "cache",
         "_uids",
     )
 
@@ -236,6 +241,8 @@ class ReplicaState:
         self.budget_binds = False
         self.digest: ShiftDigest | None = None  # a steady closed loop's (see ShiftDigest)
         self.admitted: QueueDigest | None = None  # of `prefilling`, while a loop seeks its period
+        self.shared = 0  # KV tokens of a prompt prefix every request shares (held once)
+        self.cache: Callable[[int], int] | None = None  # input_len -> its cached prompt tokens
         self._uids = itertools.count(1)
 
     def new_uid(self) -> int:
@@ -244,6 +251,26 @@ class ReplicaState:
     @property
     def kv_used(self) -> int:
         return self.kv_prefill + self.dec_base + self.n_dec * self.g
+
+    def kv_room(self, growth: int = 0) -> int:
+        """KV tokens free after `growth` more are taken: the running requests' copies of the
+        shared prefix but one are not really held (with none running, the first one to come
+        will hold it)."""
+        return (
+            self.kv_capacity
+            + self.shared * (self.running - 1)
+            - self.kv_prefill
+            - self.dec_base
+            - self.n_dec * self.g
+            - growth
+        )
+
+    def cached(self, c: Cohort) -> int:
+        """Prompt tokens of `c` the prefix cache holds: a new request's (Workload.cached_tokens);
+        a preempted one recomputes all but the shared prefix (which the others keep cached)."""
+        if self.cache is None:
+            return 0
+        return self.cache(c.input_len) if not c.produced else min(self.shared, c.prompt - 1)
 
     def split(self, c: Cohort, n: int) -> Cohort:
         """Take `n` sequences out of cohort `c` into a new cohort in the same state."""
@@ -280,11 +307,12 @@ class ReplicaState:
             return _NO_CHUNKS
         tokens = seqs = 0
         pairs = 0.0
-        i = 0
+        i = skip = 0
         c = prefilling[0]
         while i < len(prefilling) and room > 0:
             c = prefilling[i]
-            left = c.prompt - c.done_prefill
+            skip = self.cached(c) if self.cache is not None else 0
+            left = c.prompt - skip - c.done_prefill
             whole = 0 if left > room else c.count if c.count * left <= room else room // left
             if whole:
                 if whole < c.count:  # split: the rest waits for the next step
@@ -297,26 +325,22 @@ class ReplicaState:
             step_tokens = whole * tok
             room -= step_tokens
             tokens += step_tokens
-            pairs += step_tokens * (c.done_prefill + (tok + 1) / 2)
+            pairs += step_tokens * (skip + c.done_prefill + (tok + 1) / 2)
             seqs += whole
             c.done_prefill += tok
             i += 1
-        return tokens, pairs, seqs, i if c.done_prefill >= c.prompt else i - 1
+        return tokens, pairs, seqs, i if skip + c.done_prefill >= c.prompt else i - 1
 
     def kv_short(self) -> bool:
         """Whether this step's decodes would not fit the KV cache."""
-        return self.kv_prefill + self.dec_base + self.n_dec * (self.g + 1) > self.kv_capacity
+        return self.kv_room(self.n_dec) < 0
 
     def preempt_for_growth(self) -> bool:
         """Recompute-preempt the most recently admitted decoding cohorts until this step's decodes
         fit the KV cache (vLLM's and SGLang's policy; one cohort always stays). True if any was."""
         preempted = False
         decoding = self.decoding
-        while (
-            self.n_dec
-            and self.kv_prefill + self.dec_base + self.n_dec * (self.g + 1) > self.kv_capacity
-            and len(decoding) > 1
-        ):
+        while self.n_dec and self.kv_room(self.n_dec) < 0 and len(decoding) > 1:
             c = decoding[next(reversed(decoding))]
             self.stop_decoding(c)
             c.produced = self.g - c.start
@@ -387,7 +411,7 @@ class ReplicaState:
             heapq.heappop(heap)
         k = heap[0][0] - self.g if heap else 1
         if self.n_dec:
-            k = min(k, max(1, (self.kv_capacity - self.kv_used) // self.n_dec))
+            k = min(k, max(1, self.kv_room() // self.n_dec))
         return max(1, k)
 
 
@@ -403,8 +427,9 @@ class Scheduler:
     preempts = True  # whether a running request can be preempted (KV growth past the cache)
 
     def kv_fit(self, s: ReplicaState, c: Cohort) -> int:
-        """How many sequences of `c` the KV cache takes now: room for their prompts."""
-        return (s.kv_capacity - s.kv_used) // max(1, c.prompt)
+        """How many sequences of `c` the KV cache takes now: room for their prompts (a shared
+        prefix once)."""
+        return s.kv_room() // max(1, c.prompt - s.shared)
 
     def holds(self, input_len: int, output_len: int, generated: int) -> int:
         """KV tokens a running request counts for in admission, having generated `generated`."""
@@ -433,7 +458,7 @@ class Scheduler:
             s.running += c.count
             self.on_admit(c)
             s.kv_prefill += c.count * c.prompt
-            s.pf_pending += c.count * (c.prompt - c.done_prefill)
+            s.pf_pending += c.count * (c.prompt - c.done_prefill - s.cached(c))
             if s.pf_pending > s.budget_need:
                 s.budget_need = s.pf_pending
             if s.pf_pending > s.budget:
@@ -485,20 +510,22 @@ class TrtllmNoEvict(Scheduler):
     name = "trtllm-no-evict"
     preempts = False
 
-    def __init__(self) -> None:
+    def __init__(self, shared: int = 0) -> None:
         self.reserved = 0  # KV tokens reserved by the running requests
+        self.shared = shared  # tokens of the prompt prefix all requests share (reserved once)
 
     def kv_fit(self, s: ReplicaState, c: Cohort) -> int:
-        return (s.kv_capacity - self.reserved) // (c.input_len + c.output_len)
+        room = s.kv_capacity - self.reserved - s.shared  # the shared prefix's blocks, held once
+        return room // (c.input_len + c.output_len - s.shared)
 
     def holds(self, input_len: int, output_len: int, generated: int) -> int:
         return input_len + output_len
 
     def on_admit(self, c: Cohort) -> None:
-        self.reserved += c.count * (c.input_len + c.output_len)
+        self.reserved += c.count * (c.input_len + c.output_len - self.shared)
 
     def release(self, c: Cohort) -> None:
-        self.reserved -= c.count * (c.input_len + c.output_len)
+        self.reserved -= c.count * (c.input_len + c.output_len - self.shared)
 
     def compose(self, s: ReplicaState) -> Batch:
         decode = s.n_dec > 0
@@ -506,10 +533,10 @@ class TrtllmNoEvict(Scheduler):
         return Batch(decode, tokens, pairs, seqs, completed, False)
 
 
-def scheduler_for(engine: EngineProfile) -> Scheduler:
-    """The policy of `engine`'s scheduler family."""
+def scheduler_for(engine: EngineProfile, shared_prefix: int = 0) -> Scheduler:
+    """The policy of `engine`'s scheduler family (`shared_prefix`: see ReplicaState.shared)."""
     if engine.scheduler == "prefill_first":
         return SglangPrefillFirst()
     if engine.reserves_output_kv:
-        return TrtllmNoEvict()
+        return TrtllmNoEvict(shared_prefix)
     return VllmV1()

@@ -245,8 +245,11 @@ class _Simulation:
         self.step = step
         self.engine = engine
         self.workload = workload
-        self.policy: Scheduler = scheduler_for(engine)
+        self.policy: Scheduler = scheduler_for(engine, workload.shared_prefix_len)
         self.state = ReplicaState(kv_capacity, max_num_seqs, max_num_batched_tokens)
+        if workload.prefix_caching:
+            self.state.shared = workload.shared_prefix_len
+            self.state.cache = workload.cached_tokens
         self.res = ServingResult()
         self.total = finite_run_requests(workload)  # None: steady state, clients never stop
         self.steady = self.total is None
@@ -419,17 +422,18 @@ class _Simulation:
             return groups
 
         def fits(n: int) -> bool:
+            placed = [(p, isl, osl, count) for (p, isl, osl), count in spread(n).items() if p]
             held = sum(
-                count * policy.holds(isl, osl, p) for (p, isl, osl), count in spread(n).items() if p
+                count * (policy.holds(isl, osl, p) - s.shared) for p, isl, osl, count in placed
             )
-            return held <= s.kv_capacity
+            return held + (s.shared if placed else 0) <= s.kv_capacity
 
         if not policy.prefill_runs_alone and not self.varied:
             # Where decodes and prompt chunks share the token budget B, a request costs its
             # prompt plus osl - 1 decode tokens of budget, so the loop completes at most
             # B / (isl + osl - 1) requests a step and holds about B (osl - 1) / (isl + osl - 1)
             # decoding: started with more, it takes a request's whole lifetime to drain to that.
-            isl, osl = w.input_len, w.output_len
+            isl, osl = w.input_len - w.cached_tokens(w.input_len), w.output_len
             bound = s.budget * (osl - 1) // (isl + osl - 1)
             if 1 <= bound < running:
                 running = bound
