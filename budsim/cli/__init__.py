@@ -99,7 +99,41 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+# Exit status when the reader of stdout goes away (`budsim models | head -1`): click's own, so the
+# status is the same wherever the broken pipe is noticed.
+BROKEN_PIPE_EXIT = 1
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout is gone: exit without a traceback or Python's "Exception ignored"
+    note. What is left in stdout's buffer cannot be delivered; stdout is pointed at /dev/null so
+    the interpreter's flush at exit has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or replaced by a non-file
+        pass
+    sys.exit(BROKEN_PIPE_EXIT)
+
+
 def main() -> None:
+    code: int | str | None
+    try:
+        try:
+            code = _run()
+        except SystemExit as exc:  # a command's own sys.exit, or click's after a broken pipe
+            code = exc.code
+        # Output written without a flush (csv to sys.stdout) would otherwise meet a closed pipe
+        # at the interpreter's exit, where nothing can catch it.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    if code:
+        sys.exit(code)
+
+
+def _run() -> int:
+    """Run the command; the exit status, with every failure reported as one stderr line."""
     _one_line_warnings()
     usage_error, abort, exit_ = _click_exceptions()
     try:
@@ -107,18 +141,20 @@ def main() -> None:
     except usage_error as exc:
         # one line instead of click's usage block
         typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
-        sys.exit(2)
+        return 2
     except abort:
         typer.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except exit_ as exc:
-        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        return int(exc.exit_code or 0)  # type: ignore[attr-defined]
     except BudsimError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug still ends in one line; the traceback is there on request
         if os.environ.get("BUDSIM_DEBUG"):
             raise
@@ -127,6 +163,5 @@ def main() -> None:
             "run with BUDSIM_DEBUG=1 for the traceback)",
             err=True,
         )
-        sys.exit(1)
-    if isinstance(code, int) and code:
-        sys.exit(code)
+        return 1
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,105 @@
+"""The CLI as part of a shell pipeline: a reader that stops early (`budsim models | head -1`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli_optimize import TINY, base_args
+
+BUDSIM = [sys.executable, "-m", "budsim"]
+# Python's own default: stdout to a pipe is block-buffered (the test runner may set
+# PYTHONUNBUFFERED, which hides output that is only flushed at exit)
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "BUDSIM_DEBUG")}
+PREDICT = [
+    "predict",
+    "--model",
+    "meta-llama/Llama-3.1-8B",
+    "--hardware",
+    "h100-sxm",
+    "--input-len",
+    "1024",
+    "--output-len",
+    "256",
+]
+
+
+def run_into_closed_pipe(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run budsim with its stdout a pipe whose reader has already gone: every write fails with
+    EPIPE, the first one included."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [*BUDSIM, *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
+    finally:
+        os.close(write)
+
+
+def cases_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cases.csv"
+    rows = ["id,model,hardware,engine,input_len,output_len,concurrency"]
+    rows += [f"c{i},meta-llama/Llama-3.1-8B,h100-sxm,vllm,{512 + i},128,4" for i in range(3)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models"],
+        ["models", "--plain"],
+        ["hardware"],
+        ["engines", "--json"],
+        PREDICT,
+        [*PREDICT, "--json"],
+        ["--help"],
+        # written with csv.writer and no flush: the broken pipe shows at the interpreter's exit
+        ["predict", "--cases", "CASES", "--format", "csv"],
+        ["predict", "--cases", "CASES", "--format", "jsonl"],
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str], tmp_path: Path) -> None:
+    args = [str(cases_file(tmp_path)) if a == "CASES" else a for a in args]
+    out = run_into_closed_pipe(args)
+    assert out.stderr == "", out.stderr
+    assert out.returncode == 1
+
+
+def test_runs_show_into_head(tmp_path: Path) -> None:
+    """The issue's example: `budsim runs show X | head -1` prints its first line and nothing on
+    stderr, whatever the moment the reader leaves."""
+    model = tmp_path / "tiny.json"
+    model.write_text(json.dumps(TINY))
+    db = tmp_path / "runs.db"
+    made = subprocess.run(
+        [*BUDSIM, *base_args(str(model), db), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    run_id = json.loads(made.stdout)["simulation_id"]
+    for args in (["runs", "show", run_id], ["runs", "show", run_id, "--json"], ["runs", "list"]):
+        closed = run_into_closed_pipe([*args, "--db", str(db)])
+        assert (closed.returncode, closed.stderr) == (1, ""), closed.stderr
+        head = subprocess.run(
+            f"{sys.executable} -m budsim {' '.join(args)} --db {db} | head -1",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
+        assert head.stderr == "" and len(head.stdout.splitlines()) == 1, head
