@@ -832,3 +832,41 @@ def test_exporting_an_unfinished_run_warns(tmp_path: Path, status: str, says: st
         assert result.stderr.startswith("warning: ") and says in result.stderr
     else:
         assert not header and "warning" not in result.stderr
+
+
+def test_one_version_per_engine_everywhere() -> None:
+    """`budsim engines`, the exported scripts' headers, the flag tables and the official images
+    state the same release of each engine: ENGINE_VERSIONS (#19: exports said TensorRT-LLM 1.2
+    while `budsim engines` said 1.0)."""
+    from budsim.core.engines import ENGINE_VERSIONS, all_profiles
+    from budsim.core.export.flags import IMAGES
+
+    listed = json.loads(CliRunner().invoke(_cli(), ["engines", "--json"]).stdout)
+    for profile in listed:
+        assert profile["version"].partition(" (")[0] == ENGINE_VERSIONS[profile["id"]], profile
+    assert {p.version.partition(" (")[0] for p in all_profiles()} == set(ENGINE_VERSIONS.values())
+    for engine, version in ENGINE_VERSIONS.items():
+        assert ENGINE_TABLES[engine].version.partition(" (")[0] == version
+    names = {"vllm": VLLM.engine, "sglang": SGLANG.engine, "trtllm": TRTLLM.engine}
+    for plan_name, engine in [
+        ("dense_cuda", "vllm"),
+        ("dense_cuda", "sglang"),
+        ("moe_cuda", "trtllm"),
+    ]:
+        for artifact in export_target(load_plan(plan_name), engine):
+            first = artifact.content.splitlines()[1 if artifact.name.endswith(".sh") else 0]
+            assert first.startswith(f"# {names[engine]} {ENGINE_VERSIONS[engine]}"), first
+    for (engine, kind), image in IMAGES.items():
+        if engine in ENGINE_VERSIONS and kind != "hpu":  # the Gaudi image is tagged by SynapseAI
+            tag = ENGINE_VERSIONS[engine].removesuffix(".x")
+            assert tag in image.rpartition(":")[2] or f"vllm_{tag}" in image, image
+
+
+def test_no_commit_hash_reads_like_an_internal_id() -> None:
+    """Builds known only by a git commit say so ("commit 00dc8057"), never "@00dc8057", which
+    reads like an object id; an error names the engine without it (#19)."""
+    for table in (*ALL_TABLES.values(), MODELOPT):
+        assert "@" not in table.version, table.version
+    with pytest.raises(BudsimError) as err:
+        export_target(load_plan("dense_cuda"), "llamacpp")
+    assert str(err.value).startswith("llama.cpp cannot run this plan: it needs cpu hardware")

@@ -1,6 +1,7 @@
 """Serving-engine profiles: what each engine runs where, its scheduler, defaults and overheads.
 
-The numbers describe the engine version named in `version`. Per-step CPU overheads are typical values for
+The numbers describe the engine release in ENGINE_VERSIONS, the one version per engine that
+`budsim engines` lists and every exported script targets (budsim.core.export.flags). Per-step CPU overheads are typical values for
 that engine with CUDA graphs (or HPU graphs) on a modern host; eager runtimes (CPU) pay a per-layer launch
 cost instead. LiteLLM and LLMC are not runtimes: they live in budsim.core.export.
 """
@@ -70,13 +71,19 @@ class EngineProfile:
         return self.default_max_num_seqs, self.default_max_num_batched_tokens
 
 
+# One release per engine, the single source of the version: the profiles below describe it,
+# `budsim engines` lists it, the exporter's flag tables (budsim.core.export.flags) were checked
+# against it and its official images carry it. vLLM: 0.11.0 (CUDA, CPU images) and 0.11.2 (ROCm);
+# TensorRT-LLM: trtllm-serve's PyTorch backend.
+ENGINE_VERSIONS: dict[str, str] = {"vllm": "0.11.x", "sglang": "0.5.23", "trtllm": "1.2"}
+
 _GPU_QUANT = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
 
 PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM",
-        version="0.11",
+        version=ENGINE_VERSIONS["vllm"],
         kind="cuda",
         quantizations=_GPU_QUANT,
         kv_dtypes=("auto", "fp8"),
@@ -99,7 +106,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (ROCm)",
-        version="0.11",
+        version=ENGINE_VERSIONS["vllm"],
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
         kv_dtypes=("auto", "fp8"),
@@ -122,7 +129,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="vllm",
         name="vLLM (Gaudi plugin)",
         prequantized_only=("fp8", "mxfp4"),
-        version="0.11 (vllm-gaudi)",
+        version=f"{ENGINE_VERSIONS['vllm']} (vllm-gaudi)",
         kind="hpu",
         quantizations=("bf16", "fp8"),
         kv_dtypes=("auto",),
@@ -146,7 +153,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (CPU)",
-        version="0.11",
+        version=ENGINE_VERSIONS["vllm"],
         kind="cpu",
         quantizations=("bf16", "int8", "int4"),
         kv_dtypes=("auto",),
@@ -169,7 +176,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         id="sglang",
         name="SGLang",
         pads_heads=True,
-        version="0.5",
+        version=ENGINE_VERSIONS["sglang"],
         kind="cuda",
         quantizations=_GPU_QUANT,
         kv_dtypes=("auto", "fp8"),
@@ -193,7 +200,7 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="sglang",
         name="SGLang (ROCm)",
-        version="0.5",
+        version=ENGINE_VERSIONS["sglang"],
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
         kv_dtypes=("auto", "fp8"),
@@ -217,7 +224,7 @@ PROFILES: tuple[EngineProfile, ...] = (
         name="TensorRT-LLM",
         pads_heads=True,
         reserves_output_kv=True,
-        version="1.0 (trtllm-serve, PyTorch backend)",
+        version=f"{ENGINE_VERSIONS['trtllm']} (trtllm-serve, PyTorch backend)",
         kind="cuda",
         quantizations=_GPU_QUANT,
         kv_dtypes=("auto", "fp8"),

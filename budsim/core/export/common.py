@@ -103,7 +103,7 @@ def check_engine_kind(plan: ExportPlan, engine: str) -> None:
     if plan.device_kind not in kinds:
         table = ENGINE_TABLES[engine]
         raise BudsimError(
-            f"{table.title} cannot run this plan: it needs {'/'.join(kinds)} hardware and "
+            f"{table.engine} cannot run this plan: it needs {'/'.join(kinds)} hardware and "
             f"{plan.hardware} is {plan.device_kind}"
         )
 

@@ -6,15 +6,16 @@ build time instead of reaching a user's shell. tests/test_export.py checks each 
 lists taken from the engines' own argument parsers (../shared/reference/engine_flags/, see NOTES.md there)
 and each generated command against these tables.
 
-Versions targeted (the predictions in budsim.core.engines describe the same lines):
+Versions targeted: vLLM, SGLang and TensorRT-LLM at the one version per engine in
+budsim.core.engines.ENGINE_VERSIONS, which the predictions describe and `budsim engines` lists:
 
 - vLLM 0.11.x `vllm serve`: every flag below is accepted by 0.11.0 *and* 0.33.0 (vllm_flag_history.tsv).
 - SGLang 0.5.23 `python -m sglang.launch_server` (all flags but --attn-dp-size also exist in 0.5.3).
 - TensorRT-LLM 1.2 `trtllm-serve` (PyTorch backend), spelled with the short option names that the 1.0-era
   serve.py also has (--tp_size, --kv_cache_free_gpu_memory_fraction, --extra_llm_api_options).
-- llama.cpp `llama-server` at ggml-org/llama.cpp@00dc8057.
+- llama.cpp `llama-server` at ggml-org/llama.cpp commit 00dc8057.
 - LiteLLM proxy 1.110.2 (`litellm --config`).
-- LLMC / LightCompress @9701d035 (run through torchrun).
+- LLMC / LightCompress commit 9701d035 (run through torchrun).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..engines import ENGINE_VERSIONS
 from ..errors import BudsimError
 
 
@@ -68,7 +70,7 @@ class FlagTable:
 VLLM = FlagTable(
     engine="vLLM",
     program=("vllm", "serve"),
-    version="0.11.x",
+    version=ENGINE_VERSIONS["vllm"],
     reference="vllm.txt",
     reference_versions=("0.11.0", "0.33.0"),
     default_port=8000,
@@ -110,7 +112,7 @@ VLLM = FlagTable(
 SGLANG = FlagTable(
     engine="SGLang",
     program=("python3", "-m", "sglang.launch_server"),
-    version="0.5.23",
+    version=ENGINE_VERSIONS["sglang"],
     reference="sglang.txt",
     reference_versions=("0.5.23",),
     default_port=30000,
@@ -145,7 +147,7 @@ SGLANG = FlagTable(
 TRTLLM = FlagTable(
     engine="TensorRT-LLM",
     program=("trtllm-serve",),
-    version="1.2 (trtllm-serve, PyTorch backend)",
+    version=f"{ENGINE_VERSIONS['trtllm']} (trtllm-serve, PyTorch backend)",
     reference="trtllm_serve.txt",
     default_port=8000,
     flags={
@@ -180,7 +182,7 @@ TRTLLM = FlagTable(
 LLAMACPP = FlagTable(
     engine="llama.cpp",
     program=("llama-server",),
-    version="server @00dc8057",
+    version="commit 00dc8057",  # ggml-org/llama.cpp has no release numbers for llama-server
     reference="llama_server.txt",
     default_port=8080,  # this build's default is 9931; always pass --port
     flags={
@@ -246,7 +248,7 @@ LITELLM = FlagTable(
 LLMC = FlagTable(
     engine="LLMC",
     program=("torchrun",),
-    version="LightCompress @9701d035",
+    version="(LightCompress commit 9701d035)",
     reference="llmc.txt",
     flags={"--config": "recipe YAML", "--task_id": "job id (required)"},
     env={"PYTHONPATH": "the LightCompress checkout"},
