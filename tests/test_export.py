@@ -682,6 +682,34 @@ def test_memory_fraction_is_converted_for_trtllm() -> None:
     )
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_converted_memory_fraction_keeps_a_margin(engine: str) -> None:
+    """TRT-LLM's 0.95 of the memory left after 50 of 85.9 GB of weights is 0.979 of the device
+    (#19): the export caps it at 0.95 and its header says what was converted, why, and what the
+    cap costs the KV cache."""
+    from budsim.core.export.memory import MAX_CONVERTED
+
+    plan = load_plan(
+        "dense_cuda",
+        engine="trtllm",
+        gpu_memory_utilization=0.95,
+        device_memory_gb=85.9,
+        predicted_performance={"weights_gb_per_device": 50.0},
+    )
+    ((_, words),) = _engine_commands(plan, engine)[:1]
+    option = {"vllm": "--gpu-memory-utilization", "sglang": "--mem-fraction-static"}[engine]
+    assert float(_value(words, option)) == MAX_CONVERTED == 0.95
+    (note,) = [n for n in export_target(plan, engine)[0].content.splitlines() if "converted" in n]
+    assert "TensorRT-LLM fraction 0.95 is a share of the memory the weights leave" in note
+    assert f"{option} a share of all device memory, so 0.979, capped at 0.95" in note
+    assert "KV cache is about 2.5 GB per device smaller than predicted" in note
+    # a small model converts without the cap
+    small = load_plan("dense_cuda", engine="trtllm", gpu_memory_utilization=0.8)
+    assert float(_value(_engine_commands(small, engine)[0][1], option)) == pytest.approx(
+        (4.6 + 0.8 * (80 - 4.6)) / 80, abs=1e-3
+    )
+
+
 # ---- configuration JSON -------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from .common import (
     visible_devices_env,
 )
 from .flags import SGLANG as T
-from .memory import converts, memory_fraction
+from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan
 from .quant import dtype_flag_value, quant_step
@@ -65,8 +65,9 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     util = memory_fraction(plan, "sglang")
     if util is not None:
         args += [T.flag("--mem-fraction-static"), num(util)]
-        if converts(plan, "sglang"):
-            notes.append(f"memory fraction converted from {plan.engine}'s meaning to {util}")
+        converted = conversion_note(plan, "sglang")
+        if converted:
+            notes.append(converted)
     if dep.kv_dtype == "fp8":
         args += [T.flag("--kv-cache-dtype"), "fp8_e4m3"]
     if quant.mode == "online":

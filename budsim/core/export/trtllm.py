@@ -21,7 +21,7 @@ from .common import (
     visible_devices_env,
 )
 from .flags import TRTLLM as T
-from .memory import converts, memory_fraction
+from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan, comment_block, header_lines
 from .quant import quant_step
@@ -103,10 +103,9 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     util = memory_fraction(plan, "trtllm")
     if util is not None:
         args += [T.flag("--kv_cache_free_gpu_memory_fraction"), num(util)]
-        if converts(plan, "trtllm"):
-            notes.append(
-                f"memory fraction converted to TensorRT-LLM's share of free memory after weights: {util}"
-            )
+        converted = conversion_note(plan, "trtllm")
+        if converted:
+            notes.append(converted)
     files: list[Artifact] = []
     if extra_options(plan):
         files.append(extra_file(plan))

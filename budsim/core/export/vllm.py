@@ -19,7 +19,7 @@ from .common import (
     visible_devices_env,
 )
 from .flags import VLLM as T
-from .memory import converts, memory_fraction
+from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan
 from .quant import dtype_flag_value, quant_step
@@ -91,8 +91,9 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     all_nodes = total_nodes(plan, port0)
     host = "0.0.0.0" if context != "host" else options.host
     util = memory_fraction(plan, "vllm")
-    if util is not None and converts(plan, "vllm"):
-        notes.append(f"memory fraction converted from {plan.engine}'s meaning to {util}")
+    converted = conversion_note(plan, "vllm")
+    if converted:
+        notes.append(converted)
 
     common: list[str] = [T.flag("--served-model-name"), plan.served_name]
     common += [T.flag("--host"), host]

@@ -7,7 +7,7 @@
 # predicted: TTFT 182 [141-236] ms, TPOT 14.2 [11.9-17.3] ms, throughput 9120 [7400-10650] output tok/s, 35.6 req/s
 # note: loads the ModelOpt fp8 checkpoint /models/llama-3-1-8b-instruct-modelopt-fp8 made by the first step
 # note: trtllm-serve has no served-model-name option: the API model name is /models/llama-3-1-8b-instruct-modelopt-fp8
-# note: memory fraction converted to TensorRT-LLM's share of free memory after weights: 0.894
+# note: memory fraction converted: the plan's vLLM fraction 0.9 is a share of all device memory, TensorRT-LLM's --kv_cache_free_gpu_memory_fraction a share of the memory the weights leave (4.6 GB of weights on 80 GB per device), so 0.894
 set -euo pipefail
 
 # quantise to fp8 with NVIDIA Model-Optimizer (once; needs a CUDA GPU and MODELOPT_DIR pointing at a Model-Optimizer checkout)

@@ -6,7 +6,7 @@
 # plan: engine sglang, weights fp8, KV auto, max_num_seqs 512, max_num_batched_tokens 16384, memory fraction 0.85, max_model_len 32768
 # predicted: TTFT 640 [480-910] ms, TPOT 38.5 [30.2-49.0] ms, throughput 11800 [9100-14200] output tok/s, 46.1 req/s
 # note: trtllm-serve has no served-model-name option: the API model name is deepseek-ai/DeepSeek-V3
-# note: memory fraction converted to TensorRT-LLM's share of free memory after weights: 0.629
+# note: memory fraction converted: the plan's SGLang fraction 0.85 is a share of all device memory, TensorRT-LLM's --kv_cache_free_gpu_memory_fraction a share of the memory the weights leave (84 GB of weights on 141 GB per device), so 0.629
 set -euo pipefail
 
 # replica 0, node 0, devices 0,1,2,3,4,5,6,7, port 8000
