@@ -79,3 +79,20 @@ def test_missing_required_field() -> None:
 def test_ep_must_divide_tp_times_dp() -> None:
     with pytest.raises(BudsimError, match="ep=3"):
         parse_case({**BASE, "tp": "4", "ep": "3"})
+
+
+def test_prefix_cache_columns() -> None:
+    """shared_prefix_len / cached_share columns (and --shared-prefix-len / --cached-share)."""
+    _, wl = parse_case({**BASE, "shared_prefix_len": "512", "cached_share": "0.25"})
+    assert (wl.shared_prefix_len, wl.cached_share) == (512, 0.25)
+    _, wl = parse_case({**BASE, "shared_prefix_len": "0", "cached_share": ""})
+    assert not wl.prefix_caching
+    for fields, needle in (
+        ({"shared_prefix_len": "-1"}, "whole number >= 0"),
+        ({"shared_prefix_len": "12.5"}, "whole number >= 0"),
+        ({"shared_prefix_len": "1024"}, "shorter than input_len"),
+        ({"cached_share": "1.5"}, r"in \[0, 1\)"),
+        ({"cached_share": "half"}, r"in \[0, 1\)"),
+    ):
+        with pytest.raises(BudsimError, match=needle):
+            parse_case({**BASE, **fields})

@@ -37,6 +37,8 @@ CASE_COLUMNS = (
     "max_num_batched_tokens",
     "gpu_memory_utilization",
     "num_requests",
+    "shared_prefix_len",
+    "cached_share",
 )
 REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
 
@@ -56,6 +58,34 @@ def _int(fields: Mapping[str, Any], name: str, default: int | None) -> int | Non
     if not math.isfinite(number) or number != int(number) or number < 1:
         raise BudsimError(f"{name} must be a positive integer, got {value!r}")
     return int(number)
+
+
+def _tokens(fields: Mapping[str, Any], name: str) -> int:
+    """A token count that may be 0 (blank: 0)."""
+    value = fields.get(name)
+    if _blank(value):
+        return 0
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BudsimError(f"{name} must be a whole number >= 0, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise BudsimError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(number)
+
+
+def _share(fields: Mapping[str, Any], name: str) -> float:
+    """A fraction in [0, 1) (blank: 0)."""
+    value = fields.get(name)
+    if _blank(value):
+        return 0.0
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BudsimError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not (math.isfinite(number) and 0.0 <= number < 1.0):
+        raise BudsimError(f"{name} must be a number in [0, 1), got {value!r}")
+    return number
 
 
 def _float(fields: Mapping[str, Any], name: str, default: float | None) -> float | None:
@@ -133,6 +163,8 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         rate=_float(fields, "rate", 1.0) or 1.0,
         burstiness=parse_burstiness(fields.get("burstiness")),
         num_requests=_int(fields, "num_requests", None),  # blank: steady state
+        shared_prefix_len=_tokens(fields, "shared_prefix_len"),
+        cached_share=_share(fields, "cached_share"),
     )
     dep.validate()
     workload.validate()

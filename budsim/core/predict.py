@@ -294,10 +294,15 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     r = resolve(dep)
     full = r.deployment
     plan = _memory_plan(dep, workload.longest_request)
+    shared = workload.shared_prefix_len  # held once per attention-DP rank
+    max_conc = plan.max_concurrency
+    if shared and plan.fits:
+        own = plan.context_len - shared
+        max_conc = max(max_conc, (plan.kv_capacity_tokens - shared) // own * full.dp)
     pred = Prediction(
         weights_gb_per_device=plan.weights_gb,
         kv_cache_gb_per_device=plan.kv_cache_gb,
-        max_concurrency=plan.max_concurrency * full.replicas,
+        max_concurrency=max_conc * full.replicas,
         fits=plan.fits,
         devices=full.devices,
         run=run_description(workload),
@@ -311,7 +316,7 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
         dep,
         r.engine,
         per_replica,
-        kv=plan.kv_capacity_tokens * full.dp,
+        kv=plan.kv_capacity_tokens * full.dp - shared * (full.dp - 1),
         seqs=full.max_num_seqs * full.dp,
         tokens=full.max_num_batched_tokens * full.dp,
     )

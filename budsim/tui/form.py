@@ -45,6 +45,8 @@ FIELD_ORDER: tuple[str, ...] = (
     "load",
     "burstiness",
     "num_requests",
+    "shared_prefix_len",
+    "cached_share",
     "ttft_ms",
     "tpot_ms",
     "percentile",
@@ -72,6 +74,8 @@ LABELS: dict[str, str] = {
     "load": "load",
     "burstiness": "burstiness",
     "num_requests": "requests",
+    "shared_prefix_len": "prefix tokens",
+    "cached_share": "cached share",
     "ttft_ms": "TTFT SLO",
     "tpot_ms": "TPOT SLO",
     "percentile": "SLO percentile",
@@ -103,6 +107,8 @@ class SetupValues:
     load: str = "32"
     burstiness: str = "1"  # gamma shape of a rate's arrival gaps (1 = Poisson)
     num_requests: str = ""  # empty: steady state; N: a finite benchmark run of N requests
+    shared_prefix_len: str = ""  # empty: 0, no prompt prefix shared by every request
+    cached_share: str = ""  # empty: 0, nothing of a prompt cached by an earlier turn
     ttft_ms: str = ""
     tpot_ms: str = ""
     percentile: str = "p95"
@@ -286,6 +292,14 @@ def check_form(
         load_int = _int(errors, "load", values.load)
     # empty: steady state, as `--num-requests` left out
     num_requests = _int(errors, "num_requests", values.num_requests, optional=True)
+    shared_prefix = _int(
+        errors, "shared_prefix_len", values.shared_prefix_len, minimum=0, optional=True
+    )
+    if shared_prefix is not None and input_len is not None and shared_prefix >= input_len:
+        errors["shared_prefix_len"] = "must be shorter than the input tokens"
+    cached_share = _float(errors, "cached_share", values.cached_share, positive=False)
+    if cached_share is not None and not (0 <= cached_share < 1):
+        errors["cached_share"] = "must be in [0, 1)"
 
     ttft = _float(errors, "ttft_ms", values.ttft_ms)
     tpot = _float(errors, "tpot_ms", values.tpot_ms)
@@ -320,6 +334,8 @@ def check_form(
         "input_len": input_len,
         "output_len": output_len,
         "num_requests": num_requests,
+        "shared_prefix_len": shared_prefix or 0,
+        "cached_share": cached_share or 0.0,
         **dict(values.workload_extra),
     }
     if scenario == "rate":
@@ -404,6 +420,8 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         load=text(workload.get(load_key, 1)),
         burstiness=text(workload.get("burstiness", 1.0)),
         num_requests=text(workload.get("num_requests")),
+        shared_prefix_len=text(workload.get("shared_prefix_len") or None),
+        cached_share=text(workload.get("cached_share") or None),
         ttft_ms=text(cons.get("ttft_ms")),
         tpot_ms=text(cons.get("tpot_ms")),
         percentile=str(cons.get("percentile") or "p95"),

@@ -170,6 +170,28 @@ def test_requests_field_is_a_finite_run_or_steady_state(catalog: Catalog) -> Non
         assert check.reason.startswith("requests:")
 
 
+def test_prefix_cache_fields_reach_the_workload_and_a_rerun(catalog: Catalog) -> None:
+    """The "prefix tok" and "cache hit" fields take what --shared-prefix-len and --cached-share take, and a
+    re-run from history shows them again."""
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", input_len="4096", load="16")
+    plain = check_form(base, catalog).request
+    assert plain is not None and not plain.workload.prefix_caching
+    request = check_form(base.with_(shared_prefix_len="3072", cached_share="0.5"), catalog).request
+    assert request is not None
+    assert request.workload.shared_prefix_len == 3072 and request.workload.cached_share == 0.5
+    back = values_from_inputs(request.to_dict())
+    assert (back.shared_prefix_len, back.cached_share) == ("3072", "0.5")
+    assert values_from_inputs(plain.to_dict()).shared_prefix_len == ""
+    for field, bad, words in (
+        ("shared_prefix_len", "4096", "shorter than the input tokens"),
+        ("shared_prefix_len", "-1", "at least 0"),
+        ("cached_share", "1", "in [0, 1)"),
+        ("cached_share", "x", "not a number"),
+    ):
+        check = check_form(base.with_(**{field: bad}), catalog)
+        assert check.request is None and words in check.errors[field]
+
+
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
     base = SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5")
     request = check_form(base.with_(burstiness="0.25"), catalog).request

@@ -55,6 +55,22 @@ class WorkloadForm(FormGrid):
             "benchmark run of N requests from a cold start, as --num-requests",
         )
         yield Field(
+            "prefix tok",
+            field_id="shared_prefix_len",
+            value=v.shared_prefix_len,
+            placeholder="0",
+            tooltip="Prompt tokens every request shares (a system prompt): prefilled once and "
+            "cached, their KV held once, as --shared-prefix-len",
+        )
+        yield Field(
+            "cache hit",
+            field_id="cached_share",
+            value=v.cached_share,
+            placeholder="0",
+            tooltip="Share (0-0.99) of the rest of each prompt an earlier turn left in the prefix "
+            "cache (multi-turn chat), as --cached-share",
+        )
+        yield Field(
             "TTFT ≤ ms",
             field_id="ttft_ms",
             value=v.ttft_ms,
