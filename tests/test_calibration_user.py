@@ -199,6 +199,22 @@ def test_calibration_matches_hardware_engine_and_optionally_model(tmp_path: Path
     assert "user:" not in predict(other_hw, wl).calibration
 
 
+def test_a_model_calibration_serves_every_name_of_the_model(tmp_path: Path) -> None:
+    """One model, one name (#19): a calibration fitted for "Llama-3.1-8B" applies to the
+    catalog id the optimiser now plans (and saves) that model under, and to other aliases."""
+    src = tmp_path / "v.json"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", src)
+    by_alias = DEPLOYMENT.replace("meta-llama/Meta-Llama-3.1-8B", "Llama-3.1-8B")
+    content = user.calibrate([src], by_alias, name="by-alias", per_model=True)
+    assert content["match"]["model"] == "Llama-3.1-8B"
+    wl = Workload(input_len=512, output_len=128, concurrency=8)
+    assert "user:by-alias" in predict(DEP, wl).calibration
+    other_alias = Deployment(model="meta-llama/Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
+    assert "user:by-alias" in predict(other_alias, wl).calibration
+    qwen = Deployment(model="Qwen/Qwen3-8B", hardware="h100-sxm", engine="vllm")
+    assert "user:" not in predict(qwen, wl).calibration
+
+
 def test_cli_list_and_reset(tmp_path: Path, user_dir: Path) -> None:
     from typer.testing import CliRunner
 

@@ -17,6 +17,7 @@ from budsim.core.model import (
     ALIASES_FILE,
     LayerSpec,
     ModelSpec,
+    canonical_model_name,
     list_catalog,
     load_model,
     model_from_config,
@@ -508,6 +509,35 @@ def test_resolve_alias_unknown_and_ambiguous() -> None:
     assert resolve_alias("") is None
     # ALIASES.csv marks this benchmark label ambiguous (405B title, 70B checkpoint): no guess.
     assert resolve_alias("Llama 3.1 405B (amd/Llama-3.1-70B-Instruct-FP8-KV)") is None
+
+
+def test_one_model_has_one_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #19: the names the catalog resolves to one model give its catalog id, which loads
+    the same architecture; paths, unknown names, ambiguous labels and pre-quantised checkpoints
+    keep the name they were given."""
+    spellings = [
+        "Llama-3.1-70B",
+        "Meta-Llama-3.1-70B",
+        "meta-llama/Llama-3.1-70B",
+        "meta-llama/Meta-Llama-3.1-70B",
+        " META-LLAMA/llama-3.1-70b ",
+        "meta-llama/Llama-3.1-70B-Instruct",
+    ]
+    assert {canonical_model_name(n) for n in spellings} == {"meta-llama/Meta-Llama-3.1-70B"}
+    canonical = load_model("meta-llama/Meta-Llama-3.1-70B")
+    assert load_model("Llama-3.1-70B").total_params == canonical.total_params
+    # an FP8 checkpoint of the same architecture is another model to plan for (its weights)
+    fp8 = "neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8"
+    assert canonical_model_name(fp8) == fp8 and load_model(fp8).checkpoint_dtype == "fp8"
+    ambiguous = "Llama 3.1 405B (amd/Llama-3.1-70B-Instruct-FP8-KV)"
+    assert canonical_model_name(ambiguous) == ambiguous
+    assert canonical_model_name("someorg/not-in-the-catalog") == "someorg/not-in-the-catalog"
+    # a local config is its path, even one named like a catalog model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Llama-3.1-8B").mkdir()
+    (tmp_path / "Llama-3.1-8B" / "config.json").write_text("{}")
+    for path in ("Llama-3.1-8B", "./Llama-3.1-8B", "Llama-3.1-8B/config.json"):
+        assert canonical_model_name(path) == path
 
 
 def test_alias_table_is_a_json_file_pointing_into_the_catalog() -> None:

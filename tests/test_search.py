@@ -519,7 +519,8 @@ def problem(space: SearchSpace | None = None, **scorer_kw: Any) -> Problem:
 
 def request(**kw: Any) -> OptimizationRequest:
     kw.setdefault("ga", GASettings(seed=4, generations=20))
-    return OptimizationRequest(model="synthetic-70b", hardware="h100-sxm", devices=8, **kw)
+    kw.setdefault("model", "synthetic-70b")
+    return OptimizationRequest(hardware="h100-sxm", devices=8, **kw)
 
 
 def test_run_optimization_response_shape_and_store(tmp_path: Path) -> None:
@@ -561,6 +562,31 @@ def test_run_optimization_response_shape_and_store(tmp_path: Path) -> None:
         assert run["response"]["optimal_configuration"] == best
         kinds = [r["kind"] for r in store.get_results(result.simulation_id)]
         assert kinds[0] == "best" and kinds.count("alternative") == len(alts)
+
+
+@pytest.mark.parametrize(
+    ("asked", "saved"),
+    [
+        ("Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B"),
+        ("meta-llama/Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B"),
+        ("./my-models/llama/config.json", "./my-models/llama/config.json"),
+    ],
+)
+def test_a_run_is_saved_under_the_models_one_name(tmp_path: Path, asked: str, saved: str) -> None:
+    """Issue #19: a search asked for by an alias is stored (run row, inputs, response) under the
+    catalog id, so the history shows one model once; a config path stays the path."""
+    with open_store(tmp_path / "runs.db") as store:
+        result = run_optimization(
+            request(model=asked, ga=GASettings(seed=4, generations=2)),
+            store=store,
+            evaluator=SyntheticEvaluator(),
+            problem=problem(),
+        )
+        run = store.get_run(str(result.simulation_id))
+        listed = store.list_runs()
+    assert run["model"] == run["inputs"]["model"] == saved
+    assert run["response"]["request"]["model"] == saved
+    assert [r["model"] for r in listed] == [saved]
 
 
 @pytest.mark.parametrize(

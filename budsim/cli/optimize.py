@@ -414,8 +414,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(response, indent=2, default=str))
             return
         title = (
-            f"{model} on {devices} x {hardware} · {workload_text(asdict(workload))} · "
-            f"objective {objective}"
+            f"{result.request.model} on {devices} x {hardware} · "
+            f"{workload_text(asdict(workload))} · objective {objective}"
         )
         render_result(out, response, title=title)
         sys.stdout.flush()

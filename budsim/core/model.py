@@ -2130,6 +2130,34 @@ def resolve_alias(name: str) -> str | None:
     return found[0] if found else None
 
 
+def canonical_model_name(ref: str) -> str:
+    """The one name a model goes by in saved runs and run listings: the catalog id for any name
+    the catalog resolves to it (an alias, the short name, another spelling), so
+    ``Llama-3.1-70B``, ``Meta-Llama-3.1-70B`` and ``meta-llama/Llama-3.1-70B`` are one model.
+    A local config path, a name the catalog does not know (a Hub id) and an alias that names a
+    pre-quantised checkpoint (its weight format differs from the catalog id's) stay as given.
+    Offline and cheap: no config is read."""
+    name = ref.strip()
+    if not name or _looks_like_path(name):
+        return name
+    return _catalog_name(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _catalog_name(name: str) -> str:
+    found = _resolve(name)
+    if found is None or found[1] is not None:
+        return name
+    return found[0]
+
+
+def _looks_like_path(ref: str) -> bool:
+    """Whether `load_model` takes `ref` for a local path rather than a model name."""
+    return (
+        ref.startswith((".", "/", "~")) or ref.endswith(".json") or Path(ref).expanduser().exists()
+    )
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -2214,7 +2242,7 @@ def load_model(
     if not ref:
         raise BudsimError("empty model name; pass an HF id, a catalog alias or a config path")
     path = Path(ref).expanduser()
-    looks_like_path = ref.startswith((".", "/", "~")) or ref.endswith(".json") or path.exists()
+    looks_like_path = _looks_like_path(ref)
     if looks_like_path and path.exists():
         return _from_path(path, ref)
     if looks_like_path and (ref.endswith(".json") or ref.startswith((".", "/", "~"))):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
 
+from ..model import canonical_model_name
 from ..paths import pretrained_dir
 from .features import (
     ARCH_CLASSES,
@@ -447,12 +448,13 @@ def user_calibration(resolved: Resolved) -> ModelSet | None:
     if not entries:
         return None
     device, engine = resolved.device.id, resolved.engine.id
-    names = {resolved.model.name, resolved.deployment.model}
+    # one model, one name: a calibration fitted on "Llama-3.1-8B" serves the catalog id too
+    names = {canonical_model_name(n) for n in (resolved.model.name, resolved.deployment.model)}
     best: UserEntry | None = None
     for entry in entries:
         if entry.hardware != device or entry.engine != engine:
             continue
-        if entry.model is not None and entry.model not in names:
+        if entry.model is not None and canonical_model_name(entry.model) not in names:
             continue
         if best is None or (
             (entry.model is not None, entry.created) > (best.model is not None, best.created)

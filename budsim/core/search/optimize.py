@@ -323,6 +323,7 @@ def prepare(request: OptimizationRequest) -> Problem:
     from ..model import load_model
 
     request.validate()
+    request = with_canonical_model(request)
     model = load_model(request.model)
     cluster = make_cluster(request.hardware, request.devices, request.nodes)
     device = cluster.device
@@ -625,6 +626,15 @@ def _fit_precheck(problem: Problem) -> None:
         )
 
 
+def with_canonical_model(request: OptimizationRequest) -> OptimizationRequest:
+    """The request under its model's one name (`model.canonical_model_name`): a search asked for
+    by an alias is saved, and answers, under the catalog id; a config path stays a path."""
+    from ..model import canonical_model_name
+
+    name = canonical_model_name(request.model)
+    return request if name == request.model else replace(request, model=name)
+
+
 def run_optimization(
     request: OptimizationRequest,
     *,
@@ -642,6 +652,7 @@ def run_optimization(
     """
     started = time.perf_counter()
     request.validate()
+    request = with_canonical_model(request)
     problem = problem or prepare(request)
     _fit_precheck(problem)
     own: PredictEvaluator | None = None
