@@ -104,9 +104,9 @@ def test_nvidia_entries_cite_aiconfigurator_where_it_has_a_system(
         ("a100-sxm-80gb", 85.9, 2039, 312, None),
         ("a100-sxm-40gb", 42.95, 1555, 312, None),
         ("b200", 193.3, 7700, 2250, 4500),
-        ("mi300x", 192, 5300, 1307.4, 2614.9),
-        ("gaudi2", 96, 2450, 432, 865),
-        ("gaudi3", 128, 3700, 1835, 1835),
+        ("mi300x", 206.2, 5300, 1307.4, 2614.9),
+        ("gaudi2", 103.1, 2450, 432, 865),
+        ("gaudi3", 137.4, 3700, 1835, 1835),
         ("l40s", 48, 864, 362.05, 733),
         ("l4", 24, 300, 121, 242),
     ],
@@ -129,13 +129,39 @@ def test_hand_checked_specs(
         assert dev.tflops["fp8"] == pytest.approx(fp8)
 
 
+# What each vendor markets, in GiB: memory dies come in powers of two, so "192GB" of HBM is 192 GiB
+# for AMD and Intel as for NVIDIA (#19: MI300X had 192 GB next to NVIDIA's converted 85.9 GB).
+MARKETED_GIB = {
+    "a100-sxm-40gb": 40,
+    "a100-sxm-80gb": 80,
+    "a100-pcie-80gb": 80,
+    "h100-sxm": 80,
+    "h100-pcie": 80,
+    "h100-nvl": 94,
+    "h200-sxm": 141,
+    "gh200": 96,
+    "b200": 180,
+    "mi250": 128,
+    "mi300x": 192,
+    "mi325x": 256,
+    "gaudi2": 96,
+    "gaudi3": 128,
+}
+
+
+@pytest.mark.parametrize("dev_id", sorted(MARKETED_GIB))
+def test_memory_is_gb_for_every_vendor(bundled: dict[str, Device], dev_id: str) -> None:
+    """memory_gb is 1e9 bytes everywhere: a part marketed as N GiB holds N * 1.074 GB."""
+    assert bundled[dev_id].memory_gb == pytest.approx(MARKETED_GIB[dev_id] * 2**30 / 1e9, abs=0.06)
+
+
 def test_interconnect_and_node_shape(bundled: dict[str, Device]) -> None:
     assert bundled["h100-sxm"].scaleup_bw_gbs == 450  # NVLink 4, one direction
     assert bundled["b200"].scaleup_bw_gbs == 900
     assert bundled["h100-pcie"].scaleup_bw_gbs < bundled["h100-sxm"].scaleup_bw_gbs
     assert bundled["gb200"].devices_per_node == 72  # NVL72 rack is one NVLink domain
     assert bundled["xeon-8480"].devices_per_node == 2  # two sockets per server
-    assert bundled["mi250"].memory_gb == 128  # per OAM module (2 GCDs)
+    assert bundled["mi250"].memory_gb == 137.4  # per OAM module (2 GCDs x 64 GiB)
 
 
 def test_cpu_peaks_follow_from_cores_and_clock(bundled: dict[str, Device]) -> None:
@@ -430,3 +456,18 @@ def test_user_alias_clash_is_reported(tmp_path: Path) -> None:
     user = _write(tmp_path / "hw.toml", NEW_DEVICE.replace('["acme-x"]', '["h200"]'))
     with pytest.raises(BudsimError, match="claimed by both"):
         load_hardware(user)
+
+
+def test_hardware_listing_states_its_unit() -> None:
+    from typer.testing import CliRunner
+
+    from budsim.cli import app
+
+    out = CliRunner().invoke(app, ["hardware"], env={"COLUMNS": "80"}).stdout
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
+    header = [line.split() for line in lines[1:rule] if line.strip()]
+    assert "memory" in header[0] and "GB" in header[1]  # "memory GB", folded at 80 columns
+    (mi300x,) = [line.split() for line in lines if line.startswith(" mi300x ")]
+    assert mi300x[2] == "206.2"
+    assert lines[-1].startswith("memory GB = 10^9 bytes")

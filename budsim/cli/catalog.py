@@ -100,6 +100,8 @@ def register(app: typer.Typer) -> None:
                 for d in devices.values()
             ],
         )
+        # the one memory unit budsim uses, said once: a vendor's "80GB" of HBM is GiB
+        typer.echo('memory GB = 10^9 bytes (a vendor\'s "80GB" of HBM is 80 GiB = 85.9 GB)')
 
     @app.command()
     def engines(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
