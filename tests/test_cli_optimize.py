@@ -255,3 +255,67 @@ def test_the_issue_example_meets_its_p95_ttft_in_steady_state(tmp_path: Path) ->
     perf = data["predicted_performance"]
     assert perf["run"] == "steady state"
     assert perf["ttft_ms_p50"] <= perf["ttft_ms_p95"] <= perf["ttft_ms_p99"]
+
+
+def test_runs_tell_apart_workloads_and_slos_under_one_model_name(tmp_path: Path) -> None:
+    """Issue #19: a p90 and a p95 run of one model, asked for by two of its names, are listed,
+    shown and compared under the catalog id with their workload and SLO, whole at 80 columns;
+    a run saved under an alias before the fix shows the catalog id too."""
+    from budsim.core.store import open_store
+
+    runner = CliRunner()
+    db = tmp_path / "runs.db"
+    ids = []
+    for model, percentile in (("meta-llama/Llama-3.1-8B", "p90"), ("Meta-Llama-3.1-8B", "p95")):
+        args = ["optimize", "--model", model, "--hardware", "h100-sxm", "--devices", "2"]
+        args += ["--concurrency", "16", "--input-len", "1024", "--output-len", "256"]
+        args += ["--slo-ttft-ms", "500", "--slo-percentile", percentile, "--population", "8"]
+        args += ["--generations", "2", "--seed", "1", "--workers", "1", "--json"]
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        ids.append(json.loads(result.stdout)["simulation_id"])
+    with open_store(db) as store:  # as an older budsim saved it: under the name it was given
+        inputs = store.get_run(ids[0])["inputs"]
+        slos = {**inputs["constraints"], "tpot_ms": 20.0}
+        old = store.create_run(inputs={**inputs, "model": "Llama-3.1-8B", "constraints": slos})
+        store.finish_run(old, "cancelled")
+        assert store.get_run(old)["model"] == "Llama-3.1-8B"
+
+    listed = json.loads(runner.invoke(app, ["runs", "list", "--json", "--db", str(db)]).stdout)
+    by_id = {r["id"]: r for r in listed}
+    assert [by_id[i]["model"] for i in ids] == ["meta-llama/Meta-Llama-3.1-8B"] * 2
+    assert [by_id[i]["constraints"]["percentile"] for i in ids] == ["p90", "p95"]
+    assert by_id[ids[0]]["workload"]["concurrency"] == 16
+
+    at_80 = {"COLUMNS": "80"}
+    text = runner.invoke(app, ["runs", "list", "--db", str(db)], env=at_80).stdout
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in text
+    words = text.split()
+    # the model folds after its org, never inside its name; no run shows an alias
+    assert words.count("meta-llama/") == words.count("Meta-Llama-3.1-8B") == 3
+    assert "Llama-3.1-8B" not in words and "meta-llama/Llama-3.1-8B" not in text
+    first = {i: next(line for line in lines if line.lstrip().startswith(i[:8])) for i in ids}
+    first[old] = next(line for line in lines if line.lstrip().startswith(old[:8]))
+    for run_id, slo in ((ids[0], "TTFT p90"), (ids[1], "TTFT p95"), (old, "TTFT p90")):
+        assert "meta-llama/" in first[run_id] and "1024/256" in first[run_id]
+        assert slo in first[run_id]
+    assert words.count("C16") == 3 and "TPOT p90" in text and "≤ 500 ms" in text
+    hidden = next(line for line in lines if line.startswith("not shown at this width:"))
+    assert not {"model", "hardware", "workload", "SLO"} & set(hidden.replace(",", " ").split())
+
+    shown = runner.invoke(app, ["runs", "show", old[:8], "--db", str(db)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert (
+        "meta-llama/Meta-Llama-3.1-8B on 2 x h100-sxm · concurrency 16 · ISL 1024 / OSL 256 · "
+        "SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 20 ms · objective throughput"
+    ) in shown.stdout
+
+    compared = runner.invoke(app, ["runs", "compare", *ids, "--db", str(db)], env=at_80).stdout
+    assert max(map(len, compared.splitlines())) <= 80
+    words = compared.split()
+    assert words.count("Meta-Llama-3.1-8B") == 2 and words.count("1024/256") == 2
+    row_a = next(line for line in compared.splitlines() if line.lstrip().startswith("A "))
+    row_b = next(line for line in compared.splitlines() if line.lstrip().startswith("B "))
+    assert "TTFT p90" in row_a and "TTFT p95" in row_b
+    assert "ttft_ms_p90" in compared  # the percentile the first run was held to

@@ -228,6 +228,27 @@ def test_delete_compare_and_errors(tmp_path: Path) -> None:
             s.finish_run(b, "weird")
 
 
+def test_listed_and_compared_runs_carry_their_workload_and_slos(tmp_path: Path) -> None:
+    """What tells two runs of one model apart (#19): the workload and constraints of their
+    inputs come with each listed run and each run of a comparison."""
+    workload = {"scenario": "concurrency", "input_len": 1024, "output_len": 256, "concurrency": 16}
+    with open_store(tmp_path / "runs.db") as s:
+        ids = []
+        for percentile in ("p90", "p95"):
+            constraints = {"ttft_ms": 500.0, "percentile": percentile}
+            inputs = {"model": "m", "workload": workload, "constraints": constraints}
+            ids.append(s.create_run(inputs=inputs, hardware="h100-sxm", devices=2))
+        bare = _new_run(s)  # inputs without a workload or constraints
+        listed = {r["id"]: r for r in s.list_runs()}
+        assert [listed[i]["constraints"]["percentile"] for i in ids] == ["p90", "p95"]
+        assert listed[ids[0]]["workload"] == workload
+        assert listed[bare]["workload"] is None and listed[bare]["constraints"] is None
+        assert "inputs" not in listed[bare]
+        runs = s.compare_runs(ids[0], ids[1])["runs"]
+        assert [r["constraints"]["percentile"] for r in runs] == ["p90", "p95"]
+        assert runs[1]["workload"]["concurrency"] == 16
+
+
 def test_failed_run_without_results_explains(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs.db") as s:
         run_id = _new_run(s)

@@ -11,6 +11,8 @@ import typer
 from .output import echo_json, print_table
 
 DB_HELP = "Run store file (default $BUDSIM_DB or the XDG data dir)."
+# an SLO column folds no narrower than "TTFT p90" / "≤ 500 ms"
+SLO_WIDTH = 8
 
 
 def _when(text: str | None) -> str:
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
         db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     ) -> None:
         """List saved runs, newest first."""
-        from budsim.core.report import layout_text, weights_text
+        from budsim.core.report import layout_text, run_label, weights_text
         from budsim.core.store import open_store
 
         with open_store(db) as store:
@@ -65,26 +67,30 @@ def register(app: typer.Typer) -> None:
             best = f"{dep.get('engine')} {layout_text(dep)} {weights_text(dep)}" if dep else "-"
             tps = pred.get("output_tok_s_per_device")
             duration = r.get("duration_s")
+            label = run_label(r)
             table_rows.append(
                 (
-                    str(r["id"])[:8],
+                    f"{str(r['id'])[:8]} {_status(r.get('status'))}",
                     _when(r.get("created_at")),
-                    _status(r.get("status")),
-                    str(r.get("model")),
+                    label.model,
                     f"{r.get('devices')} x {r.get('hardware')}",
+                    label.workload,
+                    label.slo_text,
                     str(r.get("objective")),
                     best,
                     f"{tps:,.1f}" if isinstance(tps, (int, float)) else "-",
                     f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
                 )
             )
-        columns: tuple[str, ...] = ("id", "created", "status", "model", "hardware", "objective")
-        columns += ("best", "tok/s per dev", "time")
+        columns: tuple[str, ...] = ("run", "created", "model", "hardware", "workload", "SLO")
+        columns += ("objective", "best", "tok/s per dev", "time")
         print_table(
             f"Runs ({len(rows)})",
             columns,
             table_rows,
-            optional=("time", "objective", "created"),
+            optional=("time", "objective", "created", "best"),
+            slashed=("model",),
+            min_widths={"SLO": SLO_WIDTH},
         )
 
     @runs.command("show")
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from budsim.cli.optimize import render_candidates, render_result
-        from budsim.core.report import workload_text
+        from budsim.core.report import run_label, workload_text
         from budsim.core.store import open_store
 
         with open_store(db) as store:
@@ -141,9 +147,10 @@ def register(app: typer.Typer) -> None:
             f"[bold]run {run['id']}[/bold]  {_status(run.get('status'))}  "
             f"created {_when(run.get('created_at'))}  budsim {run.get('budsim_version')}"
         )
+        label = run_label(run)
         console.print(
-            f"{run.get('model')} on {run.get('devices')} x {run.get('hardware')} · "
-            f"{workload_text(wl)} · objective {run.get('objective')}"
+            f"{label.model} on {run.get('devices')} x {run.get('hardware')} · "
+            f"{workload_text(wl)} · SLO {label.slo_text} · objective {run.get('objective')}"
         )
         if run.get("error"):
             console.print(f"[red]{run['error']}[/red]")
@@ -204,6 +211,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from budsim.core.report import run_label
         from budsim.core.store import open_store
 
         with open_store(db) as store:
@@ -213,26 +221,33 @@ def register(app: typer.Typer) -> None:
             return
         a, b = data["runs"]
         console = Console()
+        labels = [run_label(a), run_label(b)]
         print_table(
             "Runs",
-            ("", "id", "status", "model", "hardware", "objective"),
+            ("", "run", "model", "hardware", "workload", "SLO", "objective"),
             [
                 (
-                    label,
-                    str(r["id"])[:8],
-                    _status(r.get("status")),
-                    str(r.get("model")),
+                    name,
+                    f"{str(r['id'])[:8]} {_status(r.get('status'))}",
+                    label.model,
                     f"{r.get('devices')} x {r.get('hardware')}",
+                    label.workload,
+                    label.slo_text,
                     str(r.get("objective")),
                 )
-                for label, r in (("A", a), ("B", b))
+                for name, r, label in zip("AB", (a, b), labels, strict=True)
             ],
+            optional=("objective",),
+            slashed=("model",),
+            min_widths={"SLO": SLO_WIDTH},
             console=console,
         )
         cfg = Table(title="Best configuration", title_justify="left")
         for col in ("setting", "A", "B"):
             cfg.add_column(col)
         for key, (va, vb) in data["configuration"].items():
+            if key in ("model", "hardware"):  # the runs' own, in the table above
+                continue
             style = "" if va == vb else "bold"
             cfg.add_row(key, str(va), str(vb), style=style)
         console.print(cfg)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -80,6 +82,103 @@ def workload_text(workload: Mapping[str, Any]) -> str:
     if requests and scenario != "static":  # a finite run (a static batch always is one)
         text += f" · run of {count_text(requests, 'request')}"
     return text
+
+
+def workload_brief(workload: Mapping[str, Any]) -> str:
+    """1024/256 C16 style, for tables: ISL/OSL (a length spread as ±N%), then the load (C for a
+    concurrency, B for a static batch, req/s for a rate, with its burstiness when not 1) and, for
+    a finite run, its request count as n=N."""
+
+    def length(key: str) -> str:
+        spread = workload.get(f"{key}_spread") or 0
+        text = str(workload.get(key, "?"))
+        return f"{text}±{spread * 100:.0f}%" if spread else text
+
+    scenario = workload.get("scenario") or "concurrency"
+    if scenario == "rate":
+        load = f"{fmt(workload.get('rate'))} req/s"
+        burstiness = workload.get("burstiness")
+        if burstiness not in (None, 1, 1.0):
+            load += f" burst {fmt(burstiness)}"
+    elif scenario == "static":
+        load = f"B{fmt(workload.get('batch_size'))}"
+    else:
+        load = f"C{fmt(workload.get('concurrency'))}"
+    text = f"{length('input_len')}/{length('output_len')} {load}"
+    requests = workload.get("num_requests")
+    if requests and scenario != "static":
+        text += f" n={fmt(requests)}"
+    return text
+
+
+def slo_parts(constraints: Mapping[str, Any]) -> list[str]:
+    """The SLOs and floors of a search, one text each: "TTFT p90 ≤ 500 ms", "≥ 1,000 tok/s"
+    (latency limits name the percentile they apply at)."""
+    percentile = constraints.get("percentile") or "p95"
+    parts = [
+        f"{label} {percentile} ≤ {fmt(constraints[key])} ms"
+        for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"))
+        if constraints.get(key) is not None
+    ]
+    for key, template in (
+        ("min_output_tok_s", "≥ {} tok/s"),
+        ("min_requests_per_s", "≥ {} req/s"),
+        ("max_memory_gb", "≤ {} GB per device"),
+    ):
+        if constraints.get(key) is not None:
+            parts.append(template.format(fmt(constraints[key])))
+    return parts
+
+
+@dataclass(frozen=True)
+class RunLabel:
+    """What tells saved runs apart: the model (its canonical name), the workload and the SLOs."""
+
+    model: str
+    workload: str  # workload_brief
+    slo: tuple[str, ...]  # slo_parts
+
+    @property
+    def slo_text(self) -> str:
+        return ", ".join(self.slo) or "no SLO"
+
+
+def run_label(run: Mapping[str, Any]) -> RunLabel:
+    """The label of a stored run: a row of `RunStore.list_runs`, `get_run` or the runs of
+    `compare_runs` (the workload and constraints at the top level or in `inputs`). A run stored
+    under an alias shows the catalog id (`canonical_model_name`)."""
+    from .model import canonical_model_name
+
+    inputs = run.get("inputs")
+    inputs = inputs if isinstance(inputs, Mapping) else {}
+    model = run.get("model") or inputs.get("model")
+    workload = run.get("workload") or inputs.get("workload")
+    constraints = run.get("constraints") or inputs.get("constraints")
+    return RunLabel(
+        model=canonical_model_name(str(model)) if model else "-",
+        workload=workload_brief(workload) if isinstance(workload, Mapping) else "-",
+        slo=tuple(slo_parts(constraints)) if isinstance(constraints, Mapping) else (),
+    )
+
+
+def break_after_slashes(text: str, width: int) -> str:
+    """`text` with line breaks after slashes of its words wider than `width`, so that an
+    org/name id or a path folds between its parts instead of inside a name; a part still wider
+    than `width` stays whole."""
+    words = text.split(" ")
+    out = []
+    for word in words:
+        if len(word) <= width or "/" not in word:
+            out.append(word)
+            continue
+        lines = [""]
+        for piece in re.findall(r"[^/]*/|[^/]+$", word):
+            if lines[-1] and len(lines[-1]) + len(piece) > width:
+                lines.append(piece)
+            else:
+                lines[-1] += piece
+        out.append("\n".join(lines))
+    return " ".join(out)
 
 
 # (label, key, band prefix or None)

@@ -54,9 +54,11 @@ COMPARE_METRICS = (
     "tok_s_per_user",
     "requests_per_s",
     "ttft_ms_p50",
+    "ttft_ms_p90",
     "ttft_ms_p95",
     "ttft_ms_p99",
     "tpot_ms_p50",
+    "tpot_ms_p90",
     "tpot_ms_p95",
     "tpot_ms_p99",
     "e2e_s_p50",
@@ -550,12 +552,13 @@ class RunStore:
     def list_runs(
         self, *, limit: int | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
-        """Newest first, with a short summary of each run's best result."""
+        """Newest first, with each run's workload and constraints (from its inputs) and a short
+        summary of its best result."""
         where = "WHERE r.status = ?" if status else ""
         params: list[Any] = [status] if status else []
         sql = (
             "SELECT r.id, r.created_at, r.finished_at, r.status, r.model, r.hardware, r.devices,"
-            " r.objective, r.duration_s, r.generations, r.evaluations, r.error,"
+            " r.objective, r.duration_s, r.generations, r.evaluations, r.error, r.inputs,"
             " b.deployment AS best_deployment, b.prediction AS best_prediction,"
             " b.objectives AS best_objectives"
             " FROM runs r LEFT JOIN results b ON b.run_id = r.id AND b.rank = 0"
@@ -568,7 +571,12 @@ class RunStore:
             cursor = self.conn.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return [_load(r, ("best_deployment", "best_prediction", "best_objectives")) for r in rows]
+        out = []
+        for row in rows:
+            loaded = _load(row, ("best_deployment", "best_prediction", "best_objectives", "inputs"))
+            inputs = loaded.pop("inputs")
+            out.append({**loaded, **_request_summary(inputs)})
+        return out
 
     def get_generations(self, run_id: str, *, population: bool = False) -> list[dict[str, Any]]:
         full = self.resolve(run_id)
@@ -684,7 +692,13 @@ def _summary(run: Mapping[str, Any]) -> dict[str, Any]:
         "generations",
         "evaluations",
     )
-    return {k: run.get(k) for k in keys}
+    return {**{k: run.get(k) for k in keys}, **_request_summary(run.get("inputs"))}
+
+
+def _request_summary(inputs: Any) -> dict[str, Any]:
+    """The workload and constraints (SLOs) of a run's stored inputs (None where missing)."""
+    inputs = inputs if isinstance(inputs, Mapping) else {}
+    return {"workload": inputs.get("workload"), "constraints": inputs.get("constraints")}
 
 
 def open_store(path: str | Path | None = None) -> RunStore:
