@@ -14,11 +14,13 @@ from typing import Any
 
 from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     PERFORMANCE,
+    break_after_slashes,
     count_text,
     devices_in,
     fmt,
     layout_text,
     performance_rows,
+    run_label,
     weights_text,
     workload_text,
 )
@@ -379,6 +381,15 @@ def _target_value(target: str, row: Row) -> float | None:
     }.get(target)
     value = row.metric(key) if key else None
     return float(value) if isinstance(value, (int, float)) else None
+
+
+# A model id longer than this folds after its slash (meta-llama/ over Meta-Llama-3.1-8B) in the
+# narrow columns of the history and the comparison.
+MODEL_WIDTH = 20
+
+
+def model_cell(model: str) -> str:
+    return break_after_slashes(model, MODEL_WIDTH)
 
 
 def run_status_text(status: str) -> str:

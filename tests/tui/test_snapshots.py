@@ -89,7 +89,8 @@ def test_results_screen(snap_compare: Any, size: tuple[int, int], db_path: Path)
 
 
 def fill_store(db_path: Path) -> None:
-    """Three runs with fixed ids and times: completed, cancelled, interrupted."""
+    """Three runs with fixed ids and times: completed with a p90 TTFT SLO, cancelled with p95
+    TTFT and TPOT SLOs, interrupted without one."""
     from budsim.core.store import open_store
 
     response = load_json("response.json")
@@ -102,15 +103,17 @@ def fill_store(db_path: Path) -> None:
         "objectives": response["objectives"],
         "feasible": True,
     }
+    p90 = {**inputs["constraints"], "ttft_ms": 500.0, "percentile": "p90"}
+    p95 = {**inputs["constraints"], "ttft_ms": 500.0, "tpot_ms": 50.0, "percentile": "p95"}
     rows = [
-        ("1111aaaa" + "0" * 24, "completed", "2025-03-01T09:30:00.000+00:00", 5, 48),
-        ("2222bbbb" + "0" * 24, "cancelled", "2025-03-02T14:05:00.000+00:00", 2, 24),
-        ("3333cccc" + "0" * 24, "interrupted", "2025-03-03T18:45:00.000+00:00", 1, 12),
+        ("1111aaaa" + "0" * 24, "completed", "2025-03-01T09:30:00.000+00:00", 5, 48, p90),
+        ("2222bbbb" + "0" * 24, "cancelled", "2025-03-02T14:05:00.000+00:00", 2, 24, p95),
+        ("3333cccc" + "0" * 24, "interrupted", "2025-03-03T18:45:00.000+00:00", 1, 12, None),
     ]
     with open_store(db_path) as store:
-        for run_id, status, created, generations, evaluations in rows:
+        for run_id, status, created, generations, evaluations, slos in rows:
             store.create_run(
-                inputs=inputs,
+                inputs={**inputs, "constraints": slos or inputs["constraints"]},
                 model=inputs["model"],
                 hardware=inputs["hardware"],
                 devices=inputs["devices"],

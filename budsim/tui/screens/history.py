@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from ..views import fmt, run_status_text
+from ..views import fmt, model_cell, run_label, run_status_text
 from ..widgets.title_bar import TitleBar
 from .base import BudsimScreen
 from .modals import ConfirmScreen
@@ -31,8 +32,23 @@ def created_text(value: Any) -> str:
     return text[:16].replace("T", " ") if len(text) >= 16 else text
 
 
-def short_model(model: str, width: int = 28) -> str:
-    return model if len(model) <= width else model[: width - 1] + "…"
+# The workload and SLO texts fold between words (and a long model id after its slash, see
+# views.model_cell), so that the run, model, workload · SLO, result and hardware columns fit
+# 80 columns.
+WORKLOAD_WIDTH = 18
+
+
+def workload_cell(run: Mapping[str, Any]) -> str:
+    """The workload, then each SLO on a line of its own ("no SLO" where the run had none)."""
+    label = run_label(run)
+    lines = (label.workload, *(label.slo or ("no SLO",)))
+    return "\n".join(
+        wrapped
+        for line in lines
+        for wrapped in textwrap.wrap(
+            line, WORKLOAD_WIDTH, break_long_words=False, break_on_hyphens=False
+        )
+    )
 
 
 def best_text(run: Mapping[str, Any]) -> str:
@@ -71,8 +87,8 @@ class HistoryScreen(BudsimScreen):
         table = self.query_one("#runs", DataTable)
         for key, label in (
             ("id", " run"),
-            ("status", "status"),
             ("model", "model"),
+            ("workload", "workload · SLO"),
             ("best", "tok/s/dev"),
             ("hardware", "hardware"),
             ("created", "created (UTC)"),
@@ -95,19 +111,19 @@ class HistoryScreen(BudsimScreen):
         table.clear()
         for run in self.runs:
             run_id = str(run.get("id"))
-            status = str(run.get("status"))
-            table.add_row(
-                self._id_cell(run_id),
-                Text(run_status_text(status), style=STATUS_STYLE.get(status, "")),
-                short_model(str(run.get("model"))),
+            cells = (
+                self._id_cell(run),
+                model_cell(run_label(run).model),
+                workload_cell(run),
                 best_text(run),
                 f"{run.get('devices')}× {run.get('hardware')}",
                 created_text(run.get("created_at")),
                 str(run.get("objective") or ""),
                 fmt(run.get("generations")),
                 fmt(run.get("evaluations")),
-                key=run_id,
             )
+            height = max(len(str(c).splitlines()) for c in cells)
+            table.add_row(*cells, height=height, key=run_id)
         if current in ids:
             table.move_cursor(row=[r.get("id") for r in self.runs].index(current), animate=False)
         info = self.query_one("#history-info", Static)
@@ -153,13 +169,17 @@ class HistoryScreen(BudsimScreen):
             self.marked = self.marked[-2:]
         table = self.query_one("#runs", DataTable)
         for run in self.runs:
-            key = str(run.get("id"))
-            table.update_cell(key, "id", self._id_cell(key))
+            table.update_cell(str(run.get("id")), "id", self._id_cell(run))
 
-    def _id_cell(self, run_id: str) -> Text:
+    def _id_cell(self, run: Mapping[str, Any]) -> Text:
+        """The short id (✓ when marked) over the status."""
+        run_id, status = str(run.get("id")), str(run.get("status"))
         if run_id in self.marked:
-            return Text(f"✓{run_id[:8]}", style="bold reverse")
-        return Text(f" {run_id[:8]}")
+            cell = Text(f"✓{run_id[:8]}", style="bold reverse")
+        else:
+            cell = Text(f" {run_id[:8]}")
+        cell.append(f"\n {run_status_text(status)}", style=STATUS_STYLE.get(status, ""))
+        return cell
 
     def action_compare(self) -> None:
         if len(self.marked) != 2:

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static, TextArea
 
-from ..views import fmt
+from ..views import fmt, model_cell, run_label
 from .base import BudsimModal
 
 
@@ -43,6 +43,20 @@ class ConfirmScreen(BudsimModal):
         self.dismiss(yes)
 
 
+def run_rows(run: Mapping[str, Any]) -> dict[str, str]:
+    """What a run was asked: its model, hardware, workload and SLOs (one a line), objective."""
+    label = run_label(run)
+    return {
+        "status": fmt(run.get("status")),
+        "model": model_cell(label.model),
+        "hardware": f"{fmt(run.get('devices'))}× {fmt(run.get('hardware'))}",
+        "workload": label.workload,
+        "SLO": "\n".join(label.slo) or "no SLO",
+        "objective": fmt(run.get("objective")),
+        "generations": fmt(run.get("generations")),
+    }
+
+
 def comparison_table(comparison: Mapping[str, Any]) -> Table:
     runs = comparison.get("runs") or [{}, {}]
     a, b = runs[0], runs[1]
@@ -51,8 +65,11 @@ def comparison_table(comparison: Mapping[str, Any]) -> Table:
     table.add_column(f"A {str(a.get('id', ''))[:8]}", justify="right")
     table.add_column(f"B {str(b.get('id', ''))[:8]}", justify="right")
     table.add_column("B/A", justify="right")
-    for key in ("status", "model", "hardware", "devices", "objective", "generations"):
-        table.add_row(Text(key, style="dim"), fmt(a.get(key)), fmt(b.get(key)), "")
+    rows_a, rows_b = run_rows(a), run_rows(b)
+    for key, va in rows_a.items():
+        vb = rows_b[key]
+        style = "" if va == vb or key == "generations" else "bold yellow"
+        table.add_row(Text(key, style="dim"), va, Text(vb, style=style), "")
     table.add_section()
     for key, values in (comparison.get("configuration") or {}).items():
         if key in ("model", "hardware"):
