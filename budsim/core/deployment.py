@@ -38,6 +38,12 @@ class Deployment:
     max_num_seqs: int | None = None  # None = the engine's default
     max_num_batched_tokens: int | None = None  # None = the engine's default
     gpu_memory_utilization: float | None = None  # None = the engine's default
+    # speculative decoding (budsim.core.speculative): "none", "mtp", "eagle3" or "ngram"; the
+    # draft length k (0 = the method's default) and the acceptance per drafted token (None = the
+    # method's default)
+    spec_method: str = "none"
+    spec_tokens: int = 0
+    spec_acceptance: float | None = None
 
     @property
     def devices_per_replica(self) -> int:
@@ -63,6 +69,9 @@ class Deployment:
         util = self.gpu_memory_utilization
         if util is not None and not (0.05 <= util <= 0.99):
             raise BudsimError(f"gpu_memory_utilization must be in [0.05, 0.99], got {util}")
+        from .speculative import validate_speculative
+
+        validate_speculative(self)
 
     def with_(self, **changes: Any) -> Deployment:
         return replace(self, **changes)

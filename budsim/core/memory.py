@@ -157,6 +157,12 @@ def plan_memory(
     util = dep.gpu_memory_utilization or engine.default_gpu_memory_utilization
 
     weights = weights_bytes_per_device(model, dep)
+    if dep.spec_method != "none":
+        from .speculative import draft_weight_bytes
+
+        dtype = resolve_weight_dtype(model, dep.weight_dtype)
+        per_param = model.weight_bytes(dtype) / max(model.total_params, 1)
+        weights += draft_weight_bytes(model, dep, per_param) / dep.tp  # on the last stage
     act = activation_bytes(model, dep, tokens, max_seqs)
     overhead = engine.runtime_overhead_gb * GB + (
         engine.graph_overhead_gb * GB if engine.graphs else 0

@@ -152,6 +152,9 @@ class ModelSpec:
     # FP8 weights scaled per block (DeepSeek-style weight_block_size, e.g. 128 x 128) rather than per
     # tensor or channel: engines run them through other kernels (DeepGEMM, CUTLASS block-scaled).
     fp8_block: bool = False
+    # multi-token-prediction layers shipped with the checkpoint (DeepSeek-V3 style), usable as a
+    # speculative draft (budsim.core.speculative); 0 = none
+    mtp_layers: int = 0
     source: str = ""  # where the config came from: catalog:<id>, a path, or hf:<id>
 
     # ---------------------------------------------------------------- parameter counts
@@ -2013,6 +2016,7 @@ def model_from_config(config: Mapping[str, Any], name: str) -> ModelSpec:
         fp8_block=isinstance(qc, Mapping)
         and plan.method == "fp8"
         and bool(qc.get("weight_block_size")),
+        mtp_layers=c.opt_int("num_nextn_predict_layers", "mtp_num_hidden_layers") or 0,
     )
 
 

@@ -20,6 +20,7 @@ from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
 from .simulator import REPORTED_QUANTILES, ServingResult, run_description, simulate_serving
+from .speculative import SpeculativeStep, check_speculative
 from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
@@ -136,6 +137,7 @@ def resolve(dep: Deployment) -> Resolved:
     device = get_device(dep.hardware)
     engine = get_engine(dep.engine, device.kind)
     check_support(model, device, engine, dep)
+    check_speculative(model, dep)
     seqs, tokens = engine.defaults_for(device.memory_gb)
     full = dep.with_(
         engine=engine.id,
@@ -148,7 +150,7 @@ def resolve(dep: Deployment) -> Resolved:
     return Resolved(model, device, engine, full)
 
 
-def step_model(dep: Deployment) -> StepTimeModel:
+def step_model(dep: Deployment) -> StepTimeModel | SpeculativeStep:
     """The step-time model of `dep`, shared by deployments that differ only in knobs it ignores."""
     model = _STEP_MODELS.get(dep)
     if model is None:
@@ -161,7 +163,7 @@ def step_model(dep: Deployment) -> StepTimeModel:
 
 # step_model by the deployment as asked (one lookup instead of three; a prediction and its
 # calibration features ask several times)
-_STEP_MODELS: dict[Deployment, StepTimeModel] = {}
+_STEP_MODELS: dict[Deployment, StepTimeModel | SpeculativeStep] = {}
 
 
 @lru_cache(maxsize=4096)
@@ -174,8 +176,13 @@ def _physics_key(dep: Deployment) -> Deployment:
 
 
 @lru_cache(maxsize=4096)
-def _step_model_for(key: Deployment) -> StepTimeModel:
+def _step_model_for(key: Deployment) -> StepTimeModel | SpeculativeStep:
     r = resolve(key)
+    if key.spec_method != "none":
+        # the target's own model, shared with the deployment without speculation
+        plain = _step_model_for(key.with_(spec_method="none", spec_tokens=0, spec_acceptance=None))
+        assert isinstance(plain, StepTimeModel)
+        return SpeculativeStep(plain, r.model, r.deployment)
     return StepTimeModel(r.model, r.device, r.engine, r.deployment)
 
 

@@ -255,6 +255,14 @@ class StepTimeModel:
     # ------------------------------------------------------------------------------------------
     # precomputation (every price is looked up through _priced: see there)
 
+    def lm_head_time(self, rows: float) -> float:
+        """Seconds the LM head adds to a step for `rows` sequences that emit a token (as __call__
+        prices it: all stages and micro-batches together)."""
+        if rows <= 0:
+            return 0.0
+        c, m = self._lm_head.at(rows / self.micro)
+        return c + m
+
     def _lm_head_curve(self, n: int, k: int, fmt: str) -> _Curve:
         rows = _ROWS
         head = self.source.gemm(rows, n, k, fmt)

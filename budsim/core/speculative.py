@@ -1,0 +1,228 @@
+"""Speculative decoding: a draft proposes k tokens, the target verifies them in one step.
+
+Each decode step of a request then costs the target's verification of k + 1 tokens (priced as a
+k-token prompt chunk over the request's context beside its decode token, plus the LM head of the
+k extra rows) and k draft passes, and yields E(k, a) = (1 - a^(k+1)) / (1 - a) tokens on average
+when each drafted token is accepted with probability a independently (Leviathan et al. 2023).
+The serving simulator keeps one token per decode step, so `SpeculativeStep` hands it the time of a
+step divided by E: a request's TPOT and its KV growth per token come out right in expectation, and
+the benefit shrinks with the batch because verification turns the step compute-bound.
+
+Draft passes, per method:
+- mtp: the model's own multi-token-prediction layer (DeepSeek-V3/R1, GLM-4.5+, Qwen3.5/Next,
+  MiniMax-M3 ...; config `num_nextn_predict_layers` / `mtp_num_hidden_layers`): one decoder layer
+  of the model and its LM head per drafted token.
+- eagle3: an EAGLE-3 head trained for the model: one decoder layer of the model's width and an LM
+  head over a 32,000-token draft vocabulary (the published Llama-3 heads) per drafted token.
+- ngram: prompt lookup on the CPU, no GPU work (its cost is not modelled).
+A draft model of its own (a small LLM) is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import BudsimError
+from .steptime import StepTime
+
+if TYPE_CHECKING:
+    from .deployment import Deployment
+    from .model import ModelSpec
+    from .steptime import StepTimeModel
+
+__all__ = [
+    "METHODS",
+    "SPEC_METHODS",
+    "SpecMethod",
+    "SpeculativeStep",
+    "check_speculative",
+    "draft_weight_bytes",
+    "expected_tokens",
+    "spec_settings",
+]
+
+
+@dataclass(frozen=True)
+class SpecMethod:
+    name: str
+    label: str
+    default_tokens: int  # draft length k when the deployment leaves it at 0
+    default_acceptance: float  # per drafted token, when the deployment leaves it unset
+    draft_layers: int  # decoder layers one draft pass runs (0: no GPU work)
+    draft_vocab: int | None  # LM head rows of a draft pass: None = the model's vocabulary
+    source: str  # where the defaults come from
+
+
+METHODS: dict[str, SpecMethod] = {
+    "mtp": SpecMethod(
+        "mtp",
+        "MTP",
+        3,
+        0.70,
+        1,
+        None,
+        "DeepSeek-V3 technical report: the second token is accepted 85-90 % of the time (k = 1); "
+        "chained over k = 7 the released MTP module accepts 3.20 tokens a step on MT-Bench, "
+        "HumanEval and GSM8K (nebius/MTP-DeepSeek-V3-0324 model card), which a per-token "
+        "acceptance of 0.70 reproduces (3.14); k = 3 is SGLang's and TRT-LLM's usual setting",
+    ),
+    "eagle3": SpecMethod(
+        "eagle3",
+        "EAGLE-3",
+        3,
+        0.70,
+        1,
+        32_000,
+        "EAGLE-3 (Li et al. 2025, arXiv 2503.01840) and the published chain-draft heads report "
+        "2-3 accepted tokens a step on chat at k = 3-5; 0.70 per token gives 2.53 at k = 3. "
+        "Acceptance depends on the domain and the head: set yours",
+    ),
+    "ngram": SpecMethod(
+        "ngram",
+        "n-gram",
+        4,
+        0.30,
+        0,
+        0,
+        "an assumption, not a measurement: prompt lookup proposes only what the output copies "
+        "from the prompt (summaries, code edits, RAG answers pay; open chat hardly does). Set "
+        "the acceptance your traffic shows",
+    ),
+}
+SPEC_METHODS: tuple[str, ...] = ("none", *METHODS)
+MAX_TOKENS = 16
+
+
+def expected_tokens(tokens: int, acceptance: float) -> float:
+    """Tokens a verification step yields on average: the accepted run of `tokens` drafted ones
+    (each accepted with probability `acceptance` while all before it were) plus the target's own."""
+    if acceptance >= 1.0:
+        return float(tokens + 1)
+    return (1.0 - acceptance ** (tokens + 1)) / (1.0 - acceptance)
+
+
+def spec_settings(dep: Deployment) -> tuple[SpecMethod, int, float] | None:
+    """(method, draft length, acceptance) of `dep`, defaults filled in; None without speculation."""
+    method = METHODS.get(dep.spec_method)
+    if method is None:
+        return None
+    tokens = dep.spec_tokens or method.default_tokens
+    acceptance = (
+        dep.spec_acceptance if dep.spec_acceptance is not None else method.default_acceptance
+    )
+    return method, tokens, acceptance
+
+
+def validate_speculative(dep: Deployment) -> None:
+    """The deployment's own speculative fields (no model needed)."""
+    if dep.spec_method not in SPEC_METHODS:
+        raise BudsimError(
+            f"unknown spec_method {dep.spec_method!r}; choose {', '.join(SPEC_METHODS)}"
+        )
+    tokens = dep.spec_tokens
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 0 <= tokens <= MAX_TOKENS:
+        raise BudsimError(
+            f"spec_tokens must be a whole number from 1 to {MAX_TOKENS} (0: the method's "
+            f"default), got {tokens!r}"
+        )
+    acc = dep.spec_acceptance
+    if acc is not None and not (isinstance(acc, (int, float)) and 0.0 <= acc < 1.0):
+        raise BudsimError(f"spec_acceptance must be in [0, 1), got {acc!r}")
+    if dep.spec_method == "none" and (tokens or acc is not None):
+        raise BudsimError("spec_tokens and spec_acceptance need a spec_method (mtp, eagle3, ngram)")
+
+
+def check_speculative(model: ModelSpec, dep: Deployment) -> None:
+    """Refuse a method the model cannot run (MTP needs the model's own MTP layers)."""
+    if dep.spec_method == "mtp" and not model.mtp_layers:
+        raise BudsimError(
+            f"{model.name} has no multi-token-prediction layers (its config sets no "
+            "num_nextn_predict_layers / mtp_num_hidden_layers); use eagle3 or ngram"
+        )
+
+
+def draft_weight_bytes(model: ModelSpec, dep: Deployment, bytes_per_param: float) -> float:
+    """Weights the draft adds to a replica: an EAGLE-3 head (one layer of the model's width, its
+    feature fusion (3 x hidden -> hidden) and its draft LM head, 16 bit). The MTP layers ship in
+    the checkpoint (counted with it only when served: here) and n-gram lookup has none."""
+    settings = spec_settings(dep)
+    if settings is None or settings[0].draft_layers == 0:
+        return 0.0
+    method = settings[0]
+    layer = model.body_params / max(model.num_layers, 1)
+    if method.name == "mtp":
+        return model.mtp_layers * layer * bytes_per_param
+    h = model.hidden_size
+    head = (method.draft_vocab or model.vocab_size) * h
+    return (layer + 3 * h * h) * 2.0 + head * 2.0
+
+
+class SpeculativeStep:
+    """The step-time model of a speculative deployment, per generated token (see module doc).
+
+    A step with decodes costs the target's verification of k + 1 tokens per decoding sequence
+    plus k draft passes, over the E tokens it yields; a step's prompt chunks are not divided (they
+    advance as in a step without speculation)."""
+
+    decode_slope: float | None = None  # verification is not linear in the context: priced per step
+
+    def __init__(self, base: StepTimeModel, model: ModelSpec, dep: Deployment) -> None:
+        settings = spec_settings(dep)
+        assert settings is not None
+        method, self.k, acceptance = settings
+        self.base = base
+        self.basis = base.basis
+        self.tokens_per_step = expected_tokens(self.k, acceptance)
+        # a draft pass: `draft_layers` of the model's layers and an LM head of `draft_vocab` rows
+        self.layer_share = method.draft_layers / max(model.num_layers, 1)
+        vocab = model.vocab_size
+        self.head_share = (
+            0.0 if method.draft_layers == 0 else (method.draft_vocab or vocab) / max(vocab, 1)
+        )
+
+    def __call__(
+        self,
+        n_decode: float,
+        decode_ctx: float,
+        prefill_tokens: float,
+        prefill_pairs: float,
+        prefill_seqs: float,
+    ) -> StepTime:
+        base = self.base
+        if not n_decode:
+            return base(0, 0, prefill_tokens, prefill_pairs, prefill_seqs)
+        k, e = self.k, self.tokens_per_step
+        # the k drafted tokens of each sequence, verified as a prompt chunk over its context
+        extra_pairs = k * decode_ctx + n_decode * k * (k + 1) / 2
+        verify = base(
+            n_decode,
+            decode_ctx,
+            prefill_tokens + n_decode * k,
+            prefill_pairs + extra_pairs,
+            prefill_seqs + n_decode,
+        )
+        # LM head rows: the step priced one per chunk; verification needs k + 1 per sequence
+        head = base.lm_head_time(n_decode * (k + 1)) - base.lm_head_time(2 * n_decode)
+        draft = 0.0
+        if self.layer_share:
+            plain = base(n_decode, decode_ctx, 0, 0.0, 0)
+            body = plain.total - plain.overhead - base.lm_head_time(n_decode)
+            draft = k * (body * self.layer_share + base.lm_head_time(n_decode) * self.head_share)
+        prompt = base(0, 0, prefill_tokens, prefill_pairs, prefill_seqs) if prefill_seqs else None
+        spent = verify.total + head + draft
+        shared = prompt.total if prompt is not None else 0.0
+        scale = (spent - shared) / spent / e if spent > 0 else 0.0
+        # parts scaled alike; the prompt chunks' time is kept whole
+        keep = (shared / spent) if spent > 0 else 0.0
+        factor = keep + scale
+        return tuple.__new__(
+            StepTime,
+            (
+                spent * factor,
+                (verify.compute + head + draft) * factor,
+                verify.memory * factor,
+                verify.communication * factor,
+                verify.overhead * factor,
+            ),
+        )

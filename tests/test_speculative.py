@@ -1,0 +1,101 @@
+"""Speculative decoding: tokens per verification step, its cost, and where it stops paying."""
+
+from __future__ import annotations
+
+import pytest
+
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.errors import BudsimError
+from budsim.core.model import load_model
+from budsim.core.predict import predict_physics, step_model
+from budsim.core.speculative import METHODS, SpeculativeStep, expected_tokens
+
+LLAMA = "meta-llama/Llama-3.1-8B"
+
+
+def _dep(**kw: object) -> Deployment:
+    return Deployment(model=LLAMA, hardware="h100-sxm", engine="vllm", **kw)  # type: ignore[arg-type]
+
+
+def test_expected_tokens_per_step() -> None:
+    assert expected_tokens(3, 0.0) == 1.0  # every draft rejected: the target's own token
+    assert expected_tokens(3, 0.5) == pytest.approx(1 + 0.5 + 0.25 + 0.125)
+    assert expected_tokens(4, 0.999999) == pytest.approx(5.0, rel=1e-4)
+    # the MTP default reproduces the 3.2 tokens a step reported for DeepSeek-V3's module at k = 7
+    assert expected_tokens(7, METHODS["mtp"].default_acceptance) == pytest.approx(3.14, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"spec_method": "medusa"}, "unknown spec_method"),
+        ({"spec_method": "eagle3", "spec_tokens": 17}, "spec_tokens must be"),
+        ({"spec_method": "eagle3", "spec_acceptance": 1.0}, r"spec_acceptance must be in \[0, 1\)"),
+        ({"spec_tokens": 3}, "need a spec_method"),
+    ],
+)
+def test_bad_speculative_settings_are_refused(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(BudsimError, match=message):
+        _dep(**fields).validate()
+
+
+def test_mtp_needs_the_models_own_mtp_layers() -> None:
+    assert load_model("deepseek-ai/DeepSeek-V3").mtp_layers == 1
+    assert load_model(LLAMA).mtp_layers == 0
+    with pytest.raises(BudsimError, match="no multi-token-prediction layers"):
+        predict_physics(_dep(spec_method="mtp"), Workload(concurrency=1))
+
+
+def test_a_verification_step_costs_more_than_a_decode_step_and_yields_more_tokens() -> None:
+    plain = step_model(_dep())
+    spec = step_model(_dep(spec_method="eagle3", spec_tokens=3, spec_acceptance=0.7))
+    assert isinstance(spec, SpeculativeStep) and spec.base is plain
+    e = expected_tokens(3, 0.7)
+    per_token = spec(8, 8 * 2048.0, 0, 0.0, 0).total
+    decode = plain(8, 8 * 2048.0, 0, 0.0, 0).total
+    # one real step (verification + 3 draft passes) is dearer than a decode step, but per token
+    # it is cheaper at a small batch
+    assert decode < per_token * e
+    assert per_token < decode
+    # a pure prefill step is not touched
+    assert spec(0, 0.0, 2048, 2048 * 2049 / 2, 1) == plain(0, 0.0, 2048, 2048 * 2049 / 2, 1)
+
+
+def test_the_gain_shrinks_with_the_batch_and_can_turn_into_a_loss() -> None:
+    """Decode is memory-bound at a small batch (drafts ride on one weight read) and turns
+    compute-bound as the batch grows (every drafted token is verified whether accepted or not)."""
+    speedups = []
+    for c in (1, 16, 256):
+        wl = Workload(input_len=1024, output_len=256, concurrency=c)
+        base = predict_physics(_dep(), wl).tpot_ms_mean
+        fast = predict_physics(_dep(spec_method="ngram"), wl).tpot_ms_mean
+        assert base is not None and fast is not None
+        speedups.append(base / fast)
+    assert speedups[0] > speedups[1] > speedups[2]
+    assert speedups[0] > 1.2
+    assert speedups[2] < 1.0  # 30 % acceptance at a batch of 256 costs more than it saves
+
+
+def test_higher_acceptance_is_never_slower_and_ttft_is_unchanged_at_low_load() -> None:
+    wl = Workload(input_len=1024, output_len=256, concurrency=4)
+    tpots = []
+    for acceptance in (0.3, 0.6, 0.9):
+        p = predict_physics(_dep(spec_method="eagle3", spec_acceptance=acceptance), wl)
+        assert p.tpot_ms_mean is not None
+        tpots.append(p.tpot_ms_mean)
+    assert tpots[0] > tpots[1] > tpots[2]
+    plain = predict_physics(_dep(), Workload(input_len=1024, output_len=256, concurrency=1))
+    spec = predict_physics(
+        _dep(spec_method="eagle3"), Workload(input_len=1024, output_len=256, concurrency=1)
+    )
+    assert spec.ttft_ms_mean == pytest.approx(plain.ttft_ms_mean, rel=0.02)
+
+
+def test_draft_weights_are_counted_in_memory() -> None:
+    wl = Workload(concurrency=1)
+    plain = predict_physics(_dep(), wl)
+    eagle = predict_physics(_dep(spec_method="eagle3"), wl)
+    ngram = predict_physics(_dep(spec_method="ngram"), wl)
+    # an EAGLE-3 head of Llama-3.1-8B: one 4,096-wide layer, its fusion and a 32k-row head, 16 bit
+    assert 0.5 < eagle.weights_gb_per_device - plain.weights_gb_per_device < 1.2
+    assert ngram.weights_gb_per_device == plain.weights_gb_per_device
