@@ -96,3 +96,20 @@ def test_prefix_cache_columns() -> None:
     ):
         with pytest.raises(BudsimError, match=needle):
             parse_case({**BASE, **fields})
+
+
+def test_speculative_columns() -> None:
+    dep, _ = parse_case(
+        {**BASE, "spec_method": "EAGLE3", "spec_tokens": "4", "spec_acceptance": "0.6"}
+    )
+    assert (dep.spec_method, dep.spec_tokens, dep.spec_acceptance) == ("eagle3", 4, 0.6)
+    dep, _ = parse_case({**BASE, "spec_method": ""})
+    assert (dep.spec_method, dep.spec_tokens, dep.spec_acceptance) == ("none", 0, None)
+    for fields, needle in (
+        ({"spec_method": "medusa"}, "unknown spec_method"),
+        ({"spec_method": "ngram", "spec_tokens": "2.5"}, "whole number >= 0"),
+        ({"spec_method": "ngram", "spec_acceptance": "1"}, r"in \[0, 1\)"),
+        ({"spec_tokens": "3"}, "need a spec_method"),
+    ):
+        with pytest.raises(BudsimError, match=needle):
+            parse_case({**BASE, **fields})

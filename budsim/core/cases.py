@@ -39,6 +39,9 @@ CASE_COLUMNS = (
     "num_requests",
     "shared_prefix_len",
     "cached_share",
+    "spec_method",
+    "spec_tokens",
+    "spec_acceptance",
 )
 REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
 
@@ -153,6 +156,11 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         max_num_seqs=_int(fields, "max_num_seqs", None),
         max_num_batched_tokens=_int(fields, "max_num_batched_tokens", None),
         gpu_memory_utilization=_float(fields, "gpu_memory_utilization", None),
+        spec_method=(_str(fields, "spec_method", "none") or "none").lower(),
+        spec_tokens=_tokens(fields, "spec_tokens"),
+        spec_acceptance=_share(fields, "spec_acceptance")
+        if not _blank(fields.get("spec_acceptance"))
+        else None,
     )
     workload = Workload(
         scenario=scenario,  # type: ignore[arg-type]
