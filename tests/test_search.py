@@ -226,6 +226,18 @@ def test_weight_options_and_build_space_limits() -> None:
         build_space(Model(), Cluster(), [Engine("vllm")], wl, Limits(engines=("trtllm",)))
     with pytest.raises(BudsimError, match="unknown quantisation"):
         build_space(Model(), Cluster(), [Engine("vllm")], wl, Limits(quantizations=("fp3",)))
+    # speculative methods are engine choices of their own, only where asked and runnable
+    spec = build_space(
+        Model(), Cluster(), [Engine("vllm")], wl, Limits(speculative=("eagle3", "mtp"))
+    )
+    assert spec.options("engine") == ("vllm", "vllm+eagle3")
+    assert "vllm: no mtp (the model has no MTP layers)" in spec.notes
+    genome = spec.repair([1] + [0] * (len(spec.cardinalities) - 1))
+    assert spec.deployment(genome).engine == "vllm"
+    assert spec.deployment(genome).spec_method == "eagle3"
+    assert spec.describe()["engines"][1]["spec_method"] == "eagle3"
+    with pytest.raises(BudsimError, match="unknown speculative method"):
+        build_space(Model(), Cluster(), [Engine("vllm")], wl, Limits(speculative=("medusa",)))
 
 
 @pytest.mark.parametrize(
@@ -757,3 +769,23 @@ def test_early_stop_ignores_changes_below_the_tolerance() -> None:
     assert _best_moved(leader, (0.0, -1020.0, 4, (2,)))
     assert _best_moved((3.0, -1000.0, 4, (0,)), (1.0, -900.0, 4, (3,)))  # less violation
     assert _best_moved(None, leader) and not _best_moved(None, None)
+
+
+def test_speculative_methods_round_trip_and_are_checked() -> None:
+    request = OptimizationRequest(
+        model="meta-llama/Llama-3.1-8B",
+        hardware="h100-sxm",
+        devices=2,
+        workload=Workload(concurrency=4),
+        speculative=("eagle3", "ngram"),
+    )
+    request.validate()
+    again = OptimizationRequest.from_dict(request.to_dict())
+    assert (
+        again.speculative == ("eagle3", "ngram") and again.limits().speculative == again.speculative
+    )
+    assert (
+        OptimizationRequest.from_dict({**request.to_dict(), "speculative": None}).speculative == ()
+    )
+    with pytest.raises(BudsimError, match="unknown speculative method 'medusa'"):
+        replace(request, speculative=("medusa",)).validate()

@@ -73,6 +73,8 @@ class OptimizationRequest:
     exhaustive: bool = False
     alternatives: int = DEFAULT_ALTERNATIVES
     price_per_hour: float | None = None  # None = the catalog's $/device-hour
+    # speculative decoding methods searched beside plain decoding (budsim.core.speculative)
+    speculative: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.optimization_target not in TARGETS:
@@ -90,6 +92,13 @@ class OptimizationRequest:
             raise BudsimError("price per hour must be positive")
         self.workload.validate()
         self.ga.validate()
+        from ..speculative import METHODS
+
+        for method in self.speculative:
+            if method not in METHODS:
+                raise BudsimError(
+                    f"unknown speculative method {method!r}; choose {', '.join(METHODS)}"
+                )
 
     def limits(self) -> Limits:
         return Limits(
@@ -98,6 +107,7 @@ class OptimizationRequest:
             max_batch_size=self.max_batch_size,
             engines=self.engines,
             quantizations=self.quantizations,
+            speculative=self.speculative,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +130,7 @@ class OptimizationRequest:
             "exhaustive": self.exhaustive,
             "alternatives": self.alternatives,
             "price_per_hour": self.price_per_hour,
+            "speculative": list(self.speculative),
         }
 
     @classmethod
@@ -153,6 +164,7 @@ class OptimizationRequest:
             exhaustive=bool(data.get("exhaustive", False)),
             alternatives=int(data.get("alternatives", DEFAULT_ALTERNATIVES)),
             price_per_hour=data.get("price_per_hour"),
+            speculative=tuple(data.get("speculative") or ()),
         )
 
 

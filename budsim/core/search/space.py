@@ -75,6 +75,12 @@ class EngineChoice:
     weight_dtypes: tuple[str, ...]  # "auto" = the checkpoint's dtype, then smaller formats
     kv_dtypes: tuple[str, ...]
     parallelism: frozenset[str]
+    spec_method: str = "none"  # speculative decoding (budsim.core.speculative) of this choice
+
+    @property
+    def label(self) -> str:
+        """The engine gene's value: the engine id, with its speculative method ("vllm+eagle3")."""
+        return self.id if self.spec_method == "none" else f"{self.id}+{self.spec_method}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class Limits:
     max_batch_size: int | None = None  # caps max_num_seqs
     engines: tuple[str, ...] | None = None
     quantizations: tuple[str, ...] | None = None  # weight dtypes; "auto"/"none" = the checkpoint's
+    # speculative methods to try beside plain decoding, on the engines that run them
+    speculative: tuple[str, ...] = ()
 
 
 class _EngineLike(Protocol):
@@ -164,7 +172,7 @@ class SearchSpace:
 
     def options(self, name: str) -> tuple[Any, ...]:
         if name == "engine":
-            return tuple(e.id for e in self.engines)
+            return tuple(e.label for e in self.engines)
         if name == "replicas":
             return self.replicas
         value: tuple[Any, ...] = getattr(self, _FIELD.get(name, name))
@@ -402,10 +410,12 @@ class SearchSpace:
 
     def deployment(self, genome: Sequence[int]) -> Deployment:
         v = self.decode(genome)
+        choice = self.engines[genome[ENGINE]]
         return Deployment(
             model=self.model,
             hardware=self.hardware,
-            engine=v["engine"],
+            engine=choice.id,
+            spec_method=choice.spec_method,
             tp=v["tp"],
             pp=v["pp"],
             dp=v["dp"],
@@ -432,6 +442,7 @@ class SearchSpace:
                     "weight_dtypes": list(e.weight_dtypes),
                     "kv_dtypes": list(e.kv_dtypes),
                     "parallelism": sorted(e.parallelism),
+                    "spec_method": e.spec_method,
                 }
                 for e in self.engines
             ],
@@ -558,6 +569,22 @@ def _runs_predicate(
     return runs
 
 
+SPECULATING_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
+
+
+def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> str | None:
+    """Why `engine` on `kind` hardware cannot run `method` for `model` (None: it can)."""
+    from ..speculative import METHODS
+
+    if method not in METHODS:
+        raise BudsimError(f"unknown speculative method {method!r}; choose {', '.join(METHODS)}")
+    if engine not in SPECULATING_ENGINES or kind not in ("cuda", "rocm"):
+        return f"not modelled for {engine} on {kind}"
+    if method == "mtp" and not int(getattr(model, "mtp_layers", 0) or 0):
+        return "the model has no MTP layers"
+    return None
+
+
 def build_space(
     model: Any,
     cluster: Any,
@@ -605,6 +632,14 @@ def build_space(
             continue
         kv = tuple(d for d in ("auto", "fp8") if d in profile.kv_dtypes) or ("auto",)
         choices.append(EngineChoice(profile.id, w, kv, frozenset(profile.parallelism)))
+        for method in limits.speculative:
+            why = speculation_unavailable(method, profile.id, device.kind, model)
+            if why:
+                notes.append(f"{profile.id}: no {method} ({why})")
+                continue
+            choices.append(
+                EngineChoice(profile.id, w, kv, frozenset(profile.parallelism), method)
+            )
     if allowed_engines is not None:
         unknown = allowed_engines - {p.id for p in engines}
         if unknown:
