@@ -64,3 +64,17 @@ def test_break_after_slashes_folds_between_the_parts_of_an_id() -> None:
         "meta-llama/",
         "Meta-Llama-3.1-8B on 2 x h100-sxm",
     ]
+
+
+def test_speculative_decoding_and_prefix_caching_are_named() -> None:
+    from budsim.core.report import layout_text, workload_brief, workload_text
+
+    assert layout_text({"tp": 2, "replicas": 3, "spec_method": "eagle3"}) == "TP2 ×3 +EAGLE-3 k3"
+    assert layout_text({"tp": 8, "spec_method": "mtp", "spec_tokens": 1}) == "TP8 +MTP k1"
+    assert layout_text({"tp": 1, "spec_method": "none"}) == "TP1"
+    w = {"concurrency": 16, "input_len": 4096, "output_len": 256}
+    cached = {**w, "shared_prefix_len": 3072, "cached_share": 0.5}
+    assert workload_brief(cached) == "4096/256 C16 pfx3072+50%"
+    assert workload_brief({**w, "cached_share": 0.5}) == "4096/256 C16 pfx+50%"
+    assert workload_brief(w) == "4096/256 C16"
+    assert workload_text(cached).endswith("· 3072 shared prefix tokens · 50 % of the rest cached")

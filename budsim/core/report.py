@@ -49,7 +49,7 @@ def devices_in(config: Mapping[str, Any]) -> int | None:
 
 
 def layout_text(config: Mapping[str, Any]) -> str:
-    """TP2·PP2 ×3 style."""
+    """TP2·PP2 ×3 style, with the speculative decoding if any (TP1 +EAGLE-3 k3)."""
     parts = [f"TP{config.get('tp', 1) or 1}"]
     for key in ("pp", "dp", "ep"):
         value = config.get(key) or 1
@@ -59,7 +59,19 @@ def layout_text(config: Mapping[str, Any]) -> str:
     replicas = config.get("replicas") or 1
     if replicas > 1:
         text += f" ×{replicas}"
-    return text
+    spec = speculative_text(config)
+    return f"{text} +{spec}" if spec else text
+
+
+def speculative_text(config: Mapping[str, Any]) -> str:
+    """EAGLE-3 k3 style ("" without speculative decoding); the draft length is the method's
+    default when the configuration leaves it at 0."""
+    from .speculative import METHODS
+
+    method = METHODS.get(str(config.get("spec_method") or "none"))
+    if method is None:
+        return ""
+    return f"{method.label} k{config.get('spec_tokens') or method.default_tokens}"
 
 
 def weights_text(config: Mapping[str, Any], auto: str = "ckpt") -> str:
@@ -81,6 +93,11 @@ def workload_text(workload: Mapping[str, Any]) -> str:
     requests = workload.get("num_requests")
     if requests and scenario != "static":  # a finite run (a static batch always is one)
         text += f" · run of {count_text(requests, 'request')}"
+    prefix, share = workload.get("shared_prefix_len") or 0, workload.get("cached_share") or 0
+    if prefix:
+        text += f" · {prefix} shared prefix tokens"
+    if share:
+        text += f" · {share * 100:.0f} % of the rest cached"
     return text
 
 
@@ -108,6 +125,9 @@ def workload_brief(workload: Mapping[str, Any]) -> str:
     requests = workload.get("num_requests")
     if requests and scenario != "static":
         text += f" n={fmt(requests)}"
+    prefix, share = workload.get("shared_prefix_len") or 0, workload.get("cached_share") or 0
+    if prefix or share:  # the cached part of a prompt: its shared prefix + share of the rest
+        text += " pfx" + (f"{prefix}" if prefix else "") + (f"+{share * 100:.0f}%" if share else "")
     return text
 
 
