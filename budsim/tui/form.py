@@ -52,6 +52,7 @@ FIELD_ORDER: tuple[str, ...] = (
     "percentile",
     "min_tok_s",
     "target",
+    "speculative",
     "population",
     "generations",
     "seed",
@@ -81,6 +82,7 @@ LABELS: dict[str, str] = {
     "percentile": "SLO percentile",
     "min_tok_s": "min tok/s",
     "target": "target",
+    "speculative": "spec decode",
     "population": "population",
     "generations": "generations",
     "seed": "seed",
@@ -114,6 +116,7 @@ class SetupValues:
     percentile: str = "p95"
     min_tok_s: str = ""
     target: str = "throughput"
+    speculative: str = ""  # speculative methods to search beside plain decoding ("eagle3,ngram")
     population: str = "100"
     generations: str = "50"
     seed: str = ""
@@ -308,6 +311,14 @@ def check_form(
         errors["percentile"] = "choose p50, p90, p95, p99 or mean"
     if values.target not in dict(TARGETS):
         errors["target"] = "choose throughput, latency, cost or goodput"
+    from budsim.core.speculative import METHODS
+
+    speculative = tuple(
+        dict.fromkeys(m for m in values.speculative.lower().replace(",", " ").split() if m)
+    )
+    unknown = [m for m in speculative if m not in METHODS]
+    if unknown:
+        errors["speculative"] = f"unknown {unknown[0]!r}; choose from {', '.join(METHODS)}"
 
     population = _int(errors, "population", values.population, minimum=4)
     generations = _int(errors, "generations", values.generations, minimum=0)
@@ -371,6 +382,7 @@ def check_form(
                 patience=patience or None,
             ),
             exhaustive=values.exhaustive,
+            speculative=speculative,
         )
         request.validate()
     except BudsimError as exc:
@@ -427,6 +439,7 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         percentile=str(cons.get("percentile") or "p95"),
         min_tok_s=text(cons.get("min_output_tok_s")),
         target=str(inputs.get("optimization_target") or "throughput"),
+        speculative=",".join(inputs.get("speculative") or ()),
         population=text(ga_value("population_size", "population", default=100)),
         generations=text(ga_value("generations", default=50)),
         seed=text(ga_value("seed")),

@@ -246,3 +246,39 @@ async def test_burstiness_field_reaches_the_request(db_path: Path) -> None:
         assert request is not None
         assert (request.workload.scenario, request.workload.rate) == ("rate", 5.0)
         assert request.workload.burstiness == 0.5
+
+
+@async_test
+async def test_speculative_and_prefix_cache_fields_run_end_to_end(db_path: Path) -> None:
+    """At 80x24: ask for EAGLE-3 beside plain decoding and a shared prompt prefix, run, and read
+    the speculative plan on the results screen."""
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_small_search(pilot)
+        setup = app.screen
+        assert isinstance(setup, SetupScreen)
+        setup.query_one("#load", Input).value = "1"
+        setup.query_one("#input_len", Input).value = "2048"
+        setup.query_one("#shared_prefix_len", Input).value = "1536"
+        setup.query_one("#target").value = "latency"  # type: ignore[attr-defined]
+        spec = setup.query_one("#speculative", Input)
+        spec.value = "medusa"
+        await pilot.pause()
+        assert setup.query_one("#run", Button).disabled
+        assert "spec decode: unknown 'medusa'" in str(setup.query_one("#reason", Static).render())
+        spec.value = "eagle3"
+        await pilot.pause()
+        assert setup.check.ok, setup.check.errors
+        request = setup.check.request
+        assert request is not None and request.speculative == ("eagle3",)
+        assert request.workload.shared_prefix_len == 1536
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="results")
+        state = app.run_state
+        assert state is not None and state.status == "completed"
+        results = app.screen
+        text = " ".join(str(w.render()) for w in results.query(Static))
+        table = results.query(DataTable)
+        cells = " ".join(str(c) for t in table for row in t.rows for c in t.get_row(row))
+        # at one request in flight the draft's tokens ride on the weight reads: EAGLE-3 wins
+        assert "EAGLE-3" in text + cells

@@ -192,6 +192,18 @@ def test_prefix_cache_fields_reach_the_workload_and_a_rerun(catalog: Catalog) ->
         assert check.request is None and words in check.errors[field]
 
 
+def test_spec_decode_field_adds_methods_to_the_search(catalog: Catalog) -> None:
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", load="4")
+    plain = check_form(base, catalog).request
+    assert plain is not None and plain.speculative == ()
+    request = check_form(base.with_(speculative="EAGLE3, ngram eagle3"), catalog).request
+    assert request is not None and request.speculative == ("eagle3", "ngram")
+    assert values_from_inputs(request.to_dict()).speculative == "eagle3,ngram"
+    check = check_form(base.with_(speculative="medusa"), catalog)
+    assert check.request is None
+    assert check.reason == "spec decode: unknown 'medusa'; choose from mtp, eagle3, ngram"
+
+
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
     base = SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5")
     request = check_form(base.with_(burstiness="0.25"), catalog).request

@@ -43,6 +43,7 @@ TEXT_FIELDS = (
     "ttft_ms",
     "tpot_ms",
     "min_tok_s",
+    "speculative",
 )
 GA_FIELDS = ("population", "generations", "seed", "patience", "crossover", "mutation")
 SELECT_FIELDS = ("hardware", "scenario", "percentile", "target")
@@ -191,6 +192,7 @@ class SetupScreen(BudsimScreen):
             percentile=choice("percentile"),
             min_tok_s=text("min_tok_s"),
             target=choice("target"),
+            speculative=text("speculative"),
             exhaustive=exhaustive,
             allow_network=picker.online,
             workload_extra=old.workload_extra,

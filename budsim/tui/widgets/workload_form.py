@@ -104,3 +104,12 @@ class WorkloadForm(FormGrid):
             value=v.target,
             tooltip="What the headline best maximises",
         )
+        yield Field(
+            "spec decode",
+            field_id="speculative",
+            value=v.speculative,
+            placeholder="off",
+            tooltip="Speculative decoding to search beside plain decoding: any of mtp (the "
+            "model's own MTP layers), eagle3 (a trained draft head), ngram (prompt lookup), "
+            "comma-separated, as --speculative",
+        )
