@@ -103,3 +103,63 @@ def test_runs_show_into_head(tmp_path: Path) -> None:
             env=ENV,
         )
         assert head.stderr == "" and len(head.stdout.splitlines()) == 1, head
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [*PREDICT[:1], "--hardware", "h100-sxm", "--input-len", "64", "--output-len", "8"],
+        [
+            "optimize",
+            "--hardware",
+            "l4",
+            "--devices",
+            "1",
+            "--input-len",
+            "64",
+            "--output-len",
+            "8",
+        ],
+        ["analyze"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_allow_download_fetches_or_says_why_not_in_one_line(command: list[str]) -> None:
+    """predict, optimize and analyze take --allow-download (the unknown-model hint names it);
+    when the Hub cannot be reached the error is one line, not huggingface_hub's retry log."""
+    model = "someorg/not-cached-anywhere-xyz"
+    args = [*command, model] if command == ["analyze"] else [*command, "--model", model]
+    if command[0] == "optimize":
+        args += ["--concurrency", "1", "--no-save"]
+    env = {**ENV, "HF_HUB_OFFLINE": "1"}
+    plain = subprocess.run([*BUDSIM, *args], capture_output=True, text=True, timeout=120, env=env)
+    assert plain.returncode == 2
+    assert "or allow downloads (--allow-download; in the TUI the HF Hub switch)" in plain.stderr
+    fetched = subprocess.run(
+        [*BUDSIM, *args, "--allow-download"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert fetched.returncode == 2
+    assert fetched.stderr.splitlines() == [
+        f"error: cannot download the config of {model!r} from the Hugging Face Hub: "
+        "HF_HUB_OFFLINE is set"
+    ]
+
+
+def test_allow_download_with_cases_fetches_each_model_once(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    rows = ["id,model,hardware,engine,input_len,output_len,concurrency"]
+    rows += [f"r{i},someorg/not-cached-xyz,h100-sxm,vllm,64,8,1" for i in range(2)]
+    rows += ["ok,meta-llama/Llama-3.1-8B,h100-sxm,vllm,64,8,1"]
+    cases.write_text("\n".join(rows) + "\n")
+    out = subprocess.run(
+        [*BUDSIM, "predict", "--cases", str(cases), "--format", "jsonl", "--allow-download"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    answers = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [a["id"] for a in answers] == ["r0", "r1", "ok"]
+    assert all("HF_HUB_OFFLINE is set" in a["error"] for a in answers[:2])
+    assert "error" not in answers[2]

@@ -642,6 +642,8 @@ def test_hub_fallback_never_trusts_remote_code_unless_asked(
         @staticmethod
         def from_pretrained(ref: str, **kwargs: Any) -> FakeConfig:
             calls.append({"ref": ref, **kwargs})
+            if kwargs["local_files_only"] and "cached" not in ref:
+                raise OSError("not in the cache")
             return FakeConfig()
 
     import huggingface_hub
@@ -651,16 +653,78 @@ def test_hub_fallback_never_trusts_remote_code_unless_asked(
 
     monkeypatch.setattr(transformers, "AutoConfig", FakeAutoConfig)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url, **kw: None)
     load_model.cache_clear()
     try:
-        m = load_model("someorg/uncatalogued-model-xyz")
-        assert m.num_layers == 2 and m.source == "hf:someorg/uncatalogued-model-xyz"
+        m = load_model("someorg/cached-model-xyz")
+        assert m.num_layers == 2 and m.source == "hf:someorg/cached-model-xyz"
         assert calls[-1]["trust_remote_code"] is False
         assert calls[-1]["local_files_only"] is True  # offline unless allow_network
         load_model("someorg/uncatalogued-model-xyz", trust_remote_code=True, allow_network=True)
-        assert calls[-1]["trust_remote_code"] is True and calls[-1]["local_files_only"] is False
+        # the cache first, then the Hub
+        assert [c["local_files_only"] for c in calls[-2:]] == [True, False]
+        assert calls[-1]["trust_remote_code"] is True
     finally:
         load_model.cache_clear()
+
+
+def _hub_error(name: str) -> Exception:
+    from huggingface_hub import errors
+
+    cls = getattr(errors, name)
+    err = cls.__new__(cls)  # these take an HTTP response; the message is all budsim reads
+    Exception.__init__(err, name)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("raised", "says"),
+    [
+        (OSError("[Errno -2] Name or service not known"), "no connection ([Errno -2] Name or"),
+        ("RepositoryNotFoundError", "'someorg/xyz' is not a model on the Hugging Face Hub"),
+        ("GatedRepoError", "the repo is gated"),
+        ("RemoteEntryNotFoundError", "'someorg/xyz' on the Hugging Face Hub has no config.json"),
+    ],
+)
+def test_a_hub_that_cannot_serve_the_config_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception | str, says: str
+) -> None:
+    """With downloads allowed, a missing network or an unknown repo is one clear line, raised
+    before huggingface_hub's retries (23 s and a warning per retry when offline) (#19)."""
+    import huggingface_hub
+
+    error = _hub_error(raised) if isinstance(raised, str) else raised
+
+    def probe(url: str, **kwargs: Any) -> None:
+        raise error
+
+    def no_download(repo: str, filename: str, **kwargs: Any) -> str:
+        assert kwargs["local_files_only"], "downloaded after a failed probe"
+        raise FileNotFoundError(filename)
+
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", probe)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
+    load_model.cache_clear()
+    try:
+        with pytest.raises(BudsimError) as err:
+            load_model("someorg/xyz", allow_network=True)
+    finally:
+        load_model.cache_clear()
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_unknown_model_hint_names_a_switch_that_exists() -> None:
+    """The hint offers --allow-download (predict, optimize and analyze take it) and the TUI's
+    HF Hub switch (the model picker has it); a name without an org is never looked up, so it
+    gets no such hint."""
+    with pytest.raises(BudsimError) as err:
+        load_model("someorg/not-cached-anywhere-xyz")
+    assert "or allow downloads (--allow-download; in the TUI the HF Hub switch)" in str(err.value)
+    picker = REPO / "budsim" / "tui" / "widgets" / "model_picker.py"
+    assert 'Toggle("HF Hub"' in picker.read_text()
+    with pytest.raises(BudsimError) as err:
+        load_model("not-cached-anywhere-xyz")
+    assert "--allow-download" not in str(err.value)
 
 
 def test_hub_fallback_reads_raw_config_when_autoconfig_fails(

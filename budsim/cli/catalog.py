@@ -6,6 +6,7 @@ import typer
 
 from budsim.core.facts import model_facts
 
+from .hub import allow_download_option, fetch_config
 from .output import echo_json, print_table
 
 
@@ -61,9 +62,12 @@ def register(app: typer.Typer) -> None:
     def analyze(
         model: str = typer.Argument(..., help="Catalog id, HF id or path to a config."),
         trust_remote_code: bool = typer.Option(False, help="Allow custom code from the hub."),
+        allow_download: bool = allow_download_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Architecture facts and memory per dtype of a model."""
+        if allow_download:
+            fetch_config(model, trust_remote_code=trust_remote_code)
         facts = model_facts(model, trust_remote_code)
         if as_json:
             echo_json(facts)

@@ -25,6 +25,7 @@ from budsim.core.report import (
     workload_text,
 )
 
+from .hub import allow_download_option, fetch_config
 from .output import print_table
 
 OBJECTIVES = ("throughput", "latency", "cost", "goodput")
@@ -244,6 +245,7 @@ def register(app: typer.Typer) -> None:
             "--workers",
             help="Processes for the predictions; 0 = one per core, at most 4 (results do not change).",
         ),
+        allow_download: bool = allow_download_option(),
         json_out: bool = typer.Option(False, "--json", help="Print the response as JSON."),
         no_save: bool = typer.Option(False, "--no-save", help="Do not save the run."),
         db: Path | None = typer.Option(
@@ -301,6 +303,8 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 num_requests=num_requests,
             )
+        if allow_download:
+            fetch_config(model)
         warning = context_warning(model, workload)
         if warning:
             import warnings

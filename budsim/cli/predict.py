@@ -12,13 +12,18 @@ import typer
 
 from budsim.core.errors import BudsimError
 
+from .hub import allow_download_option, fetch_config
 from .output import echo_json, print_table
 
 CHUNK = 256  # rows predicted together (one learned-correction evaluation per workload in a chunk)
 
 
-def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Predictions (or {"error": ...}) of CSV rows / flag sets, in order."""
+def _answers(
+    batch: list[dict[str, Any]], downloads: dict[str, str | None] | None = None
+) -> list[dict[str, Any]]:
+    """Predictions (or {"error": ...}) of CSV rows / flag sets, in order. With `downloads` (a
+    dict, --allow-download), each row's model config is fetched from the Hub first, once per
+    model: the dict keeps each model's error (None: fetched)."""
     from budsim.core.cases import parse_case
     from budsim.core.deployment import Deployment, Workload
     from budsim.core.predict import Prediction, context_warning, predict_cases
@@ -26,6 +31,8 @@ def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed: list[tuple[Deployment, Workload] | BudsimError] = []
     for fields in batch:
         try:
+            if downloads is not None:
+                _download(str(fields.get("model") or "").strip(), downloads)
             parsed.append(parse_case(fields))
         except BudsimError as exc:
             parsed.append(exc)
@@ -51,6 +58,18 @@ def _answers(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["warning"] = warning
         out.append(row)
     return out
+
+
+def _download(model: str, done: dict[str, str | None]) -> None:
+    if model not in done:
+        try:
+            fetch_config(model)
+            done[model] = None
+        except BudsimError as exc:
+            done[model] = str(exc)
+    error = done[model]
+    if error:
+        raise BudsimError(error)
 
 
 def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -111,21 +130,23 @@ def _cases_table(rows: list[dict[str, Any]]) -> None:
     )
 
 
-def _run_cases(path: Path, fmt: str) -> None:
+def _run_cases(path: Path, fmt: str, downloads: dict[str, str | None] | None = None) -> None:
     try:
         # utf-8-sig: spreadsheets save CSV with a byte-order mark before the header
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise BudsimError(f"cannot read cases file {path}: {exc.strerror}") from None
     try:
-        _read_cases(handle, path, fmt)
+        _read_cases(handle, path, fmt, downloads)
     except UnicodeDecodeError:
         raise BudsimError(f"{path} is not UTF-8 text; save the cases as a UTF-8 CSV") from None
     except csv.Error as exc:
         raise BudsimError(f"{path} is not a readable CSV: {exc}") from None
 
 
-def _read_cases(handle: Any, path: Path, fmt: str) -> None:
+def _read_cases(
+    handle: Any, path: Path, fmt: str, downloads: dict[str, str | None] | None = None
+) -> None:
     from budsim.core.cases import CASE_COLUMNS
 
     with handle:
@@ -139,7 +160,7 @@ def _read_cases(handle: Any, path: Path, fmt: str) -> None:
         batch: list[dict[str, Any]] = []
 
         def flush() -> None:
-            for fields, answer in zip(batch, _answers(batch), strict=True):
+            for fields, answer in zip(batch, _answers(batch, downloads), strict=True):
                 result = {"id": fields["id"], **answer}
                 if fmt == "jsonl":
                     sys.stdout.write(json.dumps(result) + "\n")
@@ -205,6 +226,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(
             "table", "--format", help="table|json|jsonl|csv (with --cases)."
         ),
+        allow_download: bool = allow_download_option(),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Predict TTFT, TPOT, latency, throughput and memory for a deployment."""
@@ -212,9 +234,12 @@ def register(app: typer.Typer) -> None:
             fmt = "json" if as_json and format == "table" else format
             if fmt not in ("table", "jsonl", "json", "csv"):
                 raise BudsimError("--format must be table, jsonl, json or csv")
-            _run_cases(cases, fmt)
+            _run_cases(cases, fmt, {} if allow_download else None)
             return
-        fields = {k: v for k, v in locals().items() if k not in ("cases", "format", "as_json")}
+        options = ("cases", "format", "as_json", "allow_download")
+        fields = {k: v for k, v in locals().items() if k not in options}
+        if allow_download:
+            fetch_config(model)
         result = _predict_fields(fields)
         if as_json:
             echo_json(result)

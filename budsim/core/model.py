@@ -8,8 +8,10 @@ Where a model comes from (``load_model``):
    (case-insensitive), by the short name after the slash when unambiguous, or by an alias
    (``budsim/core/catalog/models/aliases.json``, e.g. ``Llama-3-8B`` or
    ``meta-llama/Llama-3.1-8B-Instruct``);
-3. only when ``allow_network`` is set or the Hugging Face cache already holds it: ``transformers``
-   ``AutoConfig`` (imported lazily), falling back to the raw ``config.json`` from the HF cache.
+3. the Hugging Face cache, or the Hub itself when ``allow_network`` is set (the CLI's
+   ``--allow-download``, the TUI's "HF Hub" switch): ``transformers`` ``AutoConfig`` (imported
+   lazily), falling back to the raw ``config.json``. A Hub that cannot serve the config (no network,
+   an unknown or gated repo) is a one-line error.
 
 Conventions (all counts are parameters, not bytes):
 
@@ -2202,6 +2204,75 @@ def _apply_dtype_override(spec: ModelSpec, dtype: str) -> ModelSpec:
 
 
 def _from_hub(ref: str, trust_remote_code: bool, allow_network: bool) -> ModelSpec | None:
+    """The model from the Hugging Face cache, else (with `allow_network`) from the Hub; None when
+    the cache lacks it and the network is not allowed."""
+    cached = _from_hub_files(ref, trust_remote_code, local_only=True)
+    if cached is not None or not allow_network:
+        return cached
+    _check_on_hub(ref)  # one clear line when the Hub cannot give the config, before any retries
+    return _from_hub_files(ref, trust_remote_code, local_only=False)
+
+
+def _check_on_hub(ref: str) -> None:
+    """Raise a one-line BudsimError unless the Hub can serve `ref`'s config.json now: no network,
+    offline mode, an unknown, gated or private repo, or a repo without a config."""
+    try:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            HFValidationError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+        )
+    except ImportError:
+        raise BudsimError(
+            f"cannot download {ref!r}: huggingface_hub is not installed (pip install "
+            "huggingface_hub), or pass a config.json path"
+        ) from None
+    _quiet_hub_logs()
+    where = f"the config of {ref!r} from the Hugging Face Hub"
+    try:
+        get_hf_file_metadata(hf_hub_url(ref, "config.json"), timeout=10)
+    except HFValidationError:
+        raise BudsimError(f"{ref!r} is not a Hugging Face repo id (org/name)") from None
+    except OfflineModeIsEnabled:
+        raise BudsimError(f"cannot download {where}: HF_HUB_OFFLINE is set") from None
+    except GatedRepoError:
+        raise BudsimError(
+            f"cannot download {where}: the repo is gated; accept its terms on huggingface.co "
+            "and log in (`hf auth login`), or pass a config.json path"
+        ) from None
+    except RepositoryNotFoundError:
+        raise BudsimError(
+            f"{ref!r} is not a model on the Hugging Face Hub (or it is private: log in with "
+            "`hf auth login`)"
+        ) from None
+    except EntryNotFoundError:
+        raise BudsimError(f"{ref!r} on the Hugging Face Hub has no config.json") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
+        raise BudsimError(f"cannot download {where}: the Hub answered {status}") from None
+    except Exception as exc:  # noqa: BLE001 - the transport's own errors: no network, DNS, timeout
+        reason = str(exc).strip() or type(exc).__name__
+        raise BudsimError(
+            f"cannot download {where}: no connection ({reason}); check the network or pass a "
+            "config.json path"
+        ) from None
+
+
+def _quiet_hub_logs() -> None:
+    """huggingface_hub logs every retry as a warning on stderr; budsim reports one line."""
+    try:
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - checked by the caller
+        pass
+
+
+def _from_hub_files(ref: str, trust_remote_code: bool, *, local_only: bool) -> ModelSpec | None:
     config: dict[str, Any] | None = None
     # transformers prints a "PyTorch was not found" advisory on import; budsim only needs configs
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -2209,7 +2280,7 @@ def _from_hub(ref: str, trust_remote_code: bool, allow_network: bool) -> ModelSp
         from transformers import AutoConfig  # heavy: imported lazily
 
         cfg = AutoConfig.from_pretrained(
-            ref, trust_remote_code=trust_remote_code, local_files_only=not allow_network
+            ref, trust_remote_code=trust_remote_code, local_files_only=local_only
         )
         config = cfg.to_dict()
     except Exception:  # noqa: BLE001 - any failure falls back to the raw file
@@ -2219,10 +2290,10 @@ def _from_hub(ref: str, trust_remote_code: bool, allow_network: bool) -> ModelSp
         from huggingface_hub import hf_hub_download
 
         if config is None:
-            path = hf_hub_download(ref, "config.json", local_files_only=not allow_network)
+            path = hf_hub_download(ref, "config.json", local_files_only=local_only)
             config = _read_json(Path(path), "model config")
         try:
-            qpath = hf_hub_download(ref, "hf_quant_config.json", local_files_only=not allow_network)
+            qpath = hf_hub_download(ref, "hf_quant_config.json", local_files_only=local_only)
             hfq = _read_json(Path(qpath), "quantisation config")
         except Exception:  # noqa: BLE001 - optional file
             hfq = None
@@ -2266,7 +2337,13 @@ def load_model(
             return hub
     close = _suggestions(ref)
     did_you_mean = f"; did you mean {', '.join(close)}?" if close else ""
-    hint = "" if allow_network else " or allow network access"
+    # Only an org/name id is looked up on the Hub. The CLI's predict, optimize and analyze take
+    # --allow-download; the TUI's model field has the same switch ("HF Hub").
+    hint = (
+        ", or allow downloads (--allow-download; in the TUI the HF Hub switch)"
+        if "/" in ref and not allow_network
+        else ""
+    )
     raise BudsimError(
         f"unknown model {ref!r}: not a local path, not in the bundled catalog and not in the Hugging"
         f" Face cache; pass a config.json path{hint}{did_you_mean}"
