@@ -42,6 +42,7 @@ CASE_COLUMNS = (
     "spec_method",
     "spec_tokens",
     "spec_acceptance",
+    "length_mix",
 )
 REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
 
@@ -117,7 +118,8 @@ def _str(fields: Mapping[str, Any], name: str, default: str | None = None) -> st
 
 def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
     """Build and validate a deployment and workload from string-ish fields."""
-    missing = [name for name in REQUIRED if _blank(fields.get(name))]
+    required = REQUIRED if _blank(fields.get("length_mix")) else REQUIRED[:3]
+    missing = [name for name in required if _blank(fields.get(name))]
     if missing:
         raise BudsimError(f"missing {', '.join(missing)}")
     weight = (_str(fields, "weight_dtype", "auto") or "auto").lower()
@@ -164,8 +166,8 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
     )
     workload = Workload(
         scenario=scenario,  # type: ignore[arg-type]
-        input_len=_int(fields, "input_len", None) or 0,
-        output_len=_int(fields, "output_len", None) or 0,
+        input_len=_int(fields, "input_len", None) or 1,
+        output_len=_int(fields, "output_len", None) or 1,
         concurrency=_int(fields, "concurrency", 1) or 1,
         batch_size=_int(fields, "batch_size", 1) or 1,
         rate=_float(fields, "rate", 1.0) or 1.0,
@@ -174,6 +176,13 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         shared_prefix_len=_tokens(fields, "shared_prefix_len"),
         cached_share=_share(fields, "cached_share"),
     )
+    mix = _str(fields, "length_mix")
+    if mix is not None:
+        from .lengths import mix_from_text
+
+        if not _blank(fields.get("input_len")) or not _blank(fields.get("output_len")):
+            raise BudsimError("give input_len/output_len or a length_mix, not both")
+        workload = workload.with_length_mix(mix_from_text(mix))
     dep.validate()
     workload.validate()
     return dep, workload

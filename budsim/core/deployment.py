@@ -118,6 +118,10 @@ class Workload:
     # Cached tokens are not prefilled again; the new ones still attend to them.
     shared_prefix_len: int = 0
     cached_share: float = 0.0
+    # A mix of request shapes instead of the fixed lengths (budsim.core.lengths): entries of
+    # (weight, input mean, output mean, input sd, output sd); input_len / output_len are then the
+    # mix's means (`with_length_mix` sets both)
+    length_mix: tuple[tuple[float, int, int, float, float], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -183,6 +187,33 @@ class Workload:
         share = self.cached_share
         if not isinstance(share, (int, float)) or not (0.0 <= share < 1.0):
             raise BudsimError(f"cached_share must be in [0, 1), got {share!r}")
+        if self.length_mix:
+            from .lengths import validate_mix
+
+            validate_mix(self.length_mix)
+            if self.input_len_spread or self.output_len_spread:
+                raise BudsimError("give a length mix or length spreads, not both")
+
+    def with_length_mix(self, mix: tuple[tuple[float, int, int, float, float], ...]) -> Workload:
+        """This workload with request shapes drawn from `mix` (its means as input/output_len)."""
+        from .lengths import mix_means
+
+        isl, osl = mix_means(mix)
+        return replace(self, length_mix=tuple(mix), input_len=isl, output_len=osl)
+
+    @property
+    def varied_lengths(self) -> bool:
+        """Whether requests differ in length (spreads or a mix): they are then drawn at random."""
+        return bool(self.input_len_spread or self.output_len_spread or self.length_mix)
+
+    @property
+    def longest_input(self) -> int:
+        """Tokens of the longest prompt the lengths allow."""
+        if self.length_mix:
+            from .lengths import mix_longest
+
+            return mix_longest(self.length_mix)[0]
+        return math.ceil(self.input_len * (1 + self.input_len_spread))
 
     @property
     def prefix_caching(self) -> bool:
@@ -200,7 +231,11 @@ class Workload:
 
     @property
     def longest_request(self) -> int:
-        """Tokens (prompt + output) of the longest request the length spreads allow."""
+        """Tokens (prompt + output) of the longest request the length spreads or mix allow."""
+        if self.length_mix:
+            from .lengths import mix_longest
+
+            return mix_longest(self.length_mix)[2]
         return math.ceil(self.input_len * (1 + self.input_len_spread)) + math.ceil(
             self.output_len * (1 + self.output_len_spread)
         )

@@ -55,6 +55,7 @@ What keeps a simulation cheap:
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -67,6 +68,7 @@ from typing import Any
 from .deployment import Workload
 from .engines import EngineProfile
 from .frontend import front_end
+from .lengths import LengthSampler
 from .samples import Samples, weighted_summary
 from .schedulers import (
     Cohort,
@@ -189,7 +191,7 @@ def steady_sample_size(workload: Workload) -> int:
     deterministic (it is sampled when it preempts): 4 lifetimes, at least 256 requests."""
     if workload.scenario == "rate":
         return min(max(4000, math.ceil(4000 / workload.burstiness)), 8192)
-    if workload.input_len_spread or workload.output_len_spread:
+    if workload.varied_lengths:
         return min(max(8 * workload.concurrency, 1000), 4096)
     return min(max(4 * workload.concurrency, 256), 4096)
 
@@ -254,7 +256,12 @@ class _Simulation:
         self.total = finite_run_requests(workload)  # None: steady state, clients never stop
         self.steady = self.total is None
         self.closed = workload.scenario == "concurrency"
-        self.varied = bool(workload.input_len_spread or workload.output_len_spread)
+        self.varied = workload.varied_lengths
+        self.draw_lengths: Callable[[random.Random], tuple[int, int]] = (
+            LengthSampler(workload.length_mix)
+            if workload.length_mix
+            else functools.partial(_lengths, workload)
+        )
         # seeding a generator costs as much as a short simulation: only where something is drawn
         self.rng = (
             random.Random(workload.seed) if self.varied or workload.scenario == "rate" else None
@@ -339,11 +346,11 @@ class _Simulation:
 
     def new_cohort(self, t: float, count: int) -> None:
         """`count` requests sent at `t`, into the arrival heap."""
-        w, s = self.workload, self.state
+        s = self.state
         if self.varied:
             assert self.rng is not None  # made for varied lengths
             for _ in range(count):
-                isl, osl = _lengths(w, self.rng)
+                isl, osl = self.draw_lengths(self.rng)
                 uid = s.new_uid()
                 c = Cohort(1, isl, osl, t, isl, uid=uid, measured=self.issue(1, t))
                 heapq.heappush(self.arrivals, (t, uid, c))
@@ -403,7 +410,7 @@ class _Simulation:
         w, s, policy = self.workload, self.state, self.policy
         running = min(self.conc, s.max_num_seqs)
         if self.varied and self.rng:
-            shapes = [_lengths(w, self.rng) for _ in range(running)]
+            shapes = [self.draw_lengths(self.rng) for _ in range(running)]
         else:
             shapes = [(w.input_len, w.output_len)] * running
 

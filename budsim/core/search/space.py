@@ -637,9 +637,7 @@ def build_space(
             if why:
                 notes.append(f"{profile.id}: no {method} ({why})")
                 continue
-            choices.append(
-                EngineChoice(profile.id, w, kv, frozenset(profile.parallelism), method)
-            )
+            choices.append(EngineChoice(profile.id, w, kv, frozenset(profile.parallelism), method))
     if allowed_engines is not None:
         unknown = allowed_engines - {p.id for p in engines}
         if unknown:
@@ -723,7 +721,7 @@ def build_space(
         checkpoint_dtype=model.checkpoint_dtype,
         num_experts=num_experts,
         max_in_flight=in_flight,
-        input_len=math.ceil(workload.input_len * (1 + workload.input_len_spread)),
+        input_len=workload.longest_input,
         replicas_span_nodes=device.kind != "cpu",
         notes=tuple(notes),
     )

@@ -1,0 +1,193 @@
+"""Request-length mixes: the shapes of a workload's requests when they are not all alike.
+
+A mix is a tuple of entries (weight, input mean, output mean, input sd, output sd). It comes from
+text in AIPerf's sequence-distribution style, `"ISL,OSL:weight;..."` with an optional standard
+deviation as `ISL|SD` (e.g. `"256|40,128|20:0.7;2048,512:0.3"`), or from a CSV of a user's own
+(input, output) pairs, one row per request, identical pairs folded into one weighted entry (every
+entry then has sd 0: the pairs are replayed as they are). A request draws an entry by weight, then
+each length from a normal around its mean, clamped to [1, mean + 3 sd] so that the longest request,
+which sizes the KV cache and the engine's context, is known.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .errors import BudsimError
+
+LengthMix = tuple[tuple[float, int, int, float, float], ...]
+MAX_ENTRIES = 10_000  # distinct (input, output) shapes a mix keeps
+SD_CAP = 3.0  # draws are clamped to mean + SD_CAP * sd
+
+__all__ = [
+    "LengthMix",
+    "LengthSampler",
+    "mix_from_pairs",
+    "mix_from_text",
+    "mix_longest",
+    "mix_means",
+    "mix_text",
+    "read_pairs_csv",
+    "validate_mix",
+]
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BudsimError(f"length mix: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BudsimError(f"length mix: {what} {text!r} is not finite")
+    return value
+
+
+def _length(text: str, what: str) -> tuple[int, float]:
+    """'256' or '256|40' -> (mean, sd)."""
+    mean_text, _, sd_text = text.strip().partition("|")
+    mean = _number(mean_text.strip(), f"{what} length")
+    if mean < 1 or mean != int(mean):
+        raise BudsimError(
+            f"length mix: {what} length must be a whole number >= 1, got {mean_text!r}"
+        )
+    sd = _number(sd_text.strip(), f"{what} sd") if sd_text.strip() else 0.0
+    if sd < 0:
+        raise BudsimError(f"length mix: {what} sd must be >= 0, got {sd_text!r}")
+    return int(mean), sd
+
+
+def mix_from_text(text: str) -> LengthMix:
+    """Parse `"ISL[|SD],OSL[|SD]:weight;..."` (the weight may be left out: 1)."""
+    entries = []
+    for part in text.replace("\n", ";").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        shape, _, weight_text = part.partition(":")
+        lengths = shape.split(",")
+        if len(lengths) != 2:
+            raise BudsimError(
+                f"length mix: {part!r} is not INPUT,OUTPUT[:weight] (e.g. 1024,256:0.7 or "
+                "1024|128,256|32:0.3)"
+            )
+        isl, isd = _length(lengths[0], "input")
+        osl, osd = _length(lengths[1], "output")
+        weight = _number(weight_text.strip(), "weight") if weight_text.strip() else 1.0
+        entries.append((weight, isl, osl, isd, osd))
+    mix = tuple(entries)
+    validate_mix(mix)
+    return mix
+
+
+def mix_from_pairs(pairs: Iterable[tuple[int, int]]) -> LengthMix:
+    """A user's (input, output) pairs, identical ones folded into one entry weighted by count."""
+    counts = Counter(pairs)
+    if len(counts) > MAX_ENTRIES:
+        raise BudsimError(
+            f"length mix: {len(counts):,} distinct (input, output) pairs; at most {MAX_ENTRIES:,} "
+            "(round the lengths, e.g. to 16 tokens)"
+        )
+    mix = tuple((float(n), isl, osl, 0.0, 0.0) for (isl, osl), n in sorted(counts.items()))
+    validate_mix(mix)
+    return mix
+
+
+def read_pairs_csv(path: Path) -> LengthMix:
+    """A CSV with `input_len` and `output_len` columns (header required), one request a row."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise BudsimError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BudsimError(f"{path} is not a CSV file ({exc})") from None
+    if not rows or not {"input_len", "output_len"} <= set(rows[0]):
+        raise BudsimError(f"{path}: needs a header with input_len and output_len columns")
+    pairs = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            isl, osl = int(str(row["input_len"]).strip()), int(str(row["output_len"]).strip())
+        except (TypeError, ValueError):
+            raise BudsimError(
+                f"{path}:{line}: input_len and output_len must be whole numbers"
+            ) from None
+        if isl < 1 or osl < 1:
+            raise BudsimError(f"{path}:{line}: lengths must be >= 1")
+        pairs.append((isl, osl))
+    return mix_from_pairs(pairs)
+
+
+def validate_mix(mix: Sequence[Sequence[float]]) -> None:
+    if not mix:
+        raise BudsimError("length mix: no entries")
+    if len(mix) > MAX_ENTRIES:
+        raise BudsimError(f"length mix: at most {MAX_ENTRIES:,} entries")
+    for entry in mix:
+        if len(entry) != 5:
+            raise BudsimError(
+                "length mix: each entry is (weight, input, output, input sd, output sd)"
+            )
+        weight, isl, osl, isd, osd = entry
+        if not (weight > 0 and math.isfinite(weight)):
+            raise BudsimError(f"length mix: weights must be positive, got {weight!r}")
+        if not (isinstance(isl, int) and isinstance(osl, int) and isl >= 1 and osl >= 1):
+            raise BudsimError("length mix: lengths must be whole numbers >= 1")
+        if not (isd >= 0 and osd >= 0 and math.isfinite(isd) and math.isfinite(osd)):
+            raise BudsimError("length mix: standard deviations must be >= 0")
+
+
+def mix_means(mix: LengthMix) -> tuple[int, int]:
+    """The mix's mean input and output lengths (rounded)."""
+    total = sum(e[0] for e in mix)
+    isl = sum(e[0] * e[1] for e in mix) / total
+    osl = sum(e[0] * e[2] for e in mix) / total
+    return max(1, round(isl)), max(1, round(osl))
+
+
+def _cap(mean: int, sd: float) -> int:
+    return mean + math.ceil(SD_CAP * sd)
+
+
+def mix_longest(mix: LengthMix) -> tuple[int, int, int]:
+    """(longest input, longest output, longest request) any draw can give."""
+    return (
+        max(_cap(e[1], e[3]) for e in mix),
+        max(_cap(e[2], e[4]) for e in mix),
+        max(_cap(e[1], e[3]) + _cap(e[2], e[4]) for e in mix),
+    )
+
+
+class LengthSampler:
+    """Draws one request's (input, output) lengths from a mix (cumulative weights made once)."""
+
+    def __init__(self, mix: LengthMix) -> None:
+        self.mix = mix
+        self.cum = list(itertools.accumulate(e[0] for e in mix))
+
+    def __call__(self, rng: random.Random) -> tuple[int, int]:
+        mix = self.mix
+        entry = mix[0] if len(mix) == 1 else rng.choices(mix, cum_weights=self.cum)[0]
+        _, isl, osl, isd, osd = entry
+        if isd:
+            isl = min(_cap(isl, isd), max(1, round(rng.gauss(isl, isd))))
+        if osd:
+            osl = min(_cap(osl, osd), max(1, round(rng.gauss(osl, osd))))
+        return isl, osl
+
+
+def mix_text(mix: LengthMix, limit: int = 4) -> str:
+    """The mix in its own syntax, its first `limit` entries (`… +N more`)."""
+
+    def length(mean: int, sd: float) -> str:
+        return f"{mean}|{sd:g}" if sd else str(mean)
+
+    total = sum(e[0] for e in mix)
+    parts = [f"{length(e[1], e[3])},{length(e[2], e[4])}:{e[0] / total:.2g}" for e in mix[:limit]]
+    more = len(mix) - limit
+    return ";".join(parts) + (f" … +{more} more" if more > 0 else "")
