@@ -385,3 +385,62 @@ def test_requests_longer_than_the_model_context_are_flagged(tmp_path: Path) -> N
     )
     long, short = (json.loads(line) for line in out.stdout.splitlines())
     assert "4,096 tokens" in long["warning"] and "warning" not in short
+
+
+def test_predict_with_a_length_mix_a_prefix_cache_and_speculation(tmp_path: Path) -> None:
+    base = ["predict", "--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm"]
+    out = run(
+        *base,
+        "--concurrency",
+        "8",
+        "--length-mix",
+        "128,64:0.7;4096,1024:0.3",
+        "--shared-prefix-len",
+        "100",
+        "--spec-method",
+        "eagle3",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "note: lengths drawn from the mix 128,64:0.7;4096,1024:0.3 (means 1318/352" in out.stdout
+    assert "note: prefix cache: 100 shared prefix tokens" in out.stdout
+    assert "note: speculative decoding EAGLE-3 k3 at an assumed acceptance of 0.70" in out.stdout
+    pairs = tmp_path / "lengths.csv"
+    pairs.write_text("input_len,output_len\n100,10\n300,30\n")
+    mixed = run(*base, "--concurrency", "4", "--lengths-file", str(pairs), "--json")
+    assert mixed.returncode == 0, mixed.stderr
+    assert json.loads(mixed.stdout)["ttft_ms_p99"] > json.loads(mixed.stdout)["ttft_ms_p50"]
+    both = run(*base, "--lengths-file", str(pairs), "--length-mix", "1,1")
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_optimize_searches_speculation_and_takes_a_length_mix(tmp_path: Path) -> None:
+    base = ["optimize", "--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm"]
+    base += ["--devices", "1", "--concurrency", "1", "--objective", "latency", "--no-save"]
+    out = run(
+        *base,
+        "--input-len",
+        "512",
+        "--output-len",
+        "128",
+        "--speculative",
+        "eagle3,ngram",
+        "--population",
+        "16",
+        "--generations",
+        "3",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    best = json.loads(out.stdout)["optimal_configuration"]
+    # one request in flight: a draft's tokens ride on the weight reads, so speculation wins
+    assert best["spec_method"] in ("eagle3", "ngram")
+    mix = run(*base, "--length-mix", "256,64:0.5;1024,256:0.5", "--generations", "1", "--json")
+    assert mix.returncode == 0, mix.stderr
+    assert json.loads(mix.stdout)["request"]["workload"]["length_mix"]
+    for extra, needle in (
+        (["--input-len", "512"], "give --input-len and --output-len"),
+        (["--input-len", "512", "--output-len", "64", "--length-mix", "1,1"], "not both"),
+        (["--input-len", "512", "--output-len", "64", "--speculative", "medusa"], "medusa"),
+    ):
+        bad = run(*base, *extra)
+        assert bad.returncode == 2 and needle in bad.stderr, bad.stderr

@@ -173,6 +173,24 @@ def render_candidates(
     )
 
 
+def _length_mix(
+    input_len: int | None, output_len: int | None, text: str | None, path: Path | None
+) -> Any:
+    """The request shapes: fixed lengths (None returned) or a length mix from text or a file."""
+    from budsim.core.lengths import mix_from_text, read_pairs_csv
+
+    if text is not None and path is not None:
+        raise BudsimError("give --length-mix or --lengths-file, not both")
+    given = text is not None or path is not None
+    if given and (input_len is not None or output_len is not None):
+        raise BudsimError("give --input-len/--output-len or a length mix, not both")
+    if not given and (input_len is None or output_len is None):
+        raise BudsimError("give --input-len and --output-len (or --length-mix / --lengths-file)")
+    if text is not None:
+        return mix_from_text(text)
+    return read_pairs_csv(path) if path is not None else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("optimize")
     def optimize(
@@ -190,8 +208,39 @@ def register(app: typer.Typer) -> None:
             "--quant",
             help="Allowed weight formats, e.g. auto,fp8,int4 (auto = the checkpoint's own).",
         ),
-        input_len: int = typer.Option(..., "--input-len", help="Prompt tokens per request."),
-        output_len: int = typer.Option(..., "--output-len", help="Output tokens per request."),
+        input_len: int | None = typer.Option(
+            None, "--input-len", help="Prompt tokens per request (or --length-mix)."
+        ),
+        output_len: int | None = typer.Option(
+            None, "--output-len", help="Output tokens per request (or --length-mix)."
+        ),
+        length_mix: str | None = typer.Option(
+            None,
+            "--length-mix",
+            help="Request shapes, AIPerf style: 'ISL[|SD],OSL[|SD]:weight;...', e.g. "
+            "'256|40,128|20:0.7;2048,512:0.3'.",
+        ),
+        lengths_file: Path | None = typer.Option(
+            None,
+            "--lengths-file",
+            help="CSV of your requests' input_len,output_len (header required), replayed.",
+        ),
+        shared_prefix_len: int = typer.Option(
+            0,
+            "--shared-prefix-len",
+            help="Prompt tokens every request shares (a system prompt), cached once.",
+        ),
+        cached_share: float = typer.Option(
+            0.0,
+            "--cached-share",
+            help="Share (0-0.99) of the rest of each prompt an earlier turn left cached.",
+        ),
+        speculative: list[str] | None = typer.Option(
+            None,
+            "--speculative",
+            help="Speculative decoding to search beside plain decoding: mtp, eagle3, ngram "
+            "(comma-separated or repeated).",
+        ),
         concurrency: int | None = typer.Option(
             None, "--concurrency", "-c", help="Closed loop: requests in flight."
         ),
@@ -277,32 +326,24 @@ def register(app: typer.Typer) -> None:
         if workers < 0:
             raise BudsimError(f"--workers must be >= 0, got {workers}")
         workers = workers or max(1, min(4, os.cpu_count() or 1))
+        mix = _length_mix(input_len, output_len, length_mix, lengths_file)
+        shape: dict[str, Any] = {
+            "input_len": input_len or 1,
+            "output_len": output_len or 1,
+            "num_requests": num_requests,
+            "shared_prefix_len": shared_prefix_len,
+            "cached_share": cached_share,
+        }
         if concurrency is not None:
-            workload = Workload(
-                scenario="concurrency",
-                input_len=input_len,
-                output_len=output_len,
-                concurrency=concurrency,
-                num_requests=num_requests,
-            )
+            workload = Workload(scenario="concurrency", concurrency=concurrency, **shape)
         elif rate is not None:
-            workload = Workload(
-                scenario="rate",
-                input_len=input_len,
-                output_len=output_len,
-                rate=rate,
-                burstiness=parse_burstiness(burstiness),
-                num_requests=num_requests,
-            )
+            burst = parse_burstiness(burstiness)
+            workload = Workload(scenario="rate", rate=rate, burstiness=burst, **shape)
         else:
             assert batch_size is not None
-            workload = Workload(
-                scenario="static",
-                input_len=input_len,
-                output_len=output_len,
-                batch_size=batch_size,
-                num_requests=num_requests,
-            )
+            workload = Workload(scenario="static", batch_size=batch_size, **shape)
+        if mix:
+            workload = workload.with_length_mix(mix)
         if allow_download:
             fetch_config(model)
         warning = context_warning(model, workload)
@@ -338,6 +379,7 @@ def register(app: typer.Typer) -> None:
             exhaustive=exhaustive,
             alternatives=alternatives,
             price_per_hour=price,
+            speculative=tuple(m.lower() for m in _split(speculative) or ()),
         )
         request.validate()
         # the prediction workers start now, forked before any thread (the progress display's)

@@ -86,12 +86,31 @@ def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def _notes(fields: dict[str, Any]) -> list[str]:
     """What the prediction assumed that the command line did not say (the table output only;
     the fields have passed validation by then)."""
+    from budsim.core.cases import parse_case
     from budsim.core.hardware import get_device
-    from budsim.core.report import devices_in
+    from budsim.core.report import devices_in, prefix_cache_text, speculative_text
+    from budsim.core.speculative import spec_settings
 
     notes = []
     if not any(fields.get(k) for k in ("scenario", "concurrency", "batch_size", "rate")):
         notes.append("no load given, so 1 client (set --concurrency, --rate or --batch-size)")
+    dep, workload = parse_case(fields)
+    if workload.length_mix:
+        from budsim.core.lengths import mix_longest, mix_text
+
+        notes.append(
+            f"lengths drawn from the mix {mix_text(workload.length_mix)} (means "
+            f"{workload.input_len}/{workload.output_len}, longest request "
+            f"{mix_longest(workload.length_mix)[2]:,} tokens)"
+        )
+    if workload.prefix_caching:
+        notes.append(f"prefix cache: {prefix_cache_text(vars(workload))}")
+    settings = spec_settings(dep)
+    if settings is not None:
+        notes.append(
+            f"speculative decoding {speculative_text(dep.to_dict())} at an assumed acceptance "
+            f"of {settings[2]:.2f} per drafted token (--spec-acceptance)"
+        )
     per_replica = devices_in({k: fields.get(k) for k in ("tp", "pp", "dp")})
     try:
         per_node = get_device(str(fields["hardware"])).devices_per_node
@@ -222,6 +241,42 @@ def register(app: typer.Typer) -> None:
             help="Simulate a finite benchmark run of N requests from a cold start (all clients "
             "send at t = 0); default: steady state.",
         ),
+        shared_prefix_len: str = typer.Option(
+            None,
+            "--shared-prefix-len",
+            help="Prompt tokens every request shares (a system prompt): prefilled once and "
+            "cached, their KV held once.",
+        ),
+        cached_share: str = typer.Option(
+            None,
+            "--cached-share",
+            help="Share (0-0.99) of the rest of each prompt an earlier turn left in the prefix "
+            "cache (multi-turn chat).",
+        ),
+        length_mix: str = typer.Option(
+            None,
+            "--length-mix",
+            help="Request shapes instead of --input-len/--output-len, AIPerf style: "
+            "'ISL[|SD],OSL[|SD]:weight;...', e.g. '256|40,128|20:0.7;2048,512:0.3'.",
+        ),
+        lengths_file: Path = typer.Option(
+            None,
+            "--lengths-file",
+            help="CSV of your requests' input_len,output_len (header required), replayed as "
+            "the length mix.",
+        ),
+        spec_method: str = typer.Option(
+            None, "--spec-method", help="Speculative decoding: none | mtp | eagle3 | ngram."
+        ),
+        spec_tokens: str = typer.Option(
+            None, "--spec-tokens", help="Draft tokens per step (default: the method's, 3 or 4)."
+        ),
+        spec_acceptance: str = typer.Option(
+            None,
+            "--spec-acceptance",
+            help="Acceptance per drafted token, 0-0.99 (default: the method's; see "
+            "docs/architecture.md).",
+        ),
         cases: Path = typer.Option(None, help="CSV of cases, one per row (header required)."),
         format: str = typer.Option(
             "table", "--format", help="table|json|jsonl|csv (with --cases)."
@@ -236,8 +291,15 @@ def register(app: typer.Typer) -> None:
                 raise BudsimError("--format must be table, jsonl, json or csv")
             _run_cases(cases, fmt, {} if allow_download else None)
             return
-        options = ("cases", "format", "as_json", "allow_download")
+        options = ("cases", "format", "as_json", "allow_download", "lengths_file")
         fields = {k: v for k, v in locals().items() if k not in options}
+        if lengths_file is not None:
+            from budsim.core.lengths import mix_text, read_pairs_csv
+
+            if length_mix:
+                raise BudsimError("give --length-mix or --lengths-file, not both")
+            mix = read_pairs_csv(lengths_file)
+            fields["length_mix"] = mix_text(mix, limit=len(mix))
         if allow_download:
             fetch_config(model)
         result = _predict_fields(fields)

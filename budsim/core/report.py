@@ -93,12 +93,17 @@ def workload_text(workload: Mapping[str, Any]) -> str:
     requests = workload.get("num_requests")
     if requests and scenario != "static":  # a finite run (a static batch always is one)
         text += f" · run of {count_text(requests, 'request')}"
+    cache = prefix_cache_text(workload)
+    return f"{text} · {cache}" if cache else text
+
+
+def prefix_cache_text(workload: Mapping[str, Any]) -> str:
+    """ "3072 shared prefix tokens · 50 % of the rest cached" ("" without prefix caching)."""
     prefix, share = workload.get("shared_prefix_len") or 0, workload.get("cached_share") or 0
-    if prefix:
-        text += f" · {prefix} shared prefix tokens"
+    parts = [f"{prefix} shared prefix tokens"] if prefix else []
     if share:
-        text += f" · {share * 100:.0f} % of the rest cached"
-    return text
+        parts.append(f"{share * 100:.0f} % of the rest cached")
+    return " · ".join(parts)
 
 
 def workload_brief(workload: Mapping[str, Any]) -> str:
