@@ -124,6 +124,15 @@ class Workload:
     length_mix: tuple[tuple[float, int, int, float, float], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self) -> None:
+        if self.length_mix and not isinstance(self.length_mix[0], tuple):
+            # read back from JSON (a stored run): lists, which would not hash
+            mix = tuple(
+                (float(w), int(i), int(o), float(si), float(so))
+                for w, i, o, si, so in self.length_mix
+            )
+            object.__setattr__(self, "length_mix", mix)
+
     @property
     def load(self) -> float:
         """The load level in the scenario's own unit."""

@@ -41,6 +41,7 @@ FIELD_ORDER: tuple[str, ...] = (
     "quantizations",
     "input_len",
     "output_len",
+    "length_mix",
     "scenario",
     "load",
     "burstiness",
@@ -71,6 +72,7 @@ LABELS: dict[str, str] = {
     "quantizations": "quantisations",
     "input_len": "input tokens",
     "output_len": "output tokens",
+    "length_mix": "length mix",
     "scenario": "load type",
     "load": "load",
     "burstiness": "burstiness",
@@ -105,6 +107,9 @@ class SetupValues:
     quantizations: tuple[str, ...] | None = None  # None = every format
     input_len: str = "1024"
     output_len: str = "256"
+    length_mix: str = (
+        ""  # request shapes instead of input/output ("256|40,128|20:0.7;2048,512:0.3")
+    )
     scenario: str = "concurrency"
     load: str = "32"
     burstiness: str = "1"  # gamma shape of a rate's arrival gaps (1 = Poisson)
@@ -279,8 +284,18 @@ def check_form(
             elif set(chosen_q) != set(q_available):
                 quants = chosen_q
 
-    input_len = _int(errors, "input_len", values.input_len)
-    output_len = _int(errors, "output_len", values.output_len)
+    mix = None
+    if values.length_mix.strip():
+        from budsim.core.lengths import mix_from_text
+
+        try:
+            mix = mix_from_text(values.length_mix)
+        except BudsimError as exc:
+            errors["length_mix"] = str(exc).removeprefix("length mix: ")
+    # a length mix stands for the input and output lengths (their fields may be left empty)
+    optional = bool(values.length_mix.strip())
+    input_len = _int(errors, "input_len", values.input_len, optional=optional) or 1
+    output_len = _int(errors, "output_len", values.output_len, optional=optional) or 1
     scenario = values.scenario if values.scenario in dict(SCENARIOS) else None
     if scenario is None:
         errors["scenario"] = "choose concurrency, rate or static"
@@ -357,6 +372,8 @@ def check_form(
         workload = Workload(scenario="static", batch_size=load_int or 1, **shape)
     else:
         workload = Workload(scenario="concurrency", concurrency=load_int or 1, **shape)
+    if mix is not None:
+        workload = workload.with_length_mix(mix)
     try:
         request = OptimizationRequest(
             model=model,
@@ -404,8 +421,10 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         return str(value)
 
     from budsim.core.deployment import Workload
+    from budsim.core.lengths import mix_text
 
     workload = dict(inputs.get("workload") or {})
+    mix = Workload(length_mix=workload.get("length_mix") or ()).length_mix
     scenario = str(workload.get("scenario") or "concurrency")
     load_key = {"rate": "rate", "static": "batch_size"}.get(scenario, "concurrency")
     cons = dict(inputs.get("constraints") or {})
@@ -426,8 +445,9 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         nodes=text(inputs.get("nodes")),
         engines=tuple(engines) if engines else None,
         quantizations=tuple(quants) if quants else None,
-        input_len=text(workload.get("input_len", 1024)),
-        output_len=text(workload.get("output_len", 256)),
+        input_len="" if mix else text(workload.get("input_len", 1024)),
+        output_len="" if mix else text(workload.get("output_len", 256)),
+        length_mix=mix_text(mix, limit=len(mix)) if mix else "",
         scenario=scenario,
         load=text(workload.get(load_key, 1)),
         burstiness=text(workload.get("burstiness", 1.0)),

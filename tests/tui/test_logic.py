@@ -204,6 +204,24 @@ def test_spec_decode_field_adds_methods_to_the_search(catalog: Catalog) -> None:
     assert check.reason == "spec decode: unknown 'medusa'; choose from mtp, eagle3, ngram"
 
 
+def test_length_mix_field_stands_for_the_lengths(catalog: Catalog) -> None:
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", load="4")
+    request = check_form(
+        base.with_(input_len="", output_len="", length_mix="256|40,128:0.7; 2048,512:0.3"), catalog
+    ).request
+    assert request is not None
+    assert request.workload.length_mix == ((0.7, 256, 128, 40.0, 0.0), (0.3, 2048, 512, 0.0, 0.0))
+    back = values_from_inputs(request.to_dict())
+    assert (back.input_len, back.output_len) == ("", "")
+    assert back.length_mix == "256|40,128:0.7;2048,512:0.3"
+    again = check_form(back, catalog).request
+    assert again is not None and again.workload == request.workload
+    check = check_form(base.with_(length_mix="1024"), catalog)
+    assert check.request is None and "is not INPUT,OUTPUT" in check.errors["length_mix"]
+    assert check.reason.startswith("length mix:")
+    assert "input_len" in check_form(base.with_(input_len=""), catalog).errors  # no mix: required
+
+
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
     base = SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5")
     request = check_form(base.with_(burstiness="0.25"), catalog).request

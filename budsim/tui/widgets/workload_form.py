@@ -27,6 +27,14 @@ class WorkloadForm(FormGrid):
             value=v.output_len,
             tooltip="Output tokens per request (OSL)",
         )
+        yield Field(
+            "length mix",
+            field_id="length_mix",
+            value=v.length_mix,
+            placeholder="fixed",
+            tooltip="Request shapes instead of the input/output tokens, AIPerf style: "
+            "ISL[|SD],OSL[|SD]:weight;... e.g. 256|40,128|20:0.7;2048,512:0.3 (as --length-mix)",
+        )
         yield Choice(
             "load type",
             [(label, key) for key, label in SCENARIOS],
