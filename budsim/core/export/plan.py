@@ -15,6 +15,14 @@ Configuration JSON schema (one object; unknown keys are ignored)::
       "kv_dtype": "auto",              # auto | fp8
       "max_num_seqs": 256, "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9,
       "max_model_len": 8192,           # max context per sequence (default: the engine's)
+      "spec_method": "eagle3",         # speculative decoding: none | mtp | eagle3 | ngram
+      "spec_tokens": 3,                # draft length k (0 = the method's default)
+      "spec_acceptance": null,         # acceptance per drafted token the prediction assumed
+                                       # (null = the method's default, budsim.core.speculative)
+      "workload": {"input_len": 4096, "output_len": 512,   # the request's workload (max_model_len
+                   "shared_prefix_len": 1024, "cached_share": 0.5},  # and prefix caching come from it)
+      "shared_prefix_len": 1024,       # or at the top level: prompt prefix all requests share,
+      "cached_share": 0.5,             # and the share of the rest cached from earlier turns
       "served_model_name": "llama-8b", # API name (default: model)
       "checkpoint_dtype": "bf16",      # the checkpoint's own weights (bf16 | fp16 | fp8 | int8 | int4 | ...)
       "checkpoint_quant": null,        # its quant_method (fp8, awq, gptq, compressed-tensors, ...)
@@ -53,6 +61,7 @@ from ..deployment import Deployment
 from ..dtypes import WEIGHT_DTYPES
 from ..errors import BudsimError
 from ..report import count_text
+from ..speculative import expected_tokens, spec_settings
 
 DEVICE_KINDS = ("cuda", "rocm", "hpu", "cpu")
 QUANTISED = ("fp8", "int8", "int4", "nvfp4", "mxfp4")
@@ -111,6 +120,10 @@ class ExportPlan:
     source: str | None = None
     budsim_version: str = __version__
     prediction: Mapping[str, Any] = field(default_factory=dict)
+    # prefix caching the prediction assumed (budsim.core.deployment.Workload): a prompt prefix all
+    # requests share, and the share of the rest of each prompt cached from earlier turns
+    shared_prefix_len: int = 0
+    cached_share: float = 0.0
     # set when the configuration is not a finished run's answer (a failed run's closest one, a
     # cancelled run's best so far): the header leads with it and the CLI repeats it on stderr
     warning: str | None = None
@@ -134,6 +147,11 @@ class ExportPlan:
     @property
     def moe(self) -> bool:
         return self.is_moe or self.deployment.ep > 1
+
+    @property
+    def prefix_caching(self) -> bool:
+        """Whether the prediction counted prompt tokens as prefix-cache hits."""
+        return bool(self.shared_prefix_len or self.cached_share)
 
     @property
     def weight_dtype(self) -> str:
@@ -165,6 +183,10 @@ class ExportPlan:
             raise BudsimError(f"unknown weight dtype {dtype!r}")
         if self.max_model_len is not None and self.max_model_len < 1:
             raise BudsimError(f"max_model_len must be >= 1, got {self.max_model_len}")
+        if self.shared_prefix_len < 0:
+            raise BudsimError(f"shared_prefix_len must be >= 0, got {self.shared_prefix_len}")
+        if not 0.0 <= self.cached_share < 1.0:
+            raise BudsimError(f"cached_share must be in [0, 1), got {self.cached_share}")
 
 
 def clean(text: object) -> str:
@@ -255,10 +277,49 @@ def header_lines(plan: ExportPlan, what: str, notes: Sequence[str] = ()) -> list
             f"memory fraction {dep.gpu_memory_utilization or 'default'}, "
             f"max_model_len {plan.max_model_len or 'default'}"
         ),
+        *speculative_lines(plan),
+        *prefix_lines(plan),
         f"predicted: {prediction_line(plan.prediction)}",
     ]
     lines.extend(f"note: {n}" for n in notes)
     return [clean(line) for line in lines]
+
+
+def speculative_lines(plan: ExportPlan) -> list[str]:
+    """What the prediction assumed of speculative decoding (none: no lines)."""
+    settings = spec_settings(plan.deployment)
+    if settings is None:
+        return []
+    method, k, acceptance = settings
+    if plan.deployment.spec_acceptance is not None:
+        source = "set for this plan"
+    else:
+        source = f"budsim's {method.label} default, an assumption: measure yours"
+    return [
+        (
+            f"speculative decoding: {method.label}, {k} draft tokens a step, acceptance "
+            f"{acceptance:.2f} per drafted token ({source}); the prediction assumed it: "
+            f"{expected_tokens(k, acceptance):.2f} tokens per target step, so a lower acceptance "
+            "means a longer TPOT than predicted"
+        )
+    ]
+
+
+def prefix_lines(plan: ExportPlan) -> list[str]:
+    """What the prediction assumed of prefix caching (none: no lines)."""
+    if not plan.prefix_caching:
+        return []
+    parts = []
+    if plan.shared_prefix_len:
+        parts.append(f"every prompt starts with the same {plan.shared_prefix_len}-token prefix")
+    if plan.cached_share:
+        parts.append(
+            f"{plan.cached_share * 100:.0f} % of the rest of each prompt is cached from earlier turns"
+        )
+    return [
+        f"prefix caching: {'; '.join(parts)}. The prediction counted these tokens as prefix-cache "
+        "hits (never prefilled again), so the engine's prefix cache must stay on"
+    ]
 
 
 def comment_block(lines: Sequence[str]) -> str:
@@ -302,11 +363,17 @@ def _is_response(doc: Mapping[str, Any]) -> bool:
     )
 
 
+# deployment fields a configuration may leave out, with the value that means
+_SPEC_DEFAULTS: dict[str, Any] = {"spec_method": "none", "spec_tokens": 0, "spec_acceptance": None}
+
+
 def _same_deployment(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     keys: tuple[str, ...] = ("model", "hardware", "engine", "tp", "pp", "dp", "ep", "replicas")
     keys += ("weight_dtype", "kv_dtype", "max_num_seqs", "max_num_batched_tokens")
     keys += ("gpu_memory_utilization",)
-    return all(a.get(k) == b.get(k) for k in keys)
+    if not all(a.get(k) == b.get(k) for k in keys):
+        return False
+    return all(a.get(k, d) == b.get(k, d) for k, d in _SPEC_DEFAULTS.items())
 
 
 def select_configuration(
@@ -483,6 +550,9 @@ def from_config_json(
         gpu_memory_utilization=_as_float(
             "gpu_memory_utilization", flat.get("gpu_memory_utilization")
         ),
+        spec_method=_as_str("spec_method", flat.get("spec_method")) or "none",
+        spec_tokens=_as_int("spec_tokens", flat.get("spec_tokens") or 0) or 0,
+        spec_acceptance=_as_float("spec_acceptance", flat.get("spec_acceptance")),
     )
 
     kind, per_node, memory_gb, cores = _hardware_facts(hardware)
@@ -513,6 +583,12 @@ def from_config_json(
         if max_len is not None and isinstance(limit, int) and limit > 0:
             max_len = min(max_len, limit)
     kv_per_token = flat.get("kv_bytes_per_token", facts.get("kv_bytes_per_token"))
+    reuse: Mapping[str, Any] = workload if isinstance(workload, Mapping) else {}
+    shared_prefix = _as_int(
+        "shared_prefix_len",
+        flat.get("shared_prefix_len", reuse.get("shared_prefix_len")) or 0,
+    )
+    cached_share = _as_float("cached_share", flat.get("cached_share", reuse.get("cached_share")))
     plan = ExportPlan(
         deployment=deployment,
         device_kind=kind.lower(),
@@ -536,6 +612,8 @@ def from_config_json(
         source=source,
         budsim_version=str(cfg.get("budsim_version", doc.get("budsim_version", __version__))),
         prediction=dict(prediction),
+        shared_prefix_len=shared_prefix or 0,
+        cached_share=cached_share or 0.0,
     )
     plan.validate()
     return plan
