@@ -82,6 +82,9 @@ class EngineRun:
     notes: list[str] = field(default_factory=list)
     model_ref: str = ""  # what the engine loads (may be a quantised output path)
     prelude: list[tuple[str, str]] = field(default_factory=list)  # steps before the launches
+    # (comment, command) checks a script runs first: a value the user must supply (the EAGLE-3
+    # draft head), so the script stops with a message instead of starting a broken engine
+    checks: list[tuple[str, str]] = field(default_factory=list)
     nodes: int = 1
 
     @property
@@ -250,16 +253,17 @@ def script(
     background: bool,
     nodes: int,
     prelude: Sequence[tuple[str, str]] = (),
+    checks: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """A bash script: header, the `prelude` (comment, command) steps that run first in the
-    foreground, then (node, comment, command) blocks, grouped per node when there are several nodes
-    (the script then runs on every node with NODE_RANK set)."""
+    """A bash script: header, the `checks` and the `prelude` (comment, command) steps that run
+    first in the foreground, then (node, comment, command) blocks, grouped per node when there are
+    several nodes (the script then runs on every node with NODE_RANK set)."""
     out = [
         "#!/usr/bin/env bash\n",
         comment_block(header_lines(plan, title, notes)),
         "set -euo pipefail\n",
     ]
-    for comment, command in prelude:
+    for comment, command in (*checks, *prelude):
         out.append(f"\n# {comment}\n{command}\n")
     amp = " &" if background else ""
 
@@ -321,6 +325,7 @@ def engine_script(plan: ExportPlan, run: EngineRun, title: str) -> str:
         background=background,
         nodes=run.nodes,
         prelude=run.prelude,
+        checks=run.checks,
     )
 
 

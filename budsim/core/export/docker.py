@@ -60,7 +60,8 @@ def mounts(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> list[str
                 f"docker needs an absolute path without ':' to mount the model, got {folder!r}"
             )
         args += [_f("--volume"), f"{folder}:{folder}:ro"]
-    else:
+    # the Hugging Face cache: for the model, and for an EAGLE-3 draft head named by its hub id
+    if not is_local_path(run.model_ref) or plan.deployment.spec_method == "eagle3":
         args += [_f("--volume"), Raw(f'"$HOME/.cache/huggingface":{HF_CACHE}')]
         args += [_f("--env"), "HF_TOKEN"]
     if any(f.name == EXTRA_FILE for f in run.files):
@@ -139,6 +140,13 @@ def artifacts(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> list[
         notes.append(f"keep {EXTRA_FILE} next to this script")
     title = f"docker run: {run.table.engine} {run.table.version} in {image}"
     text = script(
-        plan, title, blocks, notes=notes, background=False, nodes=run.nodes, prelude=run.prelude
+        plan,
+        title,
+        blocks,
+        notes=notes,
+        background=False,
+        nodes=run.nodes,
+        prelude=run.prelude,
+        checks=run.checks,
     )
     return [Artifact("docker.sh", text, "sh", "docker"), *run.files]

@@ -93,12 +93,15 @@ VLLM = FlagTable(
         "--dtype": "activation dtype when it differs from the checkpoint",
         "--served-model-name": "API model name",
         "--trust-remote-code": "custom model code",
+        "--speculative-config": "speculative decoding, JSON: method mtp | eagle3 | ngram, k, ...",
+        "--enable-prefix-caching": "prefix caching (on by default; explicit when the plan uses it)",
         "--host": "bind address",
         "--port": "API port",
     },
     env={
         "CUDA_VISIBLE_DEVICES": "NVIDIA devices of this replica",
         "HIP_VISIBLE_DEVICES": "AMD devices of this replica",
+        "DRAFT_MODEL": "k8s: the EAGLE-3 draft head the user names ($(DRAFT_MODEL) in the args)",
         "HABANA_VISIBLE_MODULES": "Gaudi modules of this replica",
         "VLLM_CPU_KVCACHE_SPACE": "CPU: KV cache GiB (platforms/cpu.py)",
         "VLLM_CPU_OMP_THREADS_BIND": "CPU: cores of each TP rank, ranks separated by |",
@@ -135,12 +138,19 @@ SGLANG = FlagTable(
         "--nnodes": "nodes of one engine",
         "--node-rank": "this node's rank",
         "--dist-init-addr": "host:port of node rank 0",
+        "--speculative-algorithm": "NEXTN (the model's MTP layers) | EAGLE3 | NGRAM",
+        "--speculative-draft-model-path": "EAGLE-3 draft head (the user names it)",
+        "--speculative-num-steps": "draft steps k",
+        "--speculative-eagle-topk": "1: one chain of drafted tokens",
+        "--speculative-num-draft-tokens": "k + 1 (the chain and the token it extends)",
+        "--speculative-ngram-max-bfs-breadth": "1: n-gram drafts one chain, as predicted",
         "--host": "bind address",
         "--port": "API port",
     },
     env={
         "CUDA_VISIBLE_DEVICES": "NVIDIA devices of this replica",
         "HIP_VISIBLE_DEVICES": "AMD devices of this replica",
+        "DRAFT_MODEL": "k8s: the EAGLE-3 draft head the user names ($(DRAFT_MODEL) in the args)",
     },
 )
 
@@ -172,12 +182,30 @@ TRTLLM = FlagTable(
             "kv_cache_config",
             "kv_cache_config.dtype",
             "kv_cache_config.free_gpu_memory_fraction",
+            "kv_cache_config.enable_block_reuse",
+            "speculative_config",
+            "speculative_config.decoding_type",
+            "speculative_config.max_draft_len",
+            "speculative_config.speculative_model_dir",
+            "speculative_config.num_nextn_predict_layers",
+            "speculative_config.max_matching_ngram_size",
             "cuda_graph_config",
             "cuda_graph_config.enable_padding",
             "cuda_graph_config.max_batch_size",
         }
     ),
 )
+
+# Speculative-decoding method values the exporter may emit (values of options, not options).
+# vLLM: --speculative-config's "method", in both vLLM 0.11.0's SpeculativeMethod (docs.vllm.ai
+# v0.11.0 vllm.config.speculative: ngram, eagle, eagle3, medusa, mlp_speculator, draft_model, the
+# per-model *_mtp names and the generic mtp) and 0.33.0's --spec-method choices (NOTES.md).
+VLLM_SPEC_METHODS = frozenset({"ngram", "eagle", "eagle3", "mtp", "draft_model"})
+# SGLang 0.5.23 --speculative-algorithm (NOTES.md; NEXTN is rewritten to EAGLE at startup)
+SGLANG_SPEC_ALGORITHMS = frozenset({"EAGLE", "EAGLE3", "NEXTN", "STANDALONE", "NGRAM"})
+# TensorRT-LLM speculative_config.decoding_type read by 1.0-1.2 and the 2026 source (there `Eagle`
+# is kept as the alias of `Eagle3`, which 1.0-1.1 do not have)
+TRTLLM_DECODING_TYPES = frozenset({"MTP", "Eagle", "NGram"})
 
 LLAMACPP = FlagTable(
     engine="llama.cpp",

@@ -71,7 +71,8 @@ def manifests(
         notes.append(
             f"the model is read from {folder} on the node (hostPath); use a PVC in production"
         )
-    else:
+    # the Hugging Face cache: for the model, and for an EAGLE-3 draft head named by its hub id
+    if not is_local_path(run.model_ref) or plan.deployment.spec_method == "eagle3":
         volumes.append({"name": "hf-cache", "emptyDir": {}})
         mounts.append({"name": "hf-cache", "mountPath": HF_CACHE})
         env.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import BudsimError
 from .common import (
     EngineRun,
     ExportOptions,
@@ -20,8 +21,70 @@ from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan
 from .quant import dtype_flag_value, quant_step
+from .speculative import (
+    DRAFT_VAR,
+    PLACEHOLDER,
+    draft_check,
+    draft_env,
+    draft_note,
+    draft_word,
+    ngram_note,
+    settings,
+)
 
 DIST_INIT_PORT = 5000
+
+
+def speculative_args(plan: ExportPlan, context: str) -> tuple[list[str], list[str]]:
+    """SGLang 0.5.23's speculative decoding options for the plan, and their notes."""
+    found = settings(plan, "SGLang")
+    if found is None:
+        return [], []
+    method, k, _ = found
+    dep = plan.deployment
+    args: list[str] = []
+    notes: list[str] = []
+    if method.name == "ngram":
+        if plan.device_kind != "cuda":
+            raise BudsimError("SGLang's n-gram speculative decoding runs on CUDA devices only")
+        if plan.moe and dep.dp > 1:
+            raise BudsimError(
+                "SGLang's n-gram speculative decoding does not run with attention data "
+                f"parallelism, so TP{dep.tp} x DP{dep.dp} with NGRAM cannot be expressed"
+            )
+        # NGRAM ignores --speculative-eagle-topk (it takes the BFS breadth) and derives its steps
+        # from the draft tokens; breadth 1 drafts one chain of k tokens, the chain predicted
+        args += [T.flag("--speculative-algorithm"), "NGRAM"]
+        args += [T.flag("--speculative-num-draft-tokens"), str(k + 1)]
+        args += [T.flag("--speculative-ngram-max-bfs-breadth"), "1"]
+        notes.append(
+            ngram_note(
+                "SGLang's n-gram trie, drafting one chain of k tokens (BFS breadth 1, where its "
+                "default drafts a tree), the chain the prediction priced"
+            )
+        )
+        return args, notes
+    if method.name == "mtp":
+        # NEXTN: the checkpoint's own MTP (NextN) layers, run by SGLang's EAGLE worker (SGLang
+        # rewrites NEXTN to EAGLE). No draft path: SGLang reads the MTP layers from the served
+        # checkpoint, as the SGLang and Qwen model cards' MTP commands rely on
+        args += [T.flag("--speculative-algorithm"), "NEXTN"]
+        notes.append("MTP drafts with the checkpoint's own MTP layers (no draft model to load)")
+    else:
+        args += [T.flag("--speculative-algorithm"), "EAGLE3"]
+        args += [T.flag("--speculative-draft-model-path"), draft_word(context)]
+        if context == "k8s":
+            where = f"set the container's {DRAFT_VAR} env (now {PLACEHOLDER!r}) to one"
+        else:
+            where = f"the script takes it from {DRAFT_VAR} (a Hugging Face id or a directory)"
+            if context == "docker":
+                where += "; mount a local directory into the container"
+        notes.append(draft_note(plan, where))
+    # one chain of k drafted tokens (top-k 1), verified with the token it extends: k + 1
+    args += [T.flag("--speculative-num-steps"), str(k)]
+    args += [T.flag("--speculative-eagle-topk"), "1"]
+    args += [T.flag("--speculative-num-draft-tokens"), str(k + 1)]
+    return args, notes
 
 
 def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
@@ -80,6 +143,15 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     dtype = dtype_flag_value(plan)
     if dtype:
         args += [T.flag("--dtype"), dtype]
+    spec_args, spec_notes = speculative_args(plan, context)
+    args += spec_args
+    notes += spec_notes
+    checks = [draft_check(plan)] if dep.spec_method == "eagle3" and context != "k8s" else []
+    if plan.prefix_caching:
+        notes.append(
+            "SGLang's radix prefix cache is on by default and left on (no --disable-radix-cache): "
+            "the prediction counted the shared prefix and cached turns as cache hits"
+        )
     if plan.trust_remote_code:
         args.append(T.flag("--trust-remote-code"))
 
@@ -98,6 +170,8 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             ]
             argv += [T.flag("--dist-init-addr"), f"{head}:{DIST_INIT_PORT}"]
         env = visible_devices_env(plan, slot.devices) if context == "host" else {}
+        if dep.spec_method == "eagle3":
+            env.update({T.env_var(k): v for k, v in draft_env(context).items()})
         launches.append(
             Launch(
                 replica=slot.replica,
@@ -112,5 +186,12 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             )
         )
     return EngineRun(
-        "sglang", T, launches, notes=notes, model_ref=model_ref, nodes=all_nodes, prelude=prelude
+        "sglang",
+        T,
+        launches,
+        notes=notes,
+        model_ref=model_ref,
+        nodes=all_nodes,
+        prelude=prelude,
+        checks=checks,
     )

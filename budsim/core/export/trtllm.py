@@ -25,9 +25,38 @@ from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan, comment_block, header_lines
 from .quant import quant_step
+from .speculative import (
+    NGRAM_MAX,
+    PLACEHOLDER,
+    PLACEHOLDER_MARK,
+    draft_note,
+    ngram_note,
+    placeholder_check,
+    settings,
+)
 
 EXTRA_FILE = "trtllm-llm-api.yaml"
 CONTAINER_CONFIG_DIR = "/etc/budsim"
+
+
+def speculative_config(plan: ExportPlan) -> dict[str, Any] | None:
+    """The LLM-API speculative_config of the plan (TensorRT-LLM 1.2's decoding configs), or None.
+
+    EAGLE-3 is `decoding_type: Eagle`: on the PyTorch backend of 1.0-1.2 that is the EAGLE-3
+    config (EagleDecodingConfig, the draft in `speculative_model_dir`); `Eagle3` arrived with
+    TensorRT-LLM PR #10124 (December 2025), which keeps `Eagle` as its alias, and whether 1.2.0
+    has it was not checked, so the export keeps the spelling every 1.x release reads."""
+    found = settings(plan, "TensorRT-LLM")
+    if found is None:
+        return None
+    method, k, _ = found
+    if method.name == "mtp":
+        # one MTP layer in the checkpoint is run k times (MTP-Eagle), as NVIDIA's DeepSeek-R1
+        # configurations do with num_nextn_predict_layers: 3
+        return {"decoding_type": "MTP", "num_nextn_predict_layers": k}
+    if method.name == "eagle3":
+        return {"decoding_type": "Eagle", "max_draft_len": k, "speculative_model_dir": PLACEHOLDER}
+    return {"decoding_type": "NGram", "max_draft_len": k, "max_matching_ngram_size": NGRAM_MAX}
 
 
 def extra_options(plan: ExportPlan) -> dict[str, Any]:
@@ -38,20 +67,33 @@ def extra_options(plan: ExportPlan) -> dict[str, Any]:
         extra["enable_attention_dp"] = True
     if dep.kv_dtype == "fp8":
         extra.setdefault("kv_cache_config", {})["dtype"] = "fp8"
+    if plan.prefix_caching:
+        # the default, explicit: the prediction counted the cached prompt tokens as hits
+        extra.setdefault("kv_cache_config", {})["enable_block_reuse"] = True
     tokens = dep.max_num_batched_tokens
     if tokens and (plan.max_model_len is None or tokens < plan.max_model_len):
         extra["enable_chunked_prefill"] = True
     if dep.max_num_seqs:
         extra["cuda_graph_config"] = {"enable_padding": True, "max_batch_size": dep.max_num_seqs}
+    speculative = speculative_config(plan)
+    if speculative is not None:
+        extra["speculative_config"] = speculative
     return extra
 
 
 def extra_file(plan: ExportPlan) -> Artifact:
     body = dump_yaml(extra_options(plan))
+    notes = []
+    if plan.deployment.spec_method == "eagle3":
+        notes.append(
+            f"speculative_config.speculative_model_dir: replace {PLACEHOLDER_MARK} ...> with the "
+            f"Hugging Face id or directory of an EAGLE-3 draft head trained for {plan.model}"
+        )
     head = comment_block(
         header_lines(
             plan,
             f"{T.engine} {T.version}: LLM-API options for trtllm-serve --extra_llm_api_options",
+            notes,
         )
     )
     return Artifact(EXTRA_FILE, head + body, "yaml", "trtllm")
@@ -107,6 +149,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         if converted:
             notes.append(converted)
     files: list[Artifact] = []
+    checks: list[tuple[str, str]] = []
     if extra_options(plan):
         files.append(extra_file(plan))
         path = (
@@ -115,6 +158,32 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             else f"{CONTAINER_CONFIG_DIR}/{EXTRA_FILE}"
         )
         args += [T.flag("--extra_llm_api_options"), path]
+    if dep.spec_method == "mtp":
+        notes.append("MTP drafts with the checkpoint's own MTP layers (no draft model to load)")
+        if plan.model_type not in ("deepseek_v3", "deepseek_v32"):
+            notes.append(
+                "TensorRT-LLM documents MTP for DeepSeek-V3/R1; check that it runs this model's "
+                "MTP layers"
+            )
+    if dep.spec_method == "ngram":
+        notes.append(ngram_note(f"matches of up to {NGRAM_MAX} tokens (max_matching_ngram_size)"))
+    if dep.spec_method == "eagle3":
+        if context == "k8s":
+            where = f"replace {PLACEHOLDER!r} in the ConfigMap's {EXTRA_FILE}"
+        else:
+            where = (
+                f"replace {PLACEHOLDER_MARK} ...> in {EXTRA_FILE} with its Hugging Face id or "
+                "directory (the script stops until then)"
+            )
+            if context == "docker":
+                where += "; mount a local directory into the container"
+            checks.append(placeholder_check(f'"$(dirname "$0")"/{EXTRA_FILE}', EXTRA_FILE))
+        notes.append(draft_note(plan, where))
+    if plan.prefix_caching:
+        notes.append(
+            "kv_cache_config.enable_block_reuse: true is the default, set explicitly: the "
+            "prediction counted the shared prefix and cached turns as cache hits"
+        )
     if plan.trust_remote_code:
         args.append(T.flag("--trust_remote_code"))
 
@@ -141,4 +210,5 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         model_ref=model_ref,
         nodes=total_nodes(plan, port0),
         prelude=prelude,
+        checks=checks,
     )

@@ -23,6 +23,19 @@ from .memory import conversion_note, memory_fraction
 from .modelopt import prelude as modelopt_prelude
 from .plan import ExportPlan
 from .quant import dtype_flag_value, quant_step
+from .speculative import (
+    DRAFT,
+    DRAFT_VAR,
+    NGRAM_MAX,
+    NGRAM_MIN,
+    PLACEHOLDER,
+    draft_check,
+    draft_env,
+    draft_note,
+    json_word,
+    ngram_note,
+    settings,
+)
 
 DP_RPC_PORT = 13345
 GIB = 1024**3
@@ -42,6 +55,41 @@ def _check(plan: ExportPlan) -> None:
             "an fp8 KV cache on Gaudi needs an Intel Neural Compressor calibration (QUANT_CONFIG) "
             "that budsim export does not produce"
         )
+
+
+def speculative_config(plan: ExportPlan, context: str) -> tuple[str, list[str]] | None:
+    """The --speculative-config JSON of the plan's speculative decoding (vLLM 0.11's
+    SpeculativeConfig) and its notes, or None."""
+    found = settings(plan, "vLLM")
+    if found is None:
+        return None
+    method, k, _ = found
+    config: dict[str, object]
+    notes: list[str] = []
+    if method.name == "mtp":
+        # vLLM 0.11's SpeculativeMethod has the generic "mtp" beside the per-model names
+        # (deepseek_mtp, qwen3_next_mtp, glm4_moe_mtp, ...), which later releases rewrite to "mtp"
+        # with a deprecation warning; "mtp" loads the MTP layers of whichever model is served.
+        config = {"method": "mtp", "num_speculative_tokens": k}
+        notes.append("MTP drafts with the checkpoint's own MTP layers (no draft model to load)")
+    elif method.name == "eagle3":
+        config = {"method": "eagle3", "model": DRAFT, "num_speculative_tokens": k}
+        if context == "k8s":
+            where = f"set the container's {DRAFT_VAR} env (now {PLACEHOLDER!r}) to one"
+        else:
+            where = f"the script takes it from {DRAFT_VAR} (a Hugging Face id or a directory)"
+            if context == "docker":
+                where += "; mount a local directory into the container"
+        notes.append(draft_note(plan, where))
+    else:
+        config = {
+            "method": "ngram",
+            "num_speculative_tokens": k,
+            "prompt_lookup_max": NGRAM_MAX,
+            "prompt_lookup_min": NGRAM_MIN,
+        }
+        notes.append(ngram_note(f"prompt n-grams of {NGRAM_MIN} to {NGRAM_MAX} tokens"))
+    return json_word(config, context), notes
 
 
 def _cpu_kv_gib(plan: ExportPlan) -> int | None:
@@ -126,10 +174,26 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     dtype = dtype_flag_value(plan)
     if dtype:
         common += [T.flag("--dtype"), dtype]
+    if plan.prefix_caching:
+        common.append(T.flag("--enable-prefix-caching"))
+        notes.append(
+            "--enable-prefix-caching is vLLM's default, passed explicitly: the prediction counted "
+            "the shared prefix and cached turns as cache hits"
+        )
+    speculative = speculative_config(plan, context)
+    checks: list[tuple[str, str]] = []
+    if speculative is not None:
+        word, spec_notes = speculative
+        common += [T.flag("--speculative-config"), word]
+        notes += spec_notes
+        if dep.spec_method == "eagle3" and context != "k8s":
+            checks.append(draft_check(plan))
     if plan.trust_remote_code:
         common.append(T.flag("--trust-remote-code"))
 
     env_common: dict[str, str] = {}
+    if speculative is not None and dep.spec_method == "eagle3":
+        env_common.update({T.env_var(k): v for k, v in draft_env(context).items()})
     if plan.device_kind == "cpu":
         if kv_gib is not None:
             env_common[T.env_var("VLLM_CPU_KVCACHE_SPACE")] = str(kv_gib)
@@ -178,5 +242,12 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             )
         )
     return EngineRun(
-        "vllm", T, launches, notes=notes, model_ref=model_ref, nodes=all_nodes, prelude=prelude
+        "vllm",
+        T,
+        launches,
+        notes=notes,
+        model_ref=model_ref,
+        nodes=all_nodes,
+        prelude=prelude,
+        checks=checks,
     )
