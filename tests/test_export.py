@@ -15,6 +15,8 @@ import csv
 import json
 import os
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,12 @@ from budsim.core.export.flags import (
     LLMC,
     MODELOPT,
     SGLANG,
+    SGLANG_SPEC_ALGORITHMS,
     TORCHRUN_FLAGS,
     TRTLLM,
+    TRTLLM_DECODING_TYPES,
     VLLM,
+    VLLM_SPEC_METHODS,
     FlagTable,
 )
 from budsim.core.export.plan import ExportPlan, from_config_json
@@ -57,6 +62,12 @@ GOLDEN_TARGETS: dict[str, tuple[str, ...]] = {
     "gaudi": ("vllm", "litellm", "docker", "k8s"),
     "cpu": ("vllm", "llamacpp", "litellm", "docker", "k8s"),
     "int4_llmc": ("llmc", "vllm", "sglang", "litellm", "docker", "k8s"),
+    # speculative decoding and prefix caching; these plans are budsim's own predictions, written
+    # by tests/golden/export/make_plans.py
+    "spec_eagle3_vllm": ("vllm", "sglang", "trtllm", "docker", "k8s"),
+    "spec_mtp_sglang": ("sglang", "vllm", "trtllm"),
+    "spec_ngram_trtllm": ("trtllm", "vllm", "sglang"),
+    "prefix_cache": ("vllm", "sglang", "trtllm", "k8s"),
 }
 
 
@@ -645,6 +656,18 @@ def test_names_that_cannot_be_one_safe_argument_are_rejected(changes: dict[str, 
         ),
         ("moe_cuda", {"hardware": "h100-sxm", "tp": 16, "dp": 1, "ep": 16}, "vllm", "Ray cluster"),
         ("gaudi", {}, "docker", None),  # expressible: a control case
+        # speculative decoding an engine (or budsim's prediction) does not run
+        ("spec_ngram_trtllm", {"hardware": "mi300x", "device_kind": "rocm"}, "sglang", "CUDA"),
+        ("spec_ngram_trtllm", {"hardware": "mi300x", "device_kind": "rocm"}, "vllm", None),
+        (
+            "spec_mtp_sglang",
+            {"spec_method": "ngram", "tp": 1, "dp": 8, "ep": 8},
+            "sglang",
+            "does not run with attention data parallelism",
+        ),
+        ("spec_mtp_sglang", {"tp": 1, "dp": 8, "ep": 8}, "sglang", None),  # MTP does
+        ("cpu", {"spec_method": "ngram"}, "vllm", "only on cuda/rocm hardware"),
+        ("gaudi", {"spec_method": "eagle3"}, "vllm", "only on cuda/rocm hardware"),
     ],
 )
 def test_inexpressible_configurations_name_the_missing_capability(
@@ -898,3 +921,292 @@ def test_no_commit_hash_reads_like_an_internal_id() -> None:
     with pytest.raises(BudsimError) as err:
         export_target(load_plan("dense_cuda"), "llamacpp")
     assert str(err.value).startswith("llama.cpp cannot run this plan: it needs cpu hardware")
+
+
+# ---- speculative decoding and prefix caching ----------------------------------------------------------
+
+SPEC_PLANS = {"spec_eagle3_vllm": "eagle3", "spec_mtp_sglang": "mtp", "spec_ngram_trtllm": "ngram"}
+# the method as each engine spells it (vLLM --speculative-config method, SGLang
+# --speculative-algorithm, TensorRT-LLM speculative_config.decoding_type)
+SPELLED = {
+    "eagle3": ("eagle3", "EAGLE3", "Eagle"),
+    "mtp": ("mtp", "NEXTN", "MTP"),
+    "ngram": ("ngram", "NGRAM", "NGram"),
+}
+VLLM_SPEC_KEYS = {"method", "model", "num_speculative_tokens", "prompt_lookup_max"}
+VLLM_SPEC_KEYS |= {"prompt_lookup_min"}  # vLLM 0.11 SpeculativeConfig fields
+
+
+def _speculation(plan: ExportPlan, engine: str) -> dict[str, Any]:
+    """What the `engine` export asks for: the vLLM JSON, the SGLang options or the TRT-LLM YAML
+    section (the same for every replica)."""
+    artifacts = export_target(plan, engine)
+    if engine == "trtllm":
+        options = next(a for a in artifacts if a.name == "trtllm-llm-api.yaml")
+        return dict(yaml.safe_load(options.content)["speculative_config"])
+    found = []
+    for _, words in _engine_commands(plan, engine):
+        if engine == "vllm":
+            found.append(json.loads(_value(words, "--speculative-config")))
+        else:
+            found.append({w: _value(words, w) for w in words if w.startswith("--speculative")})
+    assert found and all(f == found[0] for f in found)
+    return found[0]
+
+
+def test_speculative_method_values_exist_in_the_targeted_versions() -> None:
+    """Every method an export names is one its engine's targeted version accepts, and the draft
+    lengths agree with each other (SGLang: one chain of k tokens, verified as k + 1)."""
+    seen = {"vllm": 0, "sglang": 0, "trtllm": 0}
+    for plan_name in SPEC_PLANS:
+        plan = load_plan(plan_name)
+        vllm = _speculation(plan, "vllm")
+        assert vllm["method"] in VLLM_SPEC_METHODS and set(vllm) <= VLLM_SPEC_KEYS
+        sglang = _speculation(plan, "sglang")
+        assert sglang["--speculative-algorithm"] in SGLANG_SPEC_ALGORITHMS
+        if "--speculative-eagle-topk" in sglang:
+            assert sglang["--speculative-eagle-topk"] == "1"
+            steps = int(sglang["--speculative-num-steps"])
+            assert int(sglang["--speculative-num-draft-tokens"]) == steps + 1
+        trtllm = _speculation(plan, "trtllm")
+        assert trtllm["decoding_type"] in TRTLLM_DECODING_TYPES
+        for engine in seen:
+            seen[engine] += 1
+    assert all(seen.values())
+
+
+@pytest.mark.parametrize("plan_name", sorted(SPEC_PLANS))
+def test_each_engine_asks_for_the_predicted_speculation(plan_name: str) -> None:
+    plan = load_plan(plan_name)
+    method = SPEC_PLANS[plan_name]
+    k = plan.deployment.spec_tokens or {"eagle3": 3, "mtp": 3, "ngram": 4}[method]
+    vllm_name, sglang_name, trtllm_name = SPELLED[method]
+    vllm = _speculation(plan, "vllm")
+    assert (vllm["method"], vllm["num_speculative_tokens"]) == (vllm_name, k)
+    sglang = _speculation(plan, "sglang")
+    assert sglang["--speculative-algorithm"] == sglang_name
+    assert sglang["--speculative-num-draft-tokens"] == str(k + 1)
+    trtllm = _speculation(plan, "trtllm")
+    assert trtllm["decoding_type"] == trtllm_name
+    if method == "mtp":
+        assert trtllm == {"decoding_type": "MTP", "num_nextn_predict_layers": k}
+        assert "model" not in vllm and "--speculative-draft-model-path" not in sglang
+    elif method == "eagle3":
+        # budsim knows no draft head: the user names it, never a made-up repository
+        assert vllm["model"] == "${DRAFT_MODEL}"
+        assert sglang["--speculative-draft-model-path"] == "${DRAFT_MODEL}"
+        assert trtllm["max_draft_len"] == k
+        assert trtllm["speculative_model_dir"].startswith("<SET ME")
+    else:
+        assert (vllm["prompt_lookup_min"], vllm["prompt_lookup_max"]) == (2, 4)
+        assert sglang["--speculative-ngram-max-bfs-breadth"] == "1"
+        assert trtllm == {
+            "decoding_type": "NGram",
+            "max_draft_len": k,
+            "max_matching_ngram_size": 4,
+        }
+
+
+def test_headers_state_the_assumed_speculation_and_prefix_cache() -> None:
+    expected = {
+        "spec_eagle3_vllm": "speculative decoding: EAGLE-3, 3 draft tokens a step, acceptance 0.70 "
+        "per drafted token (budsim's EAGLE-3 default, an assumption: measure yours); the "
+        "prediction assumed it: 2.53 tokens per target step",
+        "spec_mtp_sglang": "speculative decoding: MTP, 3 draft tokens a step, acceptance 0.70",
+        "spec_ngram_trtllm": "speculative decoding: n-gram, 5 draft tokens a step, acceptance 0.50 "
+        "per drafted token (set for this plan); the prediction assumed it: 1.97 tokens",
+        "prefix_cache": "prefix caching: every prompt starts with the same 2048-token prefix; 50 % "
+        "of the rest of each prompt is cached from earlier turns. The prediction counted these "
+        "tokens as prefix-cache hits",
+    }
+    for plan_name, line in expected.items():
+        for target in GOLDEN_TARGETS[plan_name]:
+            for artifact in export_target(load_plan(plan_name), target):
+                assert f"# {line}" in artifact.content, (plan_name, artifact.name)
+    for artifact in export_target(load_plan("dense_cuda"), "vllm"):
+        assert "speculative decoding" not in artifact.content
+        assert "prefix caching" not in artifact.content
+
+
+def test_prefix_caching_stays_on_where_the_prediction_counted_it() -> None:
+    plan = load_plan("prefix_cache")
+    for _, words in _engine_commands(plan, "vllm"):
+        assert "--enable-prefix-caching" in words
+    for _, words in _engine_commands(plan, "sglang"):
+        assert "--disable-radix-cache" not in words
+    assert "radix prefix cache is on by default" in export_target(plan, "sglang")[0].content
+    options = {a.name: a.content for a in export_target(plan, "trtllm")}["trtllm-llm-api.yaml"]
+    assert yaml.safe_load(options)["kv_cache_config"] == {"enable_block_reuse": True}
+    # without prefix caching in the workload: nothing explicit
+    dense = load_plan("dense_cuda")
+    assert "--enable-prefix-caching" not in export_target(dense, "vllm")[0].content
+    assert "enable_block_reuse" not in export_target(dense, "trtllm")[1].content
+    # a configuration JSON may give the fields at the top level
+    top = load_plan("dense_cuda", shared_prefix_len=1000, cached_share=0.25)
+    text = export_target(top, "vllm")[0].content
+    assert "--enable-prefix-caching" in text and "25 % of the rest" in text
+    with pytest.raises(BudsimError, match="cached_share"):
+        load_plan("dense_cuda", cached_share=1.5)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"spec_method": "medusa"}, {"spec_tokens": 40}, {"spec_acceptance": 1.2}],
+)
+def test_invalid_speculative_fields_are_rejected(changes: dict[str, Any]) -> None:
+    with pytest.raises(BudsimError, match="spec_"):
+        load_plan("spec_eagle3_vllm", **changes)
+
+
+needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _run_script(folder: Path, name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(folder / name)],
+        env={"PATH": f"{folder / 'bin'}:{os.environ['PATH']}", "HOME": str(folder), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _fake_programs(folder: Path, *names: str) -> None:
+    """Programs that write their arguments, one a line, to <name>.args instead of serving."""
+    (folder / "bin").mkdir()
+    for name in names:
+        fake = folder / "bin" / name
+        fake.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "{folder}/{name}.args"\n')
+        fake.chmod(0o755)
+
+
+@needs_bash
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_scripts_stop_until_the_eagle3_draft_head_is_named(tmp_path: Path, engine: str) -> None:
+    """Run the generated script with fake engines: it stops before starting anything while the
+    draft head is unnamed, and passes the one the user names to the engine intact."""
+    plan = load_plan("spec_eagle3_vllm")
+    for artifact in export_target(plan, engine):
+        (tmp_path / artifact.name).write_text(artifact.content)
+    program = {"vllm": "vllm", "sglang": "python3", "trtllm": "trtllm-serve"}[engine]
+    _fake_programs(tmp_path, program)
+    draft = "/srv/drafts/my eagle3 head"  # a directory with a space stays one value
+    first = _run_script(tmp_path, f"{engine}.sh", {"DRAFT_MODEL": ""})
+    assert first.returncode != 0 and not (tmp_path / f"{program}.args").exists()
+    if engine == "trtllm":
+        assert "set the EAGLE-3 draft head in trtllm-llm-api.yaml first" in first.stderr
+        options = tmp_path / "trtllm-llm-api.yaml"
+        doc = yaml.safe_load(options.read_text())
+        doc["speculative_config"]["speculative_model_dir"] = draft
+        options.write_text(yaml.safe_dump(doc))
+    else:
+        assert "set DRAFT_MODEL to an EAGLE-3 draft head" in first.stderr
+    second = _run_script(tmp_path, f"{engine}.sh", {"DRAFT_MODEL": draft})
+    assert second.returncode == 0, second.stderr
+    args = (tmp_path / f"{program}.args").read_text().splitlines()
+    if engine == "vllm":
+        config = json.loads(args[args.index("--speculative-config") + 1])
+        assert config == {"method": "eagle3", "model": draft, "num_speculative_tokens": 3}
+    elif engine == "sglang":
+        assert args[args.index("--speculative-draft-model-path") + 1] == draft
+    else:
+        assert args[args.index("--extra_llm_api_options") + 1].endswith("trtllm-llm-api.yaml")
+
+
+def test_k8s_names_the_draft_head_through_the_container_env() -> None:
+    docs = list(yaml.safe_load_all(export_target(load_plan("spec_eagle3_vllm"), "k8s")[0].content))
+    container = docs[-2]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRAFT_MODEL"].startswith("<SET ME") and "HF_TOKEN" in env
+    args = container["args"]
+    config = json.loads(args[args.index("--speculative-config") + 1])
+    assert config["model"] == "$(DRAFT_MODEL)"  # Kubernetes expands it from the env
+    options = export_target(load_plan("spec_eagle3_vllm"), "k8s", engine="trtllm")[0].content
+    config_map = yaml.safe_load(list(yaml.safe_load_all(options))[0]["data"]["trtllm-llm-api.yaml"])
+    assert config_map["speculative_config"]["speculative_model_dir"].startswith("<SET ME")
+
+
+def test_new_flags_are_among_the_checked_commands() -> None:
+    """The flag-table check above runs over commands that use the speculative and prefix-cache
+    options, so each is checked against its engine's option list."""
+    emitted: set[str] = set()
+    for _, _, artifact in all_outputs():
+        if artifact.kind == "sh":
+            for words in commands(artifact.content):
+                found = engine_of(strip_env(words)[1])
+                if found is not None:
+                    emitted |= set(option_words(found[1]))
+    new = {"--speculative-config", "--enable-prefix-caching", "--speculative-algorithm"}
+    new |= {"--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk"}
+    new |= {"--speculative-num-draft-tokens", "--speculative-ngram-max-bfs-breadth"}
+    assert new <= emitted, sorted(new - emitted)
+
+
+def test_cli_exports_a_stored_speculative_run_with_prefix_caching(tmp_path: Path) -> None:
+    """A stored run's best deployment carries its speculative fields and its request's workload
+    the prefix caching; the export asks the engine for both and says what was assumed."""
+    store_module = pytest.importorskip("budsim.core.store")
+    base = json.loads((PLANS / "dense_cuda.json").read_text())
+    keys = ("model", "hardware", "engine", "tp", "pp", "dp", "ep", "replicas", "weight_dtype")
+    keys += ("kv_dtype", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+    deployment = {k: base[k] for k in keys}
+    deployment.update(spec_method="eagle3", spec_tokens=4, spec_acceptance=0.6)
+    workload = {"input_len": 3000, "output_len": 500, "shared_prefix_len": 512, "cached_share": 0.0}
+    db = tmp_path / "runs.db"
+    store = store_module.open_store(db)
+    run_id = store.create_run(inputs={"model": base["model"], "workload": workload})
+    prediction = base["predicted_performance"]
+    results = [{"rank": 0, "kind": "best", "deployment": deployment, "prediction": prediction}]
+    store.finish_run(run_id, "completed", results=results)
+    store.close()
+    runner = CliRunner()
+    for engine in ("vllm", "sglang", "trtllm"):
+        result = runner.invoke(_cli(), ["export", run_id[:8], "-t", engine, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        text = result.output
+        assert "EAGLE-3, 4 draft tokens a step, acceptance 0.60 per drafted token (set for" in text
+        assert "every prompt starts with the same 512-token prefix. The prediction" in text
+        if engine == "vllm":
+            assert '"num_speculative_tokens": 4' in text and "--enable-prefix-caching" in text
+        elif engine == "sglang":
+            assert (
+                "--speculative-num-steps 4" in text and "--speculative-num-draft-tokens 5" in text
+            )
+        else:
+            assert "max_draft_len: 4" in text and "enable_block_reuse: true" in text
+
+
+def test_an_optimised_speculative_run_exports_what_it_chose(tmp_path: Path) -> None:
+    """End to end: a search with EAGLE-3 and a shared prefix, stored, then exported for its own
+    engine: the export asks for the speculation the best configuration was predicted with."""
+    from budsim.core.deployment import Workload
+    from budsim.core.search.optimize import OptimizationRequest, run_optimization
+    from budsim.core.store import open_store
+
+    db = tmp_path / "runs.db"
+    store = open_store(db)
+    workload = Workload(concurrency=4, input_len=1024, output_len=256, shared_prefix_len=256)
+    request = OptimizationRequest(
+        model="meta-llama/Llama-3.1-8B",
+        hardware="h100-sxm",
+        devices=2,
+        workload=workload,
+        engines=("vllm",),
+        quantizations=("bf16",),
+        optimization_target="latency",
+        speculative=("eagle3",),
+    )
+    result = run_optimization(request, store=store)
+    store.close()
+    assert result.best is not None and result.simulation_id
+    best = result.best.deployment
+    text = (
+        CliRunner()
+        .invoke(_cli(), ["export", result.simulation_id, "-t", "vllm", "--db", str(db)])
+        .output
+    )
+    assert "--enable-prefix-caching" in text
+    if best.spec_method == "eagle3":
+        assert '"method": "eagle3"' in text and "speculative decoding: EAGLE-3" in text
+    else:
+        assert "--speculative-config" not in text and "speculative decoding" not in text
