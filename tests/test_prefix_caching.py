@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import heapq
-
 import pytest
+from scheduler_steps import step_without_time
 
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.errors import BudsimError
@@ -42,25 +41,9 @@ def _state(w: Workload, capacity: int, seqs: int = 256, budget: int = 16384) -> 
     return s
 
 
-def _run(policy: Scheduler, s: ReplicaState, steps: int) -> list[int]:
-    """Steps without time as the event loop applies them; the decoding count of each."""
-    running = []
+def _run(policy: Scheduler, s: ReplicaState, steps: int) -> None:
     for _ in range(steps):
-        policy.admit(s)
-        batch = policy.compose(s)
-        if batch.decode:
-            s.g += 1
-        if batch.prefill_seqs:
-            s.pf_pending -= batch.prefill_tokens
-            s.start_decoding(batch.completed, 0.0)
-        while s.finish_heap and s.finish_heap[0][0] <= s.g:
-            c = s.decoding.get(heapq.heappop(s.finish_heap)[1])
-            if c is not None and c.start + c.output_len - 1 <= s.g:
-                s.stop_decoding(c)
-                policy.release(c)
-                s.running -= c.count
-        running.append(s.n_dec)
-    return running
+        step_without_time(policy, s)
 
 
 def test_only_the_uncached_tokens_are_prefilled_and_they_attend_to_the_cached_ones() -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
-
 import pytest
+from scheduler_steps import step_without_time as _step
 
 from budsim.core.engines import get_engine
 from budsim.core.schedulers import (
-    Batch,
     Cohort,
     ReplicaState,
     Scheduler,
@@ -23,25 +21,6 @@ def _request(s: ReplicaState, isl: int, osl: int, count: int = 1) -> Cohort:
     c = Cohort(count, isl, osl, 0.0, isl, uid=s.new_uid())
     s.waiting.append(c)
     return c
-
-
-def _step(policy: Scheduler, s: ReplicaState) -> Batch:
-    """One engine step without time, as the event loop applies it (decodes advance the global
-    counter, completed prompts start decoding, finished requests leave)."""
-    policy.admit(s)
-    batch = policy.compose(s)
-    if batch.decode:
-        s.g += 1
-    if batch.prefill_seqs:
-        s.pf_pending -= batch.prefill_tokens
-        s.start_decoding(batch.completed, 0.0)
-    while s.finish_heap and s.finish_heap[0][0] <= s.g:
-        c = s.decoding.get(heapq.heappop(s.finish_heap)[1])
-        if c is not None and c.start + c.output_len - 1 <= s.g:
-            s.stop_decoding(c)
-            policy.release(c)
-            s.running -= c.count
-    return batch
 
 
 def test_each_engine_family_has_its_policy() -> None:

@@ -51,31 +51,26 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _int(fields: Mapping[str, Any], name: str, default: int | None) -> int | None:
+def _int(
+    fields: Mapping[str, Any], name: str, default: int | None, minimum: int = 1
+) -> int | None:
+    """A whole number >= `minimum` (blank: `default`)."""
     value = fields.get(name)
     if _blank(value):
         return default
+    what = "a positive integer" if minimum == 1 else f"a whole number >= {minimum}"
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise BudsimError(f"{name} must be a positive integer, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or number < 1:
-        raise BudsimError(f"{name} must be a positive integer, got {value!r}")
+        raise BudsimError(f"{name} must be {what}, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or number < minimum:
+        raise BudsimError(f"{name} must be {what}, got {value!r}")
     return int(number)
 
 
 def _tokens(fields: Mapping[str, Any], name: str) -> int:
     """A token count that may be 0 (blank: 0)."""
-    value = fields.get(name)
-    if _blank(value):
-        return 0
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise BudsimError(f"{name} must be a whole number >= 0, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise BudsimError(f"{name} must be a whole number >= 0, got {value!r}")
-    return int(number)
+    return _int(fields, name, 0, minimum=0) or 0
 
 
 def _share(fields: Mapping[str, Any], name: str) -> float:
