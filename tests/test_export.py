@@ -667,6 +667,7 @@ def test_names_that_cannot_be_one_safe_argument_are_rejected(changes: dict[str, 
         ),
         ("spec_mtp_sglang", {"tp": 1, "dp": 8, "ep": 8}, "sglang", None),  # MTP does
         ("cpu", {"spec_method": "ngram"}, "vllm", "only on cuda/rocm hardware"),
+        ("cpu", {"spec_method": "ngram"}, "llamacpp", "only on cuda/rocm hardware"),
         ("gaudi", {"spec_method": "eagle3"}, "vllm", "only on cuda/rocm hardware"),
     ],
 )

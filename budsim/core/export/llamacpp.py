@@ -14,6 +14,7 @@ from .common import (
 )
 from .flags import LLAMACPP as T
 from .plan import ExportPlan, slug
+from .speculative import settings
 
 # The GGUF type that carries the plan's weight dtype (llama.cpp has no fp8 weights: Q8_0 is closest).
 GGUF_TYPES = {
@@ -75,6 +76,7 @@ def context_size(plan: ExportPlan) -> int | None:
 
 def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
     check_engine_kind(plan, "llamacpp")
+    settings(plan, "llama.cpp")  # refuses speculative decoding, never predicted on CPUs
     _check(plan)
     dep = plan.deployment
     quant = gguf_type(plan)
