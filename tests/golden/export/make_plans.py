@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from budsim.core.deployment import Deployment, Workload
+from budsim.core.hardware import get_device
 from budsim.core.predict import predict
 
 PLANS = Path(__file__).parent / "plans"
@@ -128,6 +129,8 @@ def plan_doc(name: str, dep: Deployment, workload: Workload, facts: dict[str, An
         **facts,
         "device_kind": "cuda",
         "devices_per_node": 8,
+        # pinned, so a later catalog edit does not change the golden files
+        "device_memory_gb": get_device(dep.hardware).memory_gb,
         **spec,
         "workload": work,
         "predicted_performance": {k: prediction[k] for k in KEEP if k in prediction},
