@@ -181,6 +181,13 @@ def test_aic_counts_and_gpu_formula(df: Any) -> None:
     # disagg rows without worker counts cannot know their device count
     disagg = aic[aic["mode"] == "disagg"]
     assert disagg.n_devices.isna().sum() == 915
+    # the pools' worker counts are known exactly where the device count is
+    assert (disagg.prefill_workers.isna() == disagg.n_devices.isna()).all()
+    assert (disagg.decode_workers.isna() == disagg.n_devices.isna()).all()
+    known = disagg[disagg.n_devices.notna()]
+    pools = known.prefill_workers * known.prefill_tp * known.prefill_dp * known.prefill_pp
+    assert (pools + known.decode_workers * known.tp * known.dp * known.pp == known.n_devices).all()
+    assert agg[["prefill_workers", "prefill_tp", "decode_workers"]].isna().all().all()
     assert (aic.scenario == "concurrency").all()
     assert aic.hardware.value_counts().to_dict() == {
         "b200": 1064,
@@ -410,6 +417,14 @@ def test_aic_disagg_row(df: Any) -> None:
     assert r.n_devices == 1 * (1 * 4 * 1) + 4 * (8 * 1 * 1)  # 36
     assert (r.tp, r.pp, r.dp, r.ep) == (8, 1, 1, 8)  # decode pool
     assert (r.load, r.weight_dtype, r.engine_version) == (4.0, "nvfp4", "1.1.0-dev.2")
+    assert (r.prefill_workers, r.prefill_tp, r.prefill_pp, r.prefill_dp, r.prefill_ep) == (
+        1,
+        1,
+        1,
+        4,
+        4,
+    )
+    assert r.decode_workers == 4
     assert "prefill 1x(tp1 dp4 pp1 ep4)" in r.note
     assert "decode 4x(tp8 dp1 pp1 ep8)" in r.note
     assert "Dynamo runtime image tag" in r.note  # 1.1.0-dev.2 is the ai-dynamo image's tag

@@ -83,6 +83,47 @@ def _predict_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _predict_disagg(
+    fields: dict[str, Any], prefill_workers: int, decode_workers: int, layout: tuple[Any, ...]
+) -> tuple[dict[str, Any], list[str]]:
+    """A disaggregated prediction (budsim.core.disagg) as predict's result fields, and notes that
+    break its TTFT down."""
+    from budsim.core.cases import parse_case
+    from budsim.core.disagg import DisaggDeployment, predict_disagg
+
+    if int(fields.get("replicas") or 1) != 1:
+        raise BudsimError("with --prefill-workers, --decode-workers counts the decode replicas")
+    if prefill_workers < 1 or decode_workers < 1:
+        raise BudsimError("--prefill-workers and --decode-workers must be at least 1")
+    dep, workload = parse_case(fields)
+    tp, dp, ep = (
+        v if v is not None else getattr(dep, k)
+        for v, k in zip(layout, ("tp", "dp", "ep"), strict=True)
+    )
+    prefill = dep.with_(
+        tp=tp,
+        dp=dp,
+        ep=ep,
+        replicas=prefill_workers,
+        spec_method="none",
+        spec_tokens=0,
+        spec_acceptance=None,
+    )
+    pred, t = predict_disagg(
+        DisaggDeployment(prefill, dep.with_(replicas=decode_workers)), workload
+    )
+    result = pred.to_dict()
+    notes = [
+        f"disaggregated: {prefill_workers} prefill x TP{tp} DP{dp} EP{ep} + {decode_workers} "
+        f"decode x TP{dep.tp} DP{dep.dp} EP{dep.ep} = {pred.devices} devices",
+        f"TTFT = front end {t.front_end_s * 1e3:.1f} + prefill {t.prefill_alone_s * 1e3:.1f} + "
+        f"queue {t.prefill_wait_s * 1e3:.1f} + KV handoff {t.transfer_s * 1e3:.2f} ms (means; "
+        f"the prefill pool serves up to {t.prefill_rate * prefill_workers:.3g} req/s, "
+        f"{t.requests_per_s:.3g} used; {t.decode_in_flight:.3g} in flight per decode worker)",
+    ]
+    return result, notes
+
+
 def _notes(fields: dict[str, Any]) -> list[str]:
     """What the prediction assumed that the command line did not say (the table output only;
     the fields have passed validation by then)."""
@@ -277,6 +318,16 @@ def register(app: typer.Typer) -> None:
             help="Acceptance per drafted token, 0-0.99 (default: the method's; see "
             "docs/architecture.md).",
         ),
+        prefill_workers: int = typer.Option(
+            None,
+            "--prefill-workers",
+            help="Disaggregated serving: prefill workers (the decode pool is --tp/--dp/--ep x "
+            "--decode-workers).",
+        ),
+        decode_workers: int = typer.Option(1, "--decode-workers", help="Decode workers."),
+        prefill_tp: int = typer.Option(None, "--prefill-tp", help="Prefill worker TP (--tp)."),
+        prefill_dp: int = typer.Option(None, "--prefill-dp", help="Prefill worker DP (--dp)."),
+        prefill_ep: int = typer.Option(None, "--prefill-ep", help="Prefill worker EP (--ep)."),
         cases: Path = typer.Option(None, help="CSV of cases, one per row (header required)."),
         format: str = typer.Option(
             "table", "--format", help="table|json|jsonl|csv (with --cases)."
@@ -292,7 +343,8 @@ def register(app: typer.Typer) -> None:
             _run_cases(cases, fmt, {} if allow_download else None)
             return
         options = ("cases", "format", "as_json", "allow_download", "lengths_file")
-        fields = {k: v for k, v in locals().items() if k not in options}
+        pools = ("prefill_workers", "decode_workers", "prefill_tp", "prefill_dp", "prefill_ep")
+        fields = {k: v for k, v in locals().items() if k not in options + pools}
         if lengths_file is not None:
             from budsim.core.lengths import mix_text, read_pairs_csv
 
@@ -302,7 +354,17 @@ def register(app: typer.Typer) -> None:
             fields["length_mix"] = mix_text(mix, limit=len(mix))
         if allow_download:
             fetch_config(model)
-        result = _predict_fields(fields)
+        disagg_notes: list[str] = []
+        if prefill_workers is not None:
+            result, disagg_notes = _predict_disagg(
+                fields, prefill_workers, decode_workers, (prefill_tp, prefill_dp, prefill_ep)
+            )
+        elif decode_workers != 1 or any(
+            v is not None for v in (prefill_tp, prefill_dp, prefill_ep)
+        ):
+            raise BudsimError("the prefill/decode pool options need --prefill-workers")
+        else:
+            result = _predict_fields(fields)
         if as_json:
             echo_json(result)
             return
@@ -344,7 +406,7 @@ def register(app: typer.Typer) -> None:
         throughput_band = band_text(result, "output_tok_s")
         if throughput_band:
             typer.echo(f"out tok/s 80 % band: {throughput_band}")
-        for note in _notes(fields):
+        for note in _notes(fields) + disagg_notes:
             typer.echo(f"note: {note}")
         # on lines of their own: a calibration id does not fit a column at 80 characters
         typer.echo(f"simulated: {result['run']}")

@@ -13,7 +13,9 @@ filtered):
   ``engine_version``;
 - parallelism: ``n_devices`` (float: NaN only for disaggregated rows without worker counts), ``tp``,
   ``pp``, ``dp`` (attention DP), ``ep`` (ints, >= 1); ``mode`` (agg | disagg; disagg rows carry the
-  decode pool's tp/pp/dp/ep and the pools in ``note``);
+  decode pool's tp/pp/dp/ep, the prefill pool's in ``prefill_tp``/``_pp``/``_dp``/``_ep``, the worker
+  counts in ``prefill_workers``/``decode_workers`` (NaN where unknown; all NaN for agg rows), and
+  the pools in ``note``);
 - precision: ``weight_dtype`` (bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4), ``kv_dtype``
   (auto | fp8);
 - load: ``scenario`` (static | concurrency | max_num_seqs | max_throughput), ``load`` (batch size,
@@ -101,6 +103,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pp", "int"),
     ("dp", "int"),
     ("ep", "int"),
+    ("prefill_workers", "float"),
+    ("prefill_tp", "float"),
+    ("prefill_pp", "float"),
+    ("prefill_dp", "float"),
+    ("prefill_ep", "float"),
+    ("decode_workers", "float"),
     ("weight_dtype", "str"),
     ("kv_dtype", "str"),
     ("scenario", "str"),
@@ -503,6 +511,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         mode = row["mode"].strip()
         notes: list[str] = []
         batch_size = _num(row["batch_size"])
+        layout: dict[str, float] = {}  # a disagg run's pools
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
@@ -521,6 +530,12 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         else:
             pools = []
             n_devices = 0.0
+            layout["prefill_workers"] = _num(row["prefill_num_workers"])
+            layout["decode_workers"] = _num(row["decode_num_workers"])
+            layout["prefill_tp"] = float(_par(row["prefill_tp_size"]))
+            layout["prefill_pp"] = float(_par(row["prefill_pp_size"]))
+            layout["prefill_dp"] = float(_par(row["prefill_attention_dp_size"]))
+            layout["prefill_ep"] = float(_par(row["prefill_moe_ep_size"]))
             for pool in ("prefill", "decode"):
                 ptp, ppp = _par(row[f"{pool}_tp_size"]), _par(row[f"{pool}_pp_size"])
                 pdp, pep = _par(row[f"{pool}_attention_dp_size"]), _par(row[f"{pool}_moe_ep_size"])
@@ -578,6 +593,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 total_tok_s=total_tok,
                 derived=_derived("e2e_s", "out_tok_s", "total_tok_s"),
                 note=_join(*notes),
+                **layout,
             )
         )
     return _drop_repeated_runs(out, ctx)

@@ -205,3 +205,56 @@ def join_predictions(
                 }
             )
     return pd.DataFrame(out)
+
+
+def disagg_case_for_row(
+    row: Mapping[str, Any],
+) -> tuple[Any, Workload, tuple[tuple[str, float], ...]]:
+    """A measured disaggregated run as (DisaggDeployment, its workload, (metric, measured) pairs),
+    or BudsimError saying why not. Predicted in steady state: the disaggregated model has no
+    finite-run mode (the rows' runs, NVIDIA Dynamo's genai-perf sweeps, drop a warm-up)."""
+    from .disagg import DisaggDeployment
+
+    if row.get("mode") != "disagg":
+        raise BudsimError("not a disaggregated run")
+    if not row.get("model") or not row.get("hardware"):
+        raise BudsimError("model or hardware outside the catalog")
+    workers = (_num(row.get("prefill_workers")), _num(row.get("decode_workers")))
+    if not all(math.isfinite(w) and w >= 1 for w in workers):
+        raise BudsimError("the pools' worker counts are not recorded")
+    conc = _num(row.get("load"))
+    isl, osl = _num(row.get("input_len")), _num(row.get("output_len"))
+    if not all(math.isfinite(v) and v >= 1 for v in (conc, isl, osl)):
+        raise BudsimError("load or lengths unknown")
+    common: dict[str, Any] = {
+        "model": model_ref(str(row["model"])),
+        "hardware": str(row["hardware"]),
+        "engine": str(row.get("engine")),
+        "weight_dtype": str(row.get("weight_dtype") or "auto"),
+        "kv_dtype": str(row.get("kv_dtype") or "auto"),
+    }
+    prefill = Deployment(
+        tp=_int(row.get("prefill_tp")),
+        pp=_int(row.get("prefill_pp")),
+        dp=_int(row.get("prefill_dp")),
+        ep=_int(row.get("prefill_ep")),
+        replicas=round(workers[0]),
+        **common,
+    )
+    decode = Deployment(
+        tp=_int(row.get("tp")),
+        pp=_int(row.get("pp")),
+        dp=_int(row.get("dp")),
+        ep=_int(row.get("ep")),
+        replicas=round(workers[1]),
+        **common,
+    )
+    workload = Workload(
+        scenario="concurrency", concurrency=round(conc), input_len=round(isl), output_len=round(osl)
+    )
+    targets = tuple(
+        (metric, _num(row.get(metric)))
+        for metric in ("ttft_ms", "tpot_ms")
+        if math.isfinite(_num(row.get(metric))) and _num(row.get(metric)) > 0
+    )
+    return DisaggDeployment(prefill, decode), workload, targets

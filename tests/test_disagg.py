@@ -1,0 +1,120 @@
+"""Disaggregated serving: pools, KV handoff, the closed loop's fixed point, and the aic rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.disagg import DisaggDeployment, predict_disagg
+from budsim.core.errors import BudsimError
+from budsim.core.evaluate import disagg_case_for_row
+from budsim.core.hardware import get_device
+
+LLAMA = "meta-llama/Llama-3.1-8B"
+
+
+def _pools(prefill: int = 1, decode: int = 1, **kw: object) -> DisaggDeployment:
+    dep = Deployment(model=LLAMA, hardware="h100-sxm", engine="vllm", **kw)  # type: ignore[arg-type]
+    return DisaggDeployment(dep.with_(replicas=prefill), dep.with_(replicas=decode))
+
+
+def test_the_pools_must_agree_and_the_workload_must_be_modelled() -> None:
+    dd = _pools()
+    other = DisaggDeployment(dd.prefill, dd.decode.with_(engine="sglang"))
+    with pytest.raises(BudsimError, match="one engine"):
+        predict_disagg(other, Workload(concurrency=4))
+    for workload, needle in (
+        (Workload(scenario="static", batch_size=4), "not a batch"),
+        (Workload(concurrency=4, input_len_spread=0.2), "fixed lengths"),
+        (Workload(concurrency=4, num_requests=100), "steady state"),
+    ):
+        with pytest.raises(BudsimError, match=needle):
+            predict_disagg(dd, workload)
+    with pytest.raises(BudsimError, match="serves at most"):
+        predict_disagg(dd, Workload(scenario="rate", rate=1000.0, input_len=2048))
+
+
+def test_kv_handoff_is_the_prompts_kv_over_nvlink_within_a_node() -> None:
+    _, t = predict_disagg(_pools(), Workload(concurrency=1, input_len=2048, output_len=16))
+    # Llama-3.1-8B: 32 layers x 8 KV heads x 128 x (K and V) x 2 bytes = 131,072 B per token
+    device = get_device("h100-sxm")
+    expected = 2048 * 131_072 / (device.scaleup_bw_gbs * 1e9) + device.scaleup_latency_us * 1e-6
+    assert t.transfer_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_closed_loop_obeys_littles_law_and_a_busy_prefill_pool_queues() -> None:
+    workload = Workload(concurrency=128, input_len=2048, output_len=256)
+    one, t1 = predict_disagg(_pools(prefill=1, decode=3), workload)
+    two, t2 = predict_disagg(_pools(prefill=2, decode=2), workload)
+    for pred in (one, two):
+        assert pred.ttft_ms_mean is not None and pred.tpot_ms_mean is not None
+        cycle = pred.ttft_ms_mean / 1e3 + 255 * pred.tpot_ms_mean / 1e3
+        assert pred.requests_per_s is not None
+        assert pred.requests_per_s * cycle == pytest.approx(128, rel=0.02)
+    # one prefill worker is nearly saturated and its queue dominates TTFT; a second one empties it
+    assert t1.requests_per_s > 0.9 * t1.prefill_rate and one.bottleneck == "prefill"
+    assert t1.prefill_wait_s > 10 * t2.prefill_wait_s
+    assert two.ttft_ms_mean is not None and one.ttft_ms_mean is not None
+    assert two.ttft_ms_mean < 0.2 * one.ttft_ms_mean
+    # TPOT is the decode pool's alone: fewer requests per decode worker, faster tokens
+    assert t2.decode_in_flight > t1.decode_in_flight
+    assert two.tpot_ms_mean is not None and one.tpot_ms_mean is not None
+    assert two.tpot_ms_mean > one.tpot_ms_mean
+
+
+def test_an_aic_disagg_row_becomes_its_pools() -> None:
+    row = {
+        "mode": "disagg",
+        "model": "moonshotai/Kimi-K2.5",
+        "hardware": "gb200",
+        "engine": "trtllm",
+        "weight_dtype": "nvfp4",
+        "kv_dtype": "fp8",
+        "prefill_workers": 1.0,
+        "prefill_tp": 1.0,
+        "prefill_pp": 1.0,
+        "prefill_dp": 4.0,
+        "prefill_ep": 4.0,
+        "decode_workers": 4.0,
+        "tp": 8,
+        "pp": 1,
+        "dp": 1,
+        "ep": 8,
+        "load": 4.0,
+        "input_len": 1024.0,
+        "output_len": 1024.0,
+        "ttft_ms": 195.5,
+        "tpot_ms": 5.3,
+    }
+    dd, workload, targets = disagg_case_for_row(row)
+    p, d = dd.prefill, dd.decode
+    assert (p.tp, p.dp, p.ep, p.replicas) == (1, 4, 4, 1)
+    assert (d.tp, d.dp, d.ep, d.replicas) == (8, 1, 8, 4)
+    assert dd.devices == 36 and p.weight_dtype == d.weight_dtype == "nvfp4"
+    assert (workload.concurrency, workload.input_len, workload.num_requests) == (4, 1024, None)
+    assert targets == (("ttft_ms", 195.5), ("tpot_ms", 5.3))
+    with pytest.raises(BudsimError, match="worker counts"):
+        disagg_case_for_row({**row, "prefill_workers": float("nan")})
+
+
+def test_predict_cli_disaggregated() -> None:
+    base = [sys.executable, "-m", "budsim", "predict", "--model", LLAMA, "--hardware", "h100-sxm"]
+    base += ["--concurrency", "64", "--input-len", "2048", "--output-len", "256"]
+    out = subprocess.run(
+        [*base, "--prefill-workers", "1", "--decode-workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "note: disaggregated: 1 prefill x TP1 DP1 EP1 + 2 decode x TP1 DP1 EP1 = 3 devices" in (
+        out.stdout
+    )
+    assert "KV handoff" in out.stdout and "disaggregated: TTFT and E2E means only" in out.stdout
+    bad = subprocess.run(
+        [*base, "--decode-workers", "2"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "need --prefill-workers" in bad.stderr
