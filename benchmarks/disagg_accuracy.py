@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from budsim.core.calibration.validate import to_markdown
 from budsim.core.datasets import load_measurements
 from budsim.core.disagg import predict_disagg
 from budsim.core.errors import BudsimError
@@ -72,7 +73,7 @@ def main() -> int:
                 "within 25 %": (g["ape"].apply(lambda s: (s <= 25).mean() * 100)).round(0),
             }
         ).reset_index()
-        return t.to_markdown(index=False)
+        return to_markdown(t)
 
     lines = [
         "# Disaggregated serving: physics accuracy on the aic_silicon disagg runs",
