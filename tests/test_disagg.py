@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -113,8 +114,24 @@ def test_predict_cli_disaggregated() -> None:
     assert "note: disaggregated: 1 prefill x TP1 DP1 EP1 + 2 decode x TP1 DP1 EP1 = 3 devices" in (
         out.stdout
     )
-    assert "KV handoff" in out.stdout and "disaggregated: TTFT and E2E means only" in out.stdout
+    assert (
+        "KV handoff" in out.stdout
+        and "disaggregated: TTFT percentiles from the prefill queue" in out.stdout
+    )
     bad = subprocess.run(
         [*base, "--decode-workers", "2"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "need --prefill-workers" in bad.stderr
+
+
+def test_ttft_percentiles_follow_the_prefill_queue() -> None:
+    pred, t = predict_disagg(_pools(prefill=1, decode=2), Workload(concurrency=64, input_len=2048))
+    base = (t.front_end_s + t.prefill_alone_s + t.transfer_s) * 1e3
+    assert pred.ttft_ms_mean == pytest.approx(base + t.prefill_wait_s * 1e3)
+    ps = [pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p95, pred.ttft_ms_p99]
+    assert all(p is not None for p in ps)
+    assert ps == sorted(ps) and ps[0] >= base  # type: ignore[type-var]
+    # the exponential tail around the mean wait: p99 - base = (W / rho) ln(100 rho)
+    rho = t.requests_per_s / t.prefill_rate
+    expected = (t.prefill_wait_s / rho) * math.log(100 * rho) * 1e3
+    assert ps[3] == pytest.approx(base + expected)

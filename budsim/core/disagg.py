@@ -19,7 +19,8 @@ the KV handoff; its TPOT is the decode pool's alone. How they are found:
   TPOT) requests/s, the decode pool holds X (osl - 1) TPOT of them (Little), and TTFT depends on X
   through the prefill queue; a rate fixes X. Iterated until the decode batch settles.
 
-TTFT and end-to-end latency are reported as means only: the queue model gives no percentiles.
+TTFT percentiles take the prefill queue's wait as M/M/1-shaped around its M/D/1 mean (no wait with
+probability 1 - rho, else exponential); end-to-end latency is a mean only.
 """
 
 from __future__ import annotations
@@ -122,6 +123,14 @@ def _decode_worker(dd: DisaggDeployment, workload: Workload, in_flight: float) -
     return predict_physics(dd.decode.with_(replicas=1), decode)
 
 
+def _wait_quantile(q: float, mean_wait: float, rho: float) -> float:
+    """The q-quantile of the prefill queue's wait, shaped as M/M/1's: no wait with probability
+    1 - rho, else exponential with mean mean_wait / rho (the M/D/1 mean keeps the scale)."""
+    if rho <= 0 or mean_wait <= 0 or q <= 1.0 - rho:
+        return 0.0
+    return -(mean_wait / rho) * math.log((1.0 - q) / rho)
+
+
 def predict_disagg(dd: DisaggDeployment, workload: Workload) -> tuple[Prediction, PoolTimes]:
     """The physics prediction of a disaggregated deployment (see the module doc)."""
     dd.validate()
@@ -181,11 +190,18 @@ def predict_disagg(dd: DisaggDeployment, workload: Workload) -> tuple[Prediction
         in_flight = settled
         decode = _decode_worker(dd, workload, in_flight)
     first, wait = ttft(x)
+    rho = x / capacity
+    base = first - wait  # the mean wait is replaced by its quantile
+    quantiles = {q: (base + _wait_quantile(q, wait, rho)) * 1e3 for q in (0.5, 0.9, 0.95, 0.99)}
     tpot_s = (decode.tpot_ms_mean or 0.0) / 1e3
     e2e = first + (osl - 1) * tpot_s
     devices = dd.devices
     pred = Prediction(
         ttft_ms_mean=first * 1e3,
+        ttft_ms_p50=quantiles[0.5],
+        ttft_ms_p90=quantiles[0.9],
+        ttft_ms_p95=quantiles[0.95],
+        ttft_ms_p99=quantiles[0.99],
         tpot_ms_mean=decode.tpot_ms_mean,
         tpot_ms_p50=decode.tpot_ms_p50,
         tpot_ms_p90=decode.tpot_ms_p90,
@@ -204,7 +220,7 @@ def predict_disagg(dd: DisaggDeployment, workload: Workload) -> tuple[Prediction
         fits=True,
         bottleneck="prefill" if x >= 0.9 * capacity else decode.bottleneck,
         devices=devices,
-        run="steady state (disaggregated: TTFT and E2E means only)",
+        run="steady state (disaggregated: TTFT percentiles from the prefill queue, E2E mean only)",
         basis=decode.basis,
         memory=decode.memory,
     )
