@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -135,3 +136,30 @@ def test_ttft_percentiles_follow_the_prefill_queue() -> None:
     rho = t.requests_per_s / t.prefill_rate
     expected = (t.prefill_wait_s / rho) * math.log(100 * rho) * 1e3
     assert ps[3] == pytest.approx(base + expected)
+
+
+def test_optimize_compares_disaggregated_splits() -> None:
+    """--disagg predicts every P:D split of the best replica over the devices and says whether
+    one beats the aggregated best, by the search's own scorer."""
+    cmd = [sys.executable, "-m", "budsim", "optimize", "--model", LLAMA, "--hardware", "h100-sxm"]
+    cmd += ["--devices", "4", "--concurrency", "64", "--input-len", "4096", "--output-len", "256"]
+    cmd += ["--population", "16", "--generations", "3", "--seed", "1", "--disagg", "--no-save"]
+    out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    response = json.loads(out.stdout)
+    comparison = response["disaggregated"]
+    best = response["optimal_configuration"]
+    workers = 4 // best["devices_per_replica"]
+    assert [(r["prefill_workers"], r["decode_workers"]) for r in comparison["splits"]] == [
+        (p, workers - p) for p in range(1, workers)
+    ]
+    chosen = comparison["best"]
+    assert chosen is not None and chosen["devices"] == workers * best["devices_per_replica"]
+    feasible = [r for r in comparison["splits"] if r.get("feasible")]
+    if feasible:  # the best split is the feasible one with the highest target
+        assert chosen["target"] == max(r["target"] for r in feasible)
+    aggregated = response["objectives"]["target"]
+    assert comparison["beats_aggregated"] == (chosen["feasible"] and chosen["target"] > aggregated)
+    assert comparison["verdict"]
+    table = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0 and "Disaggregated:" in table.stdout

@@ -173,6 +173,30 @@ def render_candidates(
     )
 
 
+def render_disaggregated(console: Any, comparison: Mapping[str, Any]) -> None:
+    """The xPyD splits of the best replica (core.search.disagg_split) and the verdict."""
+    from rich.table import Table
+
+    table = Table(title=f"Disaggregated: {comparison['searched']}", title_justify="left")
+    for name in ("split", "devices", "TTFT ms", "TPOT ms", "tok/s/dev", "meets SLOs"):
+        table.add_column(name, justify="left" if name == "split" else "right")
+    for row in comparison["splits"]:
+        split = f"{row['prefill_workers']}P{row['decode_workers']}D"
+        if "error" in row:
+            table.add_row(split, "-", "-", "-", "-", row["error"])
+            continue
+        table.add_row(
+            split,
+            str(row["devices"]),
+            fmt(row["ttft_ms_mean"]),
+            fmt(row["tpot_ms_mean"]),
+            fmt(row["output_tok_s_per_device"]),
+            "yes" if row["feasible"] else "no",
+        )
+    console.print(table)
+    console.print(comparison["verdict"])
+
+
 def _length_mix(
     input_len: int | None, output_len: int | None, text: str | None, path: Path | None
 ) -> Any:
@@ -234,6 +258,12 @@ def register(app: typer.Typer) -> None:
             0.0,
             "--cached-share",
             help="Share (0-0.99) of the rest of each prompt an earlier turn left cached.",
+        ),
+        disagg: bool = typer.Option(
+            False,
+            "--disagg",
+            help="Also predict prefill/decode splits (xPyD) of the best configuration's replica "
+            "over the devices, and say whether one beats aggregated serving.",
         ),
         speculative: list[str] | None = typer.Option(
             None,
@@ -456,6 +486,15 @@ def register(app: typer.Typer) -> None:
             if store is not None:
                 store.close()
         response = result.to_dict()
+        if disagg and result.best is not None:
+            from budsim.core.search.disagg_split import compare_disaggregated
+
+            response["disaggregated"] = compare_disaggregated(
+                result.best,
+                result.scorer,
+                max_devices or devices,
+                result.request.workload,
+            )
         if json_out:
             typer.echo(json.dumps(response, indent=2, default=str))
             return
@@ -464,4 +503,6 @@ def register(app: typer.Typer) -> None:
             f"{workload_text(asdict(workload))} · objective {objective}"
         )
         render_result(out, response, title=title)
+        if "disaggregated" in response:
+            render_disaggregated(out, response["disaggregated"])
         sys.stdout.flush()
