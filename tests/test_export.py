@@ -1211,3 +1211,16 @@ def test_an_optimised_speculative_run_exports_what_it_chose(tmp_path: Path) -> N
         assert '"method": "eagle3"' in text and "speculative decoding: EAGLE-3" in text
     else:
         assert "--speculative-config" not in text and "speculative decoding" not in text
+
+
+def test_max_model_len_covers_the_longest_request_of_a_length_mix() -> None:
+    from budsim.core.export.plan import max_len_from_workload
+
+    mix = [[0.7, 128, 64, 0.0, 0.0], [0.3, 4096, 1024, 0.0, 0.0]]  # as a stored run holds it
+    assert max_len_from_workload({"input_len": 1318, "output_len": 352, "length_mix": mix}) == 5120
+    assert (
+        max_len_from_workload({"input_len": 1000, "output_len": 200, "input_len_spread": 0.5})
+        == 2048
+    )
+    assert max_len_from_workload({"input_len": 1024, "output_len": 256}) == 2048
+    assert max_len_from_workload({}) is None

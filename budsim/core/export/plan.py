@@ -443,13 +443,20 @@ def select_configuration(
 
 
 def max_len_from_workload(workload: Mapping[str, Any]) -> int | None:
-    """Longest request of the workload (input + output, with spread), rounded up to 1024 tokens."""
-    try:
-        inp = float(workload["input_len"]) * (1 + float(workload.get("input_len_spread") or 0))
-        out = float(workload["output_len"]) * (1 + float(workload.get("output_len_spread") or 0))
-    except (KeyError, TypeError, ValueError):
+    """Longest request of the workload (Workload.longest_request: spreads and length mixes
+    included), rounded up to 1024 tokens."""
+    from dataclasses import fields
+
+    from ..deployment import Workload
+
+    known = {f.name for f in fields(Workload)} - {"extra"}
+    if "input_len" not in workload or "output_len" not in workload:
         return None
-    return int(math.ceil((math.ceil(inp) + math.ceil(out)) / 1024) * 1024)
+    try:
+        longest = Workload(**{k: v for k, v in workload.items() if k in known}).longest_request
+    except (TypeError, ValueError):
+        return None
+    return int(math.ceil(longest / 1024) * 1024)
 
 
 def _hardware_facts(hw_id: str) -> tuple[str | None, int | None, float | None, int | None]:
