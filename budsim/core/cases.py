@@ -51,9 +51,7 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _int(
-    fields: Mapping[str, Any], name: str, default: int | None, minimum: int = 1
-) -> int | None:
+def _int(fields: Mapping[str, Any], name: str, default: int | None, minimum: int = 1) -> int | None:
     """A whole number >= `minimum` (blank: `default`)."""
     value = fields.get(name)
     if _blank(value):
