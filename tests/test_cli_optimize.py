@@ -319,3 +319,27 @@ def test_runs_tell_apart_workloads_and_slos_under_one_model_name(tmp_path: Path)
     row_b = next(line for line in compared.splitlines() if line.lstrip().startswith("B "))
     assert "TTFT p90" in row_a and "TTFT p95" in row_b
     assert "ttft_ms_p90" in compared  # the percentile the first run was held to
+
+
+def test_a_plan_that_leaves_devices_idle_says_so_and_offers_to_fill_them(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    """--devices 2 with a one-device best: the answer says it uses 1 of 2 and predicts the best
+    replicated over both at the same load (the user's load split across the replicas)."""
+    args = base_args(tiny_model, tmp_path / "r.db")
+    out = CliRunner().invoke(app, [*args, "--no-save", "--json"])
+    assert out.exit_code == 0, out.output
+    response = json.loads(out.stdout)
+    best = response["optimal_configuration"]
+    fill = response["fill_devices"]
+    assert best["devices"] == 1  # the tiny model's best (seed 3) runs on one device
+    assert fill["devices_used_by_best"] == best["devices"] and fill["devices_available"] == 2
+    cfg = fill["configuration"]
+    assert cfg["replicas"] == 2 // best["devices_per_replica"] and cfg["devices"] == 2
+    assert {k: v for k, v in cfg.items() if k not in ("replicas", "devices")} == {
+        k: v for k, v in best.items() if k not in ("replicas", "devices")
+    }
+    perf = fill["predicted_performance"]
+    assert perf["output_tok_s"] > 0 and perf["devices"] == 2
+    table = CliRunner().invoke(app, [*args, "--no-save"])
+    assert f"uses {best['devices']} of 2 devices" in table.stdout

@@ -67,6 +67,9 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         best.add_row("max_num_batched_tokens", fmt(config.get("max_num_batched_tokens")))
         best.add_row("gpu_memory_utilization", fmt(config.get("gpu_memory_utilization")))
         console.print(best)
+        fill = response.get("fill_devices")
+        if fill:
+            console.print(fill_text(fill, str(response.get("optimization_target"))))
 
         table = Table(title="Predicted performance", title_justify="left")
         table.add_column("metric", style="cyan")
@@ -170,6 +173,19 @@ def render_candidates(
         rows,
         optional=("$/1M tok", "tok/s/user", "KV", "seqs", "TPOT p50 ms"),
         console=console,
+    )
+
+
+def fill_text(fill: Mapping[str, Any], target: str) -> str:
+    """'Uses 1 of 8 devices ...' and what filling them with replicas would give."""
+    cfg, perf = fill["configuration"], fill["predicted_performance"]
+    used, available = fill["devices_used_by_best"], fill["devices_available"]
+    return (
+        f"[bold yellow]uses {used} of {available} devices[/] (objective: {target}). "
+        f"Filled with replicas, {layout_text(cfg)} on {count_text(cfg['devices'], 'device')} "
+        f"at the same load: TTFT {fmt(perf.get('ttft_ms_mean'))} ms, TPOT "
+        f"{fmt(perf.get('tpot_ms_mean'))} ms, {fmt(perf.get('output_tok_s'))} tok/s in all"
+        + ("" if fill.get("feasible") else " (misses the SLOs)")
     )
 
 

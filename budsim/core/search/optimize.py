@@ -424,6 +424,9 @@ class OptimizationResult:
     scorer: Scorer
     duration_s: float
     model_info: dict[str, Any] = field(default_factory=dict)
+    # the best configuration replicated over every device of the budget, when it uses fewer
+    # (fill_devices); None when it already uses them all
+    fill: dict[str, Any] | None = None
 
     def metadata(self) -> dict[str, Any]:
         o = self.outcome
@@ -465,6 +468,7 @@ class OptimizationResult:
             ],
             "simulation_metadata": self.metadata(),
             "request": self.request.to_dict(),
+            "fill_devices": self.fill,
         }
 
     def results_rows(self) -> list[dict[str, Any]]:
@@ -647,6 +651,35 @@ def with_canonical_model(request: OptimizationRequest) -> OptimizationRequest:
     return request if name == request.model else replace(request, model=name)
 
 
+def fill_devices(best: Candidate, scorer: Scorer, problem: Problem) -> dict[str, Any] | None:
+    """The best configuration with as many replicas as the device budget packs, at the same
+    load split over them: what the devices the best leaves idle would add (None when it uses
+    them all or no more replicas fit)."""
+    from ..predict import predict
+
+    space = problem.space
+    dep = best.deployment
+    replicas = space.max_replicas(dep.devices_per_replica)
+    if replicas <= dep.replicas:
+        return None
+    filled = dep.with_(replicas=replicas)
+    try:
+        prediction = predict(filled, problem.workload).to_dict()
+    except BudsimError:
+        return None
+    score = scorer.score(filled, prediction)
+    config = filled.to_dict()
+    config["devices"] = filled.devices
+    config["devices_per_replica"] = filled.devices_per_replica
+    return {
+        "configuration": config,
+        "predicted_performance": prediction,
+        "feasible": score.feasible,
+        "devices_available": space.devices,
+        "devices_used_by_best": dep.devices,
+    }
+
+
 def run_optimization(
     request: OptimizationRequest,
     *,
@@ -741,6 +774,8 @@ def _run(
             duration_s=time.perf_counter() - started,
             model_info=problem.model_info,
         )
+        if best is not None:
+            result.fill = fill_devices(best, scorer, problem)
         if best is None and outcome.status == "completed":
             error = infeasibility(outcome, scorer, problem)
             if isinstance(error, NoFeasibleConfiguration):
