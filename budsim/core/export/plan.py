@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ... import __version__
-from ..deployment import Deployment
+from ..deployment import Deployment, Workload
 from ..dtypes import WEIGHT_DTYPES
 from ..errors import BudsimError
 from ..report import count_text
@@ -127,6 +127,9 @@ class ExportPlan:
     # set when the configuration is not a finished run's answer (a failed run's closest one, a
     # cancelled run's best so far): the header leads with it and the CLI repeats it on stderr
     warning: str | None = None
+    # the workload the prediction was made for (a stored run's, an optimiser response's request, a
+    # configuration's "workload"); None when the source does not say. The bench target replays it.
+    workload: Workload | None = None
 
     @property
     def model(self) -> str:
@@ -442,18 +445,28 @@ def select_configuration(
     return {**extra, **config, "predicted_performance": prediction}, rank
 
 
-def max_len_from_workload(workload: Mapping[str, Any]) -> int | None:
-    """Longest request of the workload (Workload.longest_request: spreads and length mixes
-    included), rounded up to 1024 tokens."""
+def workload_from(workload: Mapping[str, Any]) -> Workload | None:
+    """The Workload a configuration's "workload" object describes (its unknown keys ignored), or
+    None when it lacks the request lengths or its fields do not make one."""
     from dataclasses import fields
-
-    from ..deployment import Workload
 
     known = {f.name for f in fields(Workload)} - {"extra"}
     if "input_len" not in workload or "output_len" not in workload:
         return None
     try:
-        longest = Workload(**{k: v for k, v in workload.items() if k in known}).longest_request
+        return Workload(**{k: v for k, v in workload.items() if k in known})
+    except (TypeError, ValueError):
+        return None
+
+
+def max_len_from_workload(workload: Mapping[str, Any]) -> int | None:
+    """Longest request of the workload (Workload.longest_request: spreads and length mixes
+    included), rounded up to 1024 tokens."""
+    parsed = workload_from(workload)
+    if parsed is None:
+        return None
+    try:
+        longest = parsed.longest_request
     except (TypeError, ValueError):
         return None
     return int(math.ceil(longest / 1024) * 1024)
@@ -621,6 +634,7 @@ def from_config_json(
         prediction=dict(prediction),
         shared_prefix_len=shared_prefix or 0,
         cached_share=cached_share or 0.0,
+        workload=workload_from(workload) if isinstance(workload, Mapping) else None,
     )
     plan.validate()
     return plan
