@@ -12,7 +12,9 @@ from budsim.core.errors import BudsimError
 
 from .output import echo_json
 
-TARGET_HELP = "vllm | sglang | trtllm | llamacpp | litellm | llmc | docker | k8s | all (repeatable)"
+TARGET_HELP = (
+    "vllm | sglang | trtllm | llamacpp | litellm | llmc | docker | k8s | bench | all (repeatable)"
+)
 
 
 def _load_plan(source: str, rank: int | None, pareto: int | None, db: str | None) -> Any:
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
             None, help="Comma-separated addresses of node 0, 1, ... (LiteLLM api_base, multi-node)."
         ),
         engine: str = typer.Option(
-            None, help="Engine for litellm/llmc/docker/k8s (default: the plan's engine)."
+            None, help="Engine for litellm/llmc/docker/k8s/bench (default: the plan's engine)."
         ),
         image: str = typer.Option(None, help="Container image instead of the official one."),
         models_dir: str = typer.Option(
@@ -85,7 +87,8 @@ def register(app: typer.Typer) -> None:
         db: str = typer.Option(None, help="Run store file (default: $BUDSIM_DB or the data dir)."),
         as_json: bool = typer.Option(False, "--json", help="Print the files as JSON."),
     ) -> None:
-        """Export a configuration as engine launch scripts, LiteLLM/LLMC YAML, docker and k8s."""
+        """Export a configuration as engine launch scripts, LiteLLM/LLMC YAML, docker, k8s and the
+        benchmark that replays its workload (then prints the `budsim calibrate` command)."""
         from budsim.core.export import TARGETS, ExportOptions
         from budsim.core.export import export as run_export
 

@@ -1,5 +1,6 @@
 """Export a chosen configuration as what the user runs: engine launch scripts, a LiteLLM router config,
-an LLMC quantisation recipe, `docker run` commands and Kubernetes manifests.
+an LLMC quantisation recipe, `docker run` commands, Kubernetes manifests, and the benchmark that replays
+the planned workload against them (then feeds its result to `budsim calibrate`).
 
     plan = from_config_json(json.loads(path.read_text()))
     result = export(plan, ["vllm", "litellm"])
@@ -14,13 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import BudsimError
-from . import docker, k8s, litellm, llamacpp, llmc, sglang, trtllm, vllm
+from . import bench, docker, k8s, litellm, llamacpp, llmc, sglang, trtllm, vllm
 from .common import Artifact, EngineRun, ExportOptions, engine_script, engine_title
 from .plan import ExportPlan, from_config_json, select_configuration
 from .quant import quant_step
 
 ENGINE_TARGETS = ("vllm", "sglang", "trtllm", "llamacpp")
-TARGETS = (*ENGINE_TARGETS, "litellm", "llmc", "docker", "k8s")
+TARGETS = (*ENGINE_TARGETS, "litellm", "llmc", "docker", "k8s", "bench")
 
 BUILDERS: dict[str, Callable[..., EngineRun]] = {
     "vllm": vllm.build,
@@ -78,8 +79,8 @@ def export_target(
     *,
     engine: str | None = None,
 ) -> list[Artifact]:
-    """The files of one target. `engine` picks the engine for litellm/llmc/docker/k8s (default: the
-    plan's own)."""
+    """The files of one target. `engine` picks the engine for litellm/llmc/docker/k8s/bench
+    (default: the plan's own)."""
     options = options or ExportOptions()
     options.validate()
     plan.validate()
@@ -108,15 +109,18 @@ def export_target(
         )
     if target == "k8s":
         return k8s.artifacts(plan, build_engine(plan, served_by, options, context="k8s"), options)
+    if target == "bench":
+        return bench.artifacts(plan, build_engine(plan, served_by, options), options)
     raise BudsimError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)} or all")
 
 
 def targets_for_all(plan: ExportPlan) -> list[str]:
-    """What --target all means for this plan: its engine, llama.cpp on CPU, then the rest."""
+    """What --target all means for this plan: its engine, llama.cpp on CPU, then the rest (the
+    benchmark last: it runs once the deployment is up)."""
     out = [plan.engine]
     if plan.device_kind == "cpu" and "llamacpp" not in out:
         out.append("llamacpp")
-    return out + ["litellm", "llmc", "docker", "k8s"]
+    return out + ["litellm", "llmc", "docker", "k8s", "bench"]
 
 
 def export(

@@ -16,6 +16,10 @@ budsim.core.engines.ENGINE_VERSIONS, which the predictions describe and `budsim 
 - llama.cpp `llama-server` at ggml-org/llama.cpp commit 00dc8057.
 - LiteLLM proxy 1.110.2 (`litellm --config`).
 - LLMC / LightCompress commit 9701d035 (run through torchrun).
+- The bench target's clients: `vllm bench serve` of vLLM 0.11.x (every flag also in 0.33.0) and
+  `python3 -m sglang.benchmark.serving` of SGLang 0.5.23. Their option lists were dumped from the
+  parsers the wheels' own `add_cli_args` / `cli_main` build (tests/fixtures/bench_flags/, README
+  there), as the engine lists were.
 """
 
 from __future__ import annotations
@@ -195,6 +199,76 @@ TRTLLM = FlagTable(
         }
     ),
 )
+
+# ---- benchmark clients (the bench target) -------------------------------------------------------
+# Their option lists are in tests/fixtures/bench_flags/ (`reference` names the file there, one per
+# version in `reference_versions`), not in ../shared/reference/engine_flags/.
+
+VLLM_BENCH = FlagTable(
+    engine="vLLM",
+    program=("vllm", "bench", "serve"),
+    version=ENGINE_VERSIONS["vllm"],
+    reference="vllm_bench_serve",
+    reference_versions=("0.11.0", "0.33.0"),
+    flags={
+        "--backend": "vllm (a vLLM server) | openai (trtllm-serve, the LiteLLM proxy)",
+        "--base-url": "http://host:port of the server or the proxy",
+        "--model": "the checkpoint: the tokenizer, and the API name unless --served-model-name",
+        "--served-model-name": "API model name when it differs from --model",
+        "--trust-remote-code": "custom tokenizer code",
+        "--dataset-name": "random: random token ids, nothing to download",
+        "--random-input-len": "prompt tokens (after the shared prefix)",
+        "--random-output-len": "output tokens",
+        "--random-range-ratio": "lengths drawn in [len*(1-r), len*(1+r)] (one r for both)",
+        "--random-prefix-len": "tokens of a prefix every prompt shares",
+        "--ignore-eos": "generate exactly the output length",
+        "--num-prompts": "requests of the run",
+        "--max-concurrency": "closed loop: requests in flight",
+        "--request-rate": "arrivals per second",
+        "--burstiness": "gamma shape of the arrival gaps (1 = Poisson)",
+        "--seed": "the workload's seed",
+        "--ready-check-timeout-sec": "wait for the server to answer first",
+        "--percentile-metrics": "ttft,tpot,itl,e2el",
+        "--metric-percentiles": "50,90,95,99",
+        "--save-result": "write the result JSON (what budsim calibrate reads)",
+        "--result-dir": "folder of the result",
+        "--result-filename": "name of the result",
+    },
+)
+
+SGLANG_BENCH = FlagTable(
+    engine="SGLang",
+    # sglang.bench_serving is the deprecated alias (a FutureWarning) since 0.5.16
+    program=("python3", "-m", "sglang.benchmark.serving"),
+    version=ENGINE_VERSIONS["sglang"],
+    reference="sglang_bench_serving",
+    reference_versions=("0.5.23",),
+    flags={
+        "--backend": "sglang (native /generate) | sglang-oai (the LiteLLM proxy)",
+        "--base-url": "http://host:port of the server or the proxy",
+        "--model": "the checkpoint: the tokenizer",
+        "--served-model-name": "API model name when it differs from --model",
+        "--dataset-name": "random-ids (random token ids: no ShareGPT download) | "
+        "generated-shared-prefix (a shared system prompt)",
+        "--random-input-len": "longest prompt: lengths drawn in [len*r, len]",
+        "--random-output-len": "longest output: lengths drawn in [len*r, len]",
+        "--random-range-ratio": "r (1 = fixed lengths)",
+        "--gsp-num-groups": "1: one system prompt every request shares",
+        "--gsp-prompts-per-group": "requests of the run (generated-shared-prefix)",
+        "--gsp-system-prompt-len": "the shared prefix",
+        "--gsp-question-len": "prompt tokens after the prefix",
+        "--gsp-output-len": "output tokens",
+        "--gsp-range-ratio": "1: fixed lengths",
+        "--num-prompts": "requests of the run",
+        "--max-concurrency": "closed loop: requests in flight",
+        "--request-rate": "Poisson arrivals per second",
+        "--seed": "the workload's seed",
+        "--ready-check-timeout-sec": "wait for the server to answer first",
+        "--output-file": "JSONL result, one line per run (what budsim calibrate reads)",
+    },
+)
+
+BENCH_TABLES: dict[str, FlagTable] = {"vllm": VLLM_BENCH, "sglang": SGLANG_BENCH}
 
 # Speculative-decoding method values the exporter may emit (values of options, not options).
 # vLLM: --speculative-config's "method", in both vLLM 0.11.0's SpeculativeMethod (docs.vllm.ai
