@@ -29,6 +29,7 @@ from budsim.core.errors import BudsimError
 from budsim.core.export import TARGETS, Artifact, ExportOptions, export, export_target
 from budsim.core.export.flags import (
     ALL_TABLES,
+    BENCH_TABLES,
     DOCKER_RUN_FLAGS,
     ENGINE_TABLES,
     LITELLM,
@@ -64,10 +65,12 @@ GOLDEN_TARGETS: dict[str, tuple[str, ...]] = {
     "int4_llmc": ("llmc", "vllm", "sglang", "litellm", "docker", "k8s"),
     # speculative decoding and prefix caching; these plans are budsim's own predictions, written
     # by tests/golden/export/make_plans.py
-    "spec_eagle3_vllm": ("vllm", "sglang", "trtllm", "docker", "k8s"),
-    "spec_mtp_sglang": ("sglang", "vllm", "trtllm"),
-    "spec_ngram_trtllm": ("trtllm", "vllm", "sglang"),
-    "prefix_cache": ("vllm", "sglang", "trtllm", "k8s"),
+    "spec_eagle3_vllm": ("vllm", "sglang", "trtllm", "docker", "k8s", "bench"),
+    "spec_mtp_sglang": ("sglang", "vllm", "trtllm", "bench"),
+    "spec_ngram_trtllm": ("trtllm", "vllm", "sglang", "bench"),
+    "prefix_cache": ("vllm", "sglang", "trtllm", "k8s", "bench"),
+    # the bench target's rate scenario (bursty arrivals, spread lengths, a sized run)
+    "bench_rate_spread": ("vllm", "bench"),
 }
 
 
@@ -217,8 +220,17 @@ def test_golden_plans_cover_the_issue_matrix() -> None:
 # ---- every command against the flag tables ----------------------------------------------------------
 
 
+def bench_of(words: list[str]) -> tuple[FlagTable, list[str]] | None:
+    """The benchmark client table a command runs and the words after its program, or None."""
+    for table in BENCH_TABLES.values():
+        at = find_program(words, table)
+        if at is not None:
+            return table, words[at:]
+    return None
+
+
 def test_every_generated_command_uses_only_table_flags() -> None:
-    checked = {name: 0 for name in ("engine", "docker", "litellm", "llmc", "modelopt")}
+    checked = {name: 0 for name in ("engine", "docker", "litellm", "llmc", "modelopt", "bench")}
     for plan_name, _, artifact in all_outputs():
         if artifact.kind != "sh":
             continue
@@ -230,12 +242,19 @@ def test_every_generated_command_uses_only_table_flags() -> None:
                 checked["docker"] += 1
                 words = inner
             found = engine_of(words)
+            client = bench_of(words)
             if found is not None:
                 table, rest = found
                 bad = [f for f in option_words(rest) if f not in table.flags]
                 assert not bad, f"{plan_name}/{artifact.name}: {bad} not in the {table.title} table"
                 assert set(env) <= set(table.env), (plan_name, artifact.name, env)
                 checked["engine"] += 1
+            elif client is not None:
+                table, rest = client
+                bad = [f for f in option_words(rest) if f not in table.flags]
+                assert not bad, f"{plan_name}/{artifact.name}: {bad} not in the {table.title} table"
+                assert not env
+                checked["bench"] += 1
             elif len(words) > 1 and words[1].endswith("/examples/llm_ptq/hf_ptq.py"):
                 assert words[0] == "python3"
                 assert set(option_words(words[2:])) <= set(MODELOPT.flags)
@@ -693,7 +712,8 @@ def test_all_skips_optional_targets_with_a_reason() -> None:
         "docker.sh",
         "k8s.yaml",
     ]
-    assert [t for t, _ in result.skipped] == ["llmc"]
+    # the cpu plan does not say its workload: nothing for a benchmark to replay
+    assert [t for t, _ in result.skipped] == ["llmc", "bench"]
     with pytest.raises(BudsimError, match="no LLMC recipe needed"):
         export(load_plan("cpu"), ["llmc"])
 
@@ -857,6 +877,10 @@ def test_cli_exports_a_stored_run(tmp_path: Path) -> None:
     result = runner.invoke(_cli(), ["export", run_id, "-t", "vllm", "--rank", "1", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "--tensor-parallel-size 8" in result.output and "predicted: TTFT n/a" in result.output
+    # the benchmark replays the run's workload (closed loop of 1 by default)
+    result = runner.invoke(_cli(), ["export", run_id[:8], "-t", "bench", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "--random-input-len 1000" in result.output and "--max-concurrency 1" in result.output
 
 
 @pytest.mark.parametrize(
@@ -1224,3 +1248,260 @@ def test_max_model_len_covers_the_longest_request_of_a_length_mix() -> None:
     )
     assert max_len_from_workload({"input_len": 1024, "output_len": 256}) == 2048
     assert max_len_from_workload({}) is None
+
+
+# ---- the benchmark (bench target) -------------------------------------------------------------------
+
+BENCH_FLAGS = HERE / "fixtures" / "bench_flags"
+
+
+@pytest.mark.parametrize("client", sorted(BENCH_TABLES))
+def test_bench_flags_exist_in_the_clients_option_lists(client: str) -> None:
+    """Every option a bench command may carry is accepted by the client's own parser in each
+    release the table names (lists dumped from the wheels, tests/fixtures/bench_flags/)."""
+    table = BENCH_TABLES[client]
+    assert table.reference and table.reference_versions
+    for version in table.reference_versions:
+        path = BENCH_FLAGS / f"{table.reference}-{version}.txt"
+        lines = path.read_text().splitlines()
+        tokens = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        missing = sorted(set(table.flags) - tokens)
+        assert not missing, f"not accepted by {table.engine} {version}: {missing}"
+
+
+def _bench_words(plan: ExportPlan, engine: str | None = None) -> tuple[str, list[str]]:
+    (artifact,) = export_target(plan, "bench", engine=engine)
+    assert artifact.name == "bench.sh" and artifact.kind == "sh"
+    found = [w for w in commands(artifact.content) if bench_of(w)]
+    assert len(found) == 1
+    return artifact.content, found[0]
+
+
+def test_bench_replays_each_engine_against_its_server() -> None:
+    # vLLM: one replica, its own server and API name
+    text, words = _bench_words(load_plan("spec_eagle3_vllm"))
+    assert words[:3] == ["vllm", "bench", "serve"] and _value(words, "--backend") == "vllm"
+    assert 'BASE_URL="${BASE_URL:-http://localhost:8000}"' in text
+    assert _value(words, "--model") == "meta-llama/Llama-3.1-8B-Instruct"
+    assert _value(words, "--served-model-name") == "llama-3.1-8b"
+    assert (_value(words, "--max-concurrency"), _value(words, "--num-prompts")) == ("4", "100")
+    assert "--ignore-eos" in words and "--request-rate" not in words
+    # SGLang: its own client, random token ids (no ShareGPT download), fixed lengths
+    text, words = _bench_words(load_plan("spec_mtp_sglang"))
+    assert words[:3] == ["python3", "-m", "sglang.benchmark.serving"]
+    assert (_value(words, "--backend"), _value(words, "--dataset-name")) == ("sglang", "random-ids")
+    assert _value(words, "--random-range-ratio") == "1"  # [len*1, len]: fixed
+    assert 'BASE_URL="${BASE_URL:-http://localhost:30000}"' in text
+    assert _value(words, "--output-file") == "$RESULT_DIR/$RESULT_FILE"
+    # TensorRT-LLM, two replicas: vLLM's client through the LiteLLM proxy
+    text, words = _bench_words(load_plan("spec_ngram_trtllm"))
+    assert words[:3] == ["vllm", "bench", "serve"] and _value(words, "--backend") == "openai"
+    assert 'BASE_URL="${BASE_URL:-http://localhost:4000}"' in text and "litellm.sh" in text
+    assert _value(words, "--served-model-name") == "llama-3.1-8b"  # the proxy's model_name
+    # one trtllm-serve replica answers to the checkpoint it loaded (no served-model-name option)
+    single = load_plan("spec_ngram_trtllm", replicas=1)
+    text, words = _bench_words(single)
+    assert _value(words, "--backend") == "openai" and "--served-model-name" not in words
+    assert 'BASE_URL="${BASE_URL:-http://localhost:8000}"' in text
+
+
+def test_bench_load_and_lengths_follow_the_workload() -> None:
+    # a rate with bursty arrivals, spread lengths and a sized run
+    _, words = _bench_words(load_plan("bench_rate_spread"))
+    assert (_value(words, "--request-rate"), _value(words, "--burstiness")) == ("4", "0.5")
+    assert "--max-concurrency" not in words and _value(words, "--num-prompts") == "400"
+    assert _value(words, "--random-range-ratio") == "0.25" and _value(words, "--seed") == "7"
+    # SGLang draws lengths in [len*r, len]: len = mean*(1+s), r = (1-s)/(1+s); Poisson only
+    text, words = _bench_words(load_plan("bench_rate_spread"), engine="sglang")
+    assert (_value(words, "--random-input-len"), _value(words, "--random-output-len")) == (
+        "2560",
+        "320",
+    )
+    assert _value(words, "--random-range-ratio") == "0.6" and "--burstiness" not in words
+    assert "SGLang's benchmark sends Poisson arrivals" in text
+    # a shared prefix: vLLM's random prefix, SGLang's shared-prefix dataset (one group)
+    _, words = _bench_words(load_plan("prefix_cache"))
+    assert (_value(words, "--random-prefix-len"), _value(words, "--random-input-len")) == (
+        "2048",
+        "4096",
+    )
+    text, words = _bench_words(load_plan("prefix_cache"), engine="sglang")
+    assert _value(words, "--dataset-name") == "generated-shared-prefix"
+    assert (_value(words, "--gsp-system-prompt-len"), _value(words, "--gsp-question-len")) == (
+        "2048",
+        "4096",
+    )
+    assert _value(words, "--gsp-prompts-per-group") == "320" and "--num-prompts" not in words
+    assert "shared_prefix_len=2048" in text and "cached_share" not in text.split("printf")[-1]
+    # the spread of a whole prompt, carried by the part after the prefix: 0.2 x 6144 / 4096
+    workload = {"input_len": 6144, "output_len": 512, "shared_prefix_len": 2048}
+    spread = load_plan("prefix_cache", workload={**workload, "input_len_spread": 0.2})
+    assert _value(_bench_words(spread)[1], "--random-range-ratio") == "0.3"
+    wide = load_plan("prefix_cache", workload={**workload, "input_len_spread": 0.9})
+    text, words = _bench_words(wide)
+    assert _value(words, "--random-range-ratio") == "0.99" and "vLLM takes below 1" in text
+    # a static batch: all at once
+    static = load_plan(
+        "spec_eagle3_vllm",
+        workload={"scenario": "static", "batch_size": 8, "input_len": 512, "output_len": 64},
+    )
+    _, words = _bench_words(static)
+    assert (_value(words, "--max-concurrency"), _value(words, "--num-prompts")) == ("8", "8")
+
+
+def test_bench_sends_a_length_mix_at_its_means() -> None:
+    mix = [[0.7, 128, 64, 0.0, 0.0], [0.3, 4096, 1024, 0.0, 0.0]]  # as a stored run holds it
+    workload = {"concurrency": 16, "input_len": 1318, "output_len": 352, "length_mix": mix}
+    text, words = _bench_words(load_plan("spec_eagle3_vllm", workload=workload))
+    assert (_value(words, "--random-input-len"), _value(words, "--random-output-len")) == (
+        "1318",
+        "352",
+    )
+    assert _value(words, "--random-range-ratio") == "0"
+    assert "mixes 2 request shapes" in text and "mean lengths 1318 -> 352" in text
+
+
+def test_bench_needs_a_workload_and_a_predicted_engine() -> None:
+    with pytest.raises(BudsimError, match="does not say the workload"):
+        export_target(load_plan("dense_cuda"), "bench")
+    cpu = load_plan("cpu", workload={"input_len": 512, "output_len": 128})
+    assert export_target(cpu, "bench")  # vLLM on CPU: the client does not care
+    with pytest.raises(BudsimError, match="no benchmark for llama.cpp"):
+        export_target(cpu, "bench", engine="llamacpp")
+    comma = load_plan("spec_eagle3_vllm", model="/srv/models/llama,v2")
+    with pytest.raises(BudsimError, match="cannot carry"):
+        export_target(comma, "bench")
+
+
+def test_bench_keeps_hostile_names_one_argument() -> None:
+    plan = load_plan("spec_eagle3_vllm", served_model_name=HOSTILE_NAME)
+    _, words = _bench_words(plan)
+    assert _value(words, "--served-model-name") == HOSTILE_NAME
+
+
+FAKE_VLLM = '''#!{python}
+"""vllm bench serve, faked: writes the --save-result JSON vLLM 0.11.0 writes, from its arguments."""
+import json, os, sys
+
+args = sys.argv[1:]
+assert args[:2] == ["bench", "serve"], args
+def value(flag, default=None):
+    return args[args.index(flag) + 1] if flag in args else default
+n = int(value("--num-prompts"))
+isl = int(value("--random-input-len")) + int(value("--random-prefix-len", 0))
+osl = int(value("--random-output-len"))
+conc = value("--max-concurrency")
+rate = value("--request-rate")
+metrics = {{}}
+for name, mean in (("ttft", 140.0), ("tpot", 14.0), ("itl", 13.9), ("e2el", 140.0 + 14.0 * osl)):
+    metrics.update({{f"mean_{{name}}_ms": mean, f"median_{{name}}_ms": mean * 0.97,
+                    f"std_{{name}}_ms": mean * 0.1}})
+    for p in value("--metric-percentiles").split(","):
+        metrics[f"p{{p}}_{{name}}_ms"] = mean * (1 + int(p) / 200)
+duration = n * (140.0 + 14.0 * osl) / 1000 / (int(conc) if conc else 1)
+result = {{
+    "date": "20261201-120000", "endpoint_type": value("--backend"), "backend": value("--backend"),
+    "label": None, "model_id": value("--model"), "tokenizer_id": value("--model"),
+    "num_prompts": n, "request_rate": float(rate) if rate else "inf",
+    "burstiness": float(value("--burstiness", 1.0)),
+    "max_concurrency": int(conc) if conc else None, "duration": duration, "completed": n,
+    "total_input_tokens": n * isl, "total_output_tokens": n * osl,
+    "request_throughput": n / duration, "request_goodput": None,
+    "output_throughput": n * osl / duration, "total_token_throughput": n * (isl + osl) / duration,
+    "max_output_tokens_per_s": 1.2 * n * osl / duration, "max_concurrent_requests": int(conc or 1),
+    **metrics,
+}}
+folder = value("--result-dir", ".")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, value("--result-filename")), "w") as out:
+    json.dump(result, out)
+'''
+
+FAKE_SGLANG = '''#!{python}
+"""python3 -m sglang.benchmark.serving, faked: appends the --output-file line SGLang 0.5.23 writes."""
+import json, sys
+
+args = sys.argv[1:]
+assert args[:2] == ["-m", "sglang.benchmark.serving"], args
+def value(flag, default=None):
+    return args[args.index(flag) + 1] if flag in args else default
+n = int(value("--num-prompts"))
+isl, osl = int(value("--random-input-len")), int(value("--random-output-len"))
+conc = value("--max-concurrency")
+result = {{
+    "tag": None, "backend": value("--backend"), "dataset_name": value("--dataset-name"),
+    "request_rate": float(value("--request-rate", "inf")), "max_concurrency": int(conc),
+    "random_input_len": isl, "random_output_len": osl,
+    "random_range_ratio": float(value("--random-range-ratio")), "server_info": None,
+    "duration": 60.0, "completed": n, "total_input_tokens": n * isl,
+    "total_output_tokens": n * osl, "total_output_tokens_retokenized": n * osl,
+    "request_throughput": n / 60.0, "input_throughput": n * isl / 60.0,
+    "output_throughput": n * osl / 60.0, "total_throughput": n * (isl + osl) / 60.0,
+    "mean_e2e_latency_ms": 9000.0, "median_e2e_latency_ms": 8900.0, "p99_e2e_latency_ms": 9900.0,
+    "mean_ttft_ms": 260.0, "median_ttft_ms": 250.0, "p99_ttft_ms": 600.0,
+    "mean_tpot_ms": 17.0, "median_tpot_ms": 16.8, "p99_tpot_ms": 21.0,
+    "mean_itl_ms": 16.9, "median_itl_ms": 16.5, "p99_itl_ms": 40.0, "concurrency": float(conc),
+}}
+with open(value("--output-file"), "a") as out:
+    out.write(json.dumps(result) + "\\n")
+'''
+
+
+@needs_bash
+@pytest.mark.parametrize(
+    ("plan_name", "engine", "program"),
+    [
+        ("spec_eagle3_vllm", "vllm", "vllm"),
+        ("spec_ngram_trtllm", "trtllm", "vllm"),  # vLLM's client against trtllm-serve
+        ("spec_mtp_sglang", "sglang", "python3"),
+    ],
+)
+def test_bench_result_goes_back_through_the_printed_calibrate_command(
+    tmp_path: Path, plan_name: str, engine: str, program: str
+) -> None:
+    """Run bench.sh with a fake client that writes the result file the real one writes; the
+    `budsim calibrate` command the script prints, run as printed (in a temporary calibration
+    store), accepts it, and `calibrate --list` shows the point."""
+    import sys
+
+    plan = load_plan(plan_name)
+    (artifact,) = export_target(plan, "bench")
+    (tmp_path / artifact.name).write_text(artifact.content)
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / program
+    body = FAKE_SGLANG if program == "python3" else FAKE_VLLM
+    fake.write_text(body.format(python=sys.executable))
+    fake.chmod(0o755)
+    results = tmp_path / "bench results"  # a space: the printed command quotes the path
+    ran = _run_script(tmp_path, artifact.name, {"RESULT_DIR": str(results)})
+    assert ran.returncode == 0, ran.stderr
+    (result,) = results.iterdir()
+    assert result.suffix == (".jsonl" if engine == "sglang" else ".json")
+    printed = ran.stdout.strip().splitlines()[-1]
+    words = shlex.split(printed)
+    assert words[:3] == ["budsim", "calibrate", "--results"] and words[3] == str(result)
+    deployment = dict(pair.split("=", 1) for pair in words[5].split(","))
+    assert deployment["engine"] == engine and deployment["model"] == plan.model
+    budsim = Path(sys.executable).parent / "budsim"
+    env = {**os.environ, "BUDSIM_CALIBRATION_DIR": str(tmp_path / "calibration")}
+    fitted = subprocess.run(
+        [str(budsim), *words[1:], "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert fitted.returncode == 0, fitted.stderr
+    summary = json.loads(fitted.stdout)
+    assert summary["points"] == 1 and summary["match"]["engine"] == engine
+    listed = subprocess.run(
+        [str(budsim), "calibrate", "--list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    assert (entry["hardware"], entry["engine"], entry["points"]) == (plan.hardware, engine, 1)
+    point = json.loads(Path(entry["path"]).read_text())["points"][0]
+    workload = plan.workload
+    assert workload is not None
+    assert point["concurrency"] == workload.concurrency
+    assert point["input_len"] == workload.input_len and point["output_len"] == workload.output_len

@@ -1,6 +1,6 @@
 """Write the golden plans of speculative decoding and prefix caching from budsim's own predictions.
 
-    .venv/bin/python tests/golden/export/make_plans.py
+    .venv/bin/python tests/golden/export/make_plans.py [NAME ...]   # all plans, or the named ones
 
 Each plan is a deployment, the workload it was predicted for (as a stored run keeps it: the export
 reads max_model_len and prefix caching from it) and that prediction, in the configuration JSON
@@ -114,6 +114,31 @@ CASES: dict[str, tuple[Deployment, Workload, dict[str, Any]]] = {
         ),
         {**LLAMA, "served_model_name": "llama-3.1-70b"},
     ),
+    # the bench target's rate scenario: bursty arrivals, spread lengths, a sized run
+    "bench_rate_spread": (
+        Deployment(
+            model="meta-llama/Llama-3.1-8B-Instruct",
+            hardware="h100-sxm",
+            engine="vllm",
+            tp=1,
+            weight_dtype="bf16",
+            max_num_seqs=64,
+            max_num_batched_tokens=4096,
+            gpu_memory_utilization=0.9,
+        ),
+        Workload(
+            scenario="rate",
+            rate=4.0,
+            burstiness=0.5,
+            input_len=2048,
+            output_len=256,
+            input_len_spread=0.25,
+            output_len_spread=0.25,
+            num_requests=400,
+            seed=7,
+        ),
+        {**LLAMA, "served_model_name": "llama-3.1-8b"},
+    ),
 }
 
 
@@ -137,12 +162,16 @@ def plan_doc(name: str, dep: Deployment, workload: Workload, facts: dict[str, An
     }
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     for name, (dep, workload, facts) in CASES.items():
+        if names and name not in names:
+            continue
         doc = plan_doc(name, dep, workload, facts)
         (PLANS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
         print(name, doc["predicted_performance"]["tpot_ms_mean"])
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])
