@@ -54,6 +54,18 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def pack(parts: Sequence[str], width: int, sep: str = " · ") -> str:
+    """`parts` joined by `sep`, in lines of at most `width` cells that break between parts, never
+    inside one (a part wider than `width` has a line of its own; width 0: one line)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and (not width or len(lines[-1]) + len(sep) + len(part) <= width):
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def fmt_bytes(n: float | None) -> str:
     if n is None:
         return "-"
@@ -123,11 +135,20 @@ class ResultView:
 
     @property
     def title(self) -> str:
+        """The model (its catalog id, as History names it), the hardware and the target."""
         req = self.request
         return (
-            f"{req.get('model')} on {req.get('devices')}× {req.get('hardware')} · "
-            f"{workload_text(req.get('workload') or {})} · target {self.target}"
+            f"{run_label(req).model} on {req.get('devices')}× {req.get('hardware')} · "
+            f"target {self.target}"
         )
+
+    @property
+    def goal(self) -> str:
+        """The workload and the SLOs with their percentile (as History shows them):
+        "concurrency 32 · ISL 1024 / OSL 256 · SLO TTFT p99 ≤ 500 ms"."""
+        slo = run_label(self.request).slo
+        workload = workload_text(self.request.get("workload") or {})
+        return f"{workload} · " + (f"SLO {', '.join(slo)}" if slo else "no SLO")
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -287,9 +308,23 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
             + (f", {fmt(headline)} {unit}" if headline is not None else "")
             + f"{scope}."
         )
-    else:
+    elif row.kind == "closest":
+        misses = [
+            f"{c.get('name')} {fmt(c.get('value'))} (limit {fmt(c.get('limit'))})"
+            for c in row.constraints
+            if c.get("met") is False
+        ]
         parts.append(
-            f"{describe(cfg)} is a {row.kind} trade-off"
+            f"{describe(cfg)} comes closest to the constraints"
+            + (f" at {fmt(headline)} {unit}" if headline is not None else "")
+            + (f" but misses {', '.join(misses)}" if misses else "")
+            + "."
+        )
+    else:
+        kind = {"pareto": "Pareto"}.get(row.kind, row.kind)
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        parts.append(
+            f"{describe(cfg)} is {article} {kind} trade-off"
             + (f" at {fmt(headline)} {unit}" if headline is not None else "")
             + "."
         )

@@ -92,7 +92,7 @@ class ResultsScreen(BudsimScreen):
         view = self.view
         title = Text()
         title.append(view.title, style="bold")
-        title.append("\n")
+        title.append(f"\n{view.goal}\n")
         status = run_status_text(view.status)
         title.append(status, style="bold red" if view.status != "completed" else "bold green")
         if view.run_id:
@@ -106,15 +106,13 @@ class ResultsScreen(BudsimScreen):
             if gens is not None:
                 local = meta.get("local_search_rounds")
                 bits.append(
-                    f"{gens} generation{'' if gens == 1 else 's'} evolved"
-                    + (f" + {local} local rounds" if local else "")
+                    f"{gens} generation{'' if gens == 1 else 's'}"
+                    + (f" + {local} local round{'' if local == 1 else 's'}" if local else "")
                 )
             if meta.get("seed") is not None:
                 bits.append(f"seed {meta['seed']}")
             if bits:
                 title.append(" · " + " · ".join(bits))
-        if view.error and view.status != "completed":
-            title.append(f" · {view.error}", style="dim")
         self.query_one("#results-title", Static).update(title)
         table = self.query_one("#candidates", DataTable)
         for key, label in (
@@ -213,7 +211,10 @@ class ResultsScreen(BudsimScreen):
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.sort_reverse = False
         self._fill_table()
-        self.notify(f"sorted by {SORTS[self.sort_index][1]}", timeout=1.5)
+        key, label = SORTS[self.sort_index]
+        if key == "second":
+            label = OBJECTIVE_LABELS.get(self.second, self.second)
+        self.notify(f"sorted by {label}", timeout=1.5)
 
     # ------------------------------------------------------------------------------ detail
 
@@ -229,6 +230,8 @@ class ResultsScreen(BudsimScreen):
             return
         cfg = row.configuration
         head = Text()
+        if self.view.error and self.view.status != "completed":  # why the search failed, first
+            head.append(f"{self.view.error}\n", style="red")
         head.append(f"{row.kind} #{row.rank}: ", style="bold")
         head.append(describe(cfg), style="bold")
         head.append("\n")
