@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from ..views import fmt
+from ..views import fmt, pack
 from ..widgets.best_table import BestTable
 from ..widgets.fitness_chart import FitnessChart
 from ..widgets.population_scatter import PopulationScatter
@@ -32,6 +32,7 @@ class RunScreen(BudsimScreen):
         super().__init__()
         self._seen_version = -1
         self._seen_active: bool | None = None
+        self._seen_title = ""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (in the footer too) only while the search runs."""
@@ -58,6 +59,9 @@ class RunScreen(BudsimScreen):
         self.render_state()
         self.set_interval(REFRESH_S, self.render_state)
 
+    def on_resize(self) -> None:
+        self._seen_version = -1  # the next frame folds the title for the new width
+
     def render_state(self) -> None:
         """Draw the app's run state if it changed since the last frame (throttled by the timer)."""
         state = self.budsim.run_state
@@ -68,13 +72,19 @@ class RunScreen(BudsimScreen):
             self._seen_active = state.active
             self.refresh_bindings()  # the footer drops "c Cancel" once the run has ended
         req = state.request
-        title = (
-            f"{req.model} · {req.devices}× {req.hardware} · target {req.optimization_target}"
-            f" · population {req.ga.population} · {req.ga.generations} generations"
-        )
+        parts = [
+            f"{req.model} on {req.devices}× {req.hardware}",
+            f"target {req.optimization_target}",
+            f"population {req.ga.population}",
+            f"{req.ga.generations} generations",
+        ]
         if state.run_id:
-            title += f" · run {state.run_id[:8]}"
-        self.query_one("#run-title", Static).update(title, layout=False)
+            parts.append(f"run {state.run_id[:8]}")
+        line = self.query_one("#run-title", Static)
+        title = pack(parts, line.size.width or self.size.width - 2)
+        if title != self._seen_title:  # two lines at 80 columns: a new layout only then
+            self._seen_title = title
+            line.update(title)
         latest = state.progress[-1] if state.progress else None
         self.query_one(RunProgress).show(latest, state.status)
         self.query_one(FitnessChart).show(state.progress, req.optimization_target)
@@ -85,8 +95,8 @@ class RunScreen(BudsimScreen):
         elif latest is not None:
             table.show(latest.leaders, latest.x_name)
         message = self.query_one("#run-message", Static)
-        if state.error:
-            message.update(f"✖ {state.error}", layout=False)
+        if state.error:  # whole, on as many lines as it takes (the search is over)
+            message.update(f"✖ {state.error}")
             message.add_class("-error")
         elif state.status == "cancelling":
             message.update("cancelling… (the run keeps its finished generations)", layout=False)

@@ -11,7 +11,16 @@ from ..runner import Progress
 from ..views import fmt, fmt_duration
 
 
-def progress_line(p: Progress | None, status: str) -> Text:
+def progress_line(p: Progress | None, status: str, width: int | None = None) -> Text:
+    """Where the search is; in the compact form ("gen 12/50 · ETA 40.2 s · 1,234 evals · ...")
+    when the full one is wider than `width`, so that it stays one line at 80 columns."""
+    text = _progress_line(p, status, compact=False)
+    if width and text.cell_len > width:
+        text = _progress_line(p, status, compact=True)
+    return text
+
+
+def _progress_line(p: Progress | None, status: str, *, compact: bool) -> Text:
     text = Text()
     if p is None:
         text.append(f"{status}: preparing the search space…")
@@ -19,18 +28,27 @@ def progress_line(p: Progress | None, status: str) -> Text:
     if p.method == "exhaustive":
         text.append(f"batch {p.generation + 1}", style="bold")
     elif p.method == "local":
-        text.append(f"local search round {p.local_round}", style="bold")
+        text.append(f"local {'' if compact else 'search '}round {p.local_round}", style="bold")
     else:
-        text.append(f"generation {p.generation}/{p.generations}", style="bold")
-    text.append(f" · {fmt(p.evaluations)} evaluated")
-    text.append(f" · {p.evals_per_s:.1f}/s")
+        gen = "gen" if compact else "generation"
+        text.append(f"{gen} {p.generation}/{p.generations}", style="bold")
+    running = status == "running"
+    eta = f"ETA {fmt_duration(p.eta_s) if p.eta_s is not None else '-'}"
+    if compact and running:  # the ETA first; the elapsed time left out
+        text.append(f" · {eta}")
+    text.append(f" · {fmt(p.evaluations)} {'evals' if compact else 'evaluated'}")
+    rate = f" · {fmt(round(p.evals_per_s))}/s"
+    if not compact:
+        text.append(rate)
     text.append(f" · {p.feasible}/{p.population} feasible")
-    text.append(f" · {fmt_duration(p.elapsed_s)}")
-    if status == "running":
-        eta = p.eta_s
-        text.append(f" · ETA {fmt_duration(eta) if eta is not None else '-'}")
-    else:
+    if compact:
+        text.append(rate)
+    if not (compact and running):
+        text.append(f" · {fmt_duration(p.elapsed_s)}")
+    if not running:
         text.append(f" · {status}", style="bold")
+    elif not compact:
+        text.append(f" · {eta}")
     return text
 
 
@@ -47,7 +65,8 @@ class RunProgress(Vertical):
         yield ProgressBar(total=1000, show_eta=False, id="run-bar")
 
     def show(self, progress: Progress | None, status: str) -> None:
-        self.query_one("#run-line", Static).update(progress_line(progress, status), layout=False)
+        line = self.query_one("#run-line", Static)
+        line.update(progress_line(progress, status, line.size.width), layout=False)
         bar = self.query_one("#run-bar", ProgressBar)
         done = 1.0 if status == "completed" else (progress.fraction if progress else 0.0)
         bar.update(total=1000, progress=round(done * 1000))
