@@ -241,7 +241,7 @@ def check_form(
     errors: dict[str, str] = {}
     model = values.model.strip()
     if not model:
-        errors["model"] = "choose a model (catalog id, HF id or path to config.json)"
+        errors["model"] = "choose a model (catalog id, HF id, config.json)"
     elif model_pending:
         errors["model"] = "checking…"
     elif model_error:

@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from ..views import fmt, model_cell, run_label, run_status_text
+from ..views import fmt, model_cell, pack, run_label, run_status_text
 from ..widgets.title_bar import TitleBar
-from .base import BudsimScreen
+from .base import BudsimScreen, breakpoint_classes
 from .modals import ConfirmScreen
 
 STATUS_STYLE = {
@@ -51,6 +51,36 @@ def workload_cell(run: Mapping[str, Any]) -> str:
     )
 
 
+def run_details(run: Mapping[str, Any], width: int = 0) -> str:
+    """The highlighted run's target, date and search size (the columns a narrow table leaves out),
+    in lines of at most `width` that break between the parts, not inside one."""
+    parts = [f"run {str(run.get('id'))[:8]}", f"target {run.get('objective') or '-'}"]
+    if run.get("created_at"):
+        parts.append(f"created {created_text(run.get('created_at'))} UTC")
+    gens, evals = run.get("generations"), run.get("evaluations")
+    if gens is not None:
+        parts.append(f"{fmt(gens)} generation{'' if gens == 1 else 's'} saved")
+    if evals is not None:
+        parts.append(f"{fmt(evals)} evaluated")
+    return pack(parts, width)
+
+
+# (key, label); below 100 columns the table keeps the first NARROW_COLUMNS and the line under it
+# names the highlighted run's others (run_details), instead of cutting "created" at the edge
+COLUMNS = (
+    ("id", " run"),
+    ("model", "model"),
+    ("workload", "workload · SLO"),
+    ("best", "tok/s/dev"),
+    ("hardware", "hardware"),
+    ("created", "created (UTC)"),
+    ("target", "target"),
+    ("gens", "gens"),
+    ("evals", "evals"),
+)
+NARROW_COLUMNS = 5
+
+
 def best_text(run: Mapping[str, Any]) -> str:
     pred = run.get("best_prediction") or {}
     obj = run.get("best_objectives") or {}
@@ -75,32 +105,36 @@ class HistoryScreen(BudsimScreen):
         super().__init__()
         self.runs: list[dict[str, Any]] = []
         self.marked: list[str] = []
+        self._narrow = False
 
     def compose(self) -> ComposeResult:
         yield TitleBar("history")
         yield Static("loading the saved runs…", id="history-info")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="history-run")
         yield Footer()
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#runs", DataTable)
-        for key, label in (
-            ("id", " run"),
-            ("model", "model"),
-            ("workload", "workload · SLO"),
-            ("best", "tok/s/dev"),
-            ("hardware", "hardware"),
-            ("created", "created (UTC)"),
-            ("target", "target"),
-            ("gens", "gens"),
-            ("evals", "evals"),
-        ):
-            table.add_column(label, key=key)
-        table.focus()
+        width, height = self.app.size
+        self._set_columns("-narrow" in breakpoint_classes(self.app, width, height))
+        self.query_one("#runs", DataTable).focus()
         if self.budsim.history is not None:
             self.show_runs(self.budsim.history)
         self.budsim.load_history()
+
+    def on_resize(self, event: events.Resize) -> None:
+        narrow = "-narrow" in breakpoint_classes(self.app, event.size.width, event.size.height)
+        if narrow != self._narrow:
+            self._set_columns(narrow)
+            self.show_runs(self.runs)
+
+    def _set_columns(self, narrow: bool) -> None:
+        self._narrow = narrow
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        for key, label in COLUMNS[:NARROW_COLUMNS] if narrow else COLUMNS:
+            table.add_column(label, key=key)
 
     def show_runs(self, runs: Sequence[Mapping[str, Any]], error: str | None = None) -> None:
         table = self.query_one("#runs", DataTable)
@@ -109,23 +143,26 @@ class HistoryScreen(BudsimScreen):
         ids = {r.get("id") for r in self.runs}
         self.marked = [m for m in self.marked if m in ids]
         table.clear()
+        keys = [str(column.key.value) for column in table.ordered_columns]
         for run in self.runs:
             run_id = str(run.get("id"))
-            cells = (
-                self._id_cell(run),
-                model_cell(run_label(run).model),
-                workload_cell(run),
-                best_text(run),
-                f"{run.get('devices')}× {run.get('hardware')}",
-                created_text(run.get("created_at")),
-                str(run.get("objective") or ""),
-                fmt(run.get("generations")),
-                fmt(run.get("evaluations")),
-            )
-            height = max(len(str(c).splitlines()) for c in cells)
-            table.add_row(*cells, height=height, key=run_id)
+            cells = {
+                "id": self._id_cell(run),
+                "model": model_cell(run_label(run).model),
+                "workload": workload_cell(run),
+                "best": best_text(run),
+                "hardware": f"{run.get('devices')}× {run.get('hardware')}",
+                "created": created_text(run.get("created_at")),
+                "target": str(run.get("objective") or ""),
+                "gens": fmt(run.get("generations")),
+                "evals": fmt(run.get("evaluations")),
+            }
+            row = [cells[key] for key in keys]
+            height = max(len(str(c).splitlines()) for c in row)
+            table.add_row(*row, height=height, key=run_id)
         if current in ids:
             table.move_cursor(row=[r.get("id") for r in self.runs].index(current), animate=False)
+        self._show_details()
         info = self.query_one("#history-info", Static)
         if error:
             info.update(Text(f"cannot read the run store: {error}", style="red"))
@@ -148,6 +185,13 @@ class HistoryScreen(BudsimScreen):
     def current_run(self) -> dict[str, Any] | None:
         run_id = self.current_id()
         return next((r for r in self.runs if r.get("id") == run_id), None)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _show_details(self) -> None:
+        run = self.current_run()
+        line = self.query_one("#history-run", Static)
+        width = line.size.width or self.size.width - 2
+        line.update(Text(run_details(run, width)) if run else "")
 
     @on(DataTable.RowSelected, "#runs")
     def _selected(self) -> None:
