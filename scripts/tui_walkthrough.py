@@ -335,7 +335,7 @@ def walk(w: Walk, python: str, env: dict[str, str]) -> None:
     w.wait("·  results", what="the results")
     w.shot("results: second row", "Shift+Tab back to the table, Down: the detail follows the row")
     t.keys("s", "s")
-    w.wait("sorted by per user", what="the sort notification")
+    w.wait("sorted by tok/s/user", what="the sort notification")
     w.shot("results: sorted", "s twice: sorted by tok/s per user")
 
     # ---- export and copy
@@ -384,7 +384,8 @@ def walk(w: Walk, python: str, env: dict[str, str]) -> None:
     w.wait("ready:", what="the form ready")
     t.keys("C-r")
     w.wait("·  search", "generation", timeout=60, settle=False, what="the search running")
-    w.until(lambda s: "generation 0/" not in s and "generation" in s, timeout=60, what="gen 1")
+    later = re.compile(r"gen(eration)? [1-9][0-9]*/")
+    w.until(lambda s: bool(later.search(s)), timeout=60, what="the first generations")
     w.shot("run screen: searching", "population 500, 1000 generations: progress, charts, leaders")
     t.keys("F4")
     w.shot("run screen: table only", "F4 hides the charts")
