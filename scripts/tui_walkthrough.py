@@ -83,6 +83,9 @@ class Tmux:
 
     def stop(self) -> None:
         self._tmux("kill-server", check=False)
+        # tmux leaves its socket file behind
+        folder = Path(self.env.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        (folder / self.socket).unlink(missing_ok=True)
 
     def capture(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.target)
