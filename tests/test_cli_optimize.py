@@ -342,4 +342,4 @@ def test_a_plan_that_leaves_devices_idle_says_so_and_offers_to_fill_them(
     perf = fill["predicted_performance"]
     assert perf["output_tok_s"] > 0 and perf["devices"] == 2
     table = CliRunner().invoke(app, [*args, "--no-save"])
-    assert f"uses {best['devices']} of 2 devices" in table.stdout
+    assert f"Uses {best['devices']} of 2 devices" in table.stdout

@@ -18,6 +18,7 @@ import typer
 from budsim.core.errors import BudsimError
 from budsim.core.report import (
     count_text,
+    fill_devices_text,
     fmt,
     layout_text,
     performance_rows,
@@ -69,7 +70,8 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         console.print(best)
         fill = response.get("fill_devices")
         if fill:
-            console.print(fill_text(fill, str(response.get("optimization_target"))))
+            text = fill_devices_text(fill, str(response.get("optimization_target")))
+            console.print(f"[bold yellow]{text}[/]")
 
         table = Table(title="Predicted performance", title_justify="left")
         table.add_column("metric", style="cyan")
@@ -173,19 +175,6 @@ def render_candidates(
         rows,
         optional=("$/1M tok", "tok/s/user", "KV", "seqs", "TPOT p50 ms"),
         console=console,
-    )
-
-
-def fill_text(fill: Mapping[str, Any], target: str) -> str:
-    """'Uses 1 of 8 devices ...' and what filling them with replicas would give."""
-    cfg, perf = fill["configuration"], fill["predicted_performance"]
-    used, available = fill["devices_used_by_best"], fill["devices_available"]
-    return (
-        f"[bold yellow]uses {used} of {available} devices[/] (objective: {target}). "
-        f"Filled with replicas, {layout_text(cfg)} on {count_text(cfg['devices'], 'device')} "
-        f"at the same load: TTFT {fmt(perf.get('ttft_ms_mean'))} ms, TPOT "
-        f"{fmt(perf.get('tpot_ms_mean'))} ms, {fmt(perf.get('output_tok_s'))} tok/s in all"
-        + ("" if fill.get("feasible") else " (misses the SLOs)")
     )
 
 

@@ -17,6 +17,7 @@ from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     break_after_slashes,
     count_text,
     devices_in,
+    fill_devices_text,
     fmt,
     layout_text,
     performance_rows,
@@ -125,6 +126,7 @@ class ResultView:
     rows: list[Row]
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    fill: dict[str, Any] | None = None  # the best over every device (OptimizationResult.fill)
 
     @property
     def best(self) -> Row | None:
@@ -198,6 +200,7 @@ def view_from_response(response: Mapping[str, Any]) -> ResultView:
         request=request,
         rows=rows,
         metadata=dict(response.get("simulation_metadata") or {}),
+        fill=response.get("fill_devices") or None,
     )
 
 
@@ -354,6 +357,8 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
                 f"That is {abs(gain):.0%} {'better' if gain >= 0 else 'worse'} than the next "
                 f"different option ({describe(runner.configuration)})."
             )
+    if row.kind == "best" and view.fill:
+        parts.append(fill_devices_text(view.fill, view.target))
     elif best is not None and row is not best:
         a, b = _target_value(view.target, best), headline
         if a and b:
