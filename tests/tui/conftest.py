@@ -66,6 +66,26 @@ async def wait_for(
         await pilot.pause(0.05)
 
 
+async def open_history(pilot: Any, runs: int) -> None:
+    """From the setup screen (catalog loaded), F2 to History and wait until it lists `runs`."""
+    from budsim.tui.screens.history import HistoryScreen
+
+    app = pilot.app
+    await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
+    await pilot.press("f2")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.runs) == runs,
+        what="history",
+    )
+    await pilot.pause()
+
+
+def screen_lines(app: Any) -> list[str]:
+    """The screen as text, one string a row."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
 async def type_text(pilot: Any, text: str) -> None:
     await pilot.press(*list(text))
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from budsim.tui.app import BudsimApp
-from budsim.tui.screens.history import HistoryScreen
 from budsim.tui.screens.results import ResultsScreen
 from budsim.tui.screens.run import RunScreen
 from budsim.tui.state import RunState
 from budsim.tui.views import view_from_response
 
-from .conftest import async_test, fixture_progress, load_json, wait_for
-from .test_history import fill, screen_lines
+from .conftest import async_test, fixture_progress, load_json, open_history, screen_lines, wait_for
+from .test_history import fill
 
 ERROR = (
     "no configuration meets the constraints; ttft_ms_p99 cannot be met: the best any "
@@ -108,14 +107,7 @@ async def test_history_leaves_columns_out_rather_than_cut_them(db_path: Path) ->
     newest, middle, _ = fill(db_path)
     app = BudsimApp(db_path=db_path, cursor_blink=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
-        await pilot.press("f2")
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.runs) == 3,
-            what="history",
-        )
-        await pilot.pause()
+        await open_history(pilot, 3)
         lines = screen_lines(app)
         head = next(i for i, line in enumerate(lines) if "workload · SLO" in line)
         assert lines[head].split() == [

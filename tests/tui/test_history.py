@@ -4,13 +4,12 @@ and one name per model, whole on screen."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from budsim.tui.app import BudsimApp
 from budsim.tui.screens.history import HistoryScreen
 from budsim.tui.screens.modals import CompareScreen
 
-from .conftest import async_test, load_json, wait_for
+from .conftest import async_test, load_json, open_history, screen_lines, wait_for
 
 P90 = {"ttft_ms": 500.0, "tpot_ms": None, "percentile": "p90"}
 P95 = {"ttft_ms": 500.0, "tpot_ms": 50.0, "percentile": "p95"}
@@ -48,23 +47,12 @@ def fill(db_path: Path) -> list[str]:
     return ids
 
 
-def screen_lines(app: Any) -> list[str]:
-    return [strip.text for strip in app.screen._compositor.render_strips()]
-
-
 @async_test
 async def test_history_and_compare_show_workload_slo_and_one_model_name(db_path: Path) -> None:
     p90, p95, none = fill(db_path)
     app = BudsimApp(db_path=db_path, cursor_blink=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
-        await pilot.press("f2")
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.runs) == 3,
-            what="history",
-        )
-        await pilot.pause()
+        await open_history(pilot, 3)
         lines = screen_lines(app)
         text = "\n".join(lines)
         assert "meta-llama/Llama-3.1-8B" not in text  # the alias the runs were saved under

@@ -15,13 +15,12 @@ import pytest
 
 from budsim.tui.app import BudsimApp
 from budsim.tui.messages import MemoryPlanned
-from budsim.tui.screens.history import HistoryScreen
 from budsim.tui.screens.results import ResultsScreen
 from budsim.tui.screens.run import RunScreen
 from budsim.tui.state import RunState
 from budsim.tui.views import view_from_response
 
-from .conftest import fixture_progress, load_json, type_text, wait_for
+from .conftest import fixture_progress, load_json, open_history, type_text, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 RUN_ID = "5eed0000c0ffee00aa11bb22cc33dd44"
@@ -134,13 +133,6 @@ def test_history_screen(snap_compare: Any, size: tuple[int, int], db_path: Path)
     app = make_app(db_path)
 
     async def run_before(pilot: Any) -> None:
-        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
-        await pilot.press("f2")
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.runs) == 3,
-            what="history",
-        )
-        await pilot.pause()
+        await open_history(pilot, 3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
