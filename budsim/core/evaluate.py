@@ -233,22 +233,12 @@ def disagg_case_for_row(
         "weight_dtype": str(row.get("weight_dtype") or "auto"),
         "kv_dtype": str(row.get("kv_dtype") or "auto"),
     }
-    prefill = Deployment(
-        tp=_int(row.get("prefill_tp")),
-        pp=_int(row.get("prefill_pp")),
-        dp=_int(row.get("prefill_dp")),
-        ep=_int(row.get("prefill_ep")),
-        replicas=round(workers[0]),
-        **common,
-    )
-    decode = Deployment(
-        tp=_int(row.get("tp")),
-        pp=_int(row.get("pp")),
-        dp=_int(row.get("dp")),
-        ep=_int(row.get("ep")),
-        replicas=round(workers[1]),
-        **common,
-    )
+
+    def pool(prefix: str, count: float) -> Deployment:  # the decode pool's layout is unprefixed
+        sizes: dict[str, Any] = {k: _int(row.get(prefix + k)) for k in ("tp", "pp", "dp", "ep")}
+        return Deployment(replicas=round(count), **sizes, **common)
+
+    prefill, decode = pool("prefill_", workers[0]), pool("", workers[1])
     workload = Workload(
         scenario="concurrency", concurrency=round(conc), input_len=round(isl), output_len=round(osl)
     )
