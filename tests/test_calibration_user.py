@@ -365,3 +365,28 @@ def test_implausible_token_counts_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(BudsimError, match="input tokens per request is not a plausible"):
         user.calibrate([path], DEPLOYMENT)
+
+
+def test_per_request_lengths_of_a_detailed_vllm_result_are_simulated_as_a_mix(
+    tmp_path: Path,
+) -> None:
+    """vllm bench serve --save-detailed lists every request's lengths; the point is simulated
+    with those shapes (a length mix), not their means."""
+    d = json.loads((FIXTURES / "vllm_bench_serve.json").read_text())
+    d["num_prompts"] = d["completed"] = 4
+    d["input_lens"], d["output_lens"] = [100, 100, 3000, 3000], [50, 50, 400, 400]
+    d["ttfts"], d["itls"] = [0.1] * 4, [[0.02]] * 4
+    d["total_input_tokens"], d["total_output_tokens"] = 6200, 900
+    path = tmp_path / "detailed.json"
+    path.write_text(json.dumps(d))
+    (point,) = user.parse_results(path)
+    assert point.length_mix == "100,50:2;3000,400:2"
+    _, workload = user._case(user.parse_deployment(DEPLOYMENT), point)
+    assert workload.length_mix == ((2.0, 100, 50, 0.0, 0.0), (2.0, 3000, 400, 0.0, 0.0))
+    assert (workload.input_len, workload.output_len) == (1550, 225)  # the means
+    # one shape, or no per-request lists: the means, as before
+    d["input_lens"], d["output_lens"] = [1024] * 4, [256] * 4
+    path.write_text(json.dumps(d))
+    assert user.parse_results(path)[0].length_mix is None
+    (plain,) = user.parse_results(FIXTURES / "vllm_bench_serve.json")
+    assert plain.length_mix is None

@@ -351,7 +351,7 @@ def register(app: typer.Typer) -> None:
             if length_mix:
                 raise BudsimError("give --length-mix or --lengths-file, not both")
             mix = read_pairs_csv(lengths_file)
-            fields["length_mix"] = mix_text(mix, limit=len(mix))
+            fields["length_mix"] = mix_text(mix, limit=None)
         if allow_download:
             fetch_config(model)
         disagg_notes: list[str] = []

@@ -181,13 +181,19 @@ class LengthSampler:
         return isl, osl
 
 
-def mix_text(mix: LengthMix, limit: int = 4) -> str:
-    """The mix in its own syntax, its first `limit` entries (`… +N more`)."""
+def mix_text(mix: LengthMix, limit: int | None = 4) -> str:
+    """The mix in its own syntax. limit=None: every entry with its own weight (parses back to the
+    same mix); else its first `limit` entries with their shares (`… +N more`), for display."""
 
     def length(mean: int, sd: float) -> str:
         return f"{mean}|{sd:g}" if sd else str(mean)
 
     total = sum(e[0] for e in mix)
-    parts = [f"{length(e[1], e[3])},{length(e[2], e[4])}:{e[0] / total:.2g}" for e in mix[:limit]]
-    more = len(mix) - limit
+    shown = mix if limit is None else mix[:limit]
+    parts = [
+        f"{length(e[1], e[3])},{length(e[2], e[4])}:"
+        + (f"{e[0]:g}" if limit is None else f"{e[0] / total:.2g}")
+        for e in shown
+    ]
+    more = len(mix) - len(shown)
     return ";".join(parts) + (f" … +{more} more" if more > 0 else "")

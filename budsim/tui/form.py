@@ -447,7 +447,7 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         quantizations=tuple(quants) if quants else None,
         input_len="" if mix else text(workload.get("input_len", 1024)),
         output_len="" if mix else text(workload.get("output_len", 256)),
-        length_mix=mix_text(mix, limit=len(mix)) if mix else "",
+        length_mix=mix_text(mix, limit=None) if mix else "",
         scenario=scenario,
         load=text(workload.get(load_key, 1)),
         burstiness=text(workload.get("burstiness", 1.0)),

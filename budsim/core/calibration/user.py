@@ -79,6 +79,10 @@ class ResultPoint:
     # the requests the run sent, where the file says (it is then simulated as that finite run;
     # None: as the steady state)
     num_requests: int | None = None
+    # the requests' own (input, output) lengths where the file lists them (vLLM's
+    # --save-detailed input_lens / output_lens), as a length mix in its text form; None: the
+    # run is simulated at its mean lengths
+    length_mix: str | None = None
 
 
 MAX_REQUEST_TOKENS = 10_000_000  # beyond any model's context: a corrupt or mislabelled result
@@ -159,7 +163,26 @@ def _serve_point(d: Mapping[str, Any], file: str, tool: str) -> ResultPoint:
         burstiness=_positive(d.get("burstiness")) or 1.0,  # vLLM's --burstiness
         # vLLM's --num-prompts; SGLang's files give only the requests completed
         num_requests=_count(d.get("num_prompts")) or round(completed),
+        length_mix=_per_request_lengths(d),
     )
+
+
+def _per_request_lengths(d: Mapping[str, Any]) -> str | None:
+    """The run's requests as a length mix (budsim.core.lengths) when the file lists each one's
+    lengths and they differ; None otherwise (or when they are too many distinct shapes)."""
+    from ..lengths import mix_from_pairs, mix_text
+
+    ins, outs = d.get("input_lens"), d.get("output_lens")
+    if not isinstance(ins, list) or not isinstance(outs, list) or len(ins) != len(outs):
+        return None
+    try:
+        pairs = [(int(i), int(o)) for i, o in zip(ins, outs, strict=True) if int(o) > 0]
+        if len(set(pairs)) < 2:
+            return None  # one shape: the means say it all
+        mix = mix_from_pairs(pairs)
+    except (TypeError, ValueError, BudsimError):
+        return None
+    return mix_text(mix, limit=None)
 
 
 _UNIT_MS = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
@@ -344,8 +367,11 @@ def _case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any]:
             )
     case = {k: v for k, v in fields.items() if k not in ("scenario", "concurrency", "rate")}
     case.setdefault("engine", "vllm")
-    case["input_len"] = str(max(1, round(point.input_len)))
-    case["output_len"] = str(max(2, round(point.output_len)))
+    if point.length_mix:
+        case["length_mix"] = point.length_mix  # the requests as they were (parse_case)
+    else:
+        case["input_len"] = str(max(1, round(point.input_len)))
+        case["output_len"] = str(max(2, round(point.output_len)))
     case["scenario"] = point.scenario
     if point.scenario == "concurrency":
         case["concurrency"] = str(point.concurrency)
