@@ -63,13 +63,14 @@ def layout_text(config: Mapping[str, Any]) -> str:
     return f"{text} +{spec}" if spec else text
 
 
-def fill_devices_text(fill: Mapping[str, Any], target: str) -> str:
-    """ "uses 1 of 8 devices ..." and what the best replicated over the budget would give
-    (OptimizationResult.fill)."""
+def fill_devices_text(fill: Mapping[str, Any], target: str, *, lead: bool = True) -> str:
+    """What the best replicated over the device budget would give (OptimizationResult.fill),
+    after "Uses 1 of 8 devices (objective: ...)." unless `lead` is False (a text that says it)."""
     cfg, perf = fill["configuration"], fill["predicted_performance"]
     used, available = fill["devices_used_by_best"], fill["devices_available"]
+    head = f"Uses {used} of {available} devices (objective: {target}). " if lead else ""
     return (
-        f"Uses {used} of {available} devices (objective: {target}). Filled with replicas, "
+        f"{head}Filled with replicas, "
         f"{layout_text(cfg)} on {count_text(cfg['devices'], 'device')} at the same load: TTFT "
         f"{fmt(perf.get('ttft_ms_mean'))} ms, TPOT {fmt(perf.get('tpot_ms_mean'))} ms, "
         f"{fmt(perf.get('output_tok_s'))} tok/s in all"

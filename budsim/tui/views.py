@@ -357,9 +357,7 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
                 f"That is {abs(gain):.0%} {'better' if gain >= 0 else 'worse'} than the next "
                 f"different option ({describe(runner.configuration)})."
             )
-    if row.kind == "best" and view.fill:
-        parts.append(fill_devices_text(view.fill, view.target))
-    elif best is not None and row is not best:
+    if best is not None and row is not best:
         a, b = _target_value(view.target, best), headline
         if a and b:
             parts.append(f"It reaches {b / a:.0%} of the best's {label}.")
@@ -375,6 +373,8 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
         if replicas > 1:
             text += " (replicas add throughput; TP inside one replica cuts per-request latency)"
         parts.append(text + ".")
+        if row.kind == "best" and view.fill:  # the devices it leaves idle, filled
+            parts.append(fill_devices_text(view.fill, view.target, lead=False))
     weights, kv = pred.get("weights_gb_per_device"), pred.get("kv_cache_gb_per_device")
     if weights is not None and kv is not None:
         text = (

@@ -225,17 +225,20 @@ def test_length_mix_field_stands_for_the_lengths(catalog: Catalog) -> None:
 def test_why_text_says_when_the_best_leaves_devices_idle() -> None:
     response = load_json("response.json")
     fill = {
-        "configuration": {**response["optimal_configuration"], "replicas": 8, "devices": 8},
+        "configuration": {**response["optimal_configuration"], "replicas": 4, "devices": 8},
         "predicted_performance": {"ttft_ms_mean": 41.9, "tpot_ms_mean": 4.36, "output_tok_s": 3607},
         "feasible": True,
         "devices_available": 8,
-        "devices_used_by_best": 1,
+        "devices_used_by_best": 2,
     }
     view = view_from_response({**response, "fill_devices": fill})
     text = why_text(view)
-    assert "Uses 1 of 8 devices (objective: " in text
+    assert (
+        "It uses 2 of the 8 devices as 1 replica of 2. Filled with replicas, TP2 ×4 on 8 "
+        "devices at the same load" in text
+    )
     assert "TTFT 41.9 ms, TPOT 4.36 ms, 3,607 tok/s in all." in text
-    assert "Uses" not in why_text(view_from_response(response))  # nothing idle: nothing said
+    assert "Filled with replicas" not in why_text(view_from_response(response))  # none idle
 
 
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
