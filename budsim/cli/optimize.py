@@ -415,6 +415,7 @@ def register(app: typer.Typer) -> None:
             alternatives=alternatives,
             price_per_hour=price,
             speculative=tuple(m.lower() for m in _split(speculative) or ()),
+            disagg=disagg,
         )
         request.validate()
         # the prediction workers start now, forked before any thread (the progress display's)
@@ -491,15 +492,6 @@ def register(app: typer.Typer) -> None:
             if store is not None:
                 store.close()
         response = result.to_dict()
-        if disagg and result.best is not None:
-            from budsim.core.search.disagg_split import compare_disaggregated
-
-            response["disaggregated"] = compare_disaggregated(
-                result.best,
-                result.scorer,
-                max_devices or devices,
-                result.request.workload,
-            )
         if json_out:
             typer.echo(json.dumps(response, indent=2, default=str))
             return
@@ -508,6 +500,6 @@ def register(app: typer.Typer) -> None:
             f"{workload_text(asdict(workload))} · objective {objective}"
         )
         render_result(out, response, title=title)
-        if "disaggregated" in response:
+        if response.get("disaggregated"):
             render_disaggregated(out, response["disaggregated"])
         sys.stdout.flush()

@@ -129,6 +129,7 @@ class SetupValues:
     crossover: str = "0.8"
     mutation: str = "0.2"
     exhaustive: bool = False
+    disagg: bool = False  # also compare prefill/decode splits of the best (--disagg)
     allow_network: bool = False
     # Workload settings of a stored run that the form has no field for (set by the API: length
     # spreads, seed), kept as they were when it is re-run.
@@ -400,6 +401,7 @@ def check_form(
             ),
             exhaustive=values.exhaustive,
             speculative=speculative,
+            disagg=values.disagg,
         )
         request.validate()
     except BudsimError as exc:
@@ -467,6 +469,7 @@ def values_from_inputs(inputs: Mapping[str, Any]) -> SetupValues:
         crossover=text(ga_value("crossover_probability", "crossover", default=0.8)),
         mutation=text(ga_value("mutation_probability", "mutation", default=0.2)),
         exhaustive=bool(inputs.get("exhaustive", False)),
+        disagg=bool(inputs.get("disagg", False)),
         workload_extra=tuple(
             (key, workload[key])
             for key in KEPT_WORKLOAD

@@ -127,6 +127,7 @@ class ResultView:
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     fill: dict[str, Any] | None = None  # the best over every device (OptimizationResult.fill)
+    disagg: dict[str, Any] | None = None  # prefill/decode splits of the best, if asked
 
     @property
     def best(self) -> Row | None:
@@ -201,6 +202,7 @@ def view_from_response(response: Mapping[str, Any]) -> ResultView:
         rows=rows,
         metadata=dict(response.get("simulation_metadata") or {}),
         fill=response.get("fill_devices") or None,
+        disagg=response.get("disaggregated") or None,
     )
 
 
@@ -285,6 +287,19 @@ BOTTLENECK_WHY: dict[str, str] = {
     "overhead": "per-step scheduler and launch overhead dominates at this batch size; larger "
     "batches amortise it",
 }
+
+
+def disagg_text(comparison: Mapping[str, Any]) -> str:
+    """The prefill/decode comparison of the best (search.disagg_split) in a sentence or two."""
+    text = f"Disaggregated ({comparison.get('searched')}): {comparison.get('verdict')}"
+    best = comparison.get("best")
+    if best:
+        text += (
+            f"; {best['prefill_workers']}P{best['decode_workers']}D predicts TTFT "
+            f"{fmt(best.get('ttft_ms_mean'))} ms, TPOT {fmt(best.get('tpot_ms_mean'))} ms, "
+            f"{fmt(best.get('output_tok_s_per_device'))} tok/s/dev"
+        )
+    return text + "."
 
 
 def why_text(view: ResultView, row: Row | None = None) -> str:
@@ -375,6 +390,8 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
         parts.append(text + ".")
         if row.kind == "best" and view.fill:  # the devices it leaves idle, filled
             parts.append(fill_devices_text(view.fill, view.target, lead=False))
+    if row.kind == "best" and view.disagg:
+        parts.append(disagg_text(view.disagg))
     weights, kv = pred.get("weights_gb_per_device"), pred.get("kv_cache_gb_per_device")
     if weights is not None and kv is not None:
         text = (

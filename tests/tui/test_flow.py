@@ -282,3 +282,25 @@ async def test_speculative_and_prefix_cache_fields_run_end_to_end(db_path: Path)
         cells = " ".join(str(c) for t in table for row in t.rows for c in t.get_row(row))
         # at one request in flight the draft's tokens ride on the weight reads: EAGLE-3 wins
         assert "EAGLE-3" in text + cells
+
+
+@async_test
+async def test_compare_xpyd_toggle_runs_the_comparison(db_path: Path) -> None:
+    """The Advanced section's "compare xPyD" asks the search for the best's prefill/decode
+    splits; the results' why-text gives the verdict."""
+    from textual.widgets import Checkbox
+
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_small_search(pilot)
+        setup = app.screen
+        assert isinstance(setup, SetupScreen)
+        setup.query_one("#disagg", Checkbox).value = True
+        await pilot.pause()
+        request = setup.check.request
+        assert request is not None and request.disagg
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="results")
+        await pilot.pause()
+        why = str(app.screen.query_one("#detail-why", Static).render())
+        assert "Disaggregated (" in why and "P prefill + D decode over 8 devices" in why

@@ -241,6 +241,36 @@ def test_why_text_says_when_the_best_leaves_devices_idle() -> None:
     assert "Filled with replicas" not in why_text(view_from_response(response))  # none idle
 
 
+def test_compare_xpyd_toggle_reaches_the_request_and_the_why_text(catalog: Catalog) -> None:
+    base = SetupValues(model="meta-llama/Llama-3.1-8B", load="4")
+    request = check_form(base.with_(disagg=True), catalog).request
+    assert request is not None and request.disagg
+    assert values_from_inputs(request.to_dict()).disagg
+    plain = check_form(base, catalog).request
+    assert plain is not None and not plain.disagg
+    response = load_json("response.json")
+    comparison = {
+        "searched": "vllm TP2 bf16 workers split into P prefill + D decode over 8 devices",
+        "best": {
+            "prefill_workers": 1,
+            "decode_workers": 3,
+            "ttft_ms_mean": 250.0,
+            "tpot_ms_mean": 9.5,
+            "output_tok_s_per_device": 1200.0,
+        },
+        "splits": [],
+        "beats_aggregated": False,
+        "verdict": "aggregated serving stays ahead on throughput (best split: 1P3D)",
+    }
+    text = why_text(view_from_response({**response, "disaggregated": comparison}))
+    assert (
+        "Disaggregated (vllm TP2 bf16 workers split into P prefill + D decode over 8 devices): "
+        "aggregated serving stays ahead on throughput (best split: 1P3D); 1P3D predicts TTFT 250 "
+        "ms, TPOT 9.5 ms, 1,200 tok/s/dev." in text
+    )
+    assert "Disaggregated" not in why_text(view_from_response(response))
+
+
 def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None:
     base = SetupValues(model="meta-llama/Llama-3.1-8B", scenario="rate", load="5")
     request = check_form(base.with_(burstiness="0.25"), catalog).request

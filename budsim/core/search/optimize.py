@@ -75,6 +75,8 @@ class OptimizationRequest:
     price_per_hour: float | None = None  # None = the catalog's $/device-hour
     # speculative decoding methods searched beside plain decoding (budsim.core.speculative)
     speculative: tuple[str, ...] = ()
+    # also predict prefill/decode splits of the best (search.disagg_split), kept with the run
+    disagg: bool = False
 
     def validate(self) -> None:
         if self.optimization_target not in TARGETS:
@@ -131,6 +133,7 @@ class OptimizationRequest:
             "alternatives": self.alternatives,
             "price_per_hour": self.price_per_hour,
             "speculative": list(self.speculative),
+            "disagg": self.disagg,
         }
 
     @classmethod
@@ -165,6 +168,7 @@ class OptimizationRequest:
             alternatives=int(data.get("alternatives", DEFAULT_ALTERNATIVES)),
             price_per_hour=data.get("price_per_hour"),
             speculative=tuple(data.get("speculative") or ()),
+            disagg=bool(data.get("disagg", False)),
         )
 
 
@@ -427,6 +431,7 @@ class OptimizationResult:
     # the best configuration replicated over every device of the budget, when it uses fewer
     # (fill_devices); None when it already uses them all
     fill: dict[str, Any] | None = None
+    disagg: dict[str, Any] | None = None  # search.disagg_split.compare_disaggregated, if asked
 
     def metadata(self) -> dict[str, Any]:
         o = self.outcome
@@ -469,6 +474,7 @@ class OptimizationResult:
             "simulation_metadata": self.metadata(),
             "request": self.request.to_dict(),
             "fill_devices": self.fill,
+            "disaggregated": self.disagg,
         }
 
     def results_rows(self) -> list[dict[str, Any]]:
@@ -776,6 +782,12 @@ def _run(
         )
         if best is not None:
             result.fill = fill_devices(best, scorer, problem)
+            if request.disagg:
+                from .disagg_split import compare_disaggregated
+
+                result.disagg = compare_disaggregated(
+                    best, scorer, problem.space.devices, problem.workload
+                )
         if best is None and outcome.status == "completed":
             error = infeasibility(outcome, scorer, problem)
             if isinstance(error, NoFeasibleConfiguration):

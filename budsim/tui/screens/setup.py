@@ -138,9 +138,10 @@ class SetupScreen(BudsimScreen):
                 except Exception:  # noqa: BLE001 - a device missing from this catalog
                     self.notify(f"{key} {value!r} is not available here", severity="warning")
         if advanced.has_fields:
-            exhaustive = self.query_one("#exhaustive", Checkbox)
-            with exhaustive.prevent(Checkbox.Changed):
-                exhaustive.value = values.exhaustive
+            for key in ("exhaustive", "disagg"):
+                box = self.query_one(f"#{key}", Checkbox)
+                with box.prevent(Checkbox.Changed):
+                    box.value = getattr(values, key)
         self.query_one(ModelPicker).set_value(values.model)
         self._refresh_engines(force=True)
         catalog = self.budsim.catalog
@@ -170,9 +171,10 @@ class SetupScreen(BudsimScreen):
         if self.query_one(GASettingsForm).has_fields:
             ga = {key: text(key) for key in GA_FIELDS}
             exhaustive = self.query_one("#exhaustive", Checkbox).value
+            disagg = self.query_one("#disagg", Checkbox).value
         else:  # the advanced section was never opened: its values are the form's
             ga = {key: getattr(old, key) for key in GA_FIELDS}
-            exhaustive = old.exhaustive
+            exhaustive, disagg = old.exhaustive, old.disagg
         return SetupValues(
             model=picker.value,
             hardware=choice("hardware"),
@@ -196,6 +198,7 @@ class SetupScreen(BudsimScreen):
             target=choice("target"),
             speculative=text("speculative"),
             exhaustive=exhaustive,
+            disagg=disagg,
             allow_network=picker.online,
             workload_extra=old.workload_extra,
             **ga,

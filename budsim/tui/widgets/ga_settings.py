@@ -56,6 +56,10 @@ class GASettingsForm(Collapsible):
                 Toggle("exhaustive search", v.exhaustive, id="exhaustive", compact=True),
                 classes="check-cell",
             ),
+            Horizontal(
+                Toggle("compare xPyD", v.disagg, id="disagg", compact=True),
+                classes="check-cell",
+            ),
             classes="form-grid",
         )
         return self.query_one(Collapsible.Contents).mount(grid)
