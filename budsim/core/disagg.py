@@ -33,6 +33,7 @@ from .errors import BudsimError
 from .memory import kv_bytes_per_sequence
 from .predict import Prediction, predict_physics, resolve, step_model
 from .simulator import request_overhead_s
+from .steptime import prompt_alone_s
 
 __all__ = ["DisaggDeployment", "PoolTimes", "predict_disagg"]
 
@@ -82,12 +83,7 @@ def _prefill_service(dep: Deployment, input_len: int) -> tuple[float, float]:
     r = resolve(dep)
     step = step_model(dep)
     budget = max(1, r.deployment.max_num_batched_tokens or 1)
-    alone = 0.0
-    done = 0
-    while done < input_len:  # a prompt longer than the budget runs in chunks
-        tok = min(budget, input_len - done)
-        alone += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
-        done += tok
+    alone = prompt_alone_s(step, input_len, budget)  # a prompt longer than the budget: chunks
     per_step = max(1, budget // input_len)
     if per_step == 1:
         return alone, 1.0 / alone

@@ -199,6 +199,19 @@ def _no_slower(quantised: np.ndarray, sixteen_bit: np.ndarray) -> np.ndarray:
     return np.minimum(quantised, sixteen_bit)
 
 
+def prompt_alone_s(
+    step: Callable[[float, float, float, float, float], StepTime], input_len: int, budget: int
+) -> float:
+    """Seconds to prefill one prompt of `input_len` tokens on an idle replica: prefill-only steps
+    of up to `budget` tokens, each chunk attending to the ones before it."""
+    done, seconds = 0, 0.0
+    while done < input_len:
+        tok = min(budget, input_len - done)
+        seconds += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
+        done += tok
+    return seconds
+
+
 def _stage_times(compute: float, memory: float, comm: float, overhead: float, pp: int) -> StepTime:
     """One iteration's StepTime from one stage's parts: every micro-batch passes through every
     stage, so an iteration takes pp stage-times. (tuple.__new__: the NamedTuple's own __new__ is

@@ -26,6 +26,7 @@ from ..errors import BudsimError
 from ..memory import resolve_kv_dtype
 from ..predict import step_model
 from ..simulator import request_overhead_s
+from ..steptime import prompt_alone_s
 
 if TYPE_CHECKING:
     import numpy as np
@@ -264,11 +265,7 @@ def isolated_ttft_ms(resolved: Resolved, input_len: int, output_len: int = 2) ->
         return cached
     step = step_model(dep)
     budget = max(1, dep.max_num_batched_tokens or resolved.engine.default_max_num_batched_tokens)
-    done, seconds = 0, 0.0
-    while done < input_len:
-        tok = min(budget, input_len - done)
-        seconds += step(0, 0.0, tok, tok * (done + (tok + 1) / 2.0), 1).total
-        done += tok
+    seconds = prompt_alone_s(step, input_len, budget)
     if resolved.engine.reports_one_step_late and output_len > 1:
         # its decode steps run one after another, a span the simulator prices by its ends
         first = step(1, input_len + 1.0, 0, 0.0, 0).total
