@@ -21,7 +21,7 @@ A draft model of its own (a small LLM) is not modelled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import BudsimError
 from .steptime import StepTime
@@ -35,11 +35,14 @@ __all__ = [
     "METHODS",
     "SPEC_METHODS",
     "SpecMethod",
+    "SPECULATING_ENGINES",
+    "SPECULATING_KINDS",
     "SpeculativeStep",
     "check_speculative",
     "draft_weight_bytes",
     "expected_tokens",
     "spec_settings",
+    "speculation_unavailable",
 ]
 
 
@@ -131,6 +134,22 @@ def validate_speculative(dep: Deployment) -> None:
         raise BudsimError(f"spec_acceptance must be in [0, 1), got {acc!r}")
     if dep.spec_method == "none" and (tokens or acc is not None):
         raise BudsimError("spec_tokens and spec_acceptance need a spec_method (mtp, eagle3, ngram)")
+
+
+# Where speculation is modelled (and exported): the GPU engines' verification and draft kernels.
+SPECULATING_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
+SPECULATING_KINDS = ("cuda", "rocm")
+
+
+def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> str | None:
+    """Why `engine` on `kind` hardware cannot run `method` for `model` (None: it can)."""
+    if method not in METHODS:
+        raise BudsimError(f"unknown speculative method {method!r}; choose {', '.join(METHODS)}")
+    if engine not in SPECULATING_ENGINES or kind not in SPECULATING_KINDS:
+        return f"not modelled for {engine} on {kind}"
+    if method == "mtp" and not int(getattr(model, "mtp_layers", 0) or 0):
+        return "the model has no MTP layers"
+    return None
 
 
 def check_speculative(model: ModelSpec, dep: Deployment) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 
 from ..errors import BudsimError
-from ..speculative import SpecMethod, spec_settings
+from ..speculative import SPECULATING_KINDS, SpecMethod, spec_settings
 from .common import Raw, quote
 from .plan import ExportPlan
 
@@ -32,12 +32,11 @@ PLACEHOLDER_MARK = "<SET ME"
 # n-gram acceptance is an assumption); 4 as in vLLM's n-gram example (prompt_lookup_max 4), 2 so
 # a single repeated token does not start a draft. vLLM 0.11 sets both to 5 when neither is given.
 NGRAM_MIN, NGRAM_MAX = 2, 4
-SPECULATING_KINDS = ("cuda", "rocm")
 
 
 def settings(plan: ExportPlan, engine: str) -> tuple[SpecMethod, int, float] | None:
     """(method, k, acceptance) of the plan, or None; refuses hardware the prediction never
-    speculates on (budsim.core.search.space.speculation_unavailable)."""
+    speculates on (budsim.core.speculative.SPECULATING_KINDS)."""
     found = spec_settings(plan.deployment)
     if found is not None and plan.device_kind not in SPECULATING_KINDS:
         raise BudsimError(

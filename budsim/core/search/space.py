@@ -569,22 +569,6 @@ def _runs_predicate(
     return runs
 
 
-SPECULATING_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
-
-
-def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> str | None:
-    """Why `engine` on `kind` hardware cannot run `method` for `model` (None: it can)."""
-    from ..speculative import METHODS
-
-    if method not in METHODS:
-        raise BudsimError(f"unknown speculative method {method!r}; choose {', '.join(METHODS)}")
-    if engine not in SPECULATING_ENGINES or kind not in ("cuda", "rocm"):
-        return f"not modelled for {engine} on {kind}"
-    if method == "mtp" and not int(getattr(model, "mtp_layers", 0) or 0):
-        return "the model has no MTP layers"
-    return None
-
-
 def build_space(
     model: Any,
     cluster: Any,
@@ -633,6 +617,8 @@ def build_space(
         kv = tuple(d for d in ("auto", "fp8") if d in profile.kv_dtypes) or ("auto",)
         choices.append(EngineChoice(profile.id, w, kv, frozenset(profile.parallelism)))
         for method in limits.speculative:
+            from ..speculative import speculation_unavailable  # (prices steps: not at import)
+
             why = speculation_unavailable(method, profile.id, device.kind, model)
             if why:
                 notes.append(f"{profile.id}: no {method} ({why})")
