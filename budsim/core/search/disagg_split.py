@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..deployment import Workload
 from ..disagg import DisaggDeployment, predict_disagg
 from ..errors import BudsimError
 from .ga import Candidate
@@ -21,7 +22,7 @@ __all__ = ["compare_disaggregated"]
 
 
 def compare_disaggregated(
-    best: Candidate, scorer: Scorer, devices: int, workload: Any
+    best: Candidate, scorer: Scorer, devices: int, workload: Workload
 ) -> dict[str, Any]:
     """The P:D splits of `best`'s replica over `devices`, the best of them, and the verdict."""
     replica = best.deployment.with_(replicas=1)
@@ -33,7 +34,7 @@ def compare_disaggregated(
         f"decode over {devices} devices"
     )
     rows: list[dict[str, Any]] = []
-    chosen: tuple[float, dict[str, Any]] | None = None
+    chosen: tuple[tuple[bool, float], dict[str, Any]] | None = None  # (feasible, target), row
     for p in range(1, workers):
         d = workers - p
         dd = DisaggDeployment(
@@ -60,9 +61,9 @@ def compare_disaggregated(
             "constraints": [c.to_dict() for c in score.checks],
         }
         rows.append(row)
-        key = (1.0 if score.feasible else 0.0, score.target)
-        if chosen is None or key > (1.0 if chosen[1]["feasible"] else 0.0, chosen[0]):
-            chosen = (score.target, row)
+        key = (score.feasible, score.target)
+        if chosen is None or key > chosen[0]:
+            chosen = (key, row)
     if chosen is None:
         verdict = (
             f"no disaggregated split predicted: {per}-device replicas leave {workers} worker(s)"
@@ -76,12 +77,12 @@ def compare_disaggregated(
             "beats_aggregated": False,
             "verdict": verdict,
         }
-    target, row = chosen
-    beats = bool(row["feasible"]) and (not best.feasible or target > best.target)
+    (feasible, target), row = chosen
+    beats = feasible and (not best.feasible or target > best.target)
     split = f"{row['prefill_workers']}P{row['decode_workers']}D"
     if beats:
         verdict = f"disaggregated {split} beats the aggregated best on {scorer.target}"
-    elif not row["feasible"]:
+    elif not feasible:
         verdict = f"no disaggregated split meets the SLOs (closest: {split})"
     else:
         verdict = f"aggregated serving stays ahead on {scorer.target} (best split: {split})"
