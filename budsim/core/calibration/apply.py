@@ -104,13 +104,14 @@ def rescale(pred: Prediction, workload: Workload, res: Mapping[str, Residual]) -
         pred.output_tok_s_lo = pred.output_tok_s_hi = out0
 
 
-def physics_band(families: tuple[str, ...]) -> dict[str, Residual] | None:
-    """Residuals that keep the physics values and carry the physics-only band."""
+def physics_band(families: tuple[str, ...], kind: str | None = None) -> dict[str, Residual] | None:
+    """Residuals that keep the physics values and carry the physics-only band (None when a family
+    has none, or, with `kind`, when no measured run of that device kind gave one)."""
     from . import store
 
     out: dict[str, Residual] = {}
     for fam in families:
-        band = store.fallback_band(fam)
+        band = store.fallback_band(fam, kind)
         if band is None:
             return None
         out[fam] = (0.0, band[0], band[1])
@@ -158,8 +159,18 @@ def apply_calibration_many(
         res = learned[k]
         user = store.user_calibration(resolved)
         if len(res) < len(families):
-            fallback = physics_band(tuple(f for f in families if f not in res))
+            missing = tuple(f for f in families if f not in res)
+            kind = resolved.device.kind
+            fallback = physics_band(missing, kind)
+            unmeasured = fallback is None and physics_band(missing) is not None
+            if unmeasured:
+                store.warn(
+                    f"no measured {kind} runs of this kind of workload: the prediction is physics "
+                    f"only, with no error band"
+                )
             if fallback is None and not user:
+                if unmeasured:
+                    pred.calibration = f"physics (no measured {kind} runs)"
                 continue
             res.update(fallback or {fam: (0.0, 0.0, 0.0) for fam in families if fam not in res})
         if user is not None and user.covers(families):

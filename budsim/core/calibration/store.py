@@ -334,9 +334,26 @@ def pretrained(kind: str, families: tuple[str, ...] | None = None) -> ModelSet |
     return _pretrained(str(pretrained_dir()), kind, families)
 
 
-def fallback_band(family: str) -> tuple[float, float] | None:
-    """The physics-only 80 % band of a family (log residual quantiles over all training data)."""
-    return _fallback_band(str(pretrained_dir()), family)
+def fallback_band(family: str, kind: str | None = None) -> tuple[float, float] | None:
+    """The physics-only 80 % band of a family (log residual quantiles over all training data).
+
+    With `kind`, None unless measured rows of that device kind were among that data: the band is
+    the spread of CUDA (and ROCm) residuals, which says nothing of a Gaudi or a Xeon (and a kind
+    whose runs never measured the family, such as ROCm TTFT, has none either)."""
+    directory = str(pretrained_dir())
+    if kind is not None and not _measured_rows(directory, kind, family):
+        return None
+    return _fallback_band(directory, family)
+
+
+@lru_cache(maxsize=32)
+def _measured_rows(directory: str, kind: str, family: str) -> int:
+    """How many measured rows of `kind` devices the training saw for `family` (the manifest's)."""
+    data = _manifest(directory)
+    try:
+        return int((data or {})["kinds"][kind]["families"][family]["rows"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 @lru_cache(maxsize=32)
@@ -475,5 +492,6 @@ def clear_caches() -> None:
     _pretrained.cache_clear()
     _family.cache_clear()
     _fallback_band.cache_clear()
+    _measured_rows.cache_clear()
     _user_entries.cache_clear()
     _user_model.cache_clear()
