@@ -519,6 +519,26 @@ def test_gaudi_plan_uses_the_hpu_plugin_environment() -> None:
     assert "--runtime habana" in docker and "HABANA_VISIBLE_DEVICES=0,1,2,3" in docker
 
 
+def test_gaudi_fp8_calibrates_with_inc_first_and_loads_its_scales() -> None:
+    plan = load_plan("gaudi", weight_dtype="fp8", kv_dtype="fp8")
+    text = export_target(plan, "vllm")[0].content
+    steps = commands(text)
+    calibrate = next(w for w in steps if w[-1:] and any(x.endswith("calibrate_model.sh\"") or x.endswith("calibrate_model.sh") for x in w))
+    model_at = calibrate.index("-m") + 1
+    assert calibrate[model_at] == "meta-llama/Llama-3.1-70B-Instruct"
+    assert calibrate[calibrate.index("-t") + 1] == "4"
+    out = calibrate[calibrate.index("-o") + 1]
+    config = f"{out}/llama-3.1-70b-instruct/maxabs_quant_g3.json"  # gaudi3: the g3 scales
+    assert steps.index(calibrate) < next(i for i, w in enumerate(steps) if "vllm" in w)
+    for env, words in _engine_commands(plan, "vllm"):
+        assert env["QUANT_CONFIG"] == config
+        assert _value(words, "--quantization") == "inc"
+        assert _value(words, "--kv-cache-dtype") == "fp8_inc"
+        assert words[2] == "meta-llama/Llama-3.1-70B-Instruct"  # quantised at load, not saved
+    g2 = export_target(load_plan("gaudi", hardware="gaudi2", weight_dtype="fp8"), "vllm")
+    assert "maxabs_quant_g2.json" in g2[0].content and "fp8_inc" not in g2[0].content
+
+
 def test_rocm_docker_passes_the_kfd_and_dri_devices() -> None:
     plan = load_plan("dense_cuda", hardware="mi300x", device_kind="rocm")
     text = export_target(plan, "docker")[0].content
@@ -654,8 +674,8 @@ def test_names_that_cannot_be_one_safe_argument_are_rejected(changes: dict[str, 
         ("dense_cuda", {"hardware": "mi300x", "device_kind": "rocm"}, "trtllm", "needs cuda"),
         ("dense_cuda", {}, "llamacpp", "needs cpu hardware"),
         ("cpu", {"kv_dtype": "fp8"}, "vllm", "no fp8 KV cache"),
-        ("gaudi", {"kv_dtype": "fp8"}, "vllm", "Intel Neural Compressor"),
-        ("gaudi", {"weight_dtype": "int4"}, "vllm", "Intel Neural Compressor"),
+        ("gaudi", {"kv_dtype": "fp8"}, "vllm", "comes with Intel Neural Compressor fp8 weights"),
+        ("gaudi", {"weight_dtype": "int4"}, "vllm", "no quantisation path to int4"),
         ("moe_cuda", {"weight_dtype": "bf16"}, "vllm", "already fp8"),
         ("dense_cuda", {"weight_dtype": "mxfp4"}, "vllm", "no quantisation path to mxfp4"),
         ("dense_cuda", {"weight_dtype": "int4"}, "llamacpp", "needs cpu"),

@@ -48,8 +48,11 @@ class EngineProfile:
     # cost compute (steptime rounds heads per device up).
     pads_heads: bool = False
     # Weight formats the engine only loads from a checkpoint already in that format (it cannot
-    # quantise to them at load time): mxfp4 everywhere, fp8 on Gaudi (needs an INC calibration).
+    # quantise to them at load time): mxfp4 everywhere.
     prequantized_only: tuple[str, ...] = ("mxfp4",)
+    # True where an fp8 KV cache comes only with fp8 weights: vLLM on Gaudi quantises both through
+    # one Intel Neural Compressor config (--quantization inc --kv-cache-dtype fp8_inc).
+    fp8_kv_needs_fp8_weights: bool = False
     # True: a request is admitted only when the KV for its whole prompt and output fits next to what
     # the running requests reserved, so nothing is ever preempted (TRT-LLM's default capacity policy,
     # GUARANTEED_NO_EVICT). False: admission needs room for the prompt only, and decode growth past
@@ -128,11 +131,13 @@ PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
         id="vllm",
         name="vLLM (Gaudi plugin)",
-        prequantized_only=("fp8", "mxfp4"),
+        # fp8 from a bf16 checkpoint through Intel Neural Compressor: a calibration run measures
+        # the scales once (vllm-gaudi's calibrate_model.sh), then the engine quantises at load
         version=f"{ENGINE_VERSIONS['vllm']} (vllm-gaudi)",
         kind="hpu",
         quantizations=("bf16", "fp8"),
-        kv_dtypes=("auto",),
+        kv_dtypes=("auto", "fp8"),
+        fp8_kv_needs_fp8_weights=True,
         parallelism=frozenset({"tp", "pp"}),
         scheduler="mixed",
         default_max_num_seqs=128,

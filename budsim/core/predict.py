@@ -104,6 +104,11 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
         )
     if dep.kv_dtype not in ("auto", *engine.kv_dtypes):
         raise BudsimError(f"{engine.name} has no {dep.kv_dtype} KV cache on {device.kind}")
+    if dep.kv_dtype == "fp8" and engine.fp8_kv_needs_fp8_weights and wdtype != "fp8":
+        raise BudsimError(
+            f"{engine.name} quantises the KV cache to fp8 only together with the weights (one "
+            f"Intel Neural Compressor config): use --weight-dtype fp8 with --kv-dtype fp8"
+        )
     if wdtype == "nvfp4" and not device.tflops.get("fp4"):
         raise BudsimError(f"nvfp4 weights need FP4 tensor cores (Blackwell); {device.id} has none")
     if not runs_weights(engine, wdtype, model.checkpoint_dtype):

@@ -113,6 +113,7 @@ VLLM = FlagTable(
         "VLLM_DECODE_BS_BUCKET_MAX": "Gaudi plugin: largest decode batch bucket = max_num_seqs",
         "VLLM_PROMPT_BS_BUCKET_MAX": "Gaudi plugin: largest prefill batch bucket",
         "PT_HPU_ENABLE_LAZY_COLLECTIVES": "Gaudi: collectives with HPU graphs (TP > 1)",
+        "QUANT_CONFIG": "Gaudi: Intel Neural Compressor config of the measured fp8 scales",
     },
 )
 

@@ -18,7 +18,7 @@ ONLINE_FP8_KINDS = ("cuda", "rocm")
 
 @dataclass(frozen=True)
 class QuantStep:
-    mode: str  # "none" | "online" | "llmc" | "modelopt"
+    mode: str  # "none" | "online" | "llmc" | "modelopt" | "inc"
     weight_dtype: str
     method: str | None = (
         None  # online: the engine's quantization value; llmc: awq|gptq|smoothquant|fp8
@@ -92,11 +92,12 @@ def quant_step(plan: ExportPlan, engine: str, options: ExportOptions) -> QuantSt
         qformat = MODELOPT_QFORMATS[want]
         path = f"{options.models_dir.rstrip('/')}/{slug(plan.model)}-modelopt-{qformat}"
         return QuantStep("modelopt", want, method=qformat, save_path=path, model_path=path)
+    if kind == "hpu" and want == "fp8" and engine == "vllm":
+        # export.inc: a calibration measures the scales, vLLM quantises the weights at load
+        path = f"{options.models_dir.rstrip('/')}/{slug(plan.model)}-inc-fp8"
+        return QuantStep("inc", want, method="inc", save_path=path)
     if kind == "hpu":
-        raise BudsimError(
-            f"{want} weights on Gaudi need an Intel Neural Compressor calibration (QUANT_CONFIG) "
-            "that budsim export does not produce; use bf16 or a checkpoint already in fp8"
-        )
+        raise BudsimError(f"no quantisation path to {want} weights for {engine} on Gaudi")
     raise BudsimError(
         f"no quantisation path to {want} weights for {engine} on {kind}: budsim export writes LLMC "
         "recipes (int4/int8/fp8) and NVIDIA ModelOpt steps (CUDA) only"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import BudsimError
+from . import inc
 from .common import (
     EngineRun,
     ExportOptions,
@@ -50,11 +51,6 @@ def _check(plan: ExportPlan) -> None:
         )
     if dep.kv_dtype == "fp8" and plan.device_kind == "cpu":
         raise BudsimError("vLLM on CPU has no fp8 KV cache (only auto/bfloat16/float16)")
-    if dep.kv_dtype == "fp8" and plan.device_kind == "hpu":
-        raise BudsimError(
-            "an fp8 KV cache on Gaudi needs an Intel Neural Compressor calibration (QUANT_CONFIG) "
-            "that budsim export does not produce"
-        )
 
 
 def speculative_config(plan: ExportPlan, context: str) -> tuple[str, list[str]] | None:
@@ -120,6 +116,13 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     quant = quant_step(plan, "vllm", options)
     model_ref = quant.model_path or plan.model
     prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
+    if quant.mode == "inc":
+        prelude = [inc.prelude(plan, quant)]
+    elif dep.kv_dtype == "fp8" and plan.device_kind == "hpu":
+        raise BudsimError(
+            "an fp8 KV cache on Gaudi comes with Intel Neural Compressor fp8 weights "
+            f"(--quantization inc); the plan serves {plan.weight_dtype} weights"
+        )
     notes: list[str] = []
     if quant.mode == "modelopt":
         notes.append(
@@ -162,7 +165,14 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     if util is not None and kv_gib is None:
         common += [T.flag("--gpu-memory-utilization"), num(util)]
     if dep.kv_dtype == "fp8":
-        common += [T.flag("--kv-cache-dtype"), "fp8"]
+        common += [T.flag("--kv-cache-dtype"), "fp8_inc" if quant.mode == "inc" else "fp8"]
+    if quant.mode == "inc":
+        common += [T.flag("--quantization"), "inc"]
+        notes.append(
+            f"Intel Neural Compressor quantises the {plan.checkpoint_dtype} weights"
+            + (" and the KV cache" if dep.kv_dtype == "fp8" else "")
+            + " to fp8 at load, with the scales the first step measured (QUANT_CONFIG)"
+        )
     if quant.mode == "online":
         common += [T.flag("--quantization"), quant.method or "fp8"]
         notes.append(f"vLLM quantises the {plan.checkpoint_dtype} checkpoint to fp8 when it loads")
@@ -201,6 +211,8 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             notes.append("set VLLM_CPU_KVCACHE_SPACE (GiB of KV cache per rank) for this host")
     if plan.device_kind == "hpu":
         env_common[T.env_var("VLLM_SKIP_WARMUP")] = "false"
+        if quant.mode == "inc":
+            env_common[T.env_var("QUANT_CONFIG")] = inc.quant_config(plan, quant)
         if dep.max_num_seqs:
             env_common[T.env_var("VLLM_DECODE_BS_BUCKET_MAX")] = str(dep.max_num_seqs)
         if dep.tp > 1:
