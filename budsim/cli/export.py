@@ -17,7 +17,9 @@ TARGET_HELP = (
 )
 
 
-def _load_plan(source: str, rank: int | None, pareto: int | None, db: str | None) -> Any:
+def _load_plan(
+    source: str, rank: int | None, pareto: int | None, db: str | None, disagg: bool = False
+) -> Any:
     from budsim.core.export import from_config_json
     from budsim.core.export.plan import plan_from_store
 
@@ -33,8 +35,8 @@ def _load_plan(source: str, rank: int | None, pareto: int | None, db: str | None
             raise BudsimError(
                 f"{source} is not valid JSON: {exc.msg} (line {exc.lineno})"
             ) from None
-        return from_config_json(doc, rank=rank, pareto=pareto, source=path.name)
-    return plan_from_store(source, rank=rank, pareto=pareto, db=db)
+        return from_config_json(doc, rank=rank, pareto=pareto, source=path.name, disagg=disagg)
+    return plan_from_store(source, rank=rank, pareto=pareto, db=db, disagg=disagg)
 
 
 def _write(out: Path, artifacts: list[Any]) -> list[Path]:
@@ -67,6 +69,12 @@ def register(app: typer.Typer) -> None:
             None, help="Result rank of the run (0 = best, then alternatives)."
         ),
         pareto: int = typer.Option(None, help="Member K (0-based) of the run's Pareto front."),
+        disagg: bool = typer.Option(
+            False,
+            "--disagg",
+            help="Export the prefill/decode split of `budsim optimize --disagg` (a configuration "
+            "with prefill_workers is disaggregated without it): both pools and their router.",
+        ),
         out: Path = typer.Option(None, help="Write one file per target into this folder."),
         host: str = typer.Option("0.0.0.0", help="Address the engines bind to."),
         port: int = typer.Option(None, help="First API port (default: the engine's own)."),
@@ -109,7 +117,7 @@ def register(app: typer.Typer) -> None:
             int4_method=int4_method,
             fp8_offline=fp8_offline,
         )
-        plan = _load_plan(source, rank, pareto, db)
+        plan = _load_plan(source, rank, pareto, db, disagg)
         if plan.warning:
             typer.echo(f"warning: {plan.warning}", err=True)
         result = run_export(plan, targets or ["all"], options, engine=engine)

@@ -4,6 +4,10 @@ A query matches a candidate when its characters appear in order in the candidate
 spaces in the query ignored). The score prefers contiguous runs, matches at word starts (after `/`, `-`,
 `_`, `.` or a digit boundary) and short candidates, so "qw3 8b" ranks `Qwen/Qwen3-8B` above
 `Qwen/Qwen3-VL-8B-Instruct`.
+
+Why not `textual.fuzzy.Matcher`: it matches the query's spaces as characters, so the way people
+type model names ("qwen3 8b", "gpt oss", "ds v3") finds nothing among the catalog's names; a
+test (tests/tui/test_logic.py) keeps that reason checked against the installed textual.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import BudsimError
-from . import bench, docker, k8s, litellm, llamacpp, llmc, sglang, trtllm, vllm
+from . import bench, disagg, docker, k8s, litellm, llamacpp, llmc, sglang, trtllm, vllm
 from .common import Artifact, EngineRun, ExportOptions, engine_script, engine_title
 from .plan import ExportPlan, from_config_json, select_configuration
 from .quant import quant_step
@@ -84,6 +84,8 @@ def export_target(
     options = options or ExportOptions()
     options.validate()
     plan.validate()
+    if plan.disaggregated:
+        return disagg.artifacts(plan, target, options)
     if target in ENGINE_TARGETS:
         run = build_engine(plan, target, options)
         text = engine_script(plan, run, engine_title(plan, target))

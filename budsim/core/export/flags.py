@@ -99,6 +99,7 @@ VLLM = FlagTable(
         "--trust-remote-code": "custom model code",
         "--speculative-config": "speculative decoding, JSON: method mtp | eagle3 | ngram, k, ...",
         "--enable-prefix-caching": "prefix caching (on by default; explicit when the plan uses it)",
+        "--kv-transfer-config": "disaggregated serving: the KV connector JSON (NixlConnector)",
         "--host": "bind address",
         "--port": "API port",
     },
@@ -149,6 +150,9 @@ SGLANG = FlagTable(
         "--speculative-eagle-topk": "1: one chain of drafted tokens",
         "--speculative-num-draft-tokens": "k + 1 (the chain and the token it extends)",
         "--speculative-ngram-max-bfs-breadth": "1: n-gram drafts one chain, as predicted",
+        "--disaggregation-mode": "disaggregated serving: prefill | decode",
+        "--disaggregation-transfer-backend": "KV transfer between the pools: mooncake | nixl",
+        "--disaggregation-bootstrap-port": "a prefill worker's KV bootstrap server (router: --prefill)",
         "--host": "bind address",
         "--port": "API port",
     },
@@ -270,6 +274,88 @@ SGLANG_BENCH = FlagTable(
 )
 
 BENCH_TABLES: dict[str, FlagTable] = {"vllm": VLLM_BENCH, "sglang": SGLANG_BENCH}
+
+# ---- disaggregated serving: what sits in front of the prefill and decode pools -----------------
+# None of these programs is in ../shared/reference/engine_flags/; each table names its source.
+
+# sglang-router 0.2.x (the `sglang_router` package in the lmsysorg/sglang:v0.5.23 image):
+# sgl-project/sglang sgl-router/py_src/sglang_router/router_args.py, where --prefill takes
+# `URL [BOOTSTRAP_PORT]` (nargs="+", repeated) and --decode `URL` (repeated). The
+# sgl-model-gateway Python binding that replaced sgl-router keeps these options.
+SGLANG_ROUTER = FlagTable(
+    engine="SGLang router",
+    program=("python3", "-m", "sglang_router.launch_router"),
+    version="sglang-router 0.2 (router_args.py)",
+    default_port=30000,
+    flags={
+        "--pd-disaggregation": "prefill/decode mode",
+        "--prefill": "URL BOOTSTRAP_PORT of one prefill worker (repeated)",
+        "--decode": "URL of one decode worker (repeated)",
+        "--host": "bind address",
+        "--port": "API port",
+    },
+)
+
+# vLLM 0.11 ships no prefill/decode router: its NixlConnector guide (docs/features/
+# nixl_connector_usage.md) runs the example proxy from the source tree,
+# tests/v1/kv_connector/nixl_integration/toy_proxy_server.py (argparse; round-robin over each pool).
+VLLM_PD_PROXY = FlagTable(
+    engine="vLLM example proxy",
+    program=("python3",),
+    version="v0.11.0 tests/v1/kv_connector/nixl_integration/toy_proxy_server.py",
+    flags={
+        "--host": "bind address",
+        "--port": "API port",
+        "--prefiller-hosts": "address of each prefill worker",
+        "--prefiller-ports": "port of each prefill worker (same order)",
+        "--decoder-hosts": "address of each decode worker",
+        "--decoder-ports": "port of each decode worker (same order)",
+    },
+)
+# Environment of a vLLM worker with the NixlConnector (the same guide): the handshake port on its
+# host (each worker's ranks count up from it) and the address the other pool reaches it at.
+VLLM_NIXL_ENV: dict[str, str] = {
+    "VLLM_NIXL_SIDE_CHANNEL_PORT": "first NIXL handshake port of this worker on its host",
+    "VLLM_NIXL_SIDE_CHANNEL_HOST": "this worker's address (workers on several hosts)",
+}
+
+# `trtllm-serve disaggregated -c/--config_file F [-t/--server_start_timeout S]` (NOTES.md) and the
+# keys of F: tensorrt_llm/llmapi/disagg_utils.py reads hostname, port, context_servers and
+# generation_servers (num_instances, urls "host:port"); the other keys of a server section are
+# LLM-API arguments (trtllm_serve.txt), there to describe the instances.
+TRTLLM_DISAGG = FlagTable(
+    engine="TensorRT-LLM",
+    program=("trtllm-serve", "disaggregated"),
+    version=f"{ENGINE_VERSIONS['trtllm']} (trtllm-serve disaggregated)",
+    default_port=8000,
+    flags={
+        "--config_file": "the disaggregated server's YAML",
+        "--server_start_timeout": "seconds to wait for the workers to come up",
+    },
+    yaml_keys=frozenset(
+        {"hostname", "port"}
+        | {
+            f"{section}{key}"
+            for section in ("context_servers", "generation_servers")
+            for key in (
+                "",
+                ".num_instances",
+                ".urls",
+                ".tensor_parallel_size",
+                ".pipeline_parallel_size",
+                ".moe_expert_parallel_size",
+                ".cache_transceiver_config",
+                ".cache_transceiver_config.backend",
+            )
+        }
+    ),
+)
+# LLM-API keys a disaggregated worker's --extra_llm_api_options file adds. disable_overlap_scheduler
+# and cache_transceiver_config are in trtllm_serve.txt; cache_transceiver_config.backend
+# (DEFAULT | UCX | NIXL | MPI) is CacheTransceiverConfig's field in llm_args.py of the 1.x releases.
+TRTLLM_DISAGG_LLM_API_KEYS = frozenset(
+    {"disable_overlap_scheduler", "cache_transceiver_config", "cache_transceiver_config.backend"}
+)
 
 # Speculative-decoding method values the exporter may emit (values of options, not options).
 # vLLM: --speculative-config's "method", in both vLLM 0.11.0's SpeculativeMethod (docs.vllm.ai

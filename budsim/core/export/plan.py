@@ -11,6 +11,9 @@ Configuration JSON schema (one object; unknown keys are ignored)::
       "hardware": "h100-sxm",                        # hardware id (required); or {"id": ..., "kind": ...}
       "engine": "vllm",                              # vllm | sglang | trtllm (required)
       "tp": 2, "pp": 1, "dp": 1, "ep": 1, "replicas": 2,
+      "prefill_workers": 2,            # disaggregated serving, as `budsim predict` takes it: the
+      "decode_workers": 1,             # prefill pool's workers (TP/DP/EP: prefill_tp/_dp/_ep, default
+                                       # tp/dp/ep) and the decode pool's (tp/dp/ep; no "replicas")
       "weight_dtype": "bf16",          # auto | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4
       "kv_dtype": "auto",              # auto | fp8
       "max_num_seqs": 256, "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9,
@@ -46,6 +49,7 @@ The deployment fields may also sit in a nested "deployment" object. The whole ou
 `budsim optimize --json` is accepted too: `select_configuration` takes its "optimal_configuration"
 (rank 0, with the top-level "predicted_performance"), "alternative_configurations" (rank 1..N) or
 "pareto_front" (--pareto K, 0-based), and max_model_len from "request.workload" when not given.
+With `disagg`, it takes the best prefill/decode split of `budsim optimize --disagg` ("disaggregated").
 """
 
 from __future__ import annotations
@@ -130,6 +134,9 @@ class ExportPlan:
     # the workload the prediction was made for (a stored run's, an optimiser response's request, a
     # configuration's "workload"); None when the source does not say. The bench target replays it.
     workload: Workload | None = None
+    # disaggregated serving (budsim.core.disagg): the prefill pool, `replicas` = its workers; the
+    # decode pool is then `deployment` (`replicas` = decode workers). None: aggregated serving.
+    prefill: Deployment | None = None
 
     @property
     def model(self) -> str:
@@ -146,6 +153,18 @@ class ExportPlan:
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.deployment.model
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.prefill is not None
+
+    def pool(self, role: str) -> ExportPlan:
+        """One pool of a disaggregated plan as a plan of its own (role: prefill | decode); the
+        prediction stays the whole deployment's."""
+        if self.prefill is None:
+            raise BudsimError("internal: pool() of a plan that is not disaggregated")
+        deployment = self.prefill if role == "prefill" else self.deployment
+        return replace(self, deployment=deployment, prefill=None)
 
     @property
     def moe(self) -> bool:
@@ -166,6 +185,10 @@ class ExportPlan:
 
     def validate(self) -> None:
         self.deployment.validate()
+        if self.prefill is not None:
+            from ..disagg import DisaggDeployment  # lazily: it loads the predictor
+
+            DisaggDeployment(self.prefill, self.deployment).validate()
         if self.device_kind not in DEVICE_KINDS:
             raise BudsimError(
                 f"unknown device kind {self.device_kind!r}; choose one of {', '.join(DEVICE_KINDS)}"
@@ -269,9 +292,12 @@ def header_lines(plan: ExportPlan, what: str, notes: Sequence[str] = ()) -> list
         f"model: {plan.model} (served as {plan.served_name})",
         (
             f"hardware: {plan.hardware} ({plan.device_kind}, {plan.devices_per_node} per node), "
-            f"{count_text(dep.devices, 'device')} = {count_text(dep.replicas, 'replica')} "
-            f"x TP{dep.tp} PP{dep.pp} "
-            f"DP{dep.dp} EP{dep.ep}"
+            + (
+                _pools_text(plan.prefill, dep)
+                if plan.prefill is not None
+                else f"{count_text(dep.devices, 'device')} = {count_text(dep.replicas, 'replica')} "
+                f"x {_layout(dep)}"
+            )
         ),
         (
             f"plan: engine {dep.engine}, weights {plan.weight_dtype}, KV {dep.kv_dtype}, "
@@ -286,6 +312,19 @@ def header_lines(plan: ExportPlan, what: str, notes: Sequence[str] = ()) -> list
     ]
     lines.extend(f"note: {n}" for n in notes)
     return [clean(line) for line in lines]
+
+
+def _layout(dep: Deployment) -> str:
+    return f"TP{dep.tp} PP{dep.pp} DP{dep.dp} EP{dep.ep}"
+
+
+def _pools_text(prefill: Deployment, decode: Deployment) -> str:
+    total = prefill.devices + decode.devices
+    return (
+        f"{count_text(total, 'device')} disaggregated = "
+        f"{count_text(prefill.replicas, 'prefill worker')} x {_layout(prefill)} + "
+        f"{count_text(decode.replicas, 'decode worker')} x {_layout(decode)}"
+    )
 
 
 def speculative_lines(plan: ExportPlan) -> list[str]:
@@ -445,6 +484,68 @@ def select_configuration(
     return {**extra, **config, "predicted_performance": prediction}, rank
 
 
+def select_disaggregated(
+    doc: Mapping[str, Any], what: str = "this optimiser output"
+) -> tuple[dict[str, Any], str | None]:
+    """The best prefill/decode split of an optimiser response (`budsim optimize --disagg`) as a
+    configuration (prefill_workers, decode_workers and the split's prediction), and a warning when
+    the comparison found aggregated serving ahead."""
+    comparison = doc.get("disaggregated")
+    if not isinstance(comparison, Mapping):
+        raise BudsimError(
+            f"{what} has no prefill/decode split; run `budsim optimize --disagg` to compare one"
+        )
+    best = comparison.get("best")
+    if not isinstance(best, Mapping):
+        verdict = comparison.get("verdict") or "none was predicted"
+        raise BudsimError(f"{what} has no prefill/decode split to export: {clean(verdict)}")
+    # the split divides the best configuration's replica layout into P + D workers
+    config, _ = select_configuration(doc)
+    config = {k: v for k, v in config.items() if k != "replicas"}
+    config.update(
+        prefill_workers=best.get("prefill_workers"),
+        decode_workers=best.get("decode_workers"),
+        predicted_performance=best.get("predicted_performance") or {},
+    )
+    warning = None
+    if not comparison.get("beats_aggregated"):
+        warning = (
+            f"{comparison.get('verdict')}; this split is exported because --disagg asked for it"
+        )
+    return config, warning
+
+
+# the pools of a disaggregated configuration, named as `budsim predict` takes them
+_POOL_FIELDS = ("prefill_workers", "decode_workers", "prefill_tp", "prefill_dp", "prefill_ep")
+
+
+def _pools(flat: Mapping[str, Any], deployment: Deployment) -> tuple[Deployment, Deployment | None]:
+    """(decode pool, prefill pool) of a disaggregated configuration; (deployment, None) else."""
+    values = {name: _as_int(name, flat.get(name), optional=True) for name in _POOL_FIELDS}
+    workers = values["prefill_workers"]
+    if workers is None:
+        given = [name for name, value in values.items() if value is not None]
+        if given:
+            raise BudsimError(f"configuration field {given[0]} needs prefill_workers")
+        return deployment, None
+    decode = 1 if values["decode_workers"] is None else values["decode_workers"]
+    if workers < 1 or decode < 1:
+        raise BudsimError("prefill_workers and decode_workers must be at least 1")
+    if flat.get("replicas", 1) != 1:
+        raise BudsimError("with prefill_workers, decode_workers counts the decode replicas")
+    # the prefill pool never speculates (budsim.core.disagg): drafting belongs to decode
+    prefill = deployment.with_(
+        tp=values["prefill_tp"] or deployment.tp,
+        dp=values["prefill_dp"] or deployment.dp,
+        ep=values["prefill_ep"] or deployment.ep,
+        replicas=workers,
+        spec_method="none",
+        spec_tokens=0,
+        spec_acceptance=None,
+    )
+    return deployment.with_(replicas=decode), prefill
+
+
 def workload_from(workload: Mapping[str, Any]) -> Workload | None:
     """The Workload a configuration's "workload" object describes (its unknown keys ignored), or
     None when it lacks the request lengths or its fields do not make one."""
@@ -527,11 +628,20 @@ def from_config_json(
     pareto: int | None = None,
     source: str | None = None,
     run_id: str | None = None,
+    disagg: bool = False,
 ) -> ExportPlan:
-    """Parse a configuration JSON document (see the module docstring) into a validated ExportPlan."""
+    """Parse a configuration JSON document (see the module docstring) into a validated ExportPlan.
+    `disagg`: the document must hold a disaggregated plan (an optimiser response's best split)."""
     if not isinstance(doc, Mapping):
         raise BudsimError("a configuration JSON must be an object")
-    cfg, picked_rank = select_configuration(doc, rank=rank, pareto=pareto)
+    disagg_warning = None
+    if disagg and (rank or pareto is not None):
+        raise BudsimError("--disagg exports the best prefill/decode split; drop --rank/--pareto")
+    if disagg and _is_response(doc):
+        cfg, disagg_warning = select_disaggregated(doc)
+        picked_rank = None
+    else:
+        cfg, picked_rank = select_configuration(doc, rank=rank, pareto=pareto)
     flat: dict[str, Any] = {}
     nested = cfg.get("deployment")
     if isinstance(nested, Mapping):
@@ -552,6 +662,8 @@ def from_config_json(
     assert model is not None and hardware is not None and engine is not None
 
     ints = {name: _as_int(name, flat.get(name, 1)) for name in _DEPLOYMENT_INT}
+    if flat.get("prefill_workers") is not None:
+        ints["replicas"] = 1  # checked by _pools; the pools carry their own worker counts
     deployment = Deployment(
         model=model,
         hardware=hardware,
@@ -574,6 +686,12 @@ def from_config_json(
         spec_tokens=_as_int("spec_tokens", flat.get("spec_tokens") or 0) or 0,
         spec_acceptance=_as_float("spec_acceptance", flat.get("spec_acceptance")),
     )
+    deployment, prefill = _pools(flat, deployment)
+    if disagg and prefill is None:
+        raise BudsimError(
+            "this configuration is not disaggregated: --disagg needs prefill_workers and "
+            "decode_workers in it, or the output of `budsim optimize --disagg`"
+        )
 
     kind, per_node, memory_gb, cores = _hardware_facts(hardware)
     kind = _as_str("device_kind", flat.get("device_kind")) or hw_kind or kind
@@ -635,6 +753,8 @@ def from_config_json(
         shared_prefix_len=shared_prefix or 0,
         cached_share=cached_share or 0.0,
         workload=workload_from(workload) if isinstance(workload, Mapping) else None,
+        warning=disagg_warning,
+        prefill=prefill,
     )
     plan.validate()
     return plan
@@ -661,8 +781,10 @@ def plan_from_store(
     rank: int | None = None,
     pareto: int | None = None,
     db: str | None = None,
+    disagg: bool = False,
 ) -> ExportPlan:
-    """The plan of one result of a stored run (rank 0 = best), or of its Pareto front (--pareto K)."""
+    """The plan of one result of a stored run (rank 0 = best), of its Pareto front (--pareto K),
+    or of the prefill/decode split `budsim optimize --disagg` kept with it (disagg)."""
     try:
         from .. import store as store_module
     except ImportError:
@@ -677,6 +799,23 @@ def plan_from_store(
         extra: dict[str, Any] = {"budsim_version": run.get("budsim_version") or __version__}
         if isinstance(inputs, Mapping) and isinstance(inputs.get("workload"), Mapping):
             extra["workload"] = inputs["workload"]
+        if disagg:
+            if rank or pareto is not None:
+                raise BudsimError(
+                    "--disagg exports the best prefill/decode split; drop --rank/--pareto"
+                )
+            response = run.get("response")
+            what = f"run {full[:8]} ({run.get('status')})"
+            if not isinstance(response, Mapping):
+                raise BudsimError(
+                    f"{what} has no saved response to take a prefill/decode split from"
+                )
+            config, warning = select_disaggregated(response, what)
+            plan = from_config_json(
+                {**extra, **config}, source=f"run {full[:8]} disaggregated", run_id=full
+            )
+            warnings = [w for w in (run_warning(run), warning) if w]
+            return replace(plan, warning="; ".join(warnings) or None)
         if pareto is not None:
             response = run.get("response")
             if not isinstance(response, Mapping):

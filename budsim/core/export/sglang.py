@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import BudsimError
 from .common import (
     EngineRun,
     ExportOptions,
     Launch,
+    Slot,
     base_port,
     check_engine_kind,
     node_address,
     node_count,
     num,
     slots,
-    total_nodes,
     visible_devices_env,
 )
 from .flags import SGLANG as T
@@ -87,7 +89,15 @@ def speculative_args(plan: ExportPlan, context: str) -> tuple[list[str], list[st
     return args, notes
 
 
-def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
+def build(
+    plan: ExportPlan,
+    options: ExportOptions,
+    *,
+    context: str = "host",
+    layout: Sequence[Slot] | None = None,
+) -> EngineRun:
+    """`layout`: where the replicas run instead of the plan's own layout (a disaggregated pool's
+    place among both pools)."""
     check_engine_kind(plan, "sglang")
     dep = plan.deployment
     quant = quant_step(plan, "sglang", options)
@@ -100,8 +110,8 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         )
     nodes = node_count(plan)
     port0 = base_port(options, T)
-    layout = slots(plan, port0)
-    all_nodes = total_nodes(plan, port0)
+    layout = list(layout) if layout is not None else slots(plan, port0)
+    all_nodes = max(slot.node for slot in layout) + 1
     host = "0.0.0.0" if context != "host" else options.host
 
     args: list[str] = [T.flag("--model-path"), model_ref]
@@ -161,7 +171,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     for slot in layout:
         argv = [*T.program, *args, T.flag("--port"), str(slot.port)]
         if nodes > 1:
-            head = node_address(options, slot.replica * nodes, all_nodes)
+            head = node_address(options, slot.node - slot.node_in_replica, all_nodes)
             argv += [
                 T.flag("--nnodes"),
                 str(nodes),

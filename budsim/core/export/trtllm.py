@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BudsimError
@@ -11,13 +12,13 @@ from .common import (
     ExportOptions,
     Launch,
     Raw,
+    Slot,
     base_port,
     check_engine_kind,
     dump_yaml,
     node_count,
     num,
     slots,
-    total_nodes,
     visible_devices_env,
 )
 from .flags import TRTLLM as T
@@ -37,6 +38,14 @@ from .speculative import (
 
 EXTRA_FILE = "trtllm-llm-api.yaml"
 CONTAINER_CONFIG_DIR = "/etc/budsim"
+# the KV cache transfer of a disaggregated pool: DEFAULT lets TensorRT-LLM pick (UCX in 1.x); the
+# 1.x CacheTransceiverConfig spells its backends in capitals
+TRANSCEIVER = {"backend": "DEFAULT"}
+
+
+def extra_name(role: str | None) -> str:
+    """The options file of an aggregated plan, or of one disaggregated pool."""
+    return EXTRA_FILE if role is None else f"trtllm-{role}-llm-api.yaml"
 
 
 def speculative_config(plan: ExportPlan) -> dict[str, Any] | None:
@@ -59,10 +68,15 @@ def speculative_config(plan: ExportPlan) -> dict[str, Any] | None:
     return {"decoding_type": "NGram", "max_draft_len": k, "max_matching_ngram_size": NGRAM_MAX}
 
 
-def extra_options(plan: ExportPlan) -> dict[str, Any]:
-    """LLM-API settings that trtllm-serve has no CLI option for."""
+def extra_options(plan: ExportPlan, role: str | None = None) -> dict[str, Any]:
+    """LLM-API settings that trtllm-serve has no CLI option for (role: a disaggregated pool's)."""
     dep = plan.deployment
     extra: dict[str, Any] = {}
+    if role == "prefill":
+        # a context-only server runs without the overlap scheduler (NVIDIA's disaggregated examples)
+        extra["disable_overlap_scheduler"] = True
+    if role is not None:
+        extra["cache_transceiver_config"] = dict(TRANSCEIVER)
     if dep.dp > 1:
         extra["enable_attention_dp"] = True
     if dep.kv_dtype == "fp8":
@@ -81,25 +95,36 @@ def extra_options(plan: ExportPlan) -> dict[str, Any]:
     return extra
 
 
-def extra_file(plan: ExportPlan) -> Artifact:
-    body = dump_yaml(extra_options(plan))
+def extra_file(plan: ExportPlan, role: str | None = None) -> Artifact:
+    body = dump_yaml(extra_options(plan, role))
     notes = []
     if plan.deployment.spec_method == "eagle3":
         notes.append(
             f"speculative_config.speculative_model_dir: replace {PLACEHOLDER_MARK} ...> with the "
             f"Hugging Face id or directory of an EAGLE-3 draft head trained for {plan.model}"
         )
+    pool = f" of the {role} pool" if role else ""
     head = comment_block(
         header_lines(
             plan,
-            f"{T.engine} {T.version}: LLM-API options for trtllm-serve --extra_llm_api_options",
+            f"{T.engine} {T.version}: LLM-API options{pool} for trtllm-serve "
+            "--extra_llm_api_options",
             notes,
         )
     )
-    return Artifact(EXTRA_FILE, head + body, "yaml", "trtllm")
+    return Artifact(extra_name(role), head + body, "yaml", "trtllm")
 
 
-def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
+def build(
+    plan: ExportPlan,
+    options: ExportOptions,
+    *,
+    context: str = "host",
+    layout: Sequence[Slot] | None = None,
+    role: str | None = None,
+) -> EngineRun:
+    """`layout`: where the workers run instead of the plan's own replica layout (a disaggregated
+    pool's place among both pools); `role`: prefill | decode, the pool's KV-transfer options."""
     check_engine_kind(plan, "trtllm")
     dep = plan.deployment
     if node_count(plan) > 1:
@@ -123,7 +148,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
         )
     port0 = base_port(options, T)
-    layout = slots(plan, port0)
+    layout = list(layout) if layout is not None else slots(plan, port0)
     host = "0.0.0.0" if context != "host" else options.host
     if plan.served_name != model_ref:
         notes.append(
@@ -150,12 +175,13 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             notes.append(converted)
     files: list[Artifact] = []
     checks: list[tuple[str, str]] = []
-    if extra_options(plan):
-        files.append(extra_file(plan))
+    name = extra_name(role)
+    if extra_options(plan, role):
+        files.append(extra_file(plan, role))
         path = (
-            Raw(f'"$(dirname "$0")"/{EXTRA_FILE}')
+            Raw(f'"$(dirname "$0")"/{name}')
             if context == "host"
-            else f"{CONTAINER_CONFIG_DIR}/{EXTRA_FILE}"
+            else f"{CONTAINER_CONFIG_DIR}/{name}"
         )
         args += [T.flag("--extra_llm_api_options"), path]
     if dep.spec_method == "mtp":
@@ -169,15 +195,15 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         notes.append(ngram_note(f"matches of up to {NGRAM_MAX} tokens (max_matching_ngram_size)"))
     if dep.spec_method == "eagle3":
         if context == "k8s":
-            where = f"replace {PLACEHOLDER!r} in the ConfigMap's {EXTRA_FILE}"
+            where = f"replace {PLACEHOLDER!r} in the ConfigMap's {name}"
         else:
             where = (
-                f"replace {PLACEHOLDER_MARK} ...> in {EXTRA_FILE} with its Hugging Face id or "
+                f"replace {PLACEHOLDER_MARK} ...> in {name} with its Hugging Face id or "
                 "directory (the script stops until then)"
             )
             if context == "docker":
                 where += "; mount a local directory into the container"
-            checks.append(placeholder_check(f'"$(dirname "$0")"/{EXTRA_FILE}', EXTRA_FILE))
+            checks.append(placeholder_check(f'"$(dirname "$0")"/{name}', name))
         notes.append(draft_note(plan, where))
     if plan.prefix_caching:
         notes.append(
@@ -208,7 +234,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         files=files,
         notes=notes,
         model_ref=model_ref,
-        nodes=total_nodes(plan, port0),
+        nodes=max(slot.node for slot in layout) + 1,
         prelude=prelude,
         checks=checks,
     )

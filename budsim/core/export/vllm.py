@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from ..errors import BudsimError
 from . import inc
@@ -10,13 +11,13 @@ from .common import (
     EngineRun,
     ExportOptions,
     Launch,
+    Slot,
     base_port,
     check_engine_kind,
     node_address,
     node_count,
     num,
     slots,
-    total_nodes,
     visible_devices_env,
 )
 from .flags import VLLM as T
@@ -109,7 +110,15 @@ def _omp_bind(plan: ExportPlan, devices: tuple[int, ...], context: str) -> str:
     return "|".join(f"{d * cores}-{d * cores + cores - 2}" for d in devices)
 
 
-def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") -> EngineRun:
+def build(
+    plan: ExportPlan,
+    options: ExportOptions,
+    *,
+    context: str = "host",
+    layout: Sequence[Slot] | None = None,
+) -> EngineRun:
+    """`layout`: where the replicas run instead of the plan's own layout (a disaggregated pool's
+    place among both pools)."""
     check_engine_kind(plan, "vllm")
     _check(plan)
     dep = plan.deployment
@@ -138,8 +147,8 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         if dep.dp % nodes:
             raise BudsimError(f"DP={dep.dp} does not split evenly over {nodes} nodes")
     port0 = base_port(options, T)
-    layout = slots(plan, port0)
-    all_nodes = total_nodes(plan, port0)
+    layout = list(layout) if layout is not None else slots(plan, port0)
+    all_nodes = max(slot.node for slot in layout) + 1
     host = "0.0.0.0" if context != "host" else options.host
     util = memory_fraction(plan, "vllm")
     converted = conversion_note(plan, "vllm")
@@ -232,7 +241,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
         serves = True
         if nodes > 1:
             local = dep.dp // nodes
-            head = node_address(options, slot.replica * nodes, all_nodes)
+            head = node_address(options, slot.node - slot.node_in_replica, all_nodes)
             argv += [T.flag("--data-parallel-size-local"), str(local)]
             argv += [T.flag("--data-parallel-address"), head]
             argv += [T.flag("--data-parallel-rpc-port"), str(DP_RPC_PORT)]
