@@ -124,6 +124,23 @@ def _predict_disagg(
     return result, notes
 
 
+def _configuration(fields: dict[str, Any], pool: tuple[int | None, ...]) -> dict[str, Any]:
+    """The predicted deployment and workload as a configuration `budsim export` takes (see
+    budsim.core.export.plan), so `predict --json > plan.json` can be exported as it stands."""
+    from dataclasses import asdict
+
+    from budsim.core.cases import parse_case
+
+    dep, workload = parse_case(fields)
+    config: dict[str, Any] = {**dep.to_dict(), "workload": asdict(workload)}
+    prefill_workers, decode_workers, tp, dp, ep = pool
+    if prefill_workers is not None:
+        del config["replicas"]  # the pools' workers say how many of each
+        config.update(prefill_workers=prefill_workers, decode_workers=decode_workers)
+        config.update({f"prefill_{k}": v for k, v in (("tp", tp), ("dp", dp), ("ep", ep)) if v})
+    return config
+
+
 def _notes(fields: dict[str, Any]) -> list[str]:
     """What the prediction assumed that the command line did not say (the table output only;
     the fields have passed validation by then)."""
@@ -254,13 +271,15 @@ def register(app: typer.Typer) -> None:
     def predict(
         model: str = typer.Option(None, help="Catalog id, HF id or path to a config.json/dir."),
         hardware: str = typer.Option(None, help="Hardware id (see `budsim hardware`)."),
-        engine: str = typer.Option("vllm", help="vllm | sglang | trtllm"),
+        engine: str = typer.Option("vllm", help="vllm | sglang | trtllm | llamacpp"),
         tp: str = typer.Option("1", help="Tensor parallel size."),
         pp: str = typer.Option("1", help="Pipeline parallel size."),
         dp: str = typer.Option("1", help="Attention data parallel size."),
         ep: str = typer.Option("1", help="Expert parallel size (MoE)."),
         replicas: str = typer.Option("1", help="Independent engine replicas."),
-        weight_dtype: str = typer.Option("auto", help="bf16|fp16|fp8|int8|int4|nvfp4|mxfp4|auto"),
+        weight_dtype: str = typer.Option(
+            "auto", help="bf16|fp16|fp8|int8|int4|nvfp4|mxfp4|auto; llamacpp: q4_k_m|q5_k_m|q8_0"
+        ),
         kv_dtype: str = typer.Option("auto", help="auto | fp8"),
         scenario: str = typer.Option(None, help="concurrency | static | rate"),
         concurrency: str = typer.Option(None, help="Requests in flight (closed loop)."),
@@ -366,7 +385,8 @@ def register(app: typer.Typer) -> None:
         else:
             result = _predict_fields(fields)
         if as_json:
-            echo_json(result)
+            pool = (prefill_workers, decode_workers, prefill_tp, prefill_dp, prefill_ep)
+            echo_json({**result, "configuration": _configuration(fields, pool)})
             return
         from budsim.core.report import band_text
 

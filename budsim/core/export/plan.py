@@ -45,7 +45,9 @@ Configuration JSON schema (one object; unknown keys are ignored)::
       }
     }
 
-The deployment fields may also sit in a nested "deployment" object. The whole output of
+The deployment fields may also sit in a nested "deployment" object. The output of `budsim
+predict --json` is accepted as it stands: its "configuration" object, predicted by the rest. The
+whole output of
 `budsim optimize --json` is accepted too: `select_configuration` takes its "optimal_configuration"
 (rank 0, with the top-level "predicted_performance"), "alternative_configurations" (rank 1..N) or
 "pareto_front" (--pareto K, 0-based), and max_model_len from "request.workload" when not given.
@@ -433,6 +435,10 @@ def select_configuration(
                 "this configuration file holds one configuration; --rank/--pareto need the output "
                 "of `budsim optimize --json` or a run id"
             )
+        config = doc.get("configuration")
+        if isinstance(config, Mapping):  # `budsim predict --json`: the prediction around it
+            prediction = {k: v for k, v in doc.items() if k != "configuration"}
+            return {**config, "predicted_performance": prediction}, rank
         return dict(doc), rank
     extra: dict[str, Any] = {}
     request = doc.get("request")
