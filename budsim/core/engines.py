@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
+from .dtypes import GGUF_DTYPES, WEIGHT_BYTES
 from .errors import BudsimError
 
 
@@ -64,6 +66,10 @@ class EngineProfile:
     # zero-overhead batch scheduler, default since v0.4). Every token, the first included, then
     # reaches the client one step later: TTFT and E2E grow by a step, TPOT does not change.
     reports_one_step_late: bool = False
+    # False: the shipped calibration was never trained on this engine's runs, so its predictions
+    # stay physics-only (budsim.core.predict skips the learned correction, the search only
+    # compares it when asked for by name)
+    calibrated: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -77,10 +83,51 @@ class EngineProfile:
 # One release per engine, the single source of the version: the profiles below describe it,
 # `budsim engines` lists it, the exporter's flag tables (budsim.core.export.flags) were checked
 # against it and its official images carry it. vLLM: 0.11.0 (CUDA, CPU images) and 0.11.2 (ROCm);
-# TensorRT-LLM: trtllm-serve's PyTorch backend.
-ENGINE_VERSIONS: dict[str, str] = {"vllm": "0.11.x", "sglang": "0.5.23", "trtllm": "1.2"}
+# TensorRT-LLM: trtllm-serve's PyTorch backend. llama.cpp: llama-server at ggml-org/llama.cpp
+# commit 00dc8057, the build whose generated option table ../shared/reference/engine_flags/
+# llama_server.txt holds (its bNNNN release tag was not resolvable offline, so the commit is the pin).
+ENGINE_VERSIONS: dict[str, str] = {
+    "vllm": "0.11.x",
+    "sglang": "0.5.23",
+    "trtllm": "1.2",
+    "llamacpp": "commit 00dc8057",
+}
 
 _GPU_QUANT = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+# GGUF files llama.cpp serves: the K-quant mixes, Q8_0, and the 16-bit BF16/F16 conversions
+_GGUF_QUANT = ("q4_k_m", "q5_k_m", "q8_0", "bf16", "fp16")
+
+
+def _llamacpp(kind: str, name: str, **knobs: Any) -> EngineProfile:
+    """llama-server on one hardware kind. Shared behaviour (documented in tools/server/README.md
+    at the pinned commit): `--parallel` slots (-1 = auto = 4 slots over a unified KV cache) batched
+    together each iteration, decodes first and then prompt tokens up to `--batch-size` 2048
+    (`--ubatch-size` 512 per physical pass), the way vLLM's mixed scheduler composes a step; no
+    tensor parallelism: several GPUs split the layers (`--split-mode layer`, modelled as pp). No
+    memory fraction exists: the plan sizes `--ctx-size` to the KV cache that fits in 90 % of the
+    device, leaving room for the compute buffers. Overheads are round estimates of the host work
+    per llama_decode call (graph build, slot bookkeeping, sampling), not fitted to measurements."""
+    base: dict[str, Any] = dict(
+        id="llamacpp",
+        name=name,
+        version=ENGINE_VERSIONS["llamacpp"],
+        kind=kind,
+        quantizations=_GGUF_QUANT,
+        kv_dtypes=("auto",),
+        parallelism=frozenset({"pp"}),
+        scheduler="mixed",
+        default_max_num_seqs=4,
+        default_max_num_batched_tokens=2048,
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        prequantized_only=(),
+        calibrated=False,
+        comm_overhead_gb=0.0,  # layer split hands activations over; no collective buffers
+        notes=("physics only: no calibration was trained on llama.cpp runs",),
+    )
+    base.update(knobs)
+    return EngineProfile(**base)
+
 
 PROFILES: tuple[EngineProfile, ...] = (
     EngineProfile(
@@ -249,16 +296,58 @@ PROFILES: tuple[EngineProfile, ...] = (
         reports_one_step_late=True,
         notes=("in-flight batching; kv_cache_free_gpu_memory_fraction applies after weights",),
     ),
+    # CUDA graphs for decode are on by default in ggml's CUDA backend (GGML_CUDA_GRAPHS)
+    _llamacpp(
+        "cuda",
+        "llama.cpp (llama-server, CUDA)",
+        graphs=True,
+        runtime_overhead_gb=0.8,
+        graph_overhead_gb=0.1,
+        step_overhead_ms=0.8,
+        per_seq_overhead_us=50.0,
+        per_layer_launch_us=0.0,
+    ),
+    # HIP graphs are a build option (GGML_HIP_GRAPHS) off by default: every kernel is launched
+    _llamacpp(
+        "rocm",
+        "llama.cpp (llama-server, ROCm)",
+        graphs=False,
+        runtime_overhead_gb=1.0,
+        graph_overhead_gb=0.0,
+        step_overhead_ms=1.0,
+        per_seq_overhead_us=50.0,
+        per_layer_launch_us=40.0,
+    ),
+    # CPU: no graphs and no launches, but ggml's threads meet at a barrier after every op
+    _llamacpp(
+        "cpu",
+        "llama.cpp (llama-server, CPU)",
+        graphs=False,
+        runtime_overhead_gb=0.5,
+        graph_overhead_gb=0.0,
+        step_overhead_ms=1.0,
+        per_seq_overhead_us=50.0,
+        per_layer_launch_us=20.0,
+    ),
 )
 
-ENGINE_IDS: tuple[str, ...] = ("vllm", "sglang", "trtllm")
+# The engines the shipped calibration has one-hot features for: its feature vector is fixed by the
+# pretrained models, so it does not grow with ENGINE_IDS.
+CALIBRATED_ENGINE_IDS: tuple[str, ...] = ("vllm", "sglang", "trtllm")
+ENGINE_IDS: tuple[str, ...] = (*CALIBRATED_ENGINE_IDS, "llamacpp")
 
 
 @lru_cache(maxsize=64)
 def get_engine(engine_id: str, kind: str) -> EngineProfile:
     """The profile of `engine_id` on hardware of `kind`, or a one-line error."""
     key = engine_id.strip().lower().replace("-", "").replace("_", "")
-    aliases = {"tensorrtllm": "trtllm", "trt": "trtllm", "trtllm": "trtllm"}
+    aliases = {
+        "tensorrtllm": "trtllm",
+        "trt": "trtllm",
+        "trtllm": "trtllm",
+        "llama.cpp": "llamacpp",
+        "llamaserver": "llamacpp",
+    }
     key = aliases.get(key, key)
     if key not in ENGINE_IDS:
         raise BudsimError(f"unknown engine {engine_id!r}; choose one of {', '.join(ENGINE_IDS)}")
@@ -297,7 +386,8 @@ def runs_weights(
     return _BITS.get(want, 16) <= _BITS.get(have, 16)
 
 
-_BITS = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
+_BITS: dict[str, float] = {"bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nvfp4": 4, "mxfp4": 4}
+_BITS.update({q: 8 * WEIGHT_BYTES[q] for q in GGUF_DTYPES})
 
 
 def engines_for(kind: str) -> list[EngineProfile]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .deployment import Deployment
-from .dtypes import kv_bytes, weight_bytes
+from .dtypes import GGUF_DTYPES, kv_bytes, weight_bytes
 from .engines import EngineProfile
 from .hardware import Device
 from .model import ModelSpec
@@ -97,13 +97,15 @@ def weights_bytes_per_device(model: ModelSpec, dep: Deployment) -> float:
     unquantised, such as ModelOpt's exclusions), shared over the devices as the parameters are; any
     other dtype quantises each role as `body_bytes_per_param` says."""
     dtype = resolve_weight_dtype(model, dep.weight_dtype)
+    # a GGUF file quantises token_embd and output too (its bits per weight are whole-file)
+    embedding = weight_bytes(dtype) if dtype in GGUF_DTYPES else EMBEDDING_BYTES
 
     def at(p: ShardedParams) -> float:
         return (
             p.attn * body_bytes_per_param(model, dtype, "attn")
             + p.dense * body_bytes_per_param(model, dtype, "dense")
             + p.experts * body_bytes_per_param(model, dtype, "experts")
-            + p.embedding * EMBEDDING_BYTES
+            + p.embedding * embedding
         )
 
     per_device = at(sharded_params(model, dep.tp, dep.pp, dep.dp))

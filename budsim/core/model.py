@@ -258,7 +258,7 @@ class ModelSpec:
                 return self.checkpoint_bytes
             dtype = self.checkpoint_dtype
         per = dtypes.weight_bytes(dtype)
-        emb = 4.0 if dtype == "fp32" else _SIXTEEN_BIT
+        emb = dtypes.embedding_bytes(dtype)
         return self.body_params * per + self.embedding_params * emb
 
     def summary(self) -> dict[str, Any]:

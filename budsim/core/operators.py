@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from .deployment import Deployment
-from .dtypes import kv_bytes
+from .dtypes import GGUF_DTYPES, kv_bytes
 from .memory import body_bytes_per_param, resolve_kv_dtype, resolve_weight_dtype
 from .model import LayerSpec, ModelSpec
 
@@ -254,7 +254,13 @@ def replica_operators(model: ModelSpec, dep: Deployment) -> ReplicaOperators:
         linear=tuple(linear),
         moe=tuple(moe),
         collectives=tuple(collectives),
-        lm_head=GemmOp(max(1, math.ceil(model.vocab_size / tp)), hidden, "bf16", 1.0),
+        # GGUF files quantise the output matrix too (budsim.core.memory counts it that way)
+        lm_head=GemmOp(
+            max(1, math.ceil(model.vocab_size / tp)),
+            hidden,
+            wdtype if wdtype in GGUF_DTYPES else "bf16",
+            1.0,
+        ),
         elementwise_bytes_per_token=layers * hidden * ELEMENTWISE_HIDDEN_PASSES * ACT_BYTES,
         elementwise_kernels=layers * ELEMENTWISE_KERNELS,
         layers=layers,

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from .deployment import Deployment, Workload
+from .dtypes import GGUF_DTYPES
 from .engines import EngineProfile, get_engine, runs_weights
 from .errors import BudsimError
 from .hardware import Device, get_device
@@ -97,6 +98,8 @@ class Resolved:
 
 def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: Deployment) -> None:
     wdtype = resolve_weight_dtype(model, dep.weight_dtype)
+    if wdtype in GGUF_DTYPES and wdtype not in engine.quantizations:
+        raise BudsimError(f"{wdtype} is a GGUF format: only llamacpp runs it, not {engine.name}")
     if wdtype not in engine.quantizations:
         raise BudsimError(
             f"{engine.name} cannot run {wdtype} weights on {device.kind} "
@@ -121,9 +124,13 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
             f"{model.name} is a {model.checkpoint_dtype} checkpoint; {wdtype} weights need a "
             f"higher-precision checkpoint"
         )
-    for axis, size in (("pp", dep.pp), ("dp", dep.dp), ("ep", dep.ep)):
+    for axis, size in (("tp", dep.tp), ("pp", dep.pp), ("dp", dep.dp), ("ep", dep.ep)):
         if size > 1 and axis not in engine.parallelism:
-            raise BudsimError(f"{engine.name} on {device.kind} does not support {axis.upper()}")
+            # llama.cpp's multi-GPU mode is a layer split, which budsim models as pp
+            hint = "; it splits layers across devices: use pp" if "pp" in engine.parallelism else ""
+            raise BudsimError(
+                f"{engine.name} on {device.kind} does not support {axis.upper()}{hint}"
+            )
     if dep.ep > 1 and not model.is_moe:
         raise BudsimError(f"ep={dep.ep} needs a mixture-of-experts model; {model.name} is dense")
     if dep.devices_per_replica > device.devices_per_node and device.kind == "cpu":
@@ -397,11 +404,15 @@ def predict_many(
     if calibrated:
         from .calibration.apply import apply_calibration_many
 
-        fitting = [
-            (resolve(d), p)
-            for d, p in zip(deployments, out, strict=True)
-            if isinstance(p, Prediction) and p.fits
-        ]
+        # engines no calibration was trained on stay physics-only, labelled so
+        fitting = []
+        for d, p in zip(deployments, out, strict=True):
+            if isinstance(p, Prediction) and p.fits:
+                r = resolve(d)
+                if r.engine.calibrated:
+                    fitting.append((r, p))
+                else:
+                    p.calibration = f"physics only ({r.engine.id} is not calibrated)"
         apply_calibration_many(fitting, workload)
     return out
 

@@ -279,7 +279,7 @@ class StepTimeModel:
     def _lm_head_curve(self, n: int, k: int, fmt: str) -> _Curve:
         rows = _ROWS
         head = self.source.gemm(rows, n, k, fmt)
-        bound = _compute_bound_gemm(self.device, rows, n, k, "bf16")
+        bound = _compute_bound_gemm(self.device, rows, n, k, fmt)
         return _Curve(rows, [np.where(bound, head, 0.0), np.where(bound, 0.0, head)])
 
     def _attention_grids(self) -> bool:

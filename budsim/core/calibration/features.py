@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..deployment import Deployment, Workload
 from ..dtypes import COMPUTE_DTYPE, kv_bytes, weight_bytes
-from ..engines import ENGINE_IDS
+from ..engines import CALIBRATED_ENGINE_IDS
 from ..errors import BudsimError
 from ..memory import resolve_kv_dtype
 from ..predict import step_model
@@ -67,7 +67,7 @@ _DEPLOYMENT_FEATURES: tuple[str, ...] = (
     "m_hidden",
     "m_not_full_attention",  # share of layers with sliding or linear attention
     # engine
-    *(f"e_{e}" for e in ENGINE_IDS),
+    *(f"e_{e}" for e in CALIBRATED_ENGINE_IDS),
     "e_mixed_scheduler",
     # parallelism
     "p_tp",
@@ -223,7 +223,7 @@ def deployment_features(resolved: Resolved) -> list[float]:
         float(model.num_layers),
         float(model.hidden_size),
         not_full / layers,
-        *(float(engine.id == e) for e in ENGINE_IDS),
+        *(float(engine.id == e) for e in CALIBRATED_ENGINE_IDS),
         float(engine.scheduler == "mixed"),
         float(dep.tp),
         float(dep.pp),
@@ -354,16 +354,16 @@ def version_segment(status: float) -> str:
 # of LLM-Inference-Bench (Mixtral) were made worse than physics by a correction learned on the
 # other class.
 ARCH_CLASSES: tuple[str, ...] = ("dense", "moe")
-SEGMENT_ENGINES: tuple[str, ...] = (*ENGINE_IDS, "other")
+SEGMENT_ENGINES: tuple[str, ...] = (*CALIBRATED_ENGINE_IDS, "other")
 SEGMENTS: tuple[str, ...] = tuple(
     f"{v}:{a}:{e}" for v in VERSION_SEGMENTS.values() for a in ARCH_CLASSES for e in SEGMENT_ENGINES
 )
-_ENGINE_FEATURES = tuple(FEATURE_INDEX[f"e_{e}"] for e in ENGINE_IDS)
+_ENGINE_FEATURES = tuple(FEATURE_INDEX[f"e_{e}"] for e in CALIBRATED_ENGINE_IDS)
 
 
 def engine_of(x: Sequence[float] | np.ndarray) -> str:
     """The engine a feature vector describes (its one-hot engine features)."""
-    for engine, index in zip(ENGINE_IDS, _ENGINE_FEATURES, strict=True):
+    for engine, index in zip(CALIBRATED_ENGINE_IDS, _ENGINE_FEATURES, strict=True):
         if x[index]:
             return engine
     return "other"

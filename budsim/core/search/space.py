@@ -603,6 +603,10 @@ def build_space(
     for profile in engines:
         if allowed_engines is not None and profile.id not in allowed_engines:
             continue
+        if allowed_engines is None and not getattr(profile, "calibrated", True):
+            # physics-only predictions are not ranked against calibrated ones unless asked for
+            notes.append(f"{profile.id}: physics-only, searched when named in --engines")
+            continue
         w = weight_options(
             profile.quantizations,
             model.checkpoint_dtype,
