@@ -21,7 +21,8 @@ filtered):
 - load: ``scenario`` (static | concurrency | max_num_seqs | max_throughput), ``load`` (batch size,
   client concurrency or max_num_seqs; NaN for max_throughput), ``realised_batch``,
   ``max_num_seqs`` (the engine's sequence cap per attention-DP rank where the source states it; NaN
-  otherwise), ``input_len``,
+  otherwise), ``max_num_batched_tokens`` (the engine's token budget per step where the source
+  states it: llama.cpp's ``-b``/n_batch, which chunks the prompt; NaN otherwise), ``input_len``,
   ``output_len`` (means where the source has length distributions; NaN where unknown), ``workload``
   (task name for dataset-driven sources, else None);
 - targets (NaN where not available): ``ttft_ms``, ``tpot_ms``, ``itl_p50_ms``, ``itl_p90_ms``,
@@ -115,6 +116,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("load", "float"),
     ("realised_batch", "float"),
     ("max_num_seqs", "float"),
+    ("max_num_batched_tokens", "float"),
     ("input_len", "float"),
     ("output_len", "float"),
     ("workload", "str"),
@@ -700,8 +702,11 @@ def _load_lib(path: Path, ctx: _Context) -> list[Record]:
         total = _median(_num(r["Throughput"]) for _, r in rows)
         engine = _LIB_ENGINE.get(framework, "other")
         notes = []
+        chunk = NAN
         if engine == "llamacpp":
-            load = 1.0
+            # -b is how many prompt tokens one llama_decode call takes: -b 1 feeds the prompt a
+            # token at a time (the rows at -b 1 take about twice as long as at -b 16)
+            load, chunk = 1.0, batch
             tp, pp = 1, n
             notes.append(
                 f"llama.cpp: raw Batch Size {batch_raw} is llama-bench n_batch on one sequence "
@@ -737,6 +742,7 @@ def _load_lib(path: Path, ctx: _Context) -> list[Record]:
                 weight_dtype="fp16",
                 scenario="static",
                 load=load,
+                max_num_batched_tokens=chunk,
                 input_len=length,
                 output_len=length,
                 e2e_s=latency,

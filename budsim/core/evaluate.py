@@ -18,7 +18,7 @@ from .errors import BudsimError
 if TYPE_CHECKING:
     import pandas as pd
 
-MODELLED_ENGINES = ("vllm", "sglang", "trtllm")
+MODELLED_ENGINES = ("vllm", "sglang", "trtllm", "llamacpp")
 # Splitwise profiled a vLLM-style engine without naming it; it is simulated as vLLM.
 ENGINE_BY_SOURCE = {"splitwise": "vllm"}
 # A max-throughput run feeds requests "at infinite rate" and lets the scheduler fill its batch; it is
@@ -117,6 +117,9 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
         raise BudsimError("load unknown")
     stated_cap = _num(row.get("max_num_seqs"))
     max_seqs: int | None = round(stated_cap) if math.isfinite(stated_cap) else None
+    # the token budget per step, where the run set it (llama.cpp's -b: the prompt's chunk size)
+    stated_budget = _num(row.get("max_num_batched_tokens"))
+    budget = round(stated_budget) if math.isfinite(stated_budget) and stated_budget >= 1 else None
     if scenario in ("static", "max_throughput"):
         workload = Workload(
             scenario="static", input_len=round(isl), output_len=round(osl), batch_size=round(load)
@@ -151,6 +154,7 @@ def case_for_row(row: Mapping[str, Any]) -> Case:
         weight_dtype=str(row.get("weight_dtype") or "auto"),
         kv_dtype=str(row.get("kv_dtype") or "auto"),
         max_num_seqs=max_seqs,
+        max_num_batched_tokens=budget,
     )
     targets = []
     for column, key in METRIC_MAP[scenario].items():

@@ -97,6 +97,10 @@ def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
         try:
             case = case_for_row(row)
             resolved = resolve(case.deployment)
+            if not resolved.engine.calibrated:
+                # llama.cpp rows are simulable but stay physics-only until a calibration is
+                # trained for them: the shipped models were fitted without them
+                raise BudsimError(f"engine {resolved.engine.id} is not calibrated")
             pred = predict_physics(case.deployment, case.workload)
         except BudsimError as exc:
             reason = _reason(str(exc))
