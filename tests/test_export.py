@@ -672,13 +672,14 @@ def test_names_that_cannot_be_one_safe_argument_are_rejected(changes: dict[str, 
         ("gaudi", {}, "trtllm", "needs cuda hardware"),
         ("gaudi", {}, "sglang", "needs cuda/rocm hardware"),
         ("dense_cuda", {"hardware": "mi300x", "device_kind": "rocm"}, "trtllm", "needs cuda"),
-        ("dense_cuda", {}, "llamacpp", "needs cpu hardware"),
+        # llama.cpp splits layers over GPUs; it has no TP
+        ("dense_cuda", {}, "llamacpp", r"no tensor parallelism \(TP2\); split layers \(pp\)"),
         ("cpu", {"kv_dtype": "fp8"}, "vllm", "no fp8 KV cache"),
         ("gaudi", {"kv_dtype": "fp8"}, "vllm", "comes with Intel Neural Compressor fp8 weights"),
         ("gaudi", {"weight_dtype": "int4"}, "vllm", "no quantisation path to int4"),
         ("moe_cuda", {"weight_dtype": "bf16"}, "vllm", "already fp8"),
         ("dense_cuda", {"weight_dtype": "mxfp4"}, "vllm", "no quantisation path to mxfp4"),
-        ("dense_cuda", {"weight_dtype": "int4"}, "llamacpp", "needs cpu"),
+        ("gaudi", {}, "llamacpp", "needs cuda/rocm/cpu hardware"),
         ("dense_cuda", {}, "llmc", "no LLMC recipe needed"),
         ("int4_llmc", {"model_type": "mamba"}, "llmc", "no model class"),
         (
@@ -851,7 +852,7 @@ def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = str(PLANS / "dense_cuda.json")
     result = runner.invoke(_cli(), ["export", plan, "--target", "llamacpp"])
     assert result.exit_code != 0 and isinstance(result.exception, BudsimError)
-    assert "needs cpu hardware" in str(result.exception)
+    assert "no tensor parallelism (TP2)" in str(result.exception)
     result = runner.invoke(_cli(), ["export", plan, "--target", "nginx"])
     assert "unknown target" in str(result.exception)
     monkeypatch.setenv("BUDSIM_DB", str(tmp_path / "runs.db"))
@@ -953,7 +954,9 @@ def test_one_version_per_engine_everywhere() -> None:
             first = artifact.content.splitlines()[1 if artifact.name.endswith(".sh") else 0]
             assert first.startswith(f"# {names[engine]} {ENGINE_VERSIONS[engine]}"), first
     for (engine, kind), image in IMAGES.items():
-        if engine in ENGINE_VERSIONS and kind != "hpu":  # the Gaudi image is tagged by SynapseAI
+        # the Gaudi image is tagged by SynapseAI; llama.cpp's by build number (server-bNNNN) or
+        # rolling (server, server-cuda), never by the commit its flags were pinned at
+        if engine in ENGINE_VERSIONS and kind != "hpu" and engine != "llamacpp":
             tag = ENGINE_VERSIONS[engine].removesuffix(".x")
             assert tag in image.rpartition(":")[2] or f"vllm_{tag}" in image, image
 
@@ -964,8 +967,8 @@ def test_no_commit_hash_reads_like_an_internal_id() -> None:
     for table in (*ALL_TABLES.values(), MODELOPT):
         assert "@" not in table.version, table.version
     with pytest.raises(BudsimError) as err:
-        export_target(load_plan("dense_cuda"), "llamacpp")
-    assert str(err.value).startswith("llama.cpp cannot run this plan: it needs cpu hardware")
+        export_target(load_plan("gaudi"), "llamacpp")
+    assert str(err.value).startswith("llama.cpp cannot run this plan: it needs cuda/rocm/cpu")
 
 
 # ---- speculative decoding and prefix caching ----------------------------------------------------------

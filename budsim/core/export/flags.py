@@ -371,7 +371,7 @@ TRTLLM_DECODING_TYPES = frozenset({"MTP", "Eagle", "NGram"})
 LLAMACPP = FlagTable(
     engine="llama.cpp",
     program=("llama-server",),
-    version="commit 00dc8057",  # ggml-org/llama.cpp has no release numbers for llama-server
+    version=ENGINE_VERSIONS["llamacpp"],
     reference="llama_server.txt",
     default_port=8080,  # this build's default is 9931; always pass --port
     flags={
@@ -383,7 +383,8 @@ LLAMACPP = FlagTable(
         "--threads-batch": "prompt-processing threads",
         "--batch-size": "logical batch (token budget)",
         "--ubatch-size": "physical batch",
-        "--n-gpu-layers": "0 = pure CPU",
+        "--n-gpu-layers": "0 = pure CPU, all = every layer on the GPU(s)",
+        "--split-mode": "layer = each GPU holds a contiguous share of the layers (budsim's pp)",
         "--cache-type-k": "KV cache type of K",
         "--cache-type-v": "KV cache type of V",
         "--flash-attn": "on | off | auto (a quantised V cache needs it on)",
@@ -554,6 +555,7 @@ IMAGES: dict[tuple[str, str], str] = {
     ("sglang", "rocm"): "lmsysorg/sglang:v0.5.23-rocm720-mi30x",
     ("trtllm", "cuda"): "nvcr.io/nvidia/tensorrt-llm/release:1.2.0",
     ("llamacpp", "cpu"): "ghcr.io/ggml-org/llama.cpp:server",
+    ("llamacpp", "cuda"): "ghcr.io/ggml-org/llama.cpp:server-cuda",
 }
 
 # Where each image keeps the program, when it is not on PATH.
@@ -561,11 +563,11 @@ IMAGE_PROGRAM: dict[str, tuple[str, ...]] = {
     "llamacpp": ("/app/llama-server",),
 }
 
-# Which hardware kinds each engine's export supports (budsim.core.engines has the same matrix for
-# vLLM/SGLang/TRT-LLM; llama.cpp is the CPU alternative).
+# Which hardware kinds each engine's export supports (budsim.core.engines has the same matrix;
+# llama.cpp is also the CPU alternative to a vLLM CPU plan).
 ENGINE_KINDS: dict[str, tuple[str, ...]] = {
     "vllm": ("cuda", "rocm", "hpu", "cpu"),
     "sglang": ("cuda", "rocm"),
     "trtllm": ("cuda",),
-    "llamacpp": ("cpu",),
+    "llamacpp": ("cuda", "rocm", "cpu"),
 }

@@ -1,4 +1,6 @@
-"""llama.cpp `llama-server` for CPU plans: one server per replica, pinned to its socket(s)."""
+"""llama.cpp `llama-server`: one server per replica, for plans of the llamacpp engine (CUDA, ROCm or
+CPU; several GPUs split the layers, budsim's pp) and as the CPU alternative to a vLLM CPU plan (one
+server per socket, pinned). The launch carries llama.cpp's own physics-only prediction."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from .speculative import settings
 
 # The GGUF type that carries the plan's weight dtype (llama.cpp has no fp8 weights: Q8_0 is closest).
 GGUF_TYPES = {
+    "q4_k_m": "Q4_K_M",
+    "q5_k_m": "Q5_K_M",
+    "q8_0": "Q8_0",
     "bf16": "BF16",
     "fp16": "F16",
     "fp32": "F32",
@@ -44,20 +49,47 @@ def gguf_path(plan: ExportPlan, options: ExportOptions) -> str:
 
 def _check(plan: ExportPlan) -> None:
     dep = plan.deployment
+    # a GPU plan's pp is llama.cpp's layer split (--split-mode layer); CPUs run one server a socket
+    layer_split = plan.device_kind != "cpu"
     missing = [
         f"{what} ({name}{value})"
         for what, name, value in (
             ("tensor parallelism", "TP", dep.tp),
-            ("pipeline parallelism", "PP", dep.pp),
+            ("pipeline parallelism", "PP", 1 if layer_split else dep.pp),
             ("data parallelism inside one server", "DP", dep.dp),
             ("expert parallelism", "EP", dep.ep),
         )
         if value > 1
     ]
     if missing:
-        raise BudsimError(
-            f"llama-server has no {', no '.join(missing)}; on CPU use one replica per socket"
-        )
+        hint = "split layers (pp) instead" if layer_split else "on CPU use one replica per socket"
+        raise BudsimError(f"llama-server has no {', no '.join(missing)}; {hint}")
+
+
+def own_prediction(plan: ExportPlan) -> str | None:
+    """llama.cpp's own physics-only prediction of the launch, as one line (None without the
+    plan's workload, or where llama.cpp cannot serve the equivalent deployment)."""
+    if plan.workload is None:
+        return None
+    from ..predict import predict
+
+    dep = plan.deployment
+    dtype = dep.weight_dtype
+    if plan.engine != "llamacpp":  # a translated plan: the GGUF type its file will have
+        dtype = {"F16": "fp16", "F32": "bf16"}.get(gguf_type(plan), gguf_type(plan).lower())
+    ours = dep.with_(engine="llamacpp", weight_dtype=dtype, spec_method="none", spec_tokens=0)
+    try:
+        pred = predict(ours, plan.workload, calibrated=False)
+    except BudsimError:
+        return None
+    if not pred.fits or pred.ttft_ms_mean is None:
+        return None
+    parts = [f"TTFT {pred.ttft_ms_mean:.0f} ms"]
+    if pred.tpot_ms_mean is not None:
+        parts.append(f"TPOT {pred.tpot_ms_mean:.1f} ms")
+    if pred.output_tok_s is not None:
+        parts.append(f"{pred.output_tok_s:.0f} output tok/s")
+    return f"llama.cpp's own prediction (physics only, {dtype}): " + ", ".join(parts)
 
 
 def context_size(plan: ExportPlan) -> int | None:
@@ -94,6 +126,9 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
             else f"use base.gguf as {model_path}"
         ),
     ]
+    own = own_prediction(plan)
+    if own:
+        notes.append(own)
     if plan.weight_dtype == "fp8":
         notes.append("llama.cpp has no fp8 weights; Q8_0 is the closest GGUF type")
     if source not in ("bf16", "fp16", "fp32", "auto"):
@@ -111,14 +146,18 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     if dep.max_num_seqs:
         args += [T.flag("--parallel"), str(dep.max_num_seqs)]
     args.append(T.flag("--cont-batching"))
+    on_cpu = plan.device_kind == "cpu"
     cores = plan.cpu_cores_per_device
-    if cores:
+    if cores and on_cpu:
         args += [T.flag("--threads"), str(cores), T.flag("--threads-batch"), str(cores)]
-    else:
+    elif on_cpu:
         notes.append("set --threads to the physical cores of one socket")
     if dep.max_num_batched_tokens:
         args += [T.flag("--batch-size"), str(dep.max_num_batched_tokens)]
-    args += [T.flag("--n-gpu-layers"), "0"]
+    # every layer on the GPU(s), as modelled; several GPUs hold contiguous shares of the layers
+    args += [T.flag("--n-gpu-layers"), "0" if on_cpu else "all"]
+    if not on_cpu and dep.pp > 1:
+        args += [T.flag("--split-mode"), "layer"]
     if dep.kv_dtype == "fp8":
         args += [T.flag("--cache-type-k"), "q8_0", T.flag("--cache-type-v"), "q8_0"]
         args += [T.flag("--flash-attn"), "on"]
@@ -127,7 +166,7 @@ def build(plan: ExportPlan, options: ExportOptions, *, context: str = "host") ->
     launches: list[Launch] = []
     for slot in layout:
         wrapper: list[str] = []
-        if context == "host" and plan.devices_per_node > 1:
+        if context == "host" and plan.devices_per_node > 1 and on_cpu:
             socket = str(slot.devices[0])
             wrapper = ["numactl", f"--cpunodebind={socket}", f"--membind={socket}"]
         launches.append(
