@@ -9,7 +9,7 @@ GB = 1e9
 
 def model_facts(ref: str, trust_remote_code: bool = False) -> dict[str, Any]:
     """Architecture facts and memory per dtype of one model (also used by the TUI)."""
-    from budsim.core.dtypes import WEIGHT_DTYPES
+    from budsim.core.dtypes import GGUF_DTYPES, WEIGHT_DTYPES
     from budsim.core.model import load_model
 
     m = load_model(ref, trust_remote_code=trust_remote_code)
@@ -34,5 +34,8 @@ def model_facts(ref: str, trust_remote_code: bool = False) -> dict[str, Any]:
         "quant_method": m.quant_method,
         "kv_bytes_per_token_bf16": m.kv_bytes_per_token(2.0),
         "kv_bytes_per_token_fp8": m.kv_bytes_per_token(1.0),
-        "weights_gb": {d: m.weight_bytes(d) / GB for d in WEIGHT_DTYPES if d != "fp16"},
+        # the formats the TUI offers: llama.cpp's GGUF ones are not in it (see budsim.tui.catalog)
+        "weights_gb": {
+            d: m.weight_bytes(d) / GB for d in WEIGHT_DTYPES if d != "fp16" and d not in GGUF_DTYPES
+        },
     }

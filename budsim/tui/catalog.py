@@ -80,7 +80,9 @@ def load_catalog() -> Catalog:
     try:
         from budsim.core.engines import all_profiles
 
-        engines = tuple(all_profiles())
+        # physics-only engines (llama.cpp) stay out of the TUI's engine list until it can mark
+        # them: ticked by default, they would be ranked against calibrated predictions
+        engines = tuple(p for p in all_profiles() if p.calibrated)
     except (BudsimError, ImportError) as exc:
         errors.append(f"engine profiles: {exc}")
     preload()
