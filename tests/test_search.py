@@ -261,8 +261,12 @@ def test_real_spaces_only_hold_supported_deployments(
     for _ in range(300):
         genome = space.repair([rng.randrange(n) for n in space.cardinalities])
         resolve(space.deployment(genome))  # raises BudsimError on anything unsupported
-    if hardware in ("gaudi2", "xeon-8480"):
+    if hardware == "xeon-8480":
         assert space.kv_dtypes == ("auto",)
+    if hardware == "gaudi2":  # an fp8 KV cache, but only beside INC's fp8 weights
+        kinds = {(d.weight_dtype, d.kv_dtype) for d in map(space.deployment, space.enumerate())}
+        assert kinds == {("auto", "auto"), ("fp8", "auto"), ("fp8", "fp8")}
+        assert space.size == sum(1 for _ in space.enumerate())
     if hardware == "xeon-8480":  # a replica never spans two hosts
         sizes = {space.deployment(g).devices_per_replica for g in space.enumerate()}
         assert max(sizes) == space.devices_per_node == 2

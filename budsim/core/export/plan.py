@@ -437,8 +437,8 @@ def select_configuration(
             )
         config = doc.get("configuration")
         if isinstance(config, Mapping):  # `budsim predict --json`: the prediction around it
-            prediction = {k: v for k, v in doc.items() if k != "configuration"}
-            return {**config, "predicted_performance": prediction}, rank
+            predicted = {k: v for k, v in doc.items() if k != "configuration"}
+            return {**config, "predicted_performance": predicted}, rank
         return dict(doc), rank
     extra: dict[str, Any] = {}
     request = doc.get("request")

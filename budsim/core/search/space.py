@@ -76,6 +76,13 @@ class EngineChoice:
     kv_dtypes: tuple[str, ...]
     parallelism: frozenset[str]
     spec_method: str = "none"  # speculative decoding (budsim.core.speculative) of this choice
+    fp8_kv_needs_fp8_weights: bool = False  # EngineProfile's: an fp8 KV only beside fp8 weights
+
+    def pairs(self, weight: str, kv: str, checkpoint: str) -> bool:
+        """Whether the engine runs these weight and KV formats together."""
+        if not (self.fp8_kv_needs_fp8_weights and kv == "fp8"):
+            return True
+        return (checkpoint if weight == "auto" else weight) == "fp8"
 
     @property
     def label(self) -> str:
@@ -305,6 +312,10 @@ class SearchSpace:
         g[TP], g[PP], g[DP], g[EP], g[REPLICAS] = layout
         g[WEIGHT] = self._nearest_dtype(g[WEIGHT], engine.weight_dtypes, self.weight_dtypes)
         g[KV] = self._nearest_dtype(g[KV], engine.kv_dtypes, self.kv_dtypes)
+        if not engine.pairs(
+            self.weight_dtypes[g[WEIGHT]], self.kv_dtypes[g[KV]], self.checkpoint_dtype
+        ):
+            g[KV] = self.kv_dtypes.index("auto")
         replicas, dp = self.replicas[g[REPLICAS]], self.dp[g[DP]]
         seqs = self._seq_memo.get((replicas, dp))
         if seqs is None:
@@ -374,26 +385,33 @@ class SearchSpace:
     def enumerate(self) -> Iterator[Genome]:
         """Every valid genome, each once, in a fixed order."""
         for ei, engine in enumerate(self.engines):
-            w_idx = [i for i, d in enumerate(self.weight_dtypes) if d in engine.weight_dtypes]
-            kv_idx = [i for i, d in enumerate(self.kv_dtypes) if d in engine.kv_dtypes]
+            formats = self._format_pairs(engine)
             n_util = len(self.gpu_memory_utilization)
             for ti, pi, di, epi, ri in self._layouts[ei]:
                 replicas, dp = self.replicas[ri], self.dp[di]
                 for si in self.seq_indices(replicas, dp):
                     tokens = self.token_indices(self.max_num_seqs[si], replicas, dp)
-                    for wi in w_idx:
-                        for ki in kv_idx:
-                            for bi in tokens:
-                                for ui in range(n_util):
-                                    yield (ei, ti, pi, di, epi, ri, wi, ki, si, bi, ui)
+                    for wi, ki in formats:
+                        for bi in tokens:
+                            for ui in range(n_util):
+                                yield (ei, ti, pi, di, epi, ri, wi, ki, si, bi, ui)
+
+    def _format_pairs(self, engine: EngineChoice) -> list[tuple[int, int]]:
+        """(weight, KV) dtype indices the engine runs together."""
+        return [
+            (wi, ki)
+            for wi, w in enumerate(self.weight_dtypes)
+            if w in engine.weight_dtypes
+            for ki, kv in enumerate(self.kv_dtypes)
+            if kv in engine.kv_dtypes and engine.pairs(w, kv, self.checkpoint_dtype)
+        ]
 
     @cached_property
     def size(self) -> int:
         """The number of valid genomes (computed without enumerating them one by one)."""
         total = 0
         for ei, engine in enumerate(self.engines):
-            per = len(engine.weight_dtypes) * len(engine.kv_dtypes)
-            per *= len(self.gpu_memory_utilization)
+            per = len(self._format_pairs(engine)) * len(self.gpu_memory_utilization)
             for _, _, di, _, ri in self._layouts[ei]:
                 replicas, dp = self.replicas[ri], self.dp[di]
                 for si in self.seq_indices(replicas, dp):
@@ -619,7 +637,12 @@ def build_space(
             notes.append(f"{profile.id}: no allowed weight format for this checkpoint")
             continue
         kv = tuple(d for d in ("auto", "fp8") if d in profile.kv_dtypes) or ("auto",)
-        choices.append(EngineChoice(profile.id, w, kv, frozenset(profile.parallelism)))
+        pairing: bool = getattr(profile, "fp8_kv_needs_fp8_weights", False)
+        choices.append(
+            EngineChoice(
+                profile.id, w, kv, frozenset(profile.parallelism), fp8_kv_needs_fp8_weights=pairing
+            )
+        )
         for method in limits.speculative:
             from ..speculative import speculation_unavailable  # (prices steps: not at import)
 
@@ -627,7 +650,16 @@ def build_space(
             if why:
                 notes.append(f"{profile.id}: no {method} ({why})")
                 continue
-            choices.append(EngineChoice(profile.id, w, kv, frozenset(profile.parallelism), method))
+            choices.append(
+                EngineChoice(
+                    profile.id,
+                    w,
+                    kv,
+                    frozenset(profile.parallelism),
+                    method,
+                    fp8_kv_needs_fp8_weights=pairing,
+                )
+            )
     if allowed_engines is not None:
         unknown = allowed_engines - {p.id for p in engines}
         if unknown:
