@@ -177,6 +177,12 @@ def test_impossible_slo_shows_closest(tiny_model: str, tmp_path: Path) -> None:
     assert body["closest_configurations"]
     runs = json.loads(runner.invoke(app, ["runs", "list", "--json", "--db", str(db)]).stdout)
     assert runs[0]["status"] == "failed"
+    # the table of closest rows says that twins differing in a knob that changes nothing are
+    # listed once, in the optimize output and in `runs show` (#19)
+    table = runner.invoke(app, args[:-1]).stdout
+    shown = runner.invoke(app, ["runs", "show", runs[0]["id"][:8], "--db", str(db)]).stdout
+    for text in (table, shown):
+        assert "One row per prediction" in " ".join(text.split()), text
 
 
 def test_errors_exit_with_code_2(tiny_model: str, tmp_path: Path) -> None:

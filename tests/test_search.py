@@ -656,8 +656,17 @@ def test_no_feasible_configuration_names_binding_constraint(tmp_path: Path) -> N
         assert len(set(map(str, shown))) == len(shown)
         run = store.list_runs()[0]
         assert run["status"] == "failed"
-        kinds = {r["kind"] for r in store.get_results(run["id"])}
-        assert kinds == {"closest"}
+        stored = store.get_results(run["id"])
+        assert {r["kind"] for r in stored} == {"closest"}
+        # History and `runs show` re-open the stored rows: the same list as the error's (they
+        # had kept five rows that differ only in the memory fraction)
+        assert [r["deployment"] for r in stored] == [
+            {k: c["configuration"][k] for k in r["deployment"]}
+            for r, c in zip(stored, err.closest, strict=True)
+        ]
+        # History counts the search as the results title does, not the saved rows
+        meta = run["metadata"]
+        assert run["generations"] == 1 + meta["generations_evolved"] + meta["local_search_rounds"]
 
 
 def test_combined_constraints_binding_is_reported() -> None:

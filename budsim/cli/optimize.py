@@ -17,11 +17,13 @@ import typer
 
 from budsim.core.errors import BudsimError
 from budsim.core.report import (
+    ONE_PER_PREDICTION,
     count_text,
     fill_devices_text,
     fmt,
     layout_text,
     performance_rows,
+    search_steps_text,
     weights_text,
     workload_text,
 )
@@ -94,12 +96,7 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         bits = [
             f"method {meta.get('method')}",
             f"{meta.get('duration_seconds', 0):.2f} s",
-            f"{meta.get('generations_evolved')} generations"
-            + (
-                f" + {meta['local_search_rounds']} local-search rounds"
-                if meta.get("local_search_rounds")
-                else ""
-            ),
+            search_steps_text(meta) or "-",
             f"{evaluated} configurations evaluated{share}",
         ]
         if meta.get("seed") is not None:
@@ -176,6 +173,7 @@ def render_candidates(
         optional=("$/1M tok", "tok/s/user", "KV", "seqs", "TPOT p50 ms"),
         console=console,
     )
+    console.print(f"[dim]{ONE_PER_PREDICTION}[/dim]")
 
 
 def render_disaggregated(console: Any, comparison: Mapping[str, Any]) -> None:

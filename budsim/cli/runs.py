@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from budsim.cli.optimize import render_candidates, render_result
-        from budsim.core.report import run_label, workload_text
+        from budsim.core.report import run_label, search_steps_text, workload_text
         from budsim.core.store import open_store
 
         with open_store(db) as store:
@@ -198,7 +198,13 @@ def register(app: typer.Typer) -> None:
                 )
             console.print(table)
         elif gens:
-            console.print(f"[dim]{len(gens)} generations stored (--generations to list)[/dim]")
+            # the search's own count first (as optimize, the TUI's results and History say it),
+            # then the rows: the initial population and each local round are rows too
+            steps = search_steps_text(run.get("metadata") or {})
+            console.print(
+                f"[dim]{steps + ': ' if steps else ''}{len(gens)} rows stored, the initial "
+                "population first (--generations lists them)[/dim]"
+            )
 
     @runs.command("compare")
     def compare_cmd(

@@ -33,6 +33,28 @@ def count_text(n: Any, noun: str) -> str:
     return f"{fmt(n)} {noun}" if n == 1 else f"{fmt(n)} {noun}s"
 
 
+# Lists of configurations keep one of each prediction (search.optimize._one_per_prediction), so
+# a reader who expects a near twin in the list is told why it is not there.
+ONE_PER_PREDICTION = (
+    "One row per prediction: configurations that differ only in a knob that changes nothing "
+    "here (such as the memory fraction where the KV cache does not bind) are listed once."
+)
+
+
+def search_steps_text(metadata: Mapping[str, Any]) -> str | None:
+    """How far a search went, in the words of every view ("2 generations + 4 local rounds",
+    "exhaustive search"): from a run's metadata (`OptimizationResult.metadata`, or
+    `RunStore.list_runs`' count of the saved generations); None when it does not say."""
+    if metadata.get("method") == "exhaustive":
+        return "exhaustive search"
+    gens = metadata.get("generations_evolved")
+    if gens is None:
+        return None
+    local = metadata.get("local_search_rounds") or 0
+    text = count_text(gens, "generation")
+    return text + (f" + {count_text(local, 'local round')}" if local else "")
+
+
 def devices_in(config: Mapping[str, Any]) -> int | None:
     """The devices a configuration uses: its own count, else TP x PP x DP x replicas (a failed
     run's closest configurations are stored with their layout only)."""

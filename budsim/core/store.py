@@ -552,16 +552,26 @@ class RunStore:
     def list_runs(
         self, *, limit: int | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
-        """Newest first, with each run's workload and constraints (from its inputs) and a short
-        summary of its best result."""
+        """Newest first, with each run's workload and constraints (from its inputs), a short
+        summary of its best result, and its `metadata`: the finished search's, or for a run that
+        has none (running, interrupted) what its saved generations show (`generations_evolved`,
+        `local_search_rounds`, `method`), so that every view counts a search the same way
+        (`report.search_steps_text`) rather than one counting the saved rows (the initial
+        population and each local round are rows too)."""
         where = "WHERE r.status = ?" if status else ""
         params: list[Any] = [status] if status else []
         sql = (
             "SELECT r.id, r.created_at, r.finished_at, r.status, r.model, r.hardware, r.devices,"
             " r.objective, r.duration_s, r.generations, r.evaluations, r.error, r.inputs,"
+            " r.metadata, g.evolved, g.local_rounds, g.exhaustive,"
             " b.deployment AS best_deployment, b.prediction AS best_prediction,"
             " b.objectives AS best_objectives"
             " FROM runs r LEFT JOIN results b ON b.run_id = r.id AND b.rank = 0"
+            " LEFT JOIN (SELECT run_id,"
+            "  SUM(generation > 0 AND json_extract(stats, '$.method') = 'ga') AS evolved,"
+            "  SUM(json_extract(stats, '$.method') = 'local') AS local_rounds,"
+            "  MAX(json_extract(stats, '$.method') = 'exhaustive') AS exhaustive"
+            "  FROM generations GROUP BY run_id) g ON g.run_id = r.id"
             f" {where} ORDER BY r.created_at DESC, r.rowid DESC"
         )
         if limit is not None:
@@ -573,8 +583,22 @@ class RunStore:
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         out = []
         for row in rows:
-            loaded = _load(row, ("best_deployment", "best_prediction", "best_objectives", "inputs"))
+            loaded = _load(
+                row, ("best_deployment", "best_prediction", "best_objectives", "inputs", "metadata")
+            )
             inputs = loaded.pop("inputs")
+            saved = {k: loaded.pop(k) for k in ("evolved", "local_rounds", "exhaustive")}
+            if not isinstance(loaded.get("metadata"), Mapping):
+                loaded["metadata"] = (
+                    {"method": "exhaustive"}
+                    if saved["exhaustive"]
+                    else {
+                        "generations_evolved": saved["evolved"] or 0,
+                        "local_search_rounds": saved["local_rounds"] or 0,
+                    }
+                    if saved["evolved"] is not None
+                    else {}
+                )
             out.append({**loaded, **_request_summary(inputs)})
         return out
 

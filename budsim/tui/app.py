@@ -86,6 +86,9 @@ class BudsimApp(App[None]):
     CSS_PATH = str(Path(__file__).with_name("budsim.tcss"))  # absolute: subclasses live elsewhere
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    # pop-ups are notes, not the content: gone in 3 s (Textual's default is 5) and, with the
+    # toast style in budsim.tcss, a third of an 80-column screen instead of half
+    NOTIFICATION_TIMEOUT = 3
     BINDINGS = [
         Binding("f2", "history", "History"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -326,7 +329,11 @@ class BudsimApp(App[None]):
         state.touch()
         self._release_full_gc()
         self.history = None
-        if not self._quitting:
+        if self._quitting:
+            return
+        if isinstance(self.screen, _run_screen()):  # it shows the reason whole, under the table
+            self.notify("search failed: the reason is under the table", severity="error")
+        else:
             self.notify(message.error, title="search failed", severity="error", timeout=10)
 
     def cancel_run(self) -> None:

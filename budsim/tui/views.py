@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budsim.core.report import (  # noqa: F401 - re-exported for the screens
+    ONE_PER_PREDICTION,
     PERFORMANCE,
     break_after_slashes,
     count_text,
@@ -22,6 +23,7 @@ from budsim.core.report import (  # noqa: F401 - re-exported for the screens
     layout_text,
     performance_rows,
     run_label,
+    search_steps_text,
     weights_text,
     workload_text,
 )
@@ -392,6 +394,8 @@ def why_text(view: ResultView, row: Row | None = None) -> str:
             parts.append(fill_devices_text(view.fill, view.target, lead=False))
     if row.kind == "best" and view.disagg:
         parts.append(disagg_text(view.disagg))
+    if row.kind in ("best", "closest") and len(view.rows) > 1:
+        parts.append(ONE_PER_PREDICTION)
     weights, kv = pred.get("weights_gb_per_device"), pred.get("kv_cache_gb_per_device")
     if weights is not None and kv is not None:
         text = (

@@ -34,6 +34,18 @@ def load_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
+def best_result(response: Any) -> dict[str, Any]:
+    """The fixture response's best configuration as a stored result row (RunStore.finish_run)."""
+    return {
+        "rank": 0,
+        "kind": "best",
+        "deployment": response["optimal_configuration"],
+        "prediction": response["predicted_performance"],
+        "objectives": response["objectives"],
+        "feasible": True,
+    }
+
+
 def fixture_progress() -> list[Any]:
     from budsim.tui.runner import Point, Progress
 

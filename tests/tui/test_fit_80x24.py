@@ -13,7 +13,15 @@ from budsim.tui.screens.run import RunScreen
 from budsim.tui.state import RunState
 from budsim.tui.views import view_from_response
 
-from .conftest import async_test, fixture_progress, load_json, open_history, screen_lines, wait_for
+from .conftest import (
+    async_test,
+    best_result,
+    fixture_progress,
+    load_json,
+    open_history,
+    screen_lines,
+    wait_for,
+)
 from .test_history import fill
 
 ERROR = (
@@ -133,7 +141,7 @@ async def test_history_leaves_columns_out_rather_than_cut_them(db_path: Path) ->
         await pilot.resize_terminal(120, 40)  # wide: every column in the table
         await pilot.pause(0.3)
         header = next(line for line in screen_lines(app) if "workload · SLO" in line)
-        for label in ("hardware", "created (UTC)", "target", "gens", "evals"):
+        for label in ("hardware", "created (UTC)", "target", "search", "evals"):
             assert label in header, header
         assert "2025-03-02 09:00" in "\n".join(screen_lines(app))
 
@@ -154,3 +162,35 @@ async def test_run_bar_reason_fits_or_says_it_is_cut(db_path: Path, tmp_path: Pa
         await pilot.pause()
         bar = screen_lines(app)[-2]
         assert bar.rstrip().endswith("…"), bar  # longer than the bar: it ends in an ellipsis
+
+
+@async_test
+async def test_history_counts_a_search_as_its_results_do(db_path: Path) -> None:
+    """History said '7 generations saved' (the stored rows: the initial population and each local
+    round are rows too) where the run's results said '2 generations + 4 local rounds'; both say
+    the latter now, and a run with no summary (interrupted) is counted from its rows the same way."""
+    from budsim.core.store import open_store
+
+    response = load_json("response.json")
+    best = best_result(response)
+    steps = [("ga", 0)] * 3 + [("local", r) for r in range(1, 5)]  # gen 0, 1, 2; 4 rounds
+    with open_store(db_path) as store:
+        for run_id, status in (("a" * 32, "interrupted"), ("b" * 32, "completed")):
+            store.create_run(inputs=response["request"], run_id=run_id)
+            for gen, (method, local) in enumerate(steps):
+                stats = {"method": method, "local_round": local, "evaluations": 10 * gen}
+                store.record_generation(run_id, gen, stats=stats)
+            meta = {"generations_evolved": 2, "local_search_rounds": 4, "method": "ga"}
+            if status == "completed":
+                store.finish_run(run_id, status, results=[best], metadata=meta)
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_history(pilot, 2)
+        for _ in range(2):
+            details = flat(screen_lines(app)[-3:-1])
+            assert "2 generations + 4 local rounds" in details and "7" not in details, details
+            await pilot.press("down")
+            await pilot.pause()
+        await pilot.press("up", "enter")  # the completed run's results
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="results")
+        assert "2 generations + 4 local rounds" in flat(screen_lines(app)[:6])

@@ -9,7 +9,7 @@ from budsim.tui.app import BudsimApp
 from budsim.tui.screens.history import HistoryScreen
 from budsim.tui.screens.modals import CompareScreen
 
-from .conftest import async_test, load_json, open_history, screen_lines, wait_for
+from .conftest import async_test, best_result, load_json, open_history, screen_lines, wait_for
 
 P90 = {"ttft_ms": 500.0, "tpot_ms": None, "percentile": "p90"}
 P95 = {"ttft_ms": 500.0, "tpot_ms": 50.0, "percentile": "p95"}
@@ -24,13 +24,7 @@ def fill(db_path: Path) -> list[str]:
     response = load_json("response.json")
     inputs = response["request"]
     assert inputs["model"] == "meta-llama/Llama-3.1-8B"
-    best = {
-        "rank": 0,
-        "kind": "best",
-        "deployment": response["optimal_configuration"],
-        "prediction": response["predicted_performance"],
-        "objectives": response["objectives"],
-    }
+    best = best_result(response)
     ids = []
     with open_store(db_path) as store:
         for i, (constraints, status) in enumerate(

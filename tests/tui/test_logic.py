@@ -304,6 +304,8 @@ def test_result_view_and_why_text() -> None:
     assert describe(best.configuration) in why
     assert "best tok/s per device" in why
     assert "bottleneck" in why.lower()
+    # the list keeps one row per prediction and the best's why-text says so (#19)
+    assert "One row per prediction" in why
     rows = dict((label, value) for label, value, _ in performance_rows(best.prediction or {}))
     assert rows["TTFT mean"].endswith("ms") and rows["E2E mean"].endswith(" s")
     plan = load_json("memory_plan.json")
@@ -446,3 +448,27 @@ def test_pooled_evaluator_survives_a_dead_pool() -> None:
     again = evaluator.evaluate(deps)
     assert [p["output_tok_s"] for p in again] == [p["output_tok_s"] for p in first]  # type: ignore[index]
     assert evaluator.evaluate(deps) == again  # a fresh pool serves the next batch
+
+
+def test_exhaustive_progress_has_no_population() -> None:
+    """An exhaustive batch's event lists its top 10 only: the line gave '107/10 feasible'; it
+    counts the batch's feasible ones and the evaluations against the whole space instead."""
+    from dataclasses import replace
+
+    from budsim.tui.widgets.run_progress import progress_line
+
+    batch = replace(
+        fixture_progress()[0],
+        method="exhaustive",
+        generation=2,
+        feasible=107,
+        population=10,
+        evaluations=1_536,
+        space_size=43_392,
+    )
+    for width in (None, 78):  # the full line and the compact one that fits 80 columns
+        text = progress_line(batch, "running", width).plain
+        assert "107/10" not in text
+        assert f"107 feasible in {'the batch' if width is None else 'it'}" in text
+        assert "batch 3" in text and "1,536 of 43,392" in text and "gen" not in text
+        assert width is None or len(text) <= width

@@ -20,7 +20,7 @@ from budsim.tui.screens.run import RunScreen
 from budsim.tui.state import RunState
 from budsim.tui.views import view_from_response
 
-from .conftest import fixture_progress, load_json, open_history, type_text, wait_for
+from .conftest import best_result, fixture_progress, load_json, open_history, type_text, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 RUN_ID = "5eed0000c0ffee00aa11bb22cc33dd44"
@@ -94,14 +94,7 @@ def fill_store(db_path: Path) -> None:
 
     response = load_json("response.json")
     inputs = response["request"]
-    best = {
-        "rank": 0,
-        "kind": "best",
-        "deployment": response["optimal_configuration"],
-        "prediction": response["predicted_performance"],
-        "objectives": response["objectives"],
-        "feasible": True,
-    }
+    best = best_result(response)
     p90 = {**inputs["constraints"], "ttft_ms": 500.0, "percentile": "p90"}
     p95 = {**inputs["constraints"], "ttft_ms": 500.0, "tpot_ms": 50.0, "percentile": "p95"}
     rows = [

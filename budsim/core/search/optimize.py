@@ -550,6 +550,11 @@ def _one_per_prediction(
     return picked
 
 
+def _closest(fitting: Sequence[Candidate]) -> list[Candidate]:
+    """A failed search's closest configurations, one of each prediction (as the alternatives)."""
+    return _one_per_prediction(sorted(fitting, key=Candidate.rank_key), CLOSEST, set())
+
+
 def _describe(c: Candidate) -> str:
     d = c.deployment
     parts = [d.engine, f"tp={d.tp}"]
@@ -600,7 +605,7 @@ def infeasibility(outcome: SearchOutcome, scorer: Scorer, problem: Problem) -> B
             "the predictor rejected every configuration searched"
             " (check the model, hardware and engine combination)"
         )
-    closest = _one_per_prediction(sorted(fitting, key=Candidate.rank_key), CLOSEST, set())
+    closest = _closest(fitting)
     # The binding constraint: the one whose best achievable value (over everything that fits) misses
     # by the most; if each alone is achievable, the combination binds.
     achievable: dict[str, Check] = {}
@@ -793,7 +798,11 @@ def _run(
             if isinstance(error, NoFeasibleConfiguration):
                 error.response.update(simulation_id=run_id, simulation_metadata=result.metadata())
             if store is not None and run_id is not None:
-                closest = [c for c in outcome.candidates if c.score.status in ("ok", "slo")]
+                # the rows History and `runs show` re-open: the same one-per-prediction list as
+                # the error's (five rows differing only in the memory fraction had been stored)
+                closest = _closest(
+                    [c for c in outcome.candidates if c.score.status in ("ok", "slo")]
+                )
                 rows = [
                     {
                         "rank": i,
@@ -804,7 +813,7 @@ def _run(
                         "feasible": False,
                         "constraints": [ch.to_dict() for ch in c.score.checks],
                     }
-                    for i, c in enumerate(sorted(closest, key=Candidate.rank_key)[:CLOSEST])
+                    for i, c in enumerate(closest)
                 ]
                 store.finish_run(
                     run_id,

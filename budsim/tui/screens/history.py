@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from ..views import fmt, model_cell, pack, run_label, run_status_text
+from ..views import fmt, model_cell, pack, run_label, run_status_text, search_steps_text
 from ..widgets.title_bar import TitleBar
 from .base import BudsimScreen, breakpoint_classes
 from .modals import ConfirmScreen
@@ -57,9 +57,9 @@ def run_details(run: Mapping[str, Any], width: int = 0) -> str:
     parts = [f"run {str(run.get('id'))[:8]}", f"target {run.get('objective') or '-'}"]
     if run.get("created_at"):
         parts.append(f"created {created_text(run.get('created_at'))} UTC")
-    gens, evals = run.get("generations"), run.get("evaluations")
-    if gens is not None:
-        parts.append(f"{fmt(gens)} generation{'' if gens == 1 else 's'} saved")
+    steps, evals = search_steps_text(run.get("metadata") or {}), run.get("evaluations")
+    if steps:  # as the run's Results title counts them (not the saved rows)
+        parts.append(steps)
     if evals is not None:
         parts.append(f"{fmt(evals)} evaluated")
     return pack(parts, width)
@@ -75,7 +75,7 @@ COLUMNS = (
     ("hardware", "hardware"),
     ("created", "created (UTC)"),
     ("target", "target"),
-    ("gens", "gens"),
+    ("gens", "search"),
     ("evals", "evals"),
 )
 NARROW_COLUMNS = 5
@@ -154,7 +154,7 @@ class HistoryScreen(BudsimScreen):
                 "hardware": f"{run.get('devices')}× {run.get('hardware')}",
                 "created": created_text(run.get("created_at")),
                 "target": str(run.get("objective") or ""),
-                "gens": fmt(run.get("generations")),
+                "gens": search_steps_text(run.get("metadata") or {}) or "-",
                 "evals": fmt(run.get("evaluations")),
             }
             row = [cells[key] for key in keys]

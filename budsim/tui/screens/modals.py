@@ -125,13 +125,15 @@ class ExportScreen(BudsimModal):
         self.kind = kind
 
     def compose(self) -> ComposeResult:
+        # The title and the hint wrap, and so do the script's lines (at 80 columns they were cut
+        # at about 72 characters); c copies the text as it is, unwrapped.
         with Vertical(id="dialog", classes="-wide"):
-            yield Label(self.title_text, classes="section")
-            area = TextArea(self.text, read_only=True, id="export-text", soft_wrap=False)
+            yield Static(self.title_text, classes="dialog-title")
+            area = TextArea(self.text, read_only=True, id="export-text", soft_wrap=True)
             area.cursor_blink = self.budsim.cursor_blink
             yield area
-            yield Label(
-                "c copies (OSC 52: works over SSH and in tmux with set-clipboard on) · Esc closes",
+            yield Static(
+                "c copies (OSC 52: works over SSH; in tmux: set-clipboard on) · Esc closes",
                 classes="hint",
             )
 

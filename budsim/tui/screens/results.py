@@ -27,6 +27,7 @@ from ..views import (
     memory_rows_from_prediction,
     performance_rows,
     run_status_text,
+    search_steps_text,
     weights_text,
     why_text,
 )
@@ -102,13 +103,9 @@ class ResultsScreen(BudsimScreen):
             bits = []
             if meta.get("configurations_evaluated") is not None:
                 bits.append(f"{fmt(meta.get('configurations_evaluated'))} evaluated")
-            gens = meta.get("generations_evolved")
-            if gens is not None:
-                local = meta.get("local_search_rounds")
-                bits.append(
-                    f"{gens} generation{'' if gens == 1 else 's'}"
-                    + (f" + {local} local round{'' if local == 1 else 's'}" if local else "")
-                )
+            steps = search_steps_text(meta)
+            if steps:
+                bits.append(steps)
             if meta.get("seed") is not None:
                 bits.append(f"seed {meta['seed']}")
             if bits:

@@ -75,8 +75,12 @@ class RunScreen(BudsimScreen):
         parts = [
             f"{req.model} on {req.devices}× {req.hardware}",
             f"target {req.optimization_target}",
-            f"population {req.ga.population}",
-            f"{req.ga.generations} generations",
+            # the GA's settings mean nothing to an exhaustive search
+            *(
+                ["exhaustive search"]
+                if req.exhaustive
+                else [f"population {req.ga.population}", f"{req.ga.generations} generations"]
+            ),
         ]
         if state.run_id:
             parts.append(f"run {state.run_id[:8]}")

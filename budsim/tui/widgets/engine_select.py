@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
 
+from .toggle import CheckList
+
 QUANT_LABELS = {"auto": "checkpoint's own"}
 
 
@@ -25,10 +27,10 @@ class EngineQuantSelect(Horizontal):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("engines", id="engines-label")
-            yield SelectionList[str](id="engines", compact=True)
+            yield CheckList(id="engines", compact=True)
         with Vertical():
             yield Label("weight formats", id="quants-label")
-            yield SelectionList[str](id="quantizations", compact=True)
+            yield CheckList(id="quantizations", compact=True)
 
     def set_options(
         self,

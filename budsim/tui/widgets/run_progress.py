@@ -36,11 +36,19 @@ def _progress_line(p: Progress | None, status: str, *, compact: bool) -> Text:
     eta = f"ETA {fmt_duration(p.eta_s) if p.eta_s is not None else '-'}"
     if compact and running:  # the ETA first; the elapsed time left out
         text.append(f" · {eta}")
-    text.append(f" · {fmt(p.evaluations)} {'evals' if compact else 'evaluated'}")
+    exhaustive = p.method == "exhaustive"
+    of = f" of {fmt(p.space_size)}" if exhaustive and p.space_size else ""
+    text.append(f" · {fmt(p.evaluations)}{of} {'evals' if compact else 'evaluated'}")
     rate = f" · {fmt(round(p.evals_per_s))}/s"
     if not compact:
         text.append(rate)
-    text.append(f" · {p.feasible}/{p.population} feasible")
+    # an exhaustive batch has no population: its event lists the batch's top 10 only, and
+    # "feasible/population" read "107/10 feasible"
+    text.append(
+        f" · {fmt(p.feasible)} feasible in {'it' if compact else 'the batch'}"
+        if exhaustive
+        else f" · {p.feasible}/{p.population} feasible"
+    )
     if compact:
         text.append(rate)
     if not (compact and running):
