@@ -16,6 +16,7 @@ from budsim.core.calibration.forest import Forest
 from budsim.core.calibration.frame import SampleSet, build_samples
 from budsim.core.calibration.train import raw_predict, train
 from budsim.core.deployment import Deployment, Workload
+from budsim.core.frontend import DEFAULT_FIXED_MS, front_end
 from budsim.core.predict import predict, predict_physics
 
 
@@ -114,6 +115,7 @@ def test_missing_and_corrupt_models_fall_back_with_a_warning(
     dep = Deployment(model="Qwen/Qwen3-8B", hardware="h100-sxm", engine="vllm")
     wl = Workload(input_len=512, output_len=128, concurrency=2)
     phys = predict_physics(dep, wl)
+    front_end_ms = front_end().fixed_ms
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -134,7 +136,13 @@ def test_missing_and_corrupt_models_fall_back_with_a_warning(
     store.clear_caches()
     with pytest.warns(store.CalibrationWarning, match="no pretrained calibration"):
         pred = predict(dep, wl)
-    assert pred.calibration == "physics" and pred.ttft_ms_mean == pytest.approx(phys.ttft_ms_mean)
+    # no pretrained folder: no front_end.json either, so the physics has the default front end
+    fallback = predict_physics(dep, wl)
+    assert pred.calibration == "physics" and pred.ttft_ms_mean == pytest.approx(
+        fallback.ttft_ms_mean
+    )
+    shipped_fe, default_fe = phys.ttft_ms_mean, fallback.ttft_ms_mean
+    assert default_fe - shipped_fe == pytest.approx(DEFAULT_FIXED_MS - front_end_ms, abs=1e-6)  # type: ignore[operator]
 
     (broken / "manifest.json").write_text("{not json")
     monkeypatch.setenv("BUDSIM_PRETRAINED_DIR", str(broken))

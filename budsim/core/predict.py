@@ -17,6 +17,7 @@ from .deployment import Deployment, Workload
 from .dtypes import GGUF_DTYPES
 from .engines import EngineProfile, get_engine, runs_weights
 from .errors import BudsimError
+from .frontend import front_end
 from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
@@ -225,7 +226,8 @@ def _simulate(
         seqs = min(seqs, bound)
         if kv >= seqs * workload.longest_request:
             kv = -1  # never binds
-    free_key = (_physics_key(dep), workload, kv, seqs)
+    # the front end (budsim train refits it) times each request's arrival at the engine
+    free_key = (_physics_key(dep), workload, kv, seqs, front_end())
     key = (*free_key, tokens)
     hit = _SIM_CACHE.get(key)
     if hit is not None:
