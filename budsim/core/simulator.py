@@ -441,9 +441,14 @@ class _Simulation:
             # B / (isl + osl - 1) requests a step and holds about B (osl - 1) / (isl + osl - 1)
             # decoding: started with more, it takes a request's whole lifetime to drain to that.
             isl, osl = w.input_len - w.cached_tokens(w.input_len), w.output_len
-            bound = s.budget * (osl - 1) // (isl + osl - 1)
+            per = isl + osl - 1
+            bound = s.budget * (osl - 1) // per
             if 1 <= bound < running:
                 running = bound
+                s.budget_binds = True  # the budget chose how the loop starts
+            elif osl > 1:
+                # every budget from here up starts the loop the same way (ReplicaState.budget_need)
+                s.budget_need = max(s.budget_need, -(-running * per // (osl - 1)))
         if not fits(running):  # the KV cache binds: the most that fit (bisection; fits(1) holds)
             low, high = 1, running
             while high - low > 1:
