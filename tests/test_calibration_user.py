@@ -7,6 +7,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -390,3 +391,123 @@ def test_per_request_lengths_of_a_detailed_vllm_result_are_simulated_as_a_mix(
     assert user.parse_results(path)[0].length_mix is None
     (plain,) = user.parse_results(FIXTURES / "vllm_bench_serve.json")
     assert plain.length_mix is None
+
+
+# --- accumulating points, the model check, --list (#19) ------------------------------------------
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from budsim.cli import app
+
+    return CliRunner().invoke(app, ["calibrate", *args])
+
+
+def test_calibrate_accumulates_the_points_of_one_hardware_and_engine(
+    tmp_path: Path, user_dir: Path
+) -> None:
+    """A second `calibrate` of the same hardware and engine adds its points to the first's and
+    refits on all of them; a file given again (or a copy of it) counts once; --replace starts
+    over."""
+    vllm, sglang = tmp_path / "vllm.json", tmp_path / "sglang.jsonl"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", vllm)
+    _biased_sglang(FIXTURES / "sglang_bench_serving.jsonl", sglang)
+    first = _cli("--results", str(vllm), "--deployment", DEPLOYMENT)
+    assert first.exit_code == 0, first.output
+    assert "h100-sxm-vllm now holds 1 point from 1 result file (1 new" in first.stdout
+    second = _cli("--results", str(sglang), "--deployment", DEPLOYMENT)
+    assert "now holds 3 points from 2 result files (2 new from these results)" in second.stdout
+    saved = json.loads((user_dir / "h100-sxm-vllm.json").read_text())
+    assert [p["file"] for p in saved["points"]] == ["vllm.json", "sglang.jsonl", "sglang.jsonl"]
+    assert {fam: spec["n"] for fam, spec in saved["families"].items()} == {"ttft": 3, "tpot": 3}
+    # the same fit as all the files at once
+    together = user.calibrate([vllm, sglang], DEPLOYMENT, name="together")
+    assert saved["families"] == together["families"]
+    # the same file again, or a copy under another name: nothing new
+    copy = tmp_path / "copy-of-vllm.json"
+    shutil.copy(vllm, copy)
+    for again in (vllm, copy):
+        res = _cli("--results", str(again), "--deployment", DEPLOYMENT, "--json")
+        summary = json.loads(res.stdout)
+        assert (summary["points"], summary["result_files"], summary["added"]) == (3, 2, 0)
+    replaced = _cli("--results", str(sglang), "--deployment", DEPLOYMENT, "--replace", "--json")
+    assert json.loads(replaced.stdout)["points"] == 2
+    assert "--replace" in _cli("--help").stdout
+
+
+def test_accumulated_points_keep_the_deployment_they_measured(tmp_path: Path) -> None:
+    """Points of tp=1 and tp=2 in one calibration: each is compared with the physics of its own
+    deployment, now and when it is refitted; another hardware under the same name is refused."""
+    vllm, sglang = tmp_path / "vllm.json", tmp_path / "sglang.jsonl"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", vllm)
+    _biased_sglang(FIXTURES / "sglang_bench_serving.jsonl", sglang)
+    tp2 = DEPLOYMENT.replace("tp=1", "tp=2")
+    alone = user.calibrate([sglang], tp2, name="tp2-alone")["points"]
+    user.calibrate([vllm], DEPLOYMENT, name="mixed")
+    mixed = user.calibrate([sglang], tp2, name="mixed")
+    assert [p["deployment"]["tp"] for p in mixed["points"]] == ["1", "2", "2"]
+    assert [p["residual"] for p in mixed["points"][1:]] == [p["residual"] for p in alone]
+    (entry,) = [e for e in store.user_entries() if e.name == "mixed"]
+    refit = user.fit_points({}, user.stored_points(entry.data), name="mixed")
+    assert refit["points"] == mixed["points"]  # (the fields given count only as a default)
+    from budsim.core.errors import BudsimError
+
+    other = DEPLOYMENT.replace("h100-sxm", "a100-sxm-80gb")
+    with pytest.raises(BudsimError, match="holds points of h100-sxm, vllm .*--replace"):
+        user.calibrate([vllm], other, name="mixed")
+    assert len(user.calibrate([vllm], other, name="mixed", replace=True)["points"]) == 1
+
+
+def test_calibrate_warns_when_the_file_measured_another_model(tmp_path: Path) -> None:
+    """vLLM's model_id (and SGLang's model, where it says) against --deployment model=, by the
+    one name a model goes by: Llama-3.1-8B-Instruct is Meta-Llama-3.1-8B, Qwen3-8B is not."""
+    vllm = FIXTURES / "vllm_bench_serve.json"  # model_id meta-llama/Llama-3.1-8B-Instruct
+    same = _cli("--results", str(vllm), "--deployment", DEPLOYMENT)
+    assert same.exit_code == 0 and same.stderr == "", same.stderr
+    qwen = DEPLOYMENT.replace("meta-llama/Meta-Llama-3.1-8B", "Qwen/Qwen3-8B")
+    other = _cli("--results", str(vllm), "--deployment", qwen)
+    assert other.exit_code == 0, other.output
+    assert other.stderr.splitlines() == [
+        "warning: vllm_bench_serve.json measured meta-llama/Llama-3.1-8B-Instruct, not "
+        "--deployment model=Qwen/Qwen3-8B; its points are calibrated as Qwen/Qwen3-8B "
+        "(check --deployment)"
+    ]
+    sglang = tmp_path / "sglang.jsonl"
+    lines = (FIXTURES / "sglang_bench_serving.jsonl").read_text().splitlines()
+    sglang.write_text("\n".join(line[:-1] + ', "model": "Qwen/Qwen3-8B"}' for line in lines))
+    assert (
+        "sglang.jsonl measured Qwen/Qwen3-8B, not"
+        in _cli("--results", str(sglang), "--deployment", DEPLOYMENT, "--name", "sg").stderr
+    )
+    # a file that does not say its model (SGLang's usual output): nothing to compare
+    plain = _cli("--results", str(FIXTURES / "sglang_bench_serving.jsonl"), "--deployment", qwen)
+    assert plain.stderr == ""
+
+
+def test_cli_list_shows_each_calibrations_points(tmp_path: Path) -> None:
+    vllm, sglang = tmp_path / "vllm.json", tmp_path / "sglang.jsonl"
+    _biased_vllm(FIXTURES / "vllm_bench_serve.json", vllm)
+    _biased_sglang(FIXTURES / "sglang_bench_serving.jsonl", sglang)
+    assert _cli("--results", str(vllm), "--deployment", DEPLOYMENT).exit_code == 0
+    tp2 = DEPLOYMENT.replace("tp=1", "tp=2")
+    assert _cli("--results", str(sglang), "--deployment", tp2).exit_code == 0
+    assert _cli("--results", str(vllm), "--deployment", DEPLOYMENT, "--name", "b").exit_code == 0
+    table = _cli("--list").stdout
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 80, table
+    assert "h100-sxm-vllm holds 3 points from 2 result files" in table
+    assert "b holds 1 point from 1 result file" in table
+    # one row per point: its file, deployment (where they differ), load and lengths, the
+    # measured numbers and what they ask of the prediction (1.2 x: the bias written in)
+    rows = [line.split() for line in lines if line.startswith((" vllm.json", " sglang.jsonl"))]
+    assert [r[:3] for r in rows] == [
+        ["vllm.json", "c=32", "1,024"],  # b: one deployment, no setup column
+        ["vllm.json", "tp=1", "c=32"],
+        ["sglang.jsonl", "tp=2", "c=16"],
+        ["sglang.jsonl", "tp=2", "c=64"],
+    ]
+    listed = json.loads(_cli("--list", "--json", "--name", "b").stdout)
+    assert [(c["name"], c["points"], c["result_files"]) for c in listed] == [("b", 1, 1)]
+    (point,) = listed[0]["measured"]
+    assert (point["file"], point["load"], point["input_len"]) == ("vllm.json", "c=32", 1024)
+    assert point["ttft_ratio"] == pytest.approx(1.2, rel=0.01)
+    assert point["tpot_ratio"] == pytest.approx(1.2, rel=0.01)

@@ -7,8 +7,11 @@ Heavy imports stay inside the command functions so `budsim --help` starts fast.
 from __future__ import annotations
 
 import importlib
+import io
 import os
+import stat
 import sys
+from typing import Any
 
 import typer
 
@@ -99,25 +102,69 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-# Exit status when the reader of stdout goes away (`budsim models | head -1`): click's own, so the
-# status is the same wherever the broken pipe is noticed.
+class _ReaderMayLeave(io.FileIO):
+    """stdout's file descriptor when it is a pipe: once the reader has gone (`budsim runs show X
+    | head -1`), it points itself at /dev/null and takes every later write. The command then
+    finishes what it does (a run saved, files written, its failure reported) and exits with its
+    own status: 0 when it succeeded (a reader that stops early, like head, is no failure of the
+    command; `ls | head` ends the same for a shell without pipefail), and never 0 for a command
+    that failed or was cut short. Commands print their results after their work, so what one
+    goes on to do unread is little."""
+
+    def write(self, data: Any, /) -> int:
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            return memoryview(data).nbytes  # delivered as far as anyone will read
+
+
+def _stdout_to_devnull() -> None:
+    """Point file descriptor 1 at /dev/null (its reader is gone): later writes and the
+    interpreter's flush at exit have nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout already closed or replaced by a non-file
+        pass
+
+
+def _let_the_reader_leave() -> None:
+    """Route stdout through _ReaderMayLeave when it is a pipe or a socket (a terminal or a file
+    has no reader to lose); the encoding and buffering stay Python's own."""
+    old = sys.stdout
+    try:
+        mode = os.fstat(old.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return
+    old.flush()
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_ReaderMayLeave(old.fileno(), "w", closefd=False)),
+        encoding=old.encoding,
+        errors=old.errors,
+        line_buffering=bool(old.line_buffering),
+        write_through=getattr(old, "write_through", False),
+    )
+
+
+# Exit status when a broken pipe still cuts a command short (output that bypassed sys.stdout):
+# click's own, and not 0, since the command did not finish.
 BROKEN_PIPE_EXIT = 1
 
 
 def _quiet_broken_pipe() -> None:
-    """The reader of stdout is gone: exit without a traceback or Python's "Exception ignored"
-    note. What is left in stdout's buffer cannot be delivered; stdout is pointed at /dev/null so
-    the interpreter's flush at exit has nowhere to fail."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout already closed or replaced by a non-file
-        pass
+    """The reader of stdout is gone and the command was cut short: exit without a traceback or
+    Python's "Exception ignored" note."""
+    _stdout_to_devnull()
     sys.exit(BROKEN_PIPE_EXIT)
 
 
 def main() -> None:
     code: int | str | None
+    _let_the_reader_leave()
     try:
         try:
             code = _run()

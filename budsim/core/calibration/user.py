@@ -30,12 +30,16 @@ after the current calibration, log(measured / calibrated), per family. Few point
 mean (n tau^2 / (n tau^2 + sigma^2) x the mean log ratio, tau = 0.3, sigma = 0.05); 20 or more give
 a small monotone XGBoost model. The result is a JSON file in the user calibration folder, used
 automatically for predictions on the same hardware and engine (and model, with ``--per-model``).
-It keeps its benchmark points, so that when the shipped models it corrects on top of change (an
-upgrade, a retrain) it is refitted from them at its next use (`refresh`).
+It keeps its benchmark points, each with the deployment it measured: a later `calibrate` of the
+same calibration adds its points to them and refits on all (``replace`` starts over), and when the
+shipped models it corrects on top of change (an upgrade, a retrain) it is refitted from them at its
+next use (`refresh`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -83,6 +87,11 @@ class ResultPoint:
     # --save-detailed input_lens / output_lens), as a length mix in its text form; None: the
     # run is simulated at its mean lengths
     length_mix: str | None = None
+    # the deployment measured (--deployment's fields), kept with each point: one calibration may
+    # hold points of several deployments of its hardware and engine (None: the calibration's)
+    deployment: dict[str, str] | None = None
+    # the result file's content hash: one file counts once, whatever its name or folder
+    source: str | None = None
 
 
 MAX_REQUEST_TOKENS = 10_000_000  # beyond any model's context: a corrupt or mislabelled result
@@ -159,7 +168,8 @@ def _serve_point(d: Mapping[str, Any], file: str, tool: str) -> ResultPoint:
         tpot_ms=_positive(d.get("mean_tpot_ms")),
         e2e_ms=_positive(d.get("mean_e2e_latency_ms") or d.get("mean_e2el_ms")),
         output_tok_s=_positive(d.get("output_throughput")),
-        model=str(d["model_id"]) if d.get("model_id") else None,
+        # vLLM writes model_id; SGLang's bench_serving, where it says, model
+        model=str(d.get("model_id") or d.get("model") or "") or None,
         burstiness=_positive(d.get("burstiness")) or 1.0,  # vLLM's --burstiness
         # vLLM's --num-prompts; SGLang's files give only the requests completed
         num_requests=_count(d.get("num_prompts")) or round(completed),
@@ -299,6 +309,23 @@ def _guidellm_points(d: Mapping[str, Any], file: str) -> list[ResultPoint]:
     return points
 
 
+def _document_points(doc: Any, name: str) -> list[ResultPoint]:
+    """The points of one JSON result document (format detected from its keys)."""
+    if not isinstance(doc, Mapping):
+        raise BudsimError(f"{name}: unrecognised result format")
+    if "benchmarks" in doc:
+        return _guidellm_points(doc, name)
+    if "time_to_first_token" in doc:
+        return [_perf_point(doc, name)]
+    if "mean_ttft_ms" in doc:
+        tool = "sglang" if "mean_e2e_latency_ms" in doc else "vllm"
+        return [_serve_point(doc, name, tool)]
+    raise BudsimError(
+        f"{name}: unrecognised result format (expected vLLM/SGLang bench, genai-perf, "
+        "AIPerf or guidellm output)"
+    )
+
+
 def parse_results(path: Path) -> list[ResultPoint]:
     """Every benchmark point in one result file (format detected from the content)."""
     try:
@@ -311,33 +338,20 @@ def parse_results(path: Path) -> list[ResultPoint]:
     stripped = text.strip()
     if not stripped:
         raise BudsimError(f"{name} is empty")
-    docs: list[Any]
     try:
-        docs = [json.loads(stripped)]
+        doc = json.loads(stripped)
     except json.JSONDecodeError:
         try:
             docs = [json.loads(line) for line in stripped.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
             raise BudsimError(f"{name} is neither JSON nor JSON lines ({exc.msg})") from None
-        return [_serve_point(d, name, "sglang") for d in docs if isinstance(d, Mapping)]
-    doc = docs[0]
-    if not isinstance(doc, Mapping):
-        raise BudsimError(f"{name}: unrecognised result format")
-    if "benchmarks" in doc:
-        points = _guidellm_points(doc, name)
-    elif "time_to_first_token" in doc:
-        points = [_perf_point(doc, name)]
-    elif "mean_ttft_ms" in doc:
-        tool = "sglang" if "mean_e2e_latency_ms" in doc else "vllm"
-        points = [_serve_point(doc, name, tool)]
+        points = [_serve_point(d, name, "sglang") for d in docs if isinstance(d, Mapping)]
     else:
-        raise BudsimError(
-            f"{name}: unrecognised result format (expected vLLM/SGLang bench, genai-perf, "
-            "AIPerf or guidellm output)"
-        )
+        points = _document_points(doc, name)
     if not points:
         raise BudsimError(f"{name}: no benchmark with a fixed concurrency or rate")
-    return points
+    source = hashlib.sha256(stripped.encode()).hexdigest()[:16]
+    return [dataclasses.replace(p, source=source) for p in points]
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -418,22 +432,146 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "calibration"
 
 
+def _resolved_case(fields: Mapping[str, str], point: ResultPoint) -> tuple[Any, Any, Any]:
+    """(deployment, workload, resolved deployment) of one point as `fields` describe it."""
+    from ..predict import resolve
+
+    dep, workload = _case(fields, point)
+    return dep, workload, resolve(dep)
+
+
+def _identity(resolved: Any) -> tuple[str, str, str, str]:
+    """(hardware, engine, model, hardware kind): what a calibration is for."""
+    return resolved.device.id, resolved.engine.id, resolved.model.name, resolved.device.kind
+
+
+def _label(identity: tuple[str, str, str, str], per_model: bool) -> str:
+    """The default name of a calibration: hardware-engine (-model with --per-model)."""
+    hardware, engine, model_name, _ = identity
+    return _slug(f"{hardware}-{engine}" + (f"-{model_name}" if per_model else ""))
+
+
 def calibrate(
     results: Iterable[Path],
     deployment: str,
     *,
     name: str | None = None,
     per_model: bool = False,
+    replace: bool = False,
     seed: int = 0,
     directory: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit a user calibration from result files and save it; returns what was saved."""
+    """Fit a user calibration from result files and save it. The points join those the
+    calibration of that name already holds and it is refitted on all of them (`replace`: it
+    starts over from these). Returns what was saved with its path, "added" (the points of these
+    files it did not hold yet), "result_files" (how many its points come from) and "warnings"
+    (a result file that measured another model)."""
     fields = parse_deployment(deployment)
-    points = [p for path in results for p in parse_results(Path(path))]
-    if not points:
+    new = [
+        dataclasses.replace(p, deployment=dict(fields))
+        for path in results
+        for p in parse_results(Path(path))
+    ]
+    if not new:
         raise BudsimError("no benchmark results given (--results FILE ...)")
-    content = fit_points(fields, points, name=name, per_model=per_model, seed=seed)
-    return save(content, directory or store.user_dir())
+    folder = directory or store.user_dir()
+    label = _slug(name or _label(_identity(_resolved_case(fields, new[0])[2]), per_model))
+    held, created = ([], None) if replace else _held(folder / f"{label}.json")
+    points, repeats = merge_points(held, new)
+    content = fit_points(
+        fields, points, name=label, per_model=per_model, seed=seed, created=created
+    )
+    mismatch = model_mismatch(fields, new)
+    return {
+        **save(content, folder),
+        "added": len(new) - repeats,
+        "result_files": result_files(points),
+        "warnings": [mismatch] if mismatch else [],
+    }
+
+
+def _held(path: Path) -> tuple[list[ResultPoint], str | None]:
+    """The points the saved calibration at `path` holds and when it was created ([], None: there
+    is none)."""
+    if not path.exists():
+        return [], None
+    entry = store.read_user_file(path)  # (warns why, when it cannot be used)
+    try:
+        if entry is None:
+            raise ValueError("unreadable file")
+        return stored_points(entry.data), entry.created or None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BudsimError(
+            f"cannot add to the user calibration {path.stem}: its stored points are unusable "
+            f"({exc}); --replace starts it over from these results"
+        ) from None
+
+
+def stored_points(data: Mapping[str, Any]) -> list[ResultPoint]:
+    """The benchmark points a saved calibration holds, each with the deployment it measured
+    (files of older budsims name one deployment for all their points)."""
+    known = {f.name for f in dataclass_fields(ResultPoint)}
+    default = {str(k): str(v) for k, v in dict(data["deployment"]).items()}
+    points = []
+    for row in data["points"]:
+        point = ResultPoint(**{k: v for k, v in dict(row).items() if k in known})
+        points.append(point if point.deployment else dataclasses.replace(point, deployment=default))
+    return points
+
+
+def _measurement(point: ResultPoint) -> str:
+    """What a point measured, whichever file (or copy of it) it came from."""
+    d = asdict(point)
+    for key in ("file", "source", "deployment"):
+        d.pop(key)
+    return json.dumps(d, sort_keys=True)
+
+
+def merge_points(held: list[ResultPoint], new: list[ResultPoint]) -> tuple[list[ResultPoint], int]:
+    """`held` and `new` without repeats, and how many of `new` were repeats. A measurement given
+    again (the same file, or a copy) replaces the one held, so the latest --deployment stands;
+    it moves to the end, behind the points that still say what the calibration is for."""
+    by_measurement = {_measurement(p): p for p in held}
+    repeats = 0
+    for point in new:
+        key = _measurement(point)
+        repeats += by_measurement.pop(key, None) is not None
+        by_measurement[key] = point
+    return list(by_measurement.values()), repeats
+
+
+def result_files(points: Iterable[ResultPoint]) -> int:
+    """How many result files the points come from (by content; the name where not recorded)."""
+    return len({p.source or p.file for p in points})
+
+
+def _model_key(ref: str) -> str:
+    """A model reference comparable across tools: the catalog's name, and for a local checkpoint
+    (a folder a server loaded, a config.json) the folder's name."""
+    from ..model import canonical_model_name
+
+    ref = ref.strip().rstrip("/")
+    if ref.endswith(".json"):
+        ref = str(Path(ref).parent)
+    if ref.startswith(("/", ".", "~")):
+        ref = Path(ref).name
+    return canonical_model_name(ref).lower() if ref else ""
+
+
+def model_mismatch(fields: Mapping[str, str], points: Iterable[ResultPoint]) -> str | None:
+    """A one-line warning when result files say they measured another model than the deployment
+    names (None: they agree, or do not say)."""
+    want = _model_key(fields["model"])
+    if not want:
+        return None
+    other = {p.file: p.model for p in points if p.model and _model_key(p.model) not in ("", want)}
+    if not other:
+        return None
+    measured = "; ".join(f"{file} measured {model}" for file, model in other.items())
+    return (
+        f"{measured}, not --deployment model={fields['model']}; its points are calibrated as "
+        f"{fields['model']} (check --deployment)"
+    )
 
 
 def _base_models(kind: str) -> store.ModelSet | None:
@@ -461,7 +599,7 @@ def fit_points(
     """The user calibration (file content) that `points` of the deployment `fields` give."""
     import numpy as np
 
-    from ..predict import predict_physics, resolve
+    from ..predict import predict_physics
     from .features import feature_list
 
     X: list[list[float]] = []
@@ -469,10 +607,18 @@ def fit_points(
     rows: list[dict[str, Any]] = []
     identity: tuple[str, str, str, str] | None = None
     for point in points:
-        dep, workload = _case(fields, point)
-        resolved = resolve(dep)
-        key = (resolved.device.id, resolved.engine.id, resolved.model.name, resolved.device.kind)
+        dep, workload, resolved = _resolved_case(point.deployment or fields, point)
+        key = _identity(resolved)
         identity = identity or key
+        # one calibration serves one hardware and engine (and model): points of another
+        # (an old --name reused) would be fitted as if measured there
+        what = 3 if per_model else 2
+        if key[:2] != identity[:2] or (per_model and _model_key(key[2]) != _model_key(identity[2])):
+            raise BudsimError(
+                f"{point.file}: measured {', '.join(key[:what])}, but the calibration holds "
+                f"points of {', '.join(identity[:what])} (give another --name, or --replace to "
+                "start it over)"
+            )
         pred = predict_physics(dep, workload)
         if not pred.fits or pred.ttft_ms_mean is None:
             reason = pred.memory.reason if pred.memory else "does not fit"
@@ -515,7 +661,7 @@ def fit_points(
             }
     if not families:
         raise BudsimError("the results carry neither TTFT nor TPOT")
-    label = name or _slug(f"{hardware}-{engine}" + (f"-{model_name}" if per_model else ""))
+    label = name or _label(identity, per_model)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017
     return {
         "format": store.USER_FORMAT,
@@ -577,12 +723,8 @@ def refresh(entry: store.UserEntry) -> Mapping[str, Any] | None:
     if reason is None:
         return entry.data
     data = entry.data
-    known = {f.name for f in dataclass_fields(ResultPoint)}
     try:
-        points = [
-            ResultPoint(**{k: v for k, v in dict(row).items() if k in known})
-            for row in data["points"]
-        ]
+        points = stored_points(data)
         content = fit_points(
             dict(data["deployment"]),
             points,
@@ -615,13 +757,23 @@ def list_calibrations() -> list[dict[str, Any]]:
     for entry in store.user_entries():
         fams = entry.data.get("families", {})
         stale = stale_reason(entry.data)
+        try:
+            points = stored_points(entry.data)
+        except (KeyError, TypeError, ValueError):  # none stored (it is then not used either)
+            points = []
         out.append(
             {
                 "name": entry.name,
                 "hardware": entry.hardware,
                 "engine": entry.engine,
                 "model": entry.model or "(any)",
-                "points": len(entry.data.get("points", [])),
+                "points": len(points),
+                "result_files": result_files(points),
+                # (no points when they could not be read: then nothing to pair with the rows)
+                "measured": [
+                    _measured(p, r)
+                    for p, r in zip(points, entry.data.get("points") or [], strict=False)
+                ],
                 "ttft": _describe(fams.get("ttft")),
                 "tpot": _describe(fams.get("tpot")),
                 "base": ", ".join(entry.data.get("base", [])),
@@ -633,6 +785,25 @@ def list_calibrations() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _measured(point: ResultPoint, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One stored point as `calibrate --list` shows it. The ratios are measured / what budsim
+    predicted without this calibration: the correction the point asks for."""
+    residual = row.get("residual") or {}
+    return {
+        "file": point.file,
+        "deployment": point.deployment,
+        "load": f"c={point.concurrency}" if point.concurrency else f"{point.rate:g}/s",
+        "input_len": round(point.input_len),
+        "output_len": round(point.output_len),
+        "ttft_ms": point.ttft_ms,
+        "tpot_ms": point.tpot_ms,
+        **{
+            f"{fam}_ratio": round(math.exp(float(residual[fam])), 3) if fam in residual else None
+            for fam in USER_FAMILIES
+        },
+    }
 
 
 def _describe(spec: Any) -> str:
