@@ -24,6 +24,7 @@ A user's own benchmark (`budsim calibrate`) learns their front end on top.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .paths import pretrained_dir
+from .paths import ENV_PRETRAINED, pretrained_dir
 
 if TYPE_CHECKING:
     from .calibration.frame import Sample
@@ -75,12 +76,19 @@ def _shipped(directory: str) -> FrontEnd:
 
 
 def front_end() -> FrontEnd:
-    """The shipped front end (``pretrained/front_end.json``), or the default."""
+    """The shipped front end (``pretrained/front_end.json``), or the default. Looked up by the
+    pretrained folder's environment variable alone: the simulation cache asks per deployment."""
+    return _for_env(os.environ.get(ENV_PRETRAINED))
+
+
+@lru_cache(maxsize=8)
+def _for_env(env: str | None) -> FrontEnd:
     return _shipped(str(pretrained_dir()))
 
 
 def clear_cache() -> None:
     _shipped.cache_clear()
+    _for_env.cache_clear()
 
 
 def fit_fixed_ms(excess_ms: Iterable[float]) -> float:
