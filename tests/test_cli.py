@@ -413,6 +413,48 @@ def test_predict_with_a_length_mix_a_prefix_cache_and_speculation(tmp_path: Path
     assert both.returncode == 2 and "not both" in both.stderr
 
 
+def test_predict_with_a_length_preset_and_a_draft_model(tmp_path: Path) -> None:
+    base = ["predict", "--model", "Qwen/Qwen3-32B", "--hardware", "h100-sxm", "--engine", "sglang"]
+    base += ["--tp", "2", "--concurrency", "4"]
+    out = run(
+        *base,
+        "--length-mix",
+        "azure-conv",
+        "--spec-method",
+        "draft",
+        "--spec-draft-model",
+        "Qwen/Qwen3-0.6B",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    config = json.loads(out.stdout)["configuration"]
+    assert config["spec_method"] == "draft" and config["spec_draft_model"] == "Qwen/Qwen3-0.6B"
+    assert config["workload"]["input_len"] == 1235  # the preset's lognormal mean
+    table = run(
+        *base,
+        "--length-mix",
+        "azure-conv",
+        "--spec-method",
+        "draft",
+        "--spec-draft-model",
+        "Qwen/Qwen3-0.6B",
+    )
+    assert table.returncode == 0, table.stderr
+    assert "the preset azure-conv, Azure LLM inference trace 2023" in table.stdout
+    assert "azure-conv source: Azure/AzurePublicDataset" in table.stdout
+    assert "draft model k4 (Qwen/Qwen3-0.6B)" in table.stdout
+    # the cases CSV carries the draft model too
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "model,hardware,engine,tp,concurrency,length_mix,spec_method,spec_draft_model\n"
+        "Qwen/Qwen3-32B,h100-sxm,sglang,2,4,azure-conv,draft,Qwen/Qwen3-0.6B\n"
+        "Qwen/Qwen3-32B,h100-sxm,sglang,2,4,azure-conv,draft,meta-llama/Meta-Llama-3.1-8B\n"
+    )
+    rows = run("predict", "--cases", str(cases), "--format", "jsonl")
+    good, bad = (json.loads(line) for line in rows.stdout.splitlines())
+    assert good["tpot_ms_mean"] > 0 and "tokenizer" in bad["error"]
+
+
 def test_optimize_searches_speculation_and_takes_a_length_mix(tmp_path: Path) -> None:
     base = ["optimize", "--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm"]
     base += ["--devices", "1", "--concurrency", "1", "--objective", "latency", "--no-save"]

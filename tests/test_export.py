@@ -68,6 +68,7 @@ GOLDEN_TARGETS: dict[str, tuple[str, ...]] = {
     "spec_eagle3_vllm": ("vllm", "sglang", "trtllm", "docker", "k8s", "bench"),
     "spec_mtp_sglang": ("sglang", "vllm", "trtllm", "bench"),
     "spec_ngram_trtllm": ("trtllm", "vllm", "sglang", "bench"),
+    "spec_draft_sglang": ("sglang", "trtllm", "bench"),  # vLLM 0.11 runs no draft model
     "prefix_cache": ("vllm", "sglang", "trtllm", "k8s", "bench"),
     # the bench target's rate scenario (bursty arrivals, spread lengths, a sized run)
     "bench_rate_spread": ("vllm", "bench"),
@@ -523,7 +524,12 @@ def test_gaudi_fp8_calibrates_with_inc_first_and_loads_its_scales() -> None:
     plan = load_plan("gaudi", weight_dtype="fp8", kv_dtype="fp8")
     text = export_target(plan, "vllm")[0].content
     steps = commands(text)
-    calibrate = next(w for w in steps if w[-1:] and any(x.endswith("calibrate_model.sh\"") or x.endswith("calibrate_model.sh") for x in w))
+    calibrate = next(
+        w
+        for w in steps
+        if w[-1:]
+        and any(x.endswith('calibrate_model.sh"') or x.endswith("calibrate_model.sh") for x in w)
+    )
     model_at = calibrate.index("-m") + 1
     assert calibrate[model_at] == "meta-llama/Llama-3.1-70B-Instruct"
     assert calibrate[calibrate.index("-t") + 1] == "4"
@@ -1528,3 +1534,17 @@ def test_bench_result_goes_back_through_the_printed_calibrate_command(
     assert workload is not None
     assert point["concurrency"] == workload.concurrency
     assert point["input_len"] == workload.input_len and point["output_len"] == workload.output_len
+
+
+def test_a_draft_model_plan_names_its_draft_and_vllm_refuses_it() -> None:
+    plan = load_plan("spec_draft_sglang")
+    sglang = "\n".join(a.content for a in export_target(plan, "sglang"))
+    assert "--speculative-algorithm STANDALONE" in sglang
+    assert "--speculative-draft-model-path Qwen/Qwen3-0.6B" in sglang
+    trtllm = "\n".join(a.content for a in export_target(plan, "trtllm"))
+    assert (
+        "decoding_type: Draft_Target" in trtllm
+        and "speculative_model_dir: Qwen/Qwen3-0.6B" in trtllm
+    )
+    with pytest.raises(BudsimError, match="vLLM 0.11 cannot run a separate draft model"):
+        export_target(plan, "vllm")

@@ -108,3 +108,48 @@ def test_percentiles_reflect_the_mix() -> None:
     assert mixed.ttft_ms_p99 is not None and mixed.ttft_ms_p50 is not None
     assert mixed.ttft_ms_p99 > 3 * mixed.ttft_ms_p50
     assert fixed.ttft_ms_p99 == pytest.approx(fixed.ttft_ms_p50, rel=0.05)
+
+
+# ---- lognormal lengths and named presets -------------------------------------------------------
+
+
+def test_a_lognormal_length_keeps_its_mean_and_its_tail() -> None:
+    import math
+
+    from budsim.core.lengths import LOGNORMAL_BINS
+
+    mix = mix_from_text("760~0.985,100")
+    assert len(mix) == LOGNORMAL_BINS
+    assert sum(e[0] for e in mix) == pytest.approx(1.0)
+    # the mix's mean is the lognormal's, e^(mu + sigma^2 / 2), far above the median
+    assert mix_means(mix)[0] == pytest.approx(760 * math.exp(0.985**2 / 2), rel=0.01)
+    sampler, rng = LengthSampler(mix), random.Random(3)
+    draws = sorted(sampler(rng)[0] for _ in range(20_000))
+    assert 650 < draws[len(draws) // 2] < 850  # about the median
+    assert draws[int(0.9 * len(draws))] > 2 * 760  # a long right tail
+    with pytest.raises(BudsimError, match="MEDIAN~SIGMA"):
+        mix_from_text("760~5,100")
+
+
+def test_the_azure_conversation_preset_matches_its_source() -> None:
+    from budsim.core.lengths import PRESETS, preset
+
+    named = preset(" Azure-Conv ")
+    assert named is PRESETS["azure-conv"]
+    assert "AzureLLMInferenceTrace_conv.csv" in named.source and "7909210" in named.source
+    mix = mix_from_text("azure-conv")
+    assert len(mix) == 64  # 8 x 8 slices, input and output independent
+    isl, osl = mix_means(mix)
+    # the trace's means are 1,155 / 211 tokens; the lognormal fit's 1,235 / 219
+    assert 1150 <= isl <= 1250 and 205 <= osl <= 225
+    assert mix_longest(mix)[0] >= 10_000  # the trace's longest prompt is 14,050 tokens
+    wl = parse_case(
+        {
+            "model": "meta-llama/Llama-3.1-8B",
+            "hardware": "h100-sxm",
+            "engine": "vllm",
+            "concurrency": 2,
+            "length_mix": "azure-conv",
+        }
+    )[1]
+    assert wl.length_mix == mix

@@ -99,3 +99,83 @@ def test_draft_weights_are_counted_in_memory() -> None:
     # an EAGLE-3 head of Llama-3.1-8B: one 4,096-wide layer, its fusion and a 32k-row head, 16 bit
     assert 0.5 < eagle.weights_gb_per_device - plain.weights_gb_per_device < 1.2
     assert ngram.weights_gb_per_device == plain.weights_gb_per_device
+
+
+# ---- a separate draft model ------------------------------------------------------------------
+
+QWEN, QWEN_DRAFT = "Qwen/Qwen3-32B", "Qwen/Qwen3-0.6B"
+
+
+def _draft_dep(**kw: object) -> Deployment:
+    fields: dict[str, object] = {"engine": "sglang", "tp": 2, "spec_method": "draft"}
+    fields.update({"spec_draft_model": QWEN_DRAFT, **kw})
+    return Deployment(model=QWEN, hardware="h100-sxm", **fields)  # type: ignore[arg-type]
+
+
+def test_a_draft_model_runs_k_decode_steps_of_its_own_per_target_step() -> None:
+    from budsim.core.speculative import draft_deployment
+
+    spec = step_model(_draft_dep(spec_tokens=4, spec_acceptance=0.6))
+    plain = step_model(_draft_dep().with_(spec_method="none", spec_draft_model=""))
+    drafter = step_model(draft_deployment(_draft_dep()))
+    assert isinstance(spec, SpeculativeStep) and spec.drafter is drafter
+    e = expected_tokens(4, 0.6)
+    n, ctx = 8, 8 * 2048.0
+    # one target step: verification (dearer than a decode step) plus 4 draft decode steps
+    step = spec(n, ctx, 0, 0.0, 0).total * e
+    assert step > plain(n, ctx, 0, 0.0, 0).total + 4 * drafter(n, ctx, 0, 0.0, 0).total
+    # the draft prefills every prompt chunk as well
+    prompt = (2048, 2048 * 2049 / 2, 1)
+    assert spec(0, 0.0, *prompt).total == pytest.approx(
+        plain(0, 0.0, *prompt).total + drafter(0, 0.0, *prompt).total
+    )
+
+
+def test_a_draft_models_gain_shrinks_with_the_batch() -> None:
+    speedups = []
+    for c in (1, 16, 128):
+        wl = Workload(input_len=1024, output_len=256, concurrency=c)
+        base = predict_physics(_draft_dep(spec_method="none", spec_draft_model=""), wl)
+        fast = predict_physics(_draft_dep(), wl)
+        assert base.tpot_ms_mean is not None and fast.tpot_ms_mean is not None
+        speedups.append(base.tpot_ms_mean / fast.tpot_ms_mean)
+    assert speedups[0] > speedups[1] > speedups[2]
+    assert speedups[0] > 1.2  # a 0.6B draft of a 32B target pays at low load
+    assert speedups[2] < 1.0  # and costs more than it saves once verification is compute-bound
+
+
+def test_a_draft_models_weights_and_kv_cache_are_in_the_memory_plan() -> None:
+    wl = Workload(input_len=1024, output_len=256, concurrency=4)
+    plain = predict_physics(_draft_dep(spec_method="none", spec_draft_model=""), wl)
+    spec = predict_physics(_draft_dep(), wl)
+    draft = load_model(QWEN_DRAFT)
+    # its bf16 weights, split over TP2 (about 0.6 GB a device)
+    added = spec.memory.weights_gb - plain.memory.weights_gb
+    assert added == pytest.approx(draft.total_params * 2 / 2 / 1e9, rel=0.15)
+    # its own layers cache every token too: fewer tokens fit
+    assert spec.memory.kv_bytes_per_token > plain.memory.kv_bytes_per_token * 1.3
+    assert spec.memory.kv_capacity_tokens < plain.memory.kv_capacity_tokens
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"spec_draft_model": ""}, "needs spec_draft_model"),
+        ({"spec_method": "eagle3"}, "spec_draft_model needs spec_method draft"),
+        ({"spec_draft_model": "meta-llama/Meta-Llama-3.1-8B"}, "must share the target's tokenizer"),
+        ({"engine": "vllm"}, "vLLM 0.11 runs no separate draft model"),
+    ],
+)
+def test_bad_draft_models_are_refused(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(BudsimError, match=message):
+        predict_physics(_draft_dep(**fields), Workload(concurrency=1))
+
+
+def test_the_search_leaves_a_draft_model_out_with_a_reason() -> None:
+    from budsim.core.speculative import speculation_unavailable
+
+    model = load_model(QWEN)
+    assert "does not choose a draft model" in str(
+        speculation_unavailable("draft", "sglang", "cuda", model)
+    )
+    assert "vLLM 0.11" in str(speculation_unavailable("draft", "vllm", "cuda", model))

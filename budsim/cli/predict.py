@@ -90,6 +90,7 @@ def _predict_disagg(
     break its TTFT down."""
     from budsim.core.cases import parse_case
     from budsim.core.disagg import DisaggDeployment, predict_disagg
+    from budsim.core.speculative import NO_SPECULATION
 
     if int(fields.get("replicas") or 1) != 1:
         raise BudsimError("with --prefill-workers, --decode-workers counts the decode replicas")
@@ -105,9 +106,7 @@ def _predict_disagg(
         dp=dp,
         ep=ep,
         replicas=prefill_workers,
-        spec_method="none",
-        spec_tokens=0,
-        spec_acceptance=None,
+        **NO_SPECULATION,
     )
     pred, t = predict_disagg(
         DisaggDeployment(prefill, dep.with_(replicas=decode_workers)), workload
@@ -154,13 +153,20 @@ def _notes(fields: dict[str, Any]) -> list[str]:
         notes.append("no load given, so 1 client (set --concurrency, --rate or --batch-size)")
     dep, workload = parse_case(fields)
     if workload.length_mix:
-        from budsim.core.lengths import mix_longest, mix_text
+        from budsim.core.lengths import mix_longest, mix_text, preset
 
-        notes.append(
-            f"lengths drawn from the mix {mix_text(workload.length_mix)} (means "
-            f"{workload.input_len}/{workload.output_len}, longest request "
-            f"{mix_longest(workload.length_mix)[2]:,} tokens)"
+        named = preset(str(fields.get("length_mix") or ""))
+        shape = (
+            f"the preset {named.name}, {named.label}"
+            if named is not None
+            else f"the mix {mix_text(workload.length_mix)}"
         )
+        notes.append(
+            f"lengths drawn from {shape} (means {workload.input_len}/{workload.output_len}, "
+            f"longest request {mix_longest(workload.length_mix)[2]:,} tokens)"
+        )
+        if named is not None:
+            notes.append(f"{named.name} source: {named.source}")
     if workload.prefix_caching:
         notes.append(f"prefix cache: {prefix_cache_text(vars(workload))}")
     settings = spec_settings(dep)
@@ -317,7 +323,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--length-mix",
             help="Request shapes instead of --input-len/--output-len, AIPerf style: "
-            "'ISL[|SD],OSL[|SD]:weight;...', e.g. '256|40,128|20:0.7;2048,512:0.3'.",
+            "'ISL[|SD],OSL[|SD]:weight;...', e.g. '256|40,128|20:0.7;2048,512:0.3'; "
+            "MEDIAN~SIGMA for a lognormal length; or a preset: azure-conv.",
         ),
         lengths_file: Path = typer.Option(
             None,
@@ -326,7 +333,16 @@ def register(app: typer.Typer) -> None:
             "the length mix.",
         ),
         spec_method: str = typer.Option(
-            None, "--spec-method", help="Speculative decoding: none | mtp | eagle3 | ngram."
+            None,
+            "--spec-method",
+            help="Speculative decoding: none | mtp | eagle3 | ngram | draft (a draft model: "
+            "--spec-draft-model).",
+        ),
+        spec_draft_model: str = typer.Option(
+            None,
+            "--spec-draft-model",
+            help="With --spec-method draft: the draft model (catalog id, Hugging Face id or "
+            "config path; same tokenizer as --model), e.g. meta-llama/Llama-3.2-1B.",
         ),
         spec_tokens: str = typer.Option(
             None, "--spec-tokens", help="Draft tokens per step (default: the method's, 3 or 4)."

@@ -42,6 +42,7 @@ CASE_COLUMNS = (
     "spec_method",
     "spec_tokens",
     "spec_acceptance",
+    "spec_draft_model",
     "length_mix",
 )
 REQUIRED = ("model", "hardware", "engine", "input_len", "output_len")
@@ -156,6 +157,7 @@ def parse_case(fields: Mapping[str, Any]) -> tuple[Deployment, Workload]:
         spec_acceptance=_share(fields, "spec_acceptance")
         if not _blank(fields.get("spec_acceptance"))
         else None,
+        spec_draft_model=_str(fields, "spec_draft_model", "") or "",
     )
     workload = Workload(
         scenario=scenario,  # type: ignore[arg-type]

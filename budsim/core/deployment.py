@@ -38,12 +38,14 @@ class Deployment:
     max_num_seqs: int | None = None  # None = the engine's default
     max_num_batched_tokens: int | None = None  # None = the engine's default
     gpu_memory_utilization: float | None = None  # None = the engine's default
-    # speculative decoding (budsim.core.speculative): "none", "mtp", "eagle3" or "ngram"; the
-    # draft length k (0 = the method's default) and the acceptance per drafted token (None = the
-    # method's default)
+    # speculative decoding (budsim.core.speculative): "none", "mtp", "eagle3", "ngram" or
+    # "draft"; the draft length k (0 = the method's default) and the acceptance per drafted token
+    # (None = the method's default); "draft": the draft model (a catalog id, Hugging Face id or
+    # config path, resolved like `model`)
     spec_method: str = "none"
     spec_tokens: int = 0
     spec_acceptance: float | None = None
+    spec_draft_model: str = ""
 
     @property
     def devices_per_replica(self) -> int:

@@ -180,6 +180,11 @@ def plan_memory(
         kv = budget - weights - act - overhead
 
     per_seq = kv_bytes_per_sequence(model, dep, context_len)
+    if dep.spec_method == "draft":
+        # a draft model caches every token too, in its own layers beside the target's
+        from .speculative import draft_deployment, draft_model
+
+        per_seq += kv_bytes_per_sequence(draft_model(dep), draft_deployment(dep), context_len)
     per_token = per_seq / context_len if context_len else 0.0
     capacity_tokens = int(kv / per_token) if kv > 0 and per_token > 0 else 0
     seqs_per_rank = int(kv // per_seq) if kv > 0 and per_seq > 0 else 0

@@ -22,7 +22,7 @@ from .hardware import Device, get_device
 from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
 from .simulator import REPORTED_QUANTILES, ServingResult, run_description, simulate_serving
-from .speculative import SpeculativeStep, check_speculative
+from .speculative import NO_SPECULATION, SpeculativeStep, check_speculative
 from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
@@ -193,7 +193,7 @@ def _step_model_for(key: Deployment) -> StepTimeModel | SpeculativeStep:
     r = resolve(key)
     if key.spec_method != "none":
         # the target's own model, shared with the deployment without speculation
-        plain = _step_model_for(key.with_(spec_method="none", spec_tokens=0, spec_acceptance=None))
+        plain = _step_model_for(key.with_(**NO_SPECULATION))
         assert isinstance(plain, StepTimeModel)
         return SpeculativeStep(plain, r.model, r.deployment)
     return StepTimeModel(r.model, r.device, r.engine, r.deployment)

@@ -108,7 +108,9 @@ def speculative_text(config: Mapping[str, Any]) -> str:
     method = METHODS.get(str(config.get("spec_method") or "none"))
     if method is None:
         return ""
-    return f"{method.label} k{config.get('spec_tokens') or method.default_tokens}"
+    text = f"{method.label} k{config.get('spec_tokens') or method.default_tokens}"
+    draft = config.get("spec_draft_model")
+    return f"{text} ({draft})" if method.name == "draft" and draft else text
 
 
 def weights_text(config: Mapping[str, Any], auto: str = "ckpt") -> str:

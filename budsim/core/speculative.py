@@ -15,7 +15,15 @@ Draft passes, per method:
 - eagle3: an EAGLE-3 head trained for the model: one decoder layer of the model's width and an LM
   head over a 32,000-token draft vocabulary (the published Llama-3 heads) per drafted token.
 - ngram: prompt lookup on the CPU, no GPU work (its cost is not modelled).
-A draft model of its own (a small LLM) is not modelled.
+- draft: a separate, smaller LLM of the target's tokenizer family (`Deployment.spec_draft_model`,
+  e.g. Llama-3.2-1B for Llama-3.1-70B): k decode steps of the draft model itself per target step
+  (its whole weights read k times, over its own KV cache), and its prefill of every prompt chunk.
+  The draft runs at the target's TP on the same devices: SGLang's STANDALONE worker shares the
+  target's TP group and TensorRT-LLM's two-model Draft_Target loads it with the target's mapping
+  (vLLM would also allow draft_tensor_parallel_size 1, but vLLM 0.11 runs no draft model at all:
+  see `speculation_unavailable`). Its weights (at its checkpoint's dtype: the engines quantise a
+  draft only when told to) and its KV cache (one more set of layers per cached token, at the
+  target's KV dtype) are added to every device's memory plan.
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
+    "SEARCHED_METHODS",
     "SPEC_METHODS",
     "SpecMethod",
     "SPECULATING_ENGINES",
     "SPECULATING_KINDS",
     "SpeculativeStep",
+    "NO_SPECULATION",
     "check_speculative",
+    "draft_deployment",
     "draft_weight_bytes",
     "expected_tokens",
     "spec_settings",
@@ -92,8 +103,32 @@ METHODS: dict[str, SpecMethod] = {
         "from the prompt (summaries, code edits, RAG answers pay; open chat hardly does). Set "
         "the acceptance your traffic shows",
     ),
+    "draft": SpecMethod(
+        "draft",
+        "draft model",
+        4,
+        0.60,
+        0,
+        0,
+        "an assumption for a same-family draft 10-70x smaller than the target on chat: drafted "
+        "tokens are accepted 55-59 % of the time for a Llama-3-8B draft of Llama-3-70B at 8-12 "
+        "drafts (llama.cpp, devquasar.com 'Speculative decoding tradeoffs: GPU with large "
+        "models'); Leviathan et al. 2023 (arXiv 2211.17192) find the acceptance of a draft model "
+        "grows with its size and is task-dependent (code and translation accept more than open "
+        "chat). k = 4: between the 3 of vLLM PR #24322's and the 5 of vLLM 0.6's draft-model "
+        "examples. Measure your pair's acceptance and set it",
+    ),
+}
+# the fields of a Deployment that speculate, at their values without speculative decoding
+NO_SPECULATION: dict[str, Any] = {
+    "spec_method": "none",
+    "spec_tokens": 0,
+    "spec_acceptance": None,
+    "spec_draft_model": "",
 }
 SPEC_METHODS: tuple[str, ...] = ("none", *METHODS)
+# what a search can try on its own: a draft model has to be named (predict --spec-draft-model)
+SEARCHED_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "draft")
 MAX_TOKENS = 16
 
 
@@ -133,7 +168,19 @@ def validate_speculative(dep: Deployment) -> None:
     if acc is not None and not (isinstance(acc, (int, float)) and 0.0 <= acc < 1.0):
         raise BudsimError(f"spec_acceptance must be in [0, 1), got {acc!r}")
     if dep.spec_method == "none" and (tokens or acc is not None):
-        raise BudsimError("spec_tokens and spec_acceptance need a spec_method (mtp, eagle3, ngram)")
+        raise BudsimError(
+            "spec_tokens and spec_acceptance need a spec_method (mtp, eagle3, ngram, draft)"
+        )
+    draft = dep.spec_draft_model
+    if not isinstance(draft, str):
+        raise BudsimError(f"spec_draft_model must be a model id or path, got {draft!r}")
+    if dep.spec_method == "draft" and not draft.strip():
+        raise BudsimError(
+            "spec_method draft needs spec_draft_model (--spec-draft-model: a catalog id, Hugging "
+            "Face id or config path, e.g. meta-llama/Llama-3.2-1B)"
+        )
+    if dep.spec_method != "draft" and draft:
+        raise BudsimError("spec_draft_model needs spec_method draft")
 
 
 # Where speculation is modelled (and exported): the GPU engines' verification and draft kernels.
@@ -149,23 +196,78 @@ def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> 
         return f"not modelled for {engine} on {kind}"
     if method == "mtp" and not int(getattr(model, "mtp_layers", 0) or 0):
         return "the model has no MTP layers"
+    if method == "draft":
+        why = _draft_unavailable(engine)
+        # the search has no draft model to pair with the target: the user names one in predict
+        return why or (
+            "the search does not choose a draft model; predict one with --spec-method draft "
+            "--spec-draft-model MODEL"
+        )
+    return None
+
+
+def _draft_unavailable(engine: str) -> str | None:
+    # vLLM's V1 engine (all of 0.11) raises NotImplementedError for a draft model; vllm PR #24322
+    # added it after 0.13 (vllm issue #31883: 0.13.0 still refuses)
+    if engine == "vllm":
+        return "vLLM 0.11 runs no separate draft model (its V1 engine refuses one)"
     return None
 
 
 def check_speculative(model: ModelSpec, dep: Deployment) -> None:
-    """Refuse a method the model cannot run (MTP needs the model's own MTP layers)."""
+    """Refuse a method the model cannot run (MTP needs the model's own MTP layers; a draft model
+    must share its vocabulary and run on an engine that takes one)."""
     if dep.spec_method == "mtp" and not model.mtp_layers:
         raise BudsimError(
             f"{model.name} has no multi-token-prediction layers (its config sets no "
             "num_nextn_predict_layers / mtp_num_hidden_layers); use eagle3 or ngram"
         )
+    if dep.spec_method == "draft":
+        why = _draft_unavailable(dep.engine)
+        if why:
+            raise BudsimError(f"{why}; use sglang or trtllm, or eagle3 / ngram")
+        draft = draft_model(dep)
+        if draft.vocab_size != model.vocab_size:
+            raise BudsimError(
+                f"draft {draft.name} has a vocabulary of {draft.vocab_size:,} tokens, "
+                f"{model.name} {model.vocab_size:,}: a draft model must share the target's tokenizer"
+            )
+
+
+def draft_model(dep: Deployment) -> ModelSpec:
+    """The separate draft model of a `draft` deployment, resolved like the target."""
+    from .model import load_model
+
+    return load_model(dep.spec_draft_model)
+
+
+def draft_deployment(dep: Deployment) -> Deployment:
+    """The draft model as a deployment of its own: the target's devices, engine and TP (and its
+    attention-DP ranks, each drafting for its own sequences), one pipeline stage, no experts
+    split, its checkpoint's weights and the target's KV dtype."""
+    from .deployment import Deployment
+
+    return Deployment(
+        model=dep.spec_draft_model,
+        hardware=dep.hardware,
+        engine=dep.engine,
+        tp=dep.tp,
+        dp=dep.dp,
+        kv_dtype=dep.kv_dtype,
+    )
 
 
 def draft_weight_bytes(model: ModelSpec, dep: Deployment, bytes_per_param: float) -> float:
-    """Weights the draft adds to a replica: an EAGLE-3 head (one layer of the model's width, its
-    feature fusion (3 x hidden -> hidden) and its draft LM head, 16 bit). The MTP layers ship in
-    the checkpoint (counted with it only when served: here) and n-gram lookup has none."""
+    """Weights the draft adds to a replica (over its TP group): an EAGLE-3 head (one layer of the
+    model's width, its feature fusion (3 x hidden -> hidden) and its draft LM head, 16 bit), or a
+    draft model's whole checkpoint. The MTP layers ship in the checkpoint (counted with it only
+    when served: here) and n-gram lookup has none."""
     settings = spec_settings(dep)
+    if settings is not None and settings[0].name == "draft":
+        from .memory import weights_bytes_per_device
+
+        draft = draft_deployment(dep)
+        return weights_bytes_per_device(draft_model(dep), draft.with_(tp=1, dp=1))
     if settings is None or settings[0].draft_layers == 0:
         return 0.0
     method = settings[0]
@@ -199,6 +301,13 @@ class SpeculativeStep:
         self.head_share = (
             0.0 if method.draft_layers == 0 else (method.draft_vocab or vocab) / max(vocab, 1)
         )
+        self.drafter: StepTimeModel | None = None
+        if method.name == "draft":
+            from .predict import step_model  # (predict builds this model: not at import)
+
+            drafter = step_model(draft_deployment(dep))
+            assert not isinstance(drafter, SpeculativeStep)
+            self.drafter = drafter
 
     def __call__(
         self,
@@ -209,8 +318,19 @@ class SpeculativeStep:
         prefill_seqs: float,
     ) -> StepTime:
         base = self.base
+        drafter = self.drafter
+        # a draft model prefills every prompt chunk too (its own KV cache), in a pass of its own
+        draft_prompt = (
+            drafter(0, 0, prefill_tokens, prefill_pairs, prefill_seqs).total
+            if drafter is not None and prefill_seqs
+            else 0.0
+        )
         if not n_decode:
-            return base(0, 0, prefill_tokens, prefill_pairs, prefill_seqs)
+            step = base(0, 0, prefill_tokens, prefill_pairs, prefill_seqs)
+            if not draft_prompt:
+                return step
+            t, c, m, comm, o = step
+            return tuple.__new__(StepTime, (t + draft_prompt, c + draft_prompt, m, comm, o))
         k, e = self.k, self.tokens_per_step
         # the k drafted tokens of each sequence, verified as a prompt chunk over its context
         extra_pairs = k * decode_ctx + n_decode * k * (k + 1) / 2
@@ -228,9 +348,12 @@ class SpeculativeStep:
             plain = base(n_decode, decode_ctx, 0, 0.0, 0)
             body = plain.total - plain.overhead - base.lm_head_time(n_decode)
             draft = k * (body * self.layer_share + base.lm_head_time(n_decode) * self.head_share)
+        if drafter is not None:
+            # k sequential decode steps of the draft model over the same sequences
+            draft = k * drafter(n_decode, decode_ctx, 0, 0.0, 0).total + draft_prompt
         prompt = base(0, 0, prefill_tokens, prefill_pairs, prefill_seqs) if prefill_seqs else None
         spent = verify.total + head + draft
-        shared = prompt.total if prompt is not None else 0.0
+        shared = (prompt.total if prompt is not None else 0.0) + draft_prompt
         scale = (spent - shared) / spent / e if spent > 0 else 0.0
         # parts scaled alike; the prompt chunks' time is kept whole
         keep = (shared / spent) if spent > 0 else 0.0

@@ -286,6 +286,8 @@ def calibrate_deployment(plan: ExportPlan, engine: str, shared_prefix: int) -> s
             pairs.append(("spec_tokens", dep.spec_tokens))
         if dep.spec_acceptance is not None:
             pairs.append(("spec_acceptance", num(dep.spec_acceptance)))
+        if dep.spec_draft_model:
+            pairs.append(("spec_draft_model", dep.spec_draft_model))
     if shared_prefix:
         pairs.append(("shared_prefix_len", shared_prefix))
     return ",".join(f"{k}={v}" for k, v in pairs)

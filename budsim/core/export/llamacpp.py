@@ -5,6 +5,7 @@ server per socket, pinned). The launch carries llama.cpp's own physics-only pred
 from __future__ import annotations
 
 from ..errors import BudsimError
+from ..speculative import NO_SPECULATION
 from .common import (
     EngineRun,
     ExportOptions,
@@ -77,7 +78,7 @@ def own_prediction(plan: ExportPlan) -> str | None:
     dtype = dep.weight_dtype
     if plan.engine != "llamacpp":  # a translated plan: the GGUF type its file will have
         dtype = {"F16": "fp16", "F32": "bf16"}.get(gguf_type(plan), gguf_type(plan).lower())
-    ours = dep.with_(engine="llamacpp", weight_dtype=dtype, spec_method="none", spec_tokens=0)
+    ours = dep.with_(engine="llamacpp", weight_dtype=dtype, **NO_SPECULATION)
     try:
         pred = predict(ours, plan.workload, calibrated=False)
     except BudsimError:

@@ -18,8 +18,9 @@ Configuration JSON schema (one object; unknown keys are ignored)::
       "kv_dtype": "auto",              # auto | fp8
       "max_num_seqs": 256, "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9,
       "max_model_len": 8192,           # max context per sequence (default: the engine's)
-      "spec_method": "eagle3",         # speculative decoding: none | mtp | eagle3 | ngram
+      "spec_method": "eagle3",         # speculative decoding: none | mtp | eagle3 | ngram | draft
       "spec_tokens": 3,                # draft length k (0 = the method's default)
+      "spec_draft_model": "",          # spec_method draft: the draft model (same tokenizer)
       "spec_acceptance": null,         # acceptance per drafted token the prediction assumed
                                        # (null = the method's default, budsim.core.speculative)
       "workload": {"input_len": 4096, "output_len": 512,   # the request's workload (max_model_len
@@ -67,7 +68,7 @@ from ..deployment import Deployment, Workload
 from ..dtypes import WEIGHT_DTYPES
 from ..errors import BudsimError
 from ..report import count_text
-from ..speculative import expected_tokens, spec_settings
+from ..speculative import NO_SPECULATION, expected_tokens, spec_settings
 
 DEVICE_KINDS = ("cuda", "rocm", "hpu", "cpu")
 QUANTISED = ("fp8", "int8", "int4", "nvfp4", "mxfp4")
@@ -408,7 +409,7 @@ def _is_response(doc: Mapping[str, Any]) -> bool:
 
 
 # deployment fields a configuration may leave out, with the value that means
-_SPEC_DEFAULTS: dict[str, Any] = {"spec_method": "none", "spec_tokens": 0, "spec_acceptance": None}
+_SPEC_DEFAULTS: dict[str, Any] = NO_SPECULATION
 
 
 def _same_deployment(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -545,9 +546,7 @@ def _pools(flat: Mapping[str, Any], deployment: Deployment) -> tuple[Deployment,
         dp=values["prefill_dp"] or deployment.dp,
         ep=values["prefill_ep"] or deployment.ep,
         replicas=workers,
-        spec_method="none",
-        spec_tokens=0,
-        spec_acceptance=None,
+        **NO_SPECULATION,
     )
     return deployment.with_(replicas=decode), prefill
 
@@ -691,6 +690,7 @@ def from_config_json(
         spec_method=_as_str("spec_method", flat.get("spec_method")) or "none",
         spec_tokens=_as_int("spec_tokens", flat.get("spec_tokens") or 0) or 0,
         spec_acceptance=_as_float("spec_acceptance", flat.get("spec_acceptance")),
+        spec_draft_model=_as_str("spec_draft_model", flat.get("spec_draft_model") or None) or "",
     )
     deployment, prefill = _pools(flat, deployment)
     if disagg and prefill is None:

@@ -28,6 +28,7 @@ from .speculative import (
     PLACEHOLDER,
     draft_check,
     draft_env,
+    draft_model_note,
     draft_note,
     draft_word,
     ngram_note,
@@ -72,6 +73,12 @@ def speculative_args(plan: ExportPlan, context: str) -> tuple[list[str], list[st
         # checkpoint, as the SGLang and Qwen model cards' MTP commands rely on
         args += [T.flag("--speculative-algorithm"), "NEXTN"]
         notes.append("MTP drafts with the checkpoint's own MTP layers (no draft model to load)")
+    elif method.name == "draft":
+        # STANDALONE: a small LLM of the target's tokenizer, run by SGLang's draft worker in the
+        # target's TP group (the layout the prediction priced)
+        args += [T.flag("--speculative-algorithm"), "STANDALONE"]
+        args += [T.flag("--speculative-draft-model-path"), dep.spec_draft_model]
+        notes.append(draft_model_note(plan))
     else:
         args += [T.flag("--speculative-algorithm"), "EAGLE3"]
         args += [T.flag("--speculative-draft-model-path"), draft_word(context)]

@@ -9,6 +9,8 @@ The prediction priced a chain of k drafted tokens a step, each accepted with pro
   DRAFT_MODEL in the container's env to a "<SET ME ...>" value the user replaces; TensorRT-LLM's
   options file carries the same placeholder, which its script refuses to start with.
 - n-gram: prompt lookup, no draft weights.
+- draft model: the plan names it (`spec_draft_model`); SGLang runs it as STANDALONE, TensorRT-LLM
+  as Draft_Target. vLLM 0.11 runs no separate draft model, so its export refuses one.
 
 Prefix caching: the prediction counted a workload's shared prefix and cached turns as cache hits,
 so the export keeps the engine's prefix cache on, explicitly where the engine has a switch.
@@ -106,6 +108,16 @@ def ngram_note(how: str) -> str:
     return (
         f"n-gram drafts come from prompt lookup: {how}; budsim prices the acceptance above, not "
         "the lookup"
+    )
+
+
+def draft_model_note(plan: ExportPlan) -> str:
+    """What a plan with a separate draft model loads beside the target."""
+    draft = plan.deployment.spec_draft_model
+    return (
+        f"the draft model {draft} runs beside {plan.model} on the same devices at the same TP "
+        "(its weights and KV cache were counted in the prediction's memory plan); it must share "
+        "the target's tokenizer"
     )
 
 

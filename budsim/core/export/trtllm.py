@@ -30,6 +30,7 @@ from .speculative import (
     NGRAM_MAX,
     PLACEHOLDER,
     PLACEHOLDER_MARK,
+    draft_model_note,
     draft_note,
     ngram_note,
     placeholder_check,
@@ -65,6 +66,14 @@ def speculative_config(plan: ExportPlan) -> dict[str, Any] | None:
         return {"decoding_type": "MTP", "num_nextn_predict_layers": k}
     if method.name == "eagle3":
         return {"decoding_type": "Eagle", "max_draft_len": k, "speculative_model_dir": PLACEHOLDER}
+    if method.name == "draft":
+        # two-model draft/target (DraftTargetDecodingConfig, PyTorch backend in 1.0-1.2): the draft
+        # loads with the target's mapping, the TP the prediction priced
+        return {
+            "decoding_type": "Draft_Target",
+            "max_draft_len": k,
+            "speculative_model_dir": plan.deployment.spec_draft_model,
+        }
     return {"decoding_type": "NGram", "max_draft_len": k, "max_matching_ngram_size": NGRAM_MAX}
 
 
@@ -191,6 +200,8 @@ def build(
                 "TensorRT-LLM documents MTP for DeepSeek-V3/R1; check that it runs this model's "
                 "MTP layers"
             )
+    if dep.spec_method == "draft":
+        notes.append(draft_model_note(plan))
     if dep.spec_method == "ngram":
         notes.append(ngram_note(f"matches of up to {NGRAM_MAX} tokens (max_matching_ngram_size)"))
     if dep.spec_method == "eagle3":

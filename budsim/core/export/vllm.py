@@ -69,6 +69,11 @@ def speculative_config(plan: ExportPlan, context: str) -> tuple[str, list[str]] 
         # with a deprecation warning; "mtp" loads the MTP layers of whichever model is served.
         config = {"method": "mtp", "num_speculative_tokens": k}
         notes.append("MTP drafts with the checkpoint's own MTP layers (no draft model to load)")
+    elif method.name == "draft":
+        raise BudsimError(
+            "vLLM 0.11 cannot run a separate draft model (its V1 engine raises "
+            "NotImplementedError; vLLM PR #24322 added it after 0.13): export sglang or trtllm"
+        )
     elif method.name == "eagle3":
         config = {"method": "eagle3", "model": DRAFT, "num_speculative_tokens": k}
         if context == "k8s":

@@ -15,6 +15,7 @@ from typing import Any
 from ..deployment import Workload
 from ..disagg import DisaggDeployment, predict_disagg
 from ..errors import BudsimError
+from ..speculative import NO_SPECULATION
 from .ga import Candidate
 from .scoring import Scorer
 
@@ -38,7 +39,7 @@ def compare_disaggregated(
     for p in range(1, workers):
         d = workers - p
         dd = DisaggDeployment(
-            replica.with_(replicas=p, spec_method="none", spec_tokens=0, spec_acceptance=None),
+            replica.with_(replicas=p, **NO_SPECULATION),
             replica.with_(replicas=d),
         )
         try:

@@ -96,6 +96,27 @@ CASES: dict[str, tuple[Deployment, Workload, dict[str, Any]]] = {
         Workload(concurrency=8, input_len=4096, output_len=512),
         {**LLAMA, "served_model_name": "llama-3.1-8b"},
     ),
+    # a separate draft model on SGLang: Qwen3-0.6B drafting for Qwen3-32B (one tokenizer), TP2
+    "spec_draft_sglang": (
+        Deployment(
+            model="Qwen/Qwen3-32B",
+            hardware="h100-sxm",
+            engine="sglang",
+            tp=2,
+            max_num_seqs=32,
+            max_num_batched_tokens=8192,
+            gpu_memory_utilization=0.88,
+            spec_method="draft",
+            spec_draft_model="Qwen/Qwen3-0.6B",
+        ),
+        Workload(concurrency=4, input_len=2048, output_len=512),
+        {
+            "checkpoint_dtype": "bf16",
+            "model_type": "qwen3",
+            "is_moe": False,
+            "served_model_name": "qwen3-32b",
+        },
+    ),
     # prefix caching: a shared system prompt and cached earlier turns
     "prefix_cache": (
         Deployment(
