@@ -70,6 +70,9 @@ class EngineProfile:
     # stay physics-only (budsim.core.predict skips the learned correction, the search only
     # compares it when asked for by name)
     calibrated: bool = True
+    # True: the engine runs one static batch to completion and has no serving loop (no arrivals,
+    # no admission while a batch runs), so only static workloads can be predicted for it
+    static_batches_only: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def defaults_for(self, device_memory_gb: float) -> tuple[int, int]:
@@ -91,6 +94,9 @@ ENGINE_VERSIONS: dict[str, str] = {
     "sglang": "0.5.23",
     "trtllm": "1.2",
     "llamacpp": "commit 00dc8057",
+    # DeepSpeed inference as LLM-Inference-Bench ran it on Gaudi2 (mid-2024; the rows do not
+    # record the release: Habana's DeepSpeed fork of that time pairs with SynapseAI 1.16)
+    "deepspeed": "habana fork, mid-2024",
 }
 
 _GPU_QUANT = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
@@ -296,6 +302,39 @@ PROFILES: tuple[EngineProfile, ...] = (
         reports_one_step_late=True,
         notes=("in-flight batching; kv_cache_free_gpu_memory_fraction applies after weights",),
     ),
+    # DeepSpeed inference (kernel injection, HPU graphs) on Gaudi: what LLM-Inference-Bench's 244
+    # Gaudi2 rows ran. A script calls generate() on one static batch of prompts: the whole batch's
+    # prompts run first (alone), then every sequence decodes each step to the last token; TP over
+    # HCCL. There is no server: closed-loop and rate workloads are refused. The token budget is
+    # 32k per prefill step (a batch's prompts in up to a few passes, its activations bounded like
+    # a serving engine's); the overheads are round estimates, physics only.
+    EngineProfile(
+        id="deepspeed",
+        name="DeepSpeed inference (Gaudi)",
+        version=ENGINE_VERSIONS["deepspeed"],
+        kind="hpu",
+        quantizations=("bf16", "fp16"),
+        kv_dtypes=("auto",),
+        parallelism=frozenset({"tp"}),
+        scheduler="prefill_first",
+        default_max_num_seqs=256,
+        default_max_num_batched_tokens=32768,
+        default_gpu_memory_utilization=0.90,
+        memory_fraction_of_free=False,
+        graphs=True,
+        runtime_overhead_gb=2.5,
+        graph_overhead_gb=2.0,
+        comm_overhead_gb=0.5,
+        step_overhead_ms=2.0,
+        per_seq_overhead_us=10.0,
+        per_layer_launch_us=0.0,
+        calibrated=False,
+        static_batches_only=True,
+        notes=(
+            "static batches only (no serving loop); physics only: no calibration was trained "
+            "on DeepSpeed runs",
+        ),
+    ),
     # CUDA graphs for decode are on by default in ggml's CUDA backend (GGML_CUDA_GRAPHS)
     _llamacpp(
         "cuda",
@@ -334,7 +373,7 @@ PROFILES: tuple[EngineProfile, ...] = (
 # The engines the shipped calibration has one-hot features for: its feature vector is fixed by the
 # pretrained models, so it does not grow with ENGINE_IDS.
 CALIBRATED_ENGINE_IDS: tuple[str, ...] = ("vllm", "sglang", "trtllm")
-ENGINE_IDS: tuple[str, ...] = (*CALIBRATED_ENGINE_IDS, "llamacpp")
+ENGINE_IDS: tuple[str, ...] = (*CALIBRATED_ENGINE_IDS, "llamacpp", "deepspeed")
 
 
 @lru_cache(maxsize=64)
@@ -347,6 +386,7 @@ def get_engine(engine_id: str, kind: str) -> EngineProfile:
         "trtllm": "trtllm",
         "llama.cpp": "llamacpp",
         "llamaserver": "llamacpp",
+        "deepspeedinference": "deepspeed",
     }
     key = aliases.get(key, key)
     if key not in ENGINE_IDS:

@@ -18,7 +18,7 @@ from .errors import BudsimError
 if TYPE_CHECKING:
     import pandas as pd
 
-MODELLED_ENGINES = ("vllm", "sglang", "trtllm", "llamacpp")
+MODELLED_ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "deepspeed")
 # Splitwise profiled a vLLM-style engine without naming it; it is simulated as vLLM.
 ENGINE_BY_SOURCE = {"splitwise": "vllm"}
 # A max-throughput run feeds requests "at infinite rate" and lets the scheduler fill its batch; it is

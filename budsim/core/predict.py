@@ -313,6 +313,11 @@ def predict_physics(dep: Deployment, workload: Workload) -> Prediction:
     """The physics-only prediction (no learned correction)."""
     workload.validate()
     r = resolve(dep)
+    if r.engine.static_batches_only and workload.scenario != "static":
+        raise BudsimError(
+            f"{r.engine.name} runs static batches only (no serving loop): give --batch-size, "
+            f"not a {workload.scenario} workload"
+        )
     full = r.deployment
     plan = _memory_plan(dep, workload.longest_request)
     shared = workload.shared_prefix_len  # held once per attention-DP rank

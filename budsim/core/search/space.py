@@ -625,6 +625,9 @@ def build_space(
             # physics-only predictions are not ranked against calibrated ones unless asked for
             notes.append(f"{profile.id}: physics-only, searched when named in --engines")
             continue
+        if getattr(profile, "static_batches_only", False) and workload.scenario != "static":
+            notes.append(f"{profile.id}: static batches only, not searched for this workload")
+            continue
         w = weight_options(
             profile.quantizations,
             model.checkpoint_dtype,
