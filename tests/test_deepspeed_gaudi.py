@@ -4,8 +4,10 @@ and the CLI."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,3 +201,17 @@ def test_cli_bad_deepspeed_input_is_one_line() -> None:
         assert out.returncode != 0
         assert "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_deepspeed_plan_is_not_exported_as_deepspeed(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"model": MODEL, "hardware": "gaudi2", "engine": "deepspeed"}))
+    out = subprocess.run(
+        [*BUDSIM, "export", str(plan)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "not exported" in out.stderr and "--target vllm" in out.stderr
+    served = subprocess.run(
+        [*BUDSIM, "export", str(plan), "--target", "vllm"], capture_output=True, text=True
+    )
+    assert served.returncode == 0 and "VLLM_SKIP_WARMUP" in served.stdout  # the Gaudi plugin's

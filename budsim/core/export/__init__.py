@@ -67,6 +67,11 @@ def build_engine(
 
 def _serving_engine(plan: ExportPlan, engine: str | None) -> str:
     chosen = (engine or plan.engine).lower()
+    if chosen == "deepspeed":
+        raise BudsimError(
+            "DeepSpeed inference is modelled to compare Gaudi runs with, not exported (it has no "
+            "serving loop); --target vllm serves the plan with vLLM's Gaudi plugin instead"
+        )
     if chosen not in BUILDERS:
         raise BudsimError(f"unknown engine {chosen!r}; choose one of {', '.join(BUILDERS)}")
     return chosen
