@@ -139,8 +139,9 @@ def test_ttft_percentiles_follow_the_prefill_queue() -> None:
 
 
 def test_optimize_compares_disaggregated_splits() -> None:
-    """--disagg predicts every P:D split of the best replica over the devices and says whether
-    one beats the aggregated best, by the search's own scorer."""
+    """--disagg predicts every P:D split of the devices, each pool in its own power-of-two TP
+    (the best replica's among them), and says whether one beats the aggregated best, by the
+    search's own scorer."""
     cmd = [sys.executable, "-m", "budsim", "optimize", "--model", LLAMA, "--hardware", "h100-sxm"]
     cmd += ["--devices", "4", "--concurrency", "64", "--input-len", "4096", "--output-len", "256"]
     cmd += ["--population", "16", "--generations", "3", "--seed", "1", "--disagg", "--no-save"]
@@ -149,12 +150,22 @@ def test_optimize_compares_disaggregated_splits() -> None:
     response = json.loads(out.stdout)
     comparison = response["disaggregated"]
     best = response["optimal_configuration"]
-    workers = 4 // best["devices_per_replica"]
-    assert [(r["prefill_workers"], r["decode_workers"]) for r in comparison["splits"]] == [
-        (p, workers - p) for p in range(1, workers)
-    ]
+    splits = {
+        (r["prefill_tp"], r["prefill_workers"], r["decode_tp"], r["decode_workers"])
+        for r in comparison["splits"]
+    }
+    # every pair of pool layouts, every prefill count, the rest of the 4 devices decoding
+    expected = {
+        (a, p, b, (4 - p * a) // b)
+        for a in (1, 2)
+        for b in (1, 2)
+        for p in range(1, (4 - b) // a + 1)
+    }
+    assert expected <= splits  # (a TP4 replica of the best's own leaves no second pool)
+    assert f"TP{best['tp']}" in comparison["searched"]  # the best's own layout is one of them
+    assert all(r["devices"] <= 4 for r in comparison["splits"] if "error" not in r)
     chosen = comparison["best"]
-    assert chosen is not None and chosen["devices"] == workers * best["devices_per_replica"]
+    assert chosen is not None
     feasible = [r for r in comparison["splits"] if r.get("feasible")]
     if feasible:  # the best split is the feasible one with the highest target
         assert chosen["target"] == max(r["target"] for r in feasible)
@@ -163,3 +174,29 @@ def test_optimize_compares_disaggregated_splits() -> None:
     assert comparison["verdict"]
     table = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert table.returncode == 0 and "Disaggregated:" in table.stdout
+
+
+def test_the_best_split_exports_each_pools_own_tp() -> None:
+    """A split whose pools took layouts of their own (prefill TP1, decode TP4) is exported in
+    them, not in the aggregated best's TP2."""
+    from budsim.core.export.plan import select_disaggregated
+
+    best = {"model": LLAMA, "hardware": "h100-sxm", "engine": "sglang", "tp": 2, "replicas": 4}
+    split = {
+        "prefill_workers": 4,
+        "decode_workers": 1,
+        "prefill_tp": 1,
+        "decode_tp": 4,
+        "predicted_performance": {"ttft_ms_mean": 120.0},
+    }
+    doc = {
+        "optimal_configuration": best,
+        "predicted_performance": {},
+        "disaggregated": {"best": split, "beats_aggregated": True, "verdict": "ahead"},
+    }
+    config, warning = select_disaggregated(doc)
+    assert (config["prefill_tp"], config["tp"]) == (1, 4) and "replicas" not in config
+    assert (config["prefill_workers"], config["decode_workers"]) == (4, 1) and warning is None
+    older = {**doc, "disaggregated": {"best": {**split, "prefill_tp": None, "decode_tp": None}}}
+    config, _ = select_disaggregated(older)  # saved before pools had layouts: the replica's TP
+    assert config["tp"] == 2 and "prefill_tp" not in config

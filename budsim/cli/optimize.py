@@ -180,11 +180,13 @@ def render_disaggregated(console: Any, comparison: Mapping[str, Any]) -> None:
     """The xPyD splits of the best replica (core.search.disagg_split) and the verdict."""
     from rich.table import Table
 
+    from budsim.core.search.disagg_split import split_label
+
     table = Table(title=f"Disaggregated: {comparison['searched']}", title_justify="left")
     for name in ("split", "devices", "TTFT ms", "TPOT ms", "tok/s/dev", "meets SLOs"):
         table.add_column(name, justify="left" if name == "split" else "right")
     for row in comparison["splits"]:
-        split = f"{row['prefill_workers']}P{row['decode_workers']}D"
+        split = split_label(row)
         if "error" in row:
             table.add_row(split, "-", "-", "-", "-", row["error"])
             continue

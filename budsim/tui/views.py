@@ -293,11 +293,13 @@ BOTTLENECK_WHY: dict[str, str] = {
 
 def disagg_text(comparison: Mapping[str, Any]) -> str:
     """The prefill/decode comparison of the best (search.disagg_split) in a sentence or two."""
+    from budsim.core.search.disagg_split import split_label
+
     text = f"Disaggregated ({comparison.get('searched')}): {comparison.get('verdict')}"
     best = comparison.get("best")
     if best:
         text += (
-            f"; {best['prefill_workers']}P{best['decode_workers']}D predicts TTFT "
+            f"; {split_label(best)} predicts TTFT "
             f"{fmt(best.get('ttft_ms_mean'))} ms, TPOT {fmt(best.get('tpot_ms_mean'))} ms, "
             f"{fmt(best.get('output_tok_s_per_device'))} tok/s/dev"
         )

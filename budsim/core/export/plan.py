@@ -506,7 +506,8 @@ def select_disaggregated(
     if not isinstance(best, Mapping):
         verdict = comparison.get("verdict") or "none was predicted"
         raise BudsimError(f"{what} has no prefill/decode split to export: {clean(verdict)}")
-    # the split divides the best configuration's replica layout into P + D workers
+    # the split's pools take the best configuration's engine and formats, each its own TP (runs
+    # saved before the pools had layouts of their own: the replica's)
     config, _ = select_configuration(doc)
     config = {k: v for k, v in config.items() if k != "replicas"}
     config.update(
@@ -514,6 +515,10 @@ def select_disaggregated(
         decode_workers=best.get("decode_workers"),
         predicted_performance=best.get("predicted_performance") or {},
     )
+    if best.get("decode_tp") is not None:
+        config["tp"] = best["decode_tp"]
+    if best.get("prefill_tp") is not None:
+        config["prefill_tp"] = best["prefill_tp"]
     warning = None
     if not comparison.get("beats_aggregated"):
         warning = (
