@@ -127,7 +127,7 @@ def test_predict_cli_disaggregated() -> None:
 
 def test_ttft_percentiles_follow_the_prefill_queue() -> None:
     pred, t = predict_disagg(_pools(prefill=1, decode=2), Workload(concurrency=64, input_len=2048))
-    base = (t.front_end_s + t.prefill_alone_s + t.transfer_s) * 1e3
+    base = (t.front_end_s + t.prefill_alone_s + t.transfer_s + t.handoff_s) * 1e3
     assert pred.ttft_ms_mean == pytest.approx(base + t.prefill_wait_s * 1e3)
     ps = [pred.ttft_ms_p50, pred.ttft_ms_p90, pred.ttft_ms_p95, pred.ttft_ms_p99]
     assert all(p is not None for p in ps)
@@ -200,3 +200,25 @@ def test_the_best_split_exports_each_pools_own_tp() -> None:
     older = {**doc, "disaggregated": {"best": {**split, "prefill_tp": None, "decode_tp": None}}}
     config, _ = select_disaggregated(older)  # saved before pools had layouts: the replica's TP
     assert config["tp"] == 2 and "prefill_tp" not in config
+
+
+def test_the_shipped_handoff_time_is_the_benchmarks_fit() -> None:
+    """HANDOFF_CONTROL_S is what benchmarks/disagg_accuracy.py fits from the measured runs (the
+    median low-load TTFT excess), not a number typed in: refit it from the data."""
+    import importlib.util
+    from pathlib import Path
+
+    from budsim.core import datasets
+    from budsim.core.disagg import HANDOFF_CONTROL_S
+
+    try:
+        data = datasets.data_dir()
+    except BudsimError:
+        pytest.skip("the measured data folder is not here")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "disagg_accuracy.py"
+    spec = importlib.util.spec_from_file_location("disagg_accuracy", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cases, _, _ = bench.load_cases(data)
+    assert bench.fit(cases, lambda row: True) == pytest.approx(HANDOFF_CONTROL_S, abs=5e-4)

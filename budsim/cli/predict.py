@@ -116,7 +116,8 @@ def _predict_disagg(
         f"disaggregated: {prefill_workers} prefill x TP{tp} DP{dp} EP{ep} + {decode_workers} "
         f"decode x TP{dep.tp} DP{dep.dp} EP{dep.ep} = {pred.devices} devices",
         f"TTFT = front end {t.front_end_s * 1e3:.1f} + prefill {t.prefill_alone_s * 1e3:.1f} + "
-        f"queue {t.prefill_wait_s * 1e3:.1f} + KV handoff {t.transfer_s * 1e3:.2f} ms (means; "
+        f"queue {t.prefill_wait_s * 1e3:.1f} + KV handoff {t.transfer_s * 1e3:.2f} + handoff "
+        f"control {t.handoff_s * 1e3:.0f} ms (means; "
         f"the prefill pool serves up to {t.prefill_rate * prefill_workers:.3g} req/s, "
         f"{t.requests_per_s:.3g} used; {t.decode_in_flight:.3g} in flight per decode worker)",
     ]
