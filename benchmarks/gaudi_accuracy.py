@@ -27,6 +27,9 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from eta_fit import ape as _ape
+from eta_fit import best as _best
+from eta_fit import cv_choices, predict_with
 from llamacpp_accuracy import _table  # same table layout as the llama.cpp benchmark
 
 # (memory, gemm, latency_us) of _ETA["hpu"] before this fit (round numbers, never checked)
@@ -60,42 +63,14 @@ def _eta(memory: float, gemm: float, latency_us: float) -> Any:
 
 def _predict_with(rows: list[dict[str, Any]], eta: Any) -> Any:
     """Whole-batch latency predictions (np.ndarray, NaN where unanswered) with `eta` for hpu."""
-    import numpy as np
+    from budsim.core import roofline
 
-    from budsim.core import predict, roofline, steptime
-    from budsim.core.evaluate import join_predictions
-
-    shipped = roofline._ETA["hpu"]
-    roofline._ETA["hpu"] = eta
-
-    def forget() -> None:  # every cache that holds prices made with the other efficiencies
-        steptime._roofline.cache_clear()
-        steptime._PRICES.clear()
-        predict._STEP_MODELS.clear()
-        predict._step_model_for.cache_clear()
-        predict.resolve.cache_clear()
-        predict.clear_simulation_cache()
-
-    forget()
-    try:
-        j = join_predictions(rows)
-    finally:
-        roofline._ETA["hpu"] = shipped
-        forget()
-    e2e = j[j.metric == "e2e_s"].set_index("row_id").predicted
-    return np.asarray([float(e2e.get(r["row_id"], np.nan)) for r in rows], dtype=float)
-
-
-def _ape(pred: Any, measured: Any) -> Any:
-    import numpy as np
-
-    return np.abs(pred / measured - 1.0)
+    return predict_with(rows, roofline._ETA, {"hpu": eta})
 
 
 def main() -> int:
     import numpy as np
     import pandas as pd
-    from sklearn.model_selection import GroupKFold
 
     from budsim.core.datasets import data_dir, load_measurements
     from budsim.core.engines import ENGINE_VERSIONS
@@ -175,18 +150,13 @@ def main() -> int:
         ]
     )
 
-    def best(mask: Any) -> int:
-        score = np.nanmedian(np.where(np.isfinite(apes[:, mask]), apes[:, mask], np.inf), axis=1)
-        return int(np.lexsort((nearness, np.round(score, 6)))[0])
-
     physics = _ape(_predict_with(fit_rows, shipped), meas)
     round_pred = _predict_with(fit_rows, _eta(*ROUND_DEFAULTS))
     round_ape = _ape(round_pred, meas)
     oof = np.empty(len(fit_rows))
     folds = len(set(groups))
     fold_lines = []
-    for train, test in GroupKFold(n_splits=folds).split(meas, groups=groups):
-        k = best(np.isin(np.arange(len(meas)), train))
+    for test, k in cv_choices(apes, groups, nearness):
         oof[test] = preds[k, test]
         held = sorted(set(groups[test]))
         fold_lines.append(
@@ -196,7 +166,7 @@ def main() -> int:
             f"{np.median(_ape(oof[test], meas[test])):.1%} |"
         )
     oof_ape = _ape(oof, meas)
-    k_all = best(np.ones(len(meas), dtype=bool))
+    k_all = _best(apes, np.ones(len(meas), dtype=bool), nearness)
     m_all, g_all, lat_all = grid[k_all]
     base_med, oof_med = float(np.median(round_ape)), float(np.median(oof_ape))
     worse = [

@@ -234,3 +234,41 @@ def test_cli_bad_gguf_dtype_is_one_line() -> None:
         assert out.returncode != 0
         assert "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+# ---- llama.cpp's own efficiencies (benchmarks/llamacpp_accuracy.py, issue #17 item 3) -------------
+
+
+def test_llamacpp_prices_with_its_own_efficiencies_and_no_other_engine_does() -> None:
+    from budsim.core.hardware import get_device
+    from budsim.core.roofline import _ENGINE_ETA, _ETA
+    from budsim.core.steptime import cost_source
+
+    for hw, kind in (("mi300x", "rocm"), ("mi250", "rocm"), ("a100-sxm-40gb", "cuda")):
+        device = get_device(hw)
+        assert cost_source(device, "llamacpp").eta is _ENGINE_ETA[("llamacpp", kind)]
+        for engine in ("vllm", "sglang", "trtllm"):
+            source = cost_source(device, engine)
+            # kernel tables where the device has them, else the kind's default roofline
+            assert getattr(source, "eta", _ETA[kind]) is _ETA[kind]
+    # the engine-specific shares are only those the benchmark fitted: physically plausible ones
+    for eta in _ENGINE_ETA.values():
+        assert 0.1 <= eta.memory <= 0.92 and 0.0 <= eta.latency_us <= 50.0
+
+
+def test_shipped_llamacpp_efficiencies_reproduce_the_benchmarks_in_sample_figure(lib: Any) -> None:
+    """benchmarks/llamacpp_accuracy.md's all-rows fit, in sample (the shipped values are that
+    fit): median APE of whole-run latency per kind, within half a point."""
+    import numpy as np
+
+    from budsim.core.evaluate import join_predictions
+    from budsim.core.hardware import get_device
+
+    rows = lib[lib.hardware.notna()]
+    joined = join_predictions(rows.to_dict("records"))
+    e2e = joined[(joined.metric == "e2e_s") & joined.error.isna()]
+    assert len(e2e) == 1025
+    kinds = np.asarray([get_device(h).kind for h in e2e.hardware])
+    ape = np.abs(e2e.predicted.to_numpy() / e2e.measured.to_numpy() - 1.0)
+    for kind, expected in {"cuda": 0.044, "rocm": 0.669}.items():
+        assert abs(float(np.median(ape[kinds == kind])) - expected) < 0.005, kind

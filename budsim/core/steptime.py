@@ -30,7 +30,7 @@ from .engines import EngineProfile
 from .hardware import Device
 from .model import ModelSpec
 from .operators import ACT_BYTES, CollectiveOp, MoeOp, ReplicaOperators, replica_operators
-from .roofline import INTER_NODE_LATENCY_FACTOR, CostSource, RooflineSource
+from .roofline import _ENGINE_ETA, INTER_NODE_LATENCY_FACTOR, CostSource, RooflineSource
 
 # Elementwise kernels (norms, rotary, activation) stream at this share of the memory bandwidth and
 # cost at least this long each: AIConfigurator's empirical memory-operator constants (its system
@@ -77,13 +77,17 @@ def cost_source(device: Device, engine_id: str) -> CostSource:
     from .kernels import kernel_source
 
     source = kernel_source(device, engine_id)
-    return source if source is not None else _roofline(device)
+    if source is not None:
+        return source
+    own = (engine_id, device.kind) in _ENGINE_ETA  # llama.cpp's fitted shares
+    return _roofline(device, engine_id if own else None)
 
 
 @lru_cache(maxsize=64)
-def _roofline(device: Device) -> RooflineSource:
-    # one per device, so that the prices below are shared by every deployment on it
-    return RooflineSource(device)
+def _roofline(device: Device, engine: str | None = None) -> RooflineSource:
+    # one per device (and per engine with efficiencies of its own), so that the prices below are
+    # shared by every deployment that prices the same way
+    return RooflineSource(device, engine)
 
 
 # Prices on the fixed grids, shared by every step-time model that asks a source the same question:
