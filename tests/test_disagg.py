@@ -31,7 +31,7 @@ def test_the_pools_must_agree_and_the_workload_must_be_modelled() -> None:
     for workload, needle in (
         (Workload(scenario="static", batch_size=4), "not a batch"),
         (Workload(concurrency=4, input_len_spread=0.2), "fixed lengths"),
-        (Workload(concurrency=4, num_requests=100), "steady state"),
+        (Workload(scenario="rate", rate=1.0, num_requests=100), "closed loop"),
     ):
         with pytest.raises(BudsimError, match=needle):
             predict_disagg(dd, workload)
@@ -96,7 +96,8 @@ def test_an_aic_disagg_row_becomes_its_pools() -> None:
     assert (p.tp, p.dp, p.ep, p.replicas) == (1, 4, 4, 1)
     assert (d.tp, d.dp, d.ep, d.replicas) == (8, 1, 8, 4)
     assert dd.devices == 36 and p.weight_dtype == d.weight_dtype == "nvfp4"
-    assert (workload.concurrency, workload.input_len, workload.num_requests) == (4, 1024, None)
+    # the harness's run: 10 requests per client, its opening burst included
+    assert (workload.concurrency, workload.input_len, workload.num_requests) == (4, 1024, 40)
     assert targets == (("ttft_ms", 195.5), ("tpot_ms", 5.3))
     with pytest.raises(BudsimError, match="worker counts"):
         disagg_case_for_row({**row, "prefill_workers": float("nan")})
@@ -222,3 +223,24 @@ def test_the_shipped_handoff_time_is_the_benchmarks_fit() -> None:
     spec.loader.exec_module(bench)
     cases, _, _ = bench.load_cases(data)
     assert bench.fit(cases, lambda row: True) == pytest.approx(HANDOFF_CONTROL_S, abs=5e-4)
+
+
+def test_a_finite_run_adds_the_clients_opening_burst() -> None:
+    """A finite closed loop from a cold start: its C clients' prompts meet the prefill pool
+    together (the k-th on a worker waits k / mu), C of its N requests; the rest is steady."""
+    dd = _pools(prefill=2, decode=2)
+    steady, t = predict_disagg(dd, Workload(concurrency=64, input_len=2048))
+    burst, _ = predict_disagg(dd, Workload(concurrency=64, input_len=2048, num_requests=64))
+    tenfold, _ = predict_disagg(dd, Workload(concurrency=64, input_len=2048, num_requests=640))
+    base = (t.front_end_s + t.prefill_alone_s + t.transfer_s + t.handoff_s) * 1e3
+    spread = (64 / 2 - 1) / t.prefill_rate * 1e3  # the last of a worker's 32 waits this long
+    assert burst.ttft_ms_mean == pytest.approx(base + spread / 2)  # every request in the burst
+    assert tenfold.ttft_ms_mean == pytest.approx(
+        0.1 * (base + spread / 2) + 0.9 * steady.ttft_ms_mean  # type: ignore[operator]
+    )
+    assert burst.ttft_ms_p50 == pytest.approx(base + spread / 2, rel=1e-6)  # uniform: its middle
+    ps = [tenfold.ttft_ms_p50, tenfold.ttft_ms_p90, tenfold.ttft_ms_p95, tenfold.ttft_ms_p99]
+    assert ps == sorted(ps) and tenfold.tpot_ms_mean == steady.tpot_ms_mean  # type: ignore[type-var]
+    assert "finite run of 640 requests" in tenfold.run
+    with pytest.raises(BudsimError, match="closed loop"):
+        predict_disagg(dd, Workload(scenario="rate", rate=2.0, input_len=2048, num_requests=64))

@@ -23,7 +23,9 @@ the KV handoff; its TPOT is the decode pool's alone. How they are found:
   through the prefill queue; a rate fixes X. Iterated until the decode batch settles.
 
 TTFT percentiles take the prefill queue's wait as M/M/1-shaped around its M/D/1 mean (no wait with
-probability 1 - rho, else exponential); end-to-end latency is a mean only.
+probability 1 - rho, else exponential); end-to-end latency is a mean only. A finite run
+(`num_requests`, a closed loop) adds its opening burst: C prompts at once on P prefill workers,
+C of its N requests, before the steady state.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ ITERATIONS = 6  # decode-batch fixed-point rounds (it settles within 2-3 on the 
 # this much longer to their first token than the bytes, the prefill and the front end explain,
 # at 1,024-token prompts as at 8,192: the median excess, fitted by benchmarks/disagg_accuracy.py
 # (which reports it held out model by model and recomputes it; tests/test_disagg.py checks it).
-HANDOFF_CONTROL_S = 0.2074
+HANDOFF_CONTROL_S = 0.2087
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,25 @@ def _wait_quantile(q: float, mean_wait: float, rho: float) -> float:
     return -(mean_wait / rho) * math.log((1.0 - q) / rho)
 
 
+def _mixed_wait_quantile(q: float, share: float, spread: float, wait: float, rho: float) -> float:
+    """The q-quantile of a finite run's prefill wait: a `share` of the requests in the opening
+    burst (waits spread evenly over [0, spread]), the rest in the steady queue (_wait_quantile's
+    shape)."""
+
+    def below(t: float) -> float:
+        burst = 1.0 if t >= spread else (t / spread if spread > 0 else 1.0)
+        steady = 1.0 - (rho * math.exp(-t * rho / wait) if rho > 0 and wait > 0 else 0.0)
+        return share * burst + (1.0 - share) * steady
+
+    lo, hi = 0.0, max(spread, _wait_quantile(q, wait, rho), 1e-9)
+    if below(lo) >= q:
+        return 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if below(mid) < q else (lo, mid)
+    return hi
+
+
 def predict_disagg(
     dd: DisaggDeployment, workload: Workload, handoff_s: float = HANDOFF_CONTROL_S
 ) -> tuple[Prediction, PoolTimes]:
@@ -152,8 +173,10 @@ def predict_disagg(
         raise BudsimError(
             "disaggregated serving takes fixed lengths without prefix caching (not modelled yet)"
         )
-    if workload.num_requests is not None:
-        raise BudsimError("disaggregated serving is predicted in steady state (no --num-requests)")
+    if workload.num_requests is not None and workload.scenario != "concurrency":
+        raise BudsimError(
+            "a finite disaggregated run is modelled for a closed loop (--concurrency)"
+        )
     isl, osl = workload.input_len, workload.output_len
     prefill_plan = predict_physics(
         dd.prefill.with_(replicas=1), Workload(concurrency=1, input_len=isl, output_len=1)
@@ -202,6 +225,23 @@ def predict_disagg(
     rho = x / capacity
     base = first - wait  # the mean wait is replaced by its quantile
     quantiles = {q: (base + _wait_quantile(q, wait, rho)) * 1e3 for q in (0.5, 0.9, 0.95, 0.99)}
+    run = "steady state (disaggregated: TTFT percentiles from the prefill queue, E2E mean only)"
+    if workload.num_requests is not None:
+        # A finite run from a cold start, as a load generator makes it: its C clients send at
+        # once, so each prefill worker meets C / P prompts together and the k-th of them waits
+        # k / mu; what follows is the steady state (the pools desynchronise the clients: each
+        # request leaves the prefill pool at its own time). The burst is C of the N requests.
+        share = min(1.0, workload.concurrency / workload.num_requests)
+        spread = max(0.0, workload.concurrency / workers_p - 1.0) / mu  # the last one's wait
+        first = share * (base + spread / 2.0) + (1.0 - share) * first
+        quantiles = {
+            q: (base + _mixed_wait_quantile(q, share, spread, wait, rho)) * 1e3
+            for q in (0.5, 0.9, 0.95, 0.99)
+        }
+        run = (
+            f"finite run of {workload.num_requests:,} requests (disaggregated: the opening burst "
+            "on the prefill pool, then steady state; E2E mean only)"
+        )
     tpot_s = (decode.tpot_ms_mean or 0.0) / 1e3
     e2e = first + (osl - 1) * tpot_s
     devices = dd.devices
@@ -229,7 +269,7 @@ def predict_disagg(
         fits=True,
         bottleneck="prefill" if x >= 0.9 * capacity else decode.bottleneck,
         devices=devices,
-        run="steady state (disaggregated: TTFT percentiles from the prefill queue, E2E mean only)",
+        run=run,
         basis=decode.basis,
         memory=decode.memory,
     )

@@ -26,6 +26,9 @@ ENGINE_BY_SOURCE = {"splitwise": "vllm"}
 MAX_THROUGHPUT_REQUESTS = 1024
 
 
+REQUESTS_PER_CLIENT = 10  # AIConfigurator's silicon harness: request count 10 x concurrency
+
+
 def benchmark_run_requests(concurrency: int) -> int:
     """Requests of the finite run a measured closed-loop row is simulated as.
 
@@ -36,7 +39,7 @@ def benchmark_run_requests(concurrency: int) -> int:
     shipped residual models were fitted on. (The floor differs from 10 x C below 7 clients; there
     the extra waves move some aic rows' simulated TTFT by up to 78 %, so it stays until the models
     are refitted on exact request counts.)"""
-    return min(max(10 * concurrency, 64), 4096)
+    return min(max(REQUESTS_PER_CLIENT * concurrency, 64), 4096)
 
 
 # Which prediction key a measured column is compared with, per scenario.
@@ -215,8 +218,9 @@ def disagg_case_for_row(
     row: Mapping[str, Any],
 ) -> tuple[Any, Workload, tuple[tuple[str, float], ...]]:
     """A measured disaggregated run as (DisaggDeployment, its workload, (metric, measured) pairs),
-    or BudsimError saying why not. Predicted in steady state: the disaggregated model has no
-    finite-run mode (the rows' runs, NVIDIA Dynamo's genai-perf sweeps, drop a warm-up)."""
+    or BudsimError saying why not. Predicted as the finite run the harness made: 10 requests per
+    client, the clients' opening burst included (the disaggregated model is analytic, so it needs
+    none of benchmark_run_requests' clamps, which keep the aggregated simulations' cost down)."""
     from .disagg import DisaggDeployment
 
     if row.get("mode") != "disagg":
@@ -244,7 +248,11 @@ def disagg_case_for_row(
 
     prefill, decode = pool("prefill_", workers[0]), pool("", workers[1])
     workload = Workload(
-        scenario="concurrency", concurrency=round(conc), input_len=round(isl), output_len=round(osl)
+        scenario="concurrency",
+        concurrency=round(conc),
+        input_len=round(isl),
+        output_len=round(osl),
+        num_requests=REQUESTS_PER_CLIENT * round(conc),
     )
     targets = tuple(
         (metric, _num(row.get(metric)))
