@@ -26,7 +26,8 @@ __all__ = ["compare_disaggregated", "split_label"]
 
 
 def split_label(row: Mapping[str, Any]) -> str:
-    """"2P TP2 + 1D TP4" (a run saved before the pools had layouts of their own: "2P1D")."""
+    """The split's label, "2P TP2 + 1D TP4" ("2P1D" for a run saved before the pools had layouts
+    of their own)."""
     p, d = row["prefill_workers"], row["decode_workers"]
     tp_p, tp_d = row.get("prefill_tp"), row.get("decode_tp")
     if tp_p is None or tp_d is None:
