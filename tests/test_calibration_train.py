@@ -441,3 +441,15 @@ def _constant_model(value: float) -> dict[str, object]:
     dm = xgb.DMatrix(X, label=np.full(4, value), feature_names=list(FEATURES))
     booster = xgb.train({"max_depth": 1, "eta": 1.0, "base_score": value, "nthread": 1}, dm, 1)
     return json.loads(bytes(booster.save_raw("json")).decode())
+
+
+def test_fold_spread_is_the_range_of_the_folds_medians() -> None:
+    import pandas as pd
+
+    from budsim.core.calibration.validate import fold_spread
+
+    frame = pd.DataFrame(
+        {"fold": [0, 0, 0, 1, 1, -1], "calibrated_ape": [1.0, 5.0, 9.0, 20.0, 30.0, 99.0]}
+    )
+    assert fold_spread(frame) == "5.0-25.0"  # fold 0's median 5, fold 1's 25; -1 is unscored
+    assert fold_spread(frame[frame["fold"] == 0]) == ""  # one fold: no spread to give
