@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from measured import data_or_skip
 
 from budsim.core import datasets
 from budsim.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
@@ -22,16 +23,9 @@ from budsim.core.errors import BudsimError
 REL = 1e-12
 
 
-def _data_or_skip() -> Path:
-    try:
-        return datasets.data_dir()
-    except BudsimError:
-        pytest.skip("measured data directory not available (set BUDSIM_DATA)")
-
-
 @pytest.fixture(scope="module")
 def df() -> Any:
-    return datasets.load_measurements(_data_or_skip())
+    return datasets.load_measurements(data_or_skip())
 
 
 def _row(df: Any, source: str, row_id: str) -> Any:
@@ -304,7 +298,7 @@ def test_aic_twin_rows_agree_on_their_layout(df: Any) -> None:
 
 
 def test_caching_and_copies(df: Any) -> None:
-    data = _data_or_skip()
+    data = data_or_skip()
     start = time.perf_counter()
     again = datasets.load_measurements(data)
     assert time.perf_counter() - start < 0.5

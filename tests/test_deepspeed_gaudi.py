@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from measured import lib_rows, one_row
 
-from budsim.core import datasets
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.engines import get_engine
 from budsim.core.errors import BudsimError
@@ -84,25 +84,15 @@ def test_a_bigger_static_batch_takes_longer_but_runs_more_tokens_per_second() ->
 
 @pytest.fixture(scope="module")
 def gaudi() -> Any:
-    try:
-        data = datasets.data_dir()
-    except BudsimError:
-        pytest.skip("measured data directory not available (set BUDSIM_DATA)")
-    df = datasets.load_measurements(data, ("llm_inference_bench",))
+    df = lib_rows()
     return df[df.hardware_raw == "Habana Gaudi2"]
-
-
-def _row(df: Any, row_id: str) -> dict[str, Any]:
-    sel = df[df.row_id == row_id]
-    assert len(sel) == 1
-    return dict(sel.iloc[0])
 
 
 def test_loader_reads_the_gaudi2_rows_as_hand_checked(gaudi: Any) -> None:
     assert len(gaudi) == 244 and set(gaudi.engine) == {"deepspeed"}
     # All_results.csv line 1674:
     # Habana Gaudi2,1,Deepspeed,meta-llama/Llama-2-7b-hf,1024,16,17.7877031310054,1842.171513582478
-    r = _row(gaudi, "L1674")
+    r = one_row(gaudi, "L1674")
     assert (r["hardware"], r["model_raw"], r["engine"], r["weight_dtype"]) == (
         "gaudi2",
         "meta-llama/Llama-2-7b-hf",
@@ -114,7 +104,7 @@ def test_loader_reads_the_gaudi2_rows_as_hand_checked(gaudi: Any) -> None:
     assert r["total_tok_s"] == 1842.171513582478  # = (1024 + 1024) * 16 / 17.7877
     assert r["out_tok_s"] == pytest.approx(1842.171513582478 / 2)
     # line 1650: Habana Gaudi2,8,Deepspeed,meta-llama/Llama-2-70b-hf,128,1,1.9440536980109755,...
-    r8 = _row(gaudi, "L1650")
+    r8 = one_row(gaudi, "L1650")
     assert (r8["model_raw"], r8["tp"], r8["load"], r8["e2e_s"]) == (
         "meta-llama/Llama-2-70b-hf",
         8,
@@ -124,7 +114,7 @@ def test_loader_reads_the_gaudi2_rows_as_hand_checked(gaudi: Any) -> None:
 
 
 def test_case_for_row_is_the_static_batch_on_the_deepspeed_profile(gaudi: Any) -> None:
-    case = case_for_row(_row(gaudi, "L1674"))
+    case = case_for_row(one_row(gaudi, "L1674"))
     dep, wl = case.deployment, case.workload
     assert (dep.engine, dep.hardware, dep.weight_dtype, dep.tp) == (
         "deepspeed",
@@ -136,7 +126,7 @@ def test_case_for_row_is_the_static_batch_on_the_deepspeed_profile(gaudi: Any) -
     assert ("e2e_s", "e2e_s_max", 17.7877031310054) in case.targets
     pred = predict_physics(dep, wl).e2e_s_max
     assert pred is not None and abs(pred / 17.7877031310054 - 1) < 0.25
-    tp8 = case_for_row(_row(gaudi, "L1650"))
+    tp8 = case_for_row(one_row(gaudi, "L1650"))
     assert (tp8.deployment.tp, tp8.workload.batch_size) == (8, 1)
     assert predict_physics(tp8.deployment, tp8.workload).fits
 

@@ -209,13 +209,11 @@ def test_the_shipped_handoff_time_is_the_benchmarks_fit() -> None:
     import importlib.util
     from pathlib import Path
 
-    from budsim.core import datasets
+    from measured import data_or_skip
+
     from budsim.core.disagg import HANDOFF_CONTROL_S
 
-    try:
-        data = datasets.data_dir()
-    except BudsimError:
-        pytest.skip("the measured data folder is not here")
+    data = data_or_skip()
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "disagg_accuracy.py"
     spec = importlib.util.spec_from_file_location("disagg_accuracy", script)
     assert spec is not None and spec.loader is not None

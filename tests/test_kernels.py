@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from measured import data_or_skip
 
-from budsim.core import datasets
-from budsim.core.errors import BudsimError
 from budsim.core.hardware import get_device
 from budsim.core.kernels import KernelSource, kernel_source
 from budsim.core.kernels.artefact import (
@@ -36,16 +35,9 @@ REL = 1e-6
 AIC = Path("kernels/aiconfigurator/data")
 
 
-def _data_or_skip() -> Path:
-    try:
-        return datasets.data_dir()
-    except BudsimError:
-        pytest.skip("measured data directory not available (set BUDSIM_DATA)")
-
-
 def _parquet(path: str) -> Any:
     pd = pytest.importorskip("pandas")
-    return pd.read_parquet(_data_or_skip() / AIC / path)
+    return pd.read_parquet(data_or_skip() / AIC / path)
 
 
 def _row(df: Any, **where: Any) -> float:
@@ -484,7 +476,7 @@ def test_artefact_matches_manifest() -> None:
 
 
 def test_manifest_sources_match_the_data() -> None:
-    data = _data_or_skip()
+    data = data_or_skip()
     manifest = json.loads((artefact_dir() / "manifest.json").read_text())
     for src in manifest["sources"][:12]:
         assert sha256_file(data / src["path"]) == src["sha256"], src["path"]

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 import pytest
+from measured import lib_rows, one_row
 
-from budsim.core import datasets
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.dtypes import WEIGHT_BYTES
 from budsim.core.engines import ENGINE_IDS, get_engine
@@ -95,23 +95,13 @@ def test_llamacpp_refuses_formats_it_has_no_gguf_type_for() -> None:
 
 @pytest.fixture(scope="module")
 def lib() -> Any:
-    try:
-        data = datasets.data_dir()
-    except BudsimError:
-        pytest.skip("measured data directory not available (set BUDSIM_DATA)")
-    df = datasets.load_measurements(data, ("llm_inference_bench",))
+    df = lib_rows()
     return df[df.engine == "llamacpp"]
-
-
-def _row(df: Any, row_id: str) -> dict[str, Any]:
-    sel = df[df.row_id == row_id]
-    assert len(sel) == 1
-    return dict(sel.iloc[0])
 
 
 def test_loader_reads_llamacpp_rows_as_single_stream_runs(lib: Any) -> None:
     # All_results.csv line 235: Nvidia A100 GPU,1,llama.cpp,meta-llama/Llama-2-7b-hf,128,1,4.344691,58.922482
-    r = _row(lib, "L235")
+    r = one_row(lib, "L235")
     assert (r["hardware"], r["model_raw"], r["engine"]) == (
         "a100-sxm-40gb",
         "meta-llama/Llama-2-7b-hf",
@@ -121,7 +111,7 @@ def test_loader_reads_llamacpp_rows_as_single_stream_runs(lib: Any) -> None:
     assert (r["input_len"], r["output_len"], r["e2e_s"]) == (128.0, 128.0, 4.344691)
     assert r["total_tok_s"] == 58.922482  # = 2 * 128 / 4.344691
     # line 236: the same run at -b 16 (one sequence; the prompt in chunks of 16)
-    r16 = _row(lib, "L236")
+    r16 = one_row(lib, "L236")
     assert (r16["load"], r16["max_num_batched_tokens"], r16["e2e_s"]) == (1.0, 16.0, 2.330946)
     # a four-GPU run is a layer split (pp), not TP
     four = lib[(lib.n_devices == 4) & lib.hardware.notna()].iloc[0]
@@ -129,14 +119,14 @@ def test_loader_reads_llamacpp_rows_as_single_stream_runs(lib: Any) -> None:
 
 
 def test_case_for_row_is_a_batch_one_run_chunked_by_n_batch(lib: Any) -> None:
-    case = case_for_row(_row(lib, "L236"))
+    case = case_for_row(one_row(lib, "L236"))
     dep, wl = case.deployment, case.workload
     assert (dep.engine, dep.hardware, dep.weight_dtype) == ("llamacpp", "a100-sxm-40gb", "fp16")
     assert (dep.tp, dep.pp, dep.max_num_batched_tokens) == (1, 1, 16)
     assert (wl.scenario, wl.batch_size, wl.input_len, wl.output_len) == ("static", 1, 128, 128)
     assert ("e2e_s", "e2e_s_max", 2.330946) in case.targets
     # -b 1 feeds the prompt one token a step: slower than -b 16, as measured
-    b1 = predict_physics(case_for_row(_row(lib, "L235")).deployment, wl).e2e_s_max
+    b1 = predict_physics(case_for_row(one_row(lib, "L235")).deployment, wl).e2e_s_max
     b16 = predict_physics(dep, wl).e2e_s_max
     assert b1 is not None and b16 is not None and b1 > 1.5 * b16
     pvc = lib[lib.hardware_raw == "Intel PVC GPU"].iloc[0]
