@@ -117,7 +117,9 @@ def _predict_disagg(
         f"decode x TP{dep.tp} DP{dep.dp} EP{dep.ep} = {pred.devices} devices",
         f"TTFT = front end {t.front_end_s * 1e3:.1f} + prefill {t.prefill_alone_s * 1e3:.1f} + "
         f"queue {t.prefill_wait_s * 1e3:.1f} + KV handoff {t.transfer_s * 1e3:.2f} + handoff "
-        f"control {t.handoff_s * 1e3:.0f}{_burst(pred.ttft_ms_mean, t)} ms (means; "
+        f"control {t.handoff_s * 1e3:.0f}"
+        + (f" + opening burst {t.burst_s * 1e3:.1f}" if t.burst_s else "")
+        + " ms (means; "
         f"the prefill pool serves up to {t.prefill_rate * prefill_workers:.3g} req/s, "
         f"{t.requests_per_s:.3g} used; {t.decode_in_flight:.3g} in flight per decode worker)",
     ]
@@ -139,14 +141,6 @@ def _configuration(fields: dict[str, Any], pool: tuple[int | None, ...]) -> dict
         config.update(prefill_workers=prefill_workers, decode_workers=decode_workers)
         config.update({f"prefill_{k}": v for k, v in (("tp", tp), ("dp", dp), ("ep", ep)) if v})
     return config
-
-
-def _burst(ttft_ms: float | None, t: Any) -> str:
-    """A finite run's opening burst, as a term of predict's TTFT breakdown (what the steady parts
-    leave of the mean), or nothing in steady state."""
-    steady = t.front_end_s + t.prefill_alone_s + t.prefill_wait_s + t.transfer_s + t.handoff_s
-    extra = (ttft_ms or 0.0) - steady * 1e3
-    return f" + opening burst {extra:.1f}" if abs(extra) >= 0.05 else ""
 
 
 def _notes(fields: dict[str, Any]) -> list[str]:

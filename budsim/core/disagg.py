@@ -88,6 +88,7 @@ class PoolTimes:
     front_end_s: float
     requests_per_s: float
     decode_in_flight: float  # requests one decode worker holds
+    burst_s: float = 0.0  # what a finite run's opening burst adds to the mean TTFT
 
 
 def _prefill_service(dep: Deployment, input_len: int) -> tuple[float, float]:
@@ -226,6 +227,7 @@ def predict_disagg(
     base = first - wait  # the mean wait is replaced by its quantile
     quantiles = {q: (base + _wait_quantile(q, wait, rho)) * 1e3 for q in (0.5, 0.9, 0.95, 0.99)}
     run = "steady state (disaggregated: TTFT percentiles from the prefill queue, E2E mean only)"
+    steady_first = first
     if workload.num_requests is not None:
         # A finite run from a cold start, as a load generator makes it: its C clients send at
         # once, so each prefill worker meets C / P prompts together and the k-th of them waits
@@ -273,5 +275,7 @@ def predict_disagg(
         basis=decode.basis,
         memory=decode.memory,
     )
-    times = PoolTimes(alone, mu, wait, transfer, handoff_s, front, x, in_flight)
+    times = PoolTimes(
+        alone, mu, wait, transfer, handoff_s, front, x, in_flight, first - steady_first
+    )
     return pred, times
