@@ -1550,3 +1550,40 @@ def test_a_draft_model_plan_names_its_draft_and_vllm_refuses_it() -> None:
     )
     with pytest.raises(BudsimError, match="vLLM 0.11 cannot run a separate draft model"):
         export_target(plan, "vllm")
+
+
+def _docker_volumes(plan: ExportPlan) -> list[str]:
+    words = " ".join(logical_lines(docker_script(plan))).split()
+    return [words[i + 1] for i, w in enumerate(words) if w == "--volume"]
+
+
+def docker_script(plan: ExportPlan) -> str:
+    return "\n".join(a.content for a in export_target(plan, "docker"))
+
+
+def test_containers_mount_a_local_draft_model_and_fetch_a_hub_one() -> None:
+    """A draft model given as a local directory is mounted read-only at its own path (docker
+    volume, k8s hostPath), beside the HF cache the hub-named target still needs; a draft named by
+    its hub id adds no mount; with the target and the draft both local, no HF cache is mounted."""
+    hub = load_plan("spec_draft_sglang")
+    hub_volumes = _docker_volumes(hub)
+    assert not any(v.endswith(":ro") and "drafts" in v for v in hub_volumes)
+    assert any("huggingface" in v for v in hub_volumes)
+
+    local = load_plan("spec_draft_sglang", spec_draft_model="/srv/drafts/qwen3-0.6b")
+    assert "/srv/drafts/qwen3-0.6b:/srv/drafts/qwen3-0.6b:ro" in _docker_volumes(local)
+    assert any("huggingface" in v for v in _docker_volumes(local))
+    k8s = "\n".join(a.content for a in export_target(local, "k8s"))
+    (doc,) = [d for d in yaml.safe_load_all(k8s) if d and d.get("kind") == "Deployment"]
+    pod = doc["spec"]["template"]["spec"]
+    paths = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert paths == {"/srv/drafts/qwen3-0.6b"}
+    mounted = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "/srv/drafts/qwen3-0.6b" in mounted
+    assert "the draft model is read from /srv/drafts/qwen3-0.6b on the node" in k8s
+
+    both = load_plan(
+        "spec_draft_sglang", model="/models/qwen3-32b", spec_draft_model="/models/qwen3-0.6b"
+    )
+    volumes = _docker_volumes(both)
+    assert not any("huggingface" in v for v in volumes), volumes

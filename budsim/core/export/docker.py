@@ -44,24 +44,52 @@ def is_local_path(ref: str) -> bool:
     return ref.startswith(("/", "./", "../", "~"))
 
 
-def mounts(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> list[str]:
-    """--volume arguments the container needs: HF cache or the local checkpoint, and config files."""
-    args: list[str] = []
-    if is_local_path(run.model_ref):
-        models = options.models_dir.rstrip("/")
-        if run.model_ref.startswith(models + "/"):
+def draft_ref(plan: ExportPlan) -> str:
+    """The separate draft model the engine loads beside the target ("" when there is none)."""
+    dep = plan.deployment
+    return dep.spec_draft_model if dep.spec_method == "draft" else ""
+
+
+def host_folders(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> dict[str, str]:
+    """Host folders a container reads checkpoints from (mounted read-only at the same path), with
+    what each holds: the model's (the models directory when the model is inside it; a GGUF file's
+    directory) and a local draft model's."""
+    models = options.models_dir.rstrip("/")
+    folders: dict[str, str] = {}
+    refs = (
+        ("the model", run.model_ref, run.engine == "llamacpp"),
+        ("the draft model", draft_ref(plan), False),
+    )
+    for what, ref, is_file in refs:
+        if not ref or not is_local_path(ref):
+            continue
+        if ref.startswith(models + "/"):
             folder = models
-        elif run.engine == "llamacpp":
-            folder = posixpath.dirname(run.model_ref) or "."
+        elif is_file:
+            folder = posixpath.dirname(ref) or "."
         else:
-            folder = run.model_ref
+            folder = ref.rstrip("/")
         if not folder.startswith("/") or ":" in folder:
             raise BudsimError(
-                f"docker needs an absolute path without ':' to mount the model, got {folder!r}"
+                f"a container needs an absolute path without ':' to mount {ref!r}, got {folder!r}"
             )
+        folders.setdefault(folder, what)
+    return folders
+
+
+def needs_hf_cache(plan: ExportPlan, run: EngineRun) -> bool:
+    """Whether the engine downloads from the Hugging Face hub: a model or draft model named by its
+    hub id, or an EAGLE-3 draft head (named by its hub id in the script's placeholder)."""
+    hub = [ref for ref in (run.model_ref, draft_ref(plan)) if ref and not is_local_path(ref)]
+    return bool(hub) or plan.deployment.spec_method == "eagle3"
+
+
+def mounts(plan: ExportPlan, run: EngineRun, options: ExportOptions) -> list[str]:
+    """--volume arguments the container needs: HF cache or the local checkpoints, and config files."""
+    args: list[str] = []
+    for folder in host_folders(plan, run, options):
         args += [_f("--volume"), f"{folder}:{folder}:ro"]
-    # the Hugging Face cache: for the model, and for an EAGLE-3 draft head named by its hub id
-    if not is_local_path(run.model_ref) or plan.deployment.spec_method == "eagle3":
+    if needs_hf_cache(plan, run):
         args += [_f("--volume"), Raw(f'"$HOME/.cache/huggingface":{HF_CACHE}')]
         args += [_f("--env"), "HF_TOKEN"]
     if any(f.name == EXTRA_FILE for f in run.files):

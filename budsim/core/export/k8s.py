@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import posixpath
 from typing import Any
 
 from ..errors import BudsimError
 from .common import Artifact, EngineRun, ExportOptions, dump_yaml
-from .docker import HF_CACHE, image_for, is_local_path
+from .docker import HF_CACHE, host_folders, image_for, needs_hf_cache
 from .flags import IMAGE_PROGRAM
 from .plan import ExportPlan, header_lines, slug
 from .trtllm import CONTAINER_CONFIG_DIR, EXTRA_FILE
@@ -62,17 +61,14 @@ def manifests(
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in launch.env.items()]
     volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
     mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
-    if is_local_path(run.model_ref):
-        folder = options.models_dir.rstrip("/")
-        if not run.model_ref.startswith(folder + "/"):
-            folder = posixpath.dirname(run.model_ref) if run.engine == "llamacpp" else run.model_ref
-        volumes.append({"name": "models", "hostPath": {"path": folder, "type": "Directory"}})
-        mounts.append({"name": "models", "mountPath": folder, "readOnly": True})
+    for i, (folder, what) in enumerate(host_folders(plan, run, options).items()):
+        volume = "models" if i == 0 else f"models-{i}"
+        volumes.append({"name": volume, "hostPath": {"path": folder, "type": "Directory"}})
+        mounts.append({"name": volume, "mountPath": folder, "readOnly": True})
         notes.append(
-            f"the model is read from {folder} on the node (hostPath); use a PVC in production"
+            f"{what} is read from {folder} on the node (hostPath); use a PVC in production"
         )
-    # the Hugging Face cache: for the model, and for an EAGLE-3 draft head named by its hub id
-    if not is_local_path(run.model_ref) or plan.deployment.spec_method == "eagle3":
+    if needs_hf_cache(plan, run):
         volumes.append({"name": "hf-cache", "emptyDir": {}})
         mounts.append({"name": "hf-cache", "mountPath": HF_CACHE})
         env.append(
