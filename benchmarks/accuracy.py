@@ -4,7 +4,7 @@ Regenerate the committed table (about a few minutes on 2 cores):
 
     python benchmarks/accuracy.py --data ../shared/data --out benchmarks/accuracy_physics.md
 
-It predicts every measured row that budsim can simulate (see budsim.core.evaluate for how each dataset's
+It predicts every measured row that budsim can simulate (see budsim.learn.evaluate for how each dataset's
 semantics map to a prediction) and reports, per dataset, engine, hardware and metric, the median and mean
 absolute percentage error and the share of rows within 20 %.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from budsim.core.datasets import load_measurements
-from budsim.core.evaluate import join_predictions
+from budsim.learn.datasets import load_measurements
+from budsim.learn.evaluate import join_predictions
 
 
 def summarise(joined: pd.DataFrame, by: list[str]) -> pd.DataFrame:

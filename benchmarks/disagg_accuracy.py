@@ -6,7 +6,7 @@ Regenerate the committed table (a minute or two on 2 cores):
 
 Every aic disaggregated run whose pools' worker counts are recorded is predicted with
 `budsim.core.disagg.predict_disagg` (the code path of `budsim predict --prefill-workers`), from the
-row as `budsim.core.evaluate.disagg_case_for_row` reads it. Nothing in the disaggregated model is
+row as `budsim.learn.evaluate.disagg_case_for_row` reads it. Nothing in the disaggregated model is
 fitted to these rows (the front end's fixed latency is fitted on the aggregated vLLM runs), so every
 row is one the model never saw; the runs are compared with steady-state predictions.
 """
@@ -26,11 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from budsim.core.calibration.validate import to_markdown
-from budsim.core.datasets import load_measurements
 from budsim.core.disagg import HANDOFF_CONTROL_S, predict_disagg
 from budsim.core.errors import BudsimError
-from budsim.core.evaluate import disagg_case_for_row
+from budsim.learn.datasets import load_measurements
+from budsim.learn.evaluate import disagg_case_for_row
+from budsim.learn.validate import to_markdown
 
 LOW_LOAD = 8  # clients: no prefill queue forms
 

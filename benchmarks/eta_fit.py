@@ -31,7 +31,7 @@ def predict_with(rows: list[dict[str, Any]], table: dict[Any, Any], etas: Mappin
     each of `etas` (`roofline._ETA` or `roofline._ENGINE_ETA`), restored afterwards."""
     import numpy as np
 
-    from budsim.core.evaluate import join_predictions
+    from budsim.learn.evaluate import join_predictions
 
     saved = {key: table[key] for key in etas}
     table.update(etas)

@@ -3,7 +3,7 @@ efficiencies those rows support, fitted inside grouped cross-validation.
 
 Every Gaudi2 row of ``e2e/llm_inference_bench`` (244 in the main table) is one static batch of
 `Batch Size` requests, ISL = OSL, fp16, run by DeepSpeed inference with HPU graphs on 1-8 Gaudi2
-(TP); the measured value is the whole batch's latency. `budsim.core.evaluate.case_for_row` turns
+(TP); the measured value is the whole batch's latency. `budsim.learn.evaluate.case_for_row` turns
 each row into that static batch on the `deepspeed` profile and `join_predictions` predicts it with
 physics only (the profile is not calibrated).
 
@@ -72,10 +72,10 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from budsim.core.datasets import data_dir, load_measurements
     from budsim.core.engines import ENGINE_VERSIONS
-    from budsim.core.evaluate import join_predictions
     from budsim.core.roofline import _ETA
+    from budsim.learn.datasets import data_dir, load_measurements
+    from budsim.learn.evaluate import join_predictions
 
     df = load_measurements(data_dir(), ("llm_inference_bench",))
     frame = df[(df.hardware_raw == "Habana Gaudi2")].sort_values(

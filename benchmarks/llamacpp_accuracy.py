@@ -2,7 +2,7 @@
 
 Every llama.cpp row of ``e2e/llm_inference_bench`` (1,235 in the main table) is one sequence: ISL
 prompt tokens fed in chunks of the run's ``-b`` (n_batch), then OSL = ISL tokens generated; the
-measured value is the whole run's latency. `budsim.core.evaluate.case_for_row` turns each row
+measured value is the whole run's latency. `budsim.learn.evaluate.case_for_row` turns each row
 into that batch-1 static run (multi-GPU rows as a layer split, pp) and `join_predictions`
 predicts it with physics only (no calibration exists for llama.cpp). Rows on hardware outside the
 catalog (Intel PVC) are counted as not answered.
@@ -136,9 +136,9 @@ def _cross_validated(frame: Any) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    from budsim.core.datasets import data_dir, load_measurements
     from budsim.core.engines import ENGINE_VERSIONS
-    from budsim.core.evaluate import join_predictions
+    from budsim.learn.datasets import data_dir, load_measurements
+    from budsim.learn.evaluate import join_predictions
 
     df = load_measurements(data_dir(), ("llm_inference_bench",))
     rows = df[df.engine == "llamacpp"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from budsim.core import datasets
 from budsim.core.errors import BudsimError
+from budsim.learn import datasets
 
 
 def data_or_skip() -> Path:

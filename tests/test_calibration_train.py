@@ -13,11 +13,11 @@ from calibration_helpers import synthetic_rows
 from budsim.core.calibration import store
 from budsim.core.calibration.features import FEATURES
 from budsim.core.calibration.forest import Forest
-from budsim.core.calibration.frame import SampleSet, build_samples
-from budsim.core.calibration.train import raw_predict, train
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.frontend import DEFAULT_FIXED_MS, front_end
 from budsim.core.predict import predict, predict_physics
+from budsim.learn.samples import SampleSet, build_samples
+from budsim.learn.train import raw_predict, train
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,7 @@ def test_forest_rejects_what_it_cannot_run() -> None:
 
 def test_shrink_guard_keeps_physics_when_calibration_would_hurt(samples: SampleSet) -> None:
     """A dataset whose residual is pure noise around zero must not be made worse."""
-    from budsim.core.calibration.train import choose_shrink, family_data
+    from budsim.learn.train import choose_shrink, family_data
 
     fd = family_data(samples.samples, "cuda", "tpot")
     rows = np.arange(len(fd.y))
@@ -282,8 +282,8 @@ def test_real_rows_carry_their_version_status() -> None:
     """Hand-checked rows of ../shared/data: LLM-Inference-Bench records no engine version (mid-2024
     vLLM), the ROCm dev-docker tables do (vLLM 0.6.6 .. 0.10.0), Splitwise names no engine."""
     from budsim.core.calibration.features import FEATURE_INDEX
-    from budsim.core.datasets import data_dir, load_measurements
     from budsim.core.errors import BudsimError
+    from budsim.learn.datasets import data_dir, load_measurements
 
     try:
         root = data_dir()
@@ -309,8 +309,8 @@ def test_max_throughput_runs_are_validated_but_not_trained_on() -> None:
     """TensorRT-LLM's published tables: the 0.5 static batches report a batch latency (a training
     target); the 0.13 max-throughput runs report only a saturated throughput, which is compared
     (a target of validation) but gives no latency residual to learn from."""
-    from budsim.core.datasets import data_dir, load_measurements
     from budsim.core.errors import BudsimError
+    from budsim.learn.datasets import data_dir, load_measurements
 
     try:
         root = data_dir()
@@ -337,16 +337,16 @@ def test_shrink_is_chosen_per_version_segment(
     """A segment whose correction helps is calibrated, one whose correction hurts stays physics,
     and a segment without rows gets shrink 0 (physics) at prediction time."""
     from budsim.core.calibration.features import FEATURE_INDEX
-    from budsim.core.calibration.train import choose_segment_shrinks, family_data, shrink_vector
+    from budsim.learn.train import choose_segment_shrinks, family_data, shrink_vector
 
     fd = family_data(samples.samples, "cuda", "tpot")
     rows = np.arange(len(fd.y))
     col = FEATURE_INDEX["e_version_status"]
     fd.X[:, col] = np.where(rows % 2 == 0, 1.0, 0.0)  # even rows versioned, odd unversioned
     r = np.where(rows % 2 == 0, fd.y, -fd.y * 2 - 0.5)
-    monkeypatch.setattr("budsim.core.calibration.train.HW_MIN_ROWS", 20)
+    monkeypatch.setattr("budsim.learn.train.HW_MIN_ROWS", 20)
     per_segment = len(rows) // 2
-    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment)
+    monkeypatch.setattr("budsim.learn.train.MIN_ROWS", per_segment)
     shrinks, _ = choose_segment_shrinks(fd, rows, r)
     # one hardware (h100-sxm) with enough rows and models: it gets its own entry too
     assert shrinks == {
@@ -356,17 +356,17 @@ def test_shrink_is_chosen_per_version_segment(
         "unversioned:dense:vllm|h100-sxm": 0.0,
     }
     # a segment with fewer rows than a family needs gets no correction, however well it fits
-    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment + 1)
+    monkeypatch.setattr("budsim.learn.train.MIN_ROWS", per_segment + 1)
     assert choose_segment_shrinks(fd, rows, r)[0] == {
         "versioned:dense:vllm": 0.0,
         "unversioned:dense:vllm": 0.0,
     }
     # nor does one whose rows come from fewer architecture groups than MIN_MODELS: its inner
     # cross-validation cannot show that the correction carries to models it never saw
-    monkeypatch.setattr("budsim.core.calibration.train.MIN_ROWS", per_segment)
+    monkeypatch.setattr("budsim.learn.train.MIN_ROWS", per_segment)
     groups = len(set(fd.groups[rows % 2 == 0].tolist()))
     assert groups >= 2
-    monkeypatch.setattr("budsim.core.calibration.train.MIN_MODELS", groups + 1)
+    monkeypatch.setattr("budsim.learn.train.MIN_MODELS", groups + 1)
     assert choose_segment_shrinks(fd, rows, r)[0]["versioned:dense:vllm"] == 0.0
     segs = np.asarray(
         [
@@ -446,7 +446,7 @@ def _constant_model(value: float) -> dict[str, object]:
 def test_fold_spread_is_the_range_of_the_folds_medians() -> None:
     import pandas as pd
 
-    from budsim.core.calibration.validate import fold_spread
+    from budsim.learn.validate import fold_spread
 
     frame = pd.DataFrame(
         {"fold": [0, 0, 0, 1, 1, -1], "calibrated_ape": [1.0, 5.0, 9.0, 20.0, 30.0, 99.0]}

@@ -293,8 +293,8 @@ def synthetic_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shipped models trained on rows measured 1.3x the physics (h100-sxm, vLLM)."""
     from calibration_helpers import synthetic_rows
 
-    from budsim.core.calibration.frame import build_samples
-    from budsim.core.calibration.train import train
+    from budsim.learn.samples import build_samples
+    from budsim.learn.train import train
 
     out = tmp_path_factory.mktemp("pretrained")
     train(Path("unused"), out, seed=0, sample_set=build_samples(synthetic_rows(bias=1.3)))

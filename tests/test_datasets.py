@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from measured import data_or_skip
 
-from budsim.core import datasets
 from budsim.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from budsim.core.errors import BudsimError
+from budsim.learn import datasets
 
 REL = 1e-12
 
@@ -43,7 +43,7 @@ def _nan(value: Any) -> bool:
 
 
 def test_module_import_does_not_import_pandas() -> None:
-    code = "import sys, budsim.core.datasets; sys.exit('pandas' in sys.modules)"
+    code = "import sys, budsim.learn.datasets; sys.exit('pandas' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

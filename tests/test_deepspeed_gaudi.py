@@ -16,8 +16,8 @@ from measured import lib_rows, one_row
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.engines import get_engine
 from budsim.core.errors import BudsimError
-from budsim.core.evaluate import case_for_row
 from budsim.core.predict import predict, predict_physics
+from budsim.learn.evaluate import case_for_row
 
 MODEL = "meta-llama/Llama-2-7b-hf"
 BATCH = Workload(scenario="static", input_len=1024, output_len=1024, batch_size=16)
@@ -132,7 +132,7 @@ def test_case_for_row_is_the_static_batch_on_the_deepspeed_profile(gaudi: Any) -
 
 
 def test_training_frame_excludes_the_deepspeed_rows(gaudi: Any) -> None:
-    from budsim.core.calibration.frame import build_samples
+    from budsim.learn.samples import build_samples
 
     rows = gaudi.head(40).to_dict("records")
     built = build_samples(rows)

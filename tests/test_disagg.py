@@ -12,8 +12,8 @@ import pytest
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.disagg import DisaggDeployment, predict_disagg
 from budsim.core.errors import BudsimError
-from budsim.core.evaluate import disagg_case_for_row
 from budsim.core.hardware import get_device
+from budsim.learn.evaluate import disagg_case_for_row
 
 LLAMA = "meta-llama/Llama-3.1-8B"
 

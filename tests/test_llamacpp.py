@@ -15,11 +15,11 @@ from budsim.core.deployment import Deployment, Workload
 from budsim.core.dtypes import WEIGHT_BYTES
 from budsim.core.engines import ENGINE_IDS, get_engine
 from budsim.core.errors import BudsimError
-from budsim.core.evaluate import case_for_row
 from budsim.core.export import export_target
 from budsim.core.export.plan import from_config_json
 from budsim.core.model import load_model
 from budsim.core.predict import predict, predict_physics
+from budsim.learn.evaluate import case_for_row
 
 MODEL = "meta-llama/Llama-3.1-8B"
 BATCH1 = Workload(scenario="static", input_len=128, output_len=128, batch_size=1)
@@ -136,7 +136,7 @@ def test_case_for_row_is_a_batch_one_run_chunked_by_n_batch(lib: Any) -> None:
 
 def test_training_frame_excludes_llamacpp_rows(lib: Any) -> None:
     from budsim.core.calibration.features import FEATURES
-    from budsim.core.calibration.frame import build_samples
+    from budsim.learn.samples import build_samples
 
     rows = lib[lib.hardware.notna()].head(40).to_dict("records")
     built = build_samples(rows)
@@ -251,8 +251,8 @@ def test_shipped_llamacpp_efficiencies_reproduce_the_benchmarks_in_sample_figure
     fit): median APE of whole-run latency per kind, within half a point."""
     import numpy as np
 
-    from budsim.core.evaluate import join_predictions
     from budsim.core.hardware import get_device
+    from budsim.learn.evaluate import join_predictions
 
     rows = lib[lib.hardware.notna()]
     joined = join_predictions(rows.to_dict("records"))

@@ -1,6 +1,8 @@
 """`budsim train`, `budsim validate`, `budsim calibrate`: the learned calibration layer.
 
-xgboost, pandas and scikit-learn are imported inside the commands only.
+`train` and `validate` run the learning pipeline (budsim.learn), imported inside those two commands
+only; `calibrate` is runtime (budsim.core.calibration.user). xgboost, pandas and scikit-learn are
+imported inside the commands only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     ) -> None:
         """Fit the pretrained residual models (XGBoost JSON + manifest) from measured data."""
-        from budsim.core.calibration.train import train as run_train
+        from budsim.learn.train import train as run_train
 
         manifest = run_train(data, out, seed, log=_say)
         if as_json:
@@ -85,8 +87,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the headline targets as JSON."),
     ) -> None:
         """Accuracy of physics vs calibrated on held-out models and hardware (nested CV)."""
-        from budsim.core.calibration.validate import targets_table
-        from budsim.core.calibration.validate import validate as run_validate
+        from budsim.learn.validate import targets_table
+        from budsim.learn.validate import validate as run_validate
 
         command = (
             "budsim validate"

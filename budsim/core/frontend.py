@@ -6,8 +6,8 @@ prompt, handing the request to the engine's scheduler and streaming the first ch
 models it as two physical terms, added to every request's TTFT and end-to-end latency:
 
 - `fixed_ms`: the front end's fixed cost per request. It is the one constant fitted to end-to-end
-  measurements: `budsim train` sets it to the median, over the vLLM runs at a concurrency of at most
-  LOW_LOAD (where a request rarely waits behind another), of the measured TTFT minus the simulated
+  measurements: `budsim train` sets it (budsim.learn.frontend_fit) to the median, over the vLLM runs
+  at a concurrency of at most LOW_LOAD (where a request rarely waits behind another), of the measured TTFT minus the simulated
   one without it, and writes it to ``pretrained/front_end.json``; `budsim validate` refits it inside
   every cross-validation fold. Only vLLM runs are used: with vLLM the data's largest MoE models
   (MiniMax-M2.5, Kimi-K2.5) show 10-20 ms at low load, while the SGLang and TRT-LLM campaigns of
@@ -25,22 +25,15 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .paths import ENV_PRETRAINED, pretrained_dir
-
-if TYPE_CHECKING:
-    from .calibration.frame import Sample
 
 TOKENIZE_US_PER_TOKEN = 1.0
 # Used when no trained value is shipped (a checkout without pretrained/front_end.json).
 DEFAULT_FIXED_MS = 15.0
-LOW_LOAD = 4  # clients: at most this many requests in flight
 FILE_NAME = "front_end.json"
 
 
@@ -89,31 +82,3 @@ def _for_env(env: str | None) -> FrontEnd:
 def clear_cache() -> None:
     _shipped.cache_clear()
     _for_env.cache_clear()
-
-
-def fit_fixed_ms(excess_ms: Iterable[float]) -> float:
-    """The fixed front-end cost from low-load TTFT excesses (measured TTFT minus the simulated one
-    without a fixed front end), in ms: their median, never negative."""
-    values = [v for v in excess_ms if v == v]  # NaN-free
-    return max(0.0, statistics.median(values)) if values else DEFAULT_FIXED_MS
-
-
-def low_load_excess_ms(samples: Iterable[Sample], fixed_ms: float) -> list[float]:
-    """Measured TTFT minus the simulated one without the fixed front end, in ms, of the vLLM runs
-    at a concurrency of at most LOW_LOAD (see the module docstring)."""
-    out = []
-    for s in samples:
-        if s.engine != "vllm" or s.scenario != "concurrency" or s.load > LOW_LOAD:
-            continue
-        for column, key, measured in s.targets:
-            predicted = getattr(s.pred, key, None)
-            if column == "ttft_ms" and predicted:
-                out.append(measured - (predicted - fixed_ms))
-    return out
-
-
-def fit(samples: Iterable[Sample], current: FrontEnd) -> FrontEnd:
-    """The front end fitted to the measured `samples`, whose physics used `current`."""
-    excess = low_load_excess_ms(samples, current.fixed_ms)
-    fixed = round(fit_fixed_ms(excess), 3)
-    return FrontEnd(fixed, current.tokenize_us_per_token, f"median of {len(excess)} runs")

@@ -4,11 +4,11 @@
 - `forest`: evaluates XGBoost JSON models with numpy (no xgboost at prediction time);
 - `store`: finds and loads pretrained and user models, with warnings instead of failures;
 - `apply`: `apply_calibration(resolved, workload, pred)`, called by `budsim.core.predict.predict`;
-- `frame`, `train`, `validate`: the training pipeline (`budsim train`, `budsim validate`);
 - `user`: `budsim calibrate` on the user's own benchmark results.
 
-Importing this package loads numpy only; xgboost, pandas and scikit-learn are imported by the
-training, validation and user-calibration functions that need them.
+The training pipeline that fits the shipped models (`budsim train`, `budsim validate`) is budsim.learn,
+which this package never imports. Importing this package loads numpy only; xgboost is imported by
+the user-calibration functions that need it.
 """
 
 from .apply import apply_calibration

@@ -42,8 +42,6 @@ SCENARIO_FAMILIES: dict[str, tuple[str, ...]] = {
     "rate": ("ttft", "tpot"),
     "static": ("e2e",),
 }
-# Measured column (budsim.core.evaluate.METRIC_MAP) -> family.
-COLUMN_FAMILY: dict[str, str] = {"ttft_ms": "ttft", "tpot_ms": "tpot", "e2e_s": "e2e"}
 
 _DEPLOYMENT_FEATURES: tuple[str, ...] = (
     # hardware

@@ -1,6 +1,6 @@
 """Measured rows -> training samples: the physics prediction, its features and the residual targets.
 
-Every measured row goes through `budsim.core.evaluate.case_for_row`, the one mapping from dataset
+Every measured row goes through `budsim.learn.evaluate.case_for_row`, the one mapping from dataset
 semantics to a prediction case and its comparable metrics, so training, validation and the accuracy
 benchmark read the data the same way. The residual target of a metric is
 log(measured / physics), with the physics value taken from the prediction key that
@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..deployment import Workload
-from ..errors import BudsimError
-from .features import COLUMN_FAMILY, feature_list, version_status
+from budsim.core.calibration.features import feature_list, version_status
+from budsim.core.deployment import Workload
+from budsim.core.errors import BudsimError
 
 if TYPE_CHECKING:
-    from ..predict import Prediction, Resolved
+    from budsim.core.predict import Prediction, Resolved
 
 # A residual beyond e^±3 (20x) is a data or mapping error, not something to learn.
 RESIDUAL_CLIP = 3.0
+# Measured column (evaluate.METRIC_MAP) -> family.
+COLUMN_FAMILY: dict[str, str] = {"ttft_ms": "ttft", "tpot_ms": "tpot", "e2e_s": "e2e"}
 THROUGHPUT_COLUMNS = ("out_tok_s", "total_tok_s")
 # Prediction fields a front-end latency moves (see shifted_prediction)
 TTFT_KEYS = ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p95", "ttft_ms_p99")
@@ -83,8 +85,9 @@ def _reason(message: str) -> str:
 
 def build_samples(rows: Iterable[Mapping[str, Any]]) -> SampleSet:
     """Predict every row with physics and attach features and residual targets (deterministic order)."""
-    from ..evaluate import case_for_row
-    from ..predict import predict_physics, resolve
+    from budsim.core.predict import predict_physics, resolve
+
+    from .evaluate import case_for_row
 
     ordered = sorted(rows, key=lambda r: (str(r.get("source")), str(r.get("row_id"))))
     samples: list[Sample] = []
@@ -196,7 +199,7 @@ def shifted_prediction(pred: Prediction, delta_ms: float) -> Prediction:
 def with_front_end(samples: Iterable[Sample], delta_ms: float) -> list[Sample]:
     """The samples as their physics would be with `delta_ms` more fixed front-end latency: the
     predictions, residual targets and features follow (cross-validation refits the front end
-    inside each fold, budsim.core.frontend)."""
+    inside each fold, budsim.learn.frontend_fit)."""
     if not delta_ms:
         return list(samples)
     out = []

@@ -1,6 +1,6 @@
 """Measured rows -> the cases budsim predicts, and physics predictions joined to them.
 
-One normalised measurement row (budsim.core.datasets) becomes a Deployment, a Workload and the list of
+One normalised measurement row (budsim.learn.datasets) becomes a Deployment, a Workload and the list of
 (measured column, prediction key) pairs that compare like with like. The accuracy benchmark and the
 training pipeline both go through `case_for_row` / `join_predictions`, so they read the datasets the same way.
 """
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .deployment import Deployment, Workload
-from .errors import BudsimError
+from budsim.core.deployment import Deployment, Workload
+from budsim.core.errors import BudsimError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,7 +180,7 @@ def join_predictions(
     import pandas as pd
 
     if predictor is None:
-        from .predict import predict_physics
+        from budsim.core.predict import predict_physics
 
         def predictor(dep: Deployment, wl: Workload) -> Mapping[str, Any]:
             pred = predict_physics(dep, wl)
@@ -221,7 +221,7 @@ def disagg_case_for_row(
     or BudsimError saying why not. Predicted as the finite run the harness made: 10 requests per
     client, the clients' opening burst included (the disaggregated model is analytic, so it needs
     none of benchmark_run_requests' clamps, which keep the aggregated simulations' cost down)."""
-    from .disagg import DisaggDeployment
+    from budsim.core.disagg import DisaggDeployment
 
     if row.get("mode") != "disagg":
         raise BudsimError("not a disaggregated run")

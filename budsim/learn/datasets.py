@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudsimError
+from budsim.core.errors import BudsimError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +66,7 @@ SOURCES: tuple[str, ...] = (
 
 
 def _hardware_ids() -> frozenset[str]:
-    from .hardware import bundled_hardware_ids
+    from budsim.core.hardware import bundled_hardware_ids
 
     return bundled_hardware_ids()
 
@@ -349,7 +349,7 @@ class _Context:
         vocabulary, context length, rope or sliding window: the facts that decide its speed. Models
         that differ only in those (Llama-3-8B and Llama-3.1-8B, Llama-2-70B and Llama-3.3-70B,
         DeepSeek-R1 and -V3) have one shape; a config budsim cannot read keeps its own text."""
-        from .model import model_from_config
+        from budsim.core.model import model_from_config
 
         path = self.root / "model_configs" / model
         try:

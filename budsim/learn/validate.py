@@ -19,23 +19,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .apply import Residual, rescale
-from .features import FAMILIES, SCENARIO_FAMILIES
-from .frame import Sample, SampleSet
+from budsim.core.calibration.apply import Residual, rescale
+from budsim.core.calibration.features import FAMILIES, SCENARIO_FAMILIES
+
+from .frontend_fit import fit_front_end
+from .samples import Sample, SampleSet
 from .train import (
     FOLDS,
     KINDS,
     fallback_band,
     family_data,
     fit_family,
-    fit_front_end,
     group_folds,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..predict import Prediction
+    from budsim.core.predict import Prediction
 
 # The public sources the shipped models may be trained on (../shared/data/SOURCES.md has the details).
 LICENCES = {
@@ -113,7 +114,7 @@ def cross_validate(
     import pandas as pd
 
     say = log or (lambda _m: None)
-    # The front end is fitted to end-to-end rows (budsim.core.frontend), so every outer fold
+    # The front end is fitted to end-to-end rows (budsim.learn.frontend_fit), so every outer fold
     # refits it on its own training rows and sees the physics with that value; cached per fold.
     fold_samples: dict[tuple[frozenset[str], str], tuple[list[Sample], dict[str, Any]]] = {}
     front_ends: dict[str, float] = {}  # fold (the groups or hardware it holds out) -> fixed ms
@@ -375,7 +376,7 @@ def worst_slices(by_model: pd.DataFrame) -> pd.DataFrame:
 def shipped_table() -> pd.DataFrame:
     import pandas as pd
 
-    from . import store
+    from budsim.core.calibration import store
 
     data = store.manifest()
     rows = []
@@ -403,7 +404,7 @@ def shipped_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-KERNEL_REPORT = Path(__file__).resolve().parents[3] / "benchmarks" / "kernel_accuracy.md"
+KERNEL_REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernel_accuracy.md"
 
 
 def kernel_section() -> list[str]:
@@ -433,7 +434,7 @@ def kernel_section() -> list[str]:
 
 
 def front_end_section(by_model: pd.DataFrame) -> list[str]:
-    from .. import frontend
+    from budsim.core import frontend
 
     shipped = frontend.front_end()
     folds = by_model.attrs.get("front_end_ms", {})

@@ -41,15 +41,13 @@ import hashlib
 import json
 import math
 import platform
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budsim import __version__
-
-from .. import frontend
-from .features import (
+from budsim.core import frontend
+from budsim.core.calibration.features import (
     FAMILIES,
     FAMILY_MONOTONE_UP,
     FAMILY_PHYSICS_FEATURE,
@@ -63,8 +61,10 @@ from .features import (
     monotone_vector,
     segment,
 )
-from .frame import Sample, SampleSet, data_files, physics_fingerprint, with_front_end
-from .store import MANIFEST_FORMAT
+from budsim.core.calibration.store import MANIFEST_FORMAT
+
+from .frontend_fit import fit_front_end
+from .samples import Sample, SampleSet, data_files, physics_fingerprint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -640,21 +640,11 @@ def library_versions() -> dict[str, str]:
 
 
 def load_samples(data: Path | None, sources: list[str] | None = None) -> SampleSet:
-    from ..datasets import load_measurements
-    from .frame import build_samples
+    from .datasets import load_measurements
+    from .samples import build_samples
 
     rows = load_measurements(data, sources)
     return build_samples(rows.to_dict("records"))
-
-
-def fit_front_end(
-    samples: list[Sample], training: Sequence[Sample] | None = None
-) -> tuple[list[Sample], frontend.FrontEnd]:
-    """The front end fitted on `training` (default: all `samples`), and `samples` as their
-    physics is with it (budsim.core.frontend: the one constant fitted to end-to-end rows)."""
-    current = frontend.front_end()
-    fitted = frontend.fit(samples if training is None else training, current)
-    return with_front_end(samples, fitted.fixed_ms - current.fixed_ms), fitted
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -672,7 +662,7 @@ def train(
     """Fit every kind and family, write `out`/manifest.json and the model files; return the manifest."""
     import numpy as np
 
-    from ..datasets import data_dir
+    from .datasets import data_dir
 
     say = log or (lambda _msg: None)
     ss = sample_set if sample_set is not None else load_samples(data)
@@ -745,6 +735,9 @@ def train(
         "budsim_version": __version__,
         "command": f"budsim train --data ../shared/data --out pretrained --seed {seed}",
         "seed": seed,
+        # (the module path as the shipped manifest records it; the module is now budsim.learn.train,
+        # and the string stays until the models are next retrained, so that retraining on the same
+        # data still gives byte-identical files)
         "target": "log(measured / physics) per family; see budsim.core.calibration.train",
         "features": list(FEATURES),
         "hyperparameters": hyperparameters(),
@@ -765,7 +758,7 @@ def train(
         "kinds": kinds,
     }
     (out / "manifest.json").write_bytes(_json_bytes(manifest))
-    from . import store
+    from budsim.core.calibration import store
 
     store.clear_caches()
     frontend.clear_cache()
