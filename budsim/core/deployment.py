@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from .errors import BudsimError
-
 Scenario = Literal["concurrency", "static", "rate"]
 SCENARIOS: tuple[str, ...] = ("concurrency", "static", "rate")
 
@@ -56,24 +54,10 @@ class Deployment:
         return self.devices_per_replica * self.replicas
 
     def validate(self) -> None:
-        for name in ("tp", "pp", "dp", "ep", "replicas"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise BudsimError(f"{name} must be a positive integer, got {value!r}")
-        if (self.tp * self.dp) % self.ep:
-            raise BudsimError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
-        if self.max_num_seqs is not None and self.max_num_seqs < 1:
-            raise BudsimError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
-        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
-            raise BudsimError(
-                f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}"
-            )
-        util = self.gpu_memory_utilization
-        if util is not None and not (0.05 <= util <= 0.99):
-            raise BudsimError(f"gpu_memory_utilization must be in [0.05, 0.99], got {util}")
-        from .speculative import validate_speculative
+        """BudsimError unless every field keeps the input rules (budsim.core.schema)."""
+        from .schema import check_deployment
 
-        validate_speculative(self)
+        check_deployment(self)
 
     def with_(self, **changes: Any) -> Deployment:
         return replace(self, **changes)
@@ -145,65 +129,10 @@ class Workload:
         return float(self.rate)
 
     def validate(self) -> None:
-        if self.scenario not in SCENARIOS:
-            raise BudsimError(
-                f"unknown scenario {self.scenario!r}; choose concurrency, static or rate"
-            )
-        for name in ("input_len", "output_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise BudsimError(f"{name} must be a positive integer, got {value!r}")
-        if self.scenario == "concurrency" and (
-            not isinstance(self.concurrency, int) or self.concurrency < 1
-        ):
-            raise BudsimError(f"concurrency must be a positive integer, got {self.concurrency!r}")
-        if self.scenario == "static" and (
-            not isinstance(self.batch_size, int) or self.batch_size < 1
-        ):
-            raise BudsimError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.scenario == "rate" and (
-            not isinstance(self.rate, (int, float))
-            or not math.isfinite(self.rate)
-            or self.rate <= 0
-        ):
-            raise BudsimError(f"rate must be a positive number of requests/s, got {self.rate!r}")
-        if (
-            not isinstance(self.burstiness, (int, float))
-            or not math.isfinite(self.burstiness)
-            or self.burstiness < MIN_BURSTINESS
-        ):
-            raise BudsimError(
-                f"burstiness must be a number >= {MIN_BURSTINESS} (1 = Poisson), "
-                f"got {self.burstiness!r}"
-            )
-        if self.num_requests is not None and (
-            not isinstance(self.num_requests, int) or self.num_requests < 1
-        ):
-            raise BudsimError(
-                f"num_requests must be a positive integer (or none for steady state), "
-                f"got {self.num_requests!r}"
-            )
-        for name in ("input_len_spread", "output_len_spread"):
-            spread = getattr(self, name)
-            if not (0.0 <= spread < 1.0):
-                raise BudsimError(f"{name} must be in [0, 1), got {spread}")
-        prefix = self.shared_prefix_len
-        if not isinstance(prefix, int) or isinstance(prefix, bool) or prefix < 0:
-            raise BudsimError(f"shared_prefix_len must be a whole number >= 0, got {prefix!r}")
-        if prefix >= self.input_len:
-            raise BudsimError(
-                f"shared_prefix_len ({prefix}) must be shorter than input_len ({self.input_len}): "
-                "a prompt is its shared prefix plus at least one token of its own"
-            )
-        share = self.cached_share
-        if not isinstance(share, (int, float)) or not (0.0 <= share < 1.0):
-            raise BudsimError(f"cached_share must be in [0, 1), got {share!r}")
-        if self.length_mix:
-            from .lengths import validate_mix
+        """BudsimError unless every field keeps the input rules (budsim.core.schema)."""
+        from .schema import check_workload
 
-            validate_mix(self.length_mix)
-            if self.input_len_spread or self.output_len_spread:
-                raise BudsimError("give a length mix or length spreads, not both")
+        check_workload(self)
 
     def with_length_mix(self, mix: tuple[tuple[float, int, int, float, float], ...]) -> Workload:
         """This workload with request shapes drawn from `mix` (its means as input/output_len)."""
