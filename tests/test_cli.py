@@ -480,7 +480,7 @@ def test_optimize_searches_speculation_and_takes_a_length_mix(tmp_path: Path) ->
     assert mix.returncode == 0, mix.stderr
     assert json.loads(mix.stdout)["request"]["workload"]["length_mix"]
     for extra, needle in (
-        (["--input-len", "512"], "give --input-len and --output-len"),
+        (["--input-len", "512"], "missing output_len (or a length_mix)"),
         (["--input-len", "512", "--output-len", "64", "--length-mix", "1,1"], "not both"),
         (["--input-len", "512", "--output-len", "64", "--speculative", "medusa"], "medusa"),
     ):

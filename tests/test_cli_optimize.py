@@ -209,7 +209,7 @@ def test_errors_exit_with_code_2(tiny_model: str, tmp_path: Path) -> None:
     bursty_closed_loop = [*cmd[:-2], "--burstiness", "0.5"]
     proc = subprocess.run(bursty_closed_loop, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "error: --burstiness shapes the arrivals of --rate" in proc.stderr
+    assert "error: burstiness shapes the arrivals of the rate scenario; give a rate" in proc.stderr
 
 
 def test_cli_modules_stay_light() -> None:

@@ -30,6 +30,7 @@ from budsim.core.report import (
 
 from .hub import allow_download_option, fetch_config
 from .output import print_table
+from .predict import length_mix_option
 
 OBJECTIVES = ("throughput", "latency", "cost", "goodput")
 
@@ -202,24 +203,6 @@ def render_disaggregated(console: Any, comparison: Mapping[str, Any]) -> None:
     console.print(comparison["verdict"])
 
 
-def _length_mix(
-    input_len: int | None, output_len: int | None, text: str | None, path: Path | None
-) -> Any:
-    """The request shapes: fixed lengths (None returned) or a length mix from text or a file."""
-    from budsim.core.lengths import mix_from_text, read_pairs_csv
-
-    if text is not None and path is not None:
-        raise BudsimError("give --length-mix or --lengths-file, not both")
-    given = text is not None or path is not None
-    if given and (input_len is not None or output_len is not None):
-        raise BudsimError("give --input-len/--output-len or a length mix, not both")
-    if not given and (input_len is None or output_len is None):
-        raise BudsimError("give --input-len and --output-len (or --length-mix / --lengths-file)")
-    if text is not None:
-        return mix_from_text(text)
-    return read_pairs_csv(path) if path is not None else None
-
-
 def register(app: typer.Typer) -> None:
     @app.command("optimize")
     def optimize(
@@ -341,9 +324,8 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        from budsim.core.cases import parse_burstiness
-        from budsim.core.deployment import Workload
         from budsim.core.predict import context_warning
+        from budsim.core.schema import workload_input
         from budsim.core.search.ga import GASettings
         from budsim.core.search.optimize import (
             NoFeasibleConfiguration,
@@ -353,32 +335,25 @@ def register(app: typer.Typer) -> None:
         )
         from budsim.core.search.scoring import Constraints
 
-        loads = [x is not None for x in (concurrency, rate, batch_size)]
-        if sum(loads) != 1:
+        if [concurrency, rate, batch_size].count(None) != 2:
             raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
-        if burstiness is not None and rate is None:
-            raise BudsimError("--burstiness shapes the arrivals of --rate; give --rate too")
         if workers < 0:
             raise BudsimError(f"--workers must be >= 0, got {workers}")
         workers = workers or max(1, min(4, os.cpu_count() or 1))
-        mix = _length_mix(input_len, output_len, length_mix, lengths_file)
-        shape: dict[str, Any] = {
-            "input_len": input_len or 1,
-            "output_len": output_len or 1,
-            "num_requests": num_requests,
-            "shared_prefix_len": shared_prefix_len,
-            "cached_share": cached_share,
-        }
-        if concurrency is not None:
-            workload = Workload(scenario="concurrency", concurrency=concurrency, **shape)
-        elif rate is not None:
-            burst = parse_burstiness(burstiness)
-            workload = Workload(scenario="rate", rate=rate, burstiness=burst, **shape)
-        else:
-            assert batch_size is not None
-            workload = Workload(scenario="static", batch_size=batch_size, **shape)
-        if mix:
-            workload = workload.with_length_mix(mix)
+        workload = workload_input(
+            {
+                "input_len": input_len,
+                "output_len": output_len,
+                "length_mix": length_mix_option(length_mix, lengths_file),
+                "concurrency": concurrency,
+                "rate": rate,
+                "batch_size": batch_size,
+                "burstiness": burstiness,
+                "num_requests": num_requests,
+                "shared_prefix_len": shared_prefix_len,
+                "cached_share": cached_share,
+            }
+        ).to_workload()
         if allow_download:
             fetch_config(model)
         warning = context_warning(model, workload)

@@ -60,6 +60,17 @@ def _answers(
     return out
 
 
+def length_mix_option(text: str | None, path: Path | None) -> str | None:
+    """The request shapes of --length-mix or --lengths-file (as mix text), None for neither."""
+    if path is None:
+        return text
+    if text:
+        raise BudsimError("give --length-mix or --lengths-file, not both")
+    from budsim.core.lengths import mix_text, read_pairs_csv
+
+    return mix_text(read_pairs_csv(path), limit=None)
+
+
 def _download(model: str, done: dict[str, str | None]) -> None:
     if model not in done:
         try:
@@ -92,11 +103,11 @@ def _predict_disagg(
     from budsim.core.disagg import DisaggDeployment, predict_disagg
     from budsim.core.speculative import NO_SPECULATION
 
-    if int(fields.get("replicas") or 1) != 1:
+    dep, workload = parse_case(fields)
+    if dep.replicas != 1:
         raise BudsimError("with --prefill-workers, --decode-workers counts the decode replicas")
     if prefill_workers < 1 or decode_workers < 1:
         raise BudsimError("--prefill-workers and --decode-workers must be at least 1")
-    dep, workload = parse_case(fields)
     tp, dp, ep = (
         v if v is not None else getattr(dep, k)
         for v, k in zip(layout, ("tp", "dp", "ep"), strict=True)
@@ -383,13 +394,7 @@ def register(app: typer.Typer) -> None:
         options = ("cases", "format", "as_json", "allow_download", "lengths_file")
         pools = ("prefill_workers", "decode_workers", "prefill_tp", "prefill_dp", "prefill_ep")
         fields = {k: v for k, v in locals().items() if k not in options + pools}
-        if lengths_file is not None:
-            from budsim.core.lengths import mix_text, read_pairs_csv
-
-            if length_mix:
-                raise BudsimError("give --length-mix or --lengths-file, not both")
-            mix = read_pairs_csv(lengths_file)
-            fields["length_mix"] = mix_text(mix, limit=None)
+        fields["length_mix"] = length_mix_option(length_mix, lengths_file)
         if allow_download:
             fetch_config(model)
         disagg_notes: list[str] = []

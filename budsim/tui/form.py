@@ -11,11 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from budsim.core.deployment import MIN_BURSTINESS
-
 from .catalog import Catalog
 
 if TYPE_CHECKING:
+    from budsim.core.deployment import Workload
     from budsim.core.search.optimize import OptimizationRequest
 
 SCENARIOS: tuple[tuple[str, str], ...] = (
@@ -225,6 +224,42 @@ def _float(
 # ------------------------------------------------------------------------------- the check
 
 
+def _check_workload(values: SetupValues, errors: dict[str, str]) -> Workload | None:
+    """The workload fields through the schema (budsim.core.schema): its messages go on the
+    fields they name (a load on "load")."""
+    from pydantic import ValidationError
+
+    from budsim.core.schema import LOAD_OF, WorkloadInput, field_errors
+
+    mix = values.length_mix.strip()
+    rate = values.scenario == "rate"
+    fields: dict[str, Any] = {
+        **dict(values.workload_extra),
+        "scenario": values.scenario,
+        # a length mix stands for the input and output lengths (their fields may be left empty)
+        "input_len": "" if mix else values.input_len,
+        "output_len": "" if mix else values.output_len,
+        "length_mix": mix,
+        LOAD_OF.get(values.scenario, "concurrency"): values.load,
+        "burstiness": values.burstiness if rate else "",
+        "num_requests": values.num_requests,
+        "shared_prefix_len": values.shared_prefix_len,
+        "cached_share": values.cached_share,
+    }
+    if rate and not values.burstiness.strip():
+        errors["burstiness"] = "required"  # the form's own default, 1, was cleared
+        return None
+    try:
+        return WorkloadInput.model_validate(fields).to_workload()
+    except ValidationError as exc:
+        for name, message in field_errors(exc).items():
+            key = "load" if name in LOAD_OF.values() else name
+            if key == "length_mix":
+                message = message.removeprefix("length mix: ")  # the field's own label
+            errors.setdefault(key, message)
+        return None
+
+
 def check_form(
     values: SetupValues,
     catalog: Catalog | None,
@@ -285,40 +320,7 @@ def check_form(
             elif set(chosen_q) != set(q_available):
                 quants = chosen_q
 
-    mix = None
-    if values.length_mix.strip():
-        from budsim.core.lengths import mix_from_text
-
-        try:
-            mix = mix_from_text(values.length_mix)
-        except BudsimError as exc:
-            errors["length_mix"] = str(exc).removeprefix("length mix: ")
-    # a length mix stands for the input and output lengths (their fields may be left empty)
-    optional = bool(values.length_mix.strip())
-    input_len = _int(errors, "input_len", values.input_len, optional=optional) or 1
-    output_len = _int(errors, "output_len", values.output_len, optional=optional) or 1
-    scenario = values.scenario if values.scenario in dict(SCENARIOS) else None
-    if scenario is None:
-        errors["scenario"] = "choose concurrency, rate or static"
-    load_int: int | None = None
-    load_rate: float | None = None
-    burstiness = _float(errors, "burstiness", values.burstiness, optional=False)
-    if burstiness is not None and burstiness < MIN_BURSTINESS:
-        errors["burstiness"] = f"must be at least {MIN_BURSTINESS:g} (1 = Poisson)"
-    if scenario == "rate":
-        load_rate = _float(errors, "load", values.load, optional=False)
-    elif scenario is not None:
-        load_int = _int(errors, "load", values.load)
-    # empty: steady state, as `--num-requests` left out
-    num_requests = _int(errors, "num_requests", values.num_requests, optional=True)
-    shared_prefix = _int(
-        errors, "shared_prefix_len", values.shared_prefix_len, minimum=0, optional=True
-    )
-    if shared_prefix is not None and input_len is not None and shared_prefix >= input_len:
-        errors["shared_prefix_len"] = "must be shorter than the input tokens"
-    cached_share = _float(errors, "cached_share", values.cached_share, positive=False)
-    if cached_share is not None and not (0 <= cached_share < 1):
-        errors["cached_share"] = "must be in [0, 1)"
+    workload = _check_workload(values, errors)
 
     ttft = _float(errors, "ttft_ms", values.ttft_ms)
     tpot = _float(errors, "tpot_ms", values.tpot_ms)
@@ -350,31 +352,12 @@ def check_form(
     if errors:
         return FormCheck(None, errors)
 
-    from budsim.core.deployment import Workload
     from budsim.core.search.ga import GASettings
     from budsim.core.search.optimize import OptimizationRequest
     from budsim.core.search.scoring import Constraints
 
-    assert devices is not None and input_len is not None and output_len is not None
-    assert population is not None and generations is not None and scenario is not None
-    shape = {
-        "input_len": input_len,
-        "output_len": output_len,
-        "num_requests": num_requests,
-        "shared_prefix_len": shared_prefix or 0,
-        "cached_share": cached_share or 0.0,
-        **dict(values.workload_extra),
-    }
-    if scenario == "rate":
-        workload = Workload(
-            scenario="rate", rate=load_rate or 1.0, burstiness=burstiness or 1.0, **shape
-        )
-    elif scenario == "static":
-        workload = Workload(scenario="static", batch_size=load_int or 1, **shape)
-    else:
-        workload = Workload(scenario="concurrency", concurrency=load_int or 1, **shape)
-    if mix is not None:
-        workload = workload.with_length_mix(mix)
+    assert devices is not None and workload is not None
+    assert population is not None and generations is not None
     try:
         request = OptimizationRequest(
             model=model,

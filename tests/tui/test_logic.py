@@ -97,7 +97,7 @@ def test_form_builds_a_request(catalog: Catalog) -> None:
         ({"devices": "0"}, "devices", "at least 1"),
         ({"devices": "12", "nodes": "5"}, "nodes", "split evenly"),
         ({"engines": ()}, "engines", "at least one"),
-        ({"load": "-3"}, "load", "at least 1"),
+        ({"load": "-3"}, "load", "concurrency must be a positive integer"),
         ({"ttft_ms": "fast"}, "ttft_ms", "not a number"),
         ({"population": "2"}, "population", "at least 4"),
         ({"mutation": "1.5"}, "mutation", "[0, 1]"),
@@ -175,7 +175,8 @@ def test_requests_field_is_a_finite_run_or_steady_state(catalog: Catalog) -> Non
     assert steady is not None and steady.workload.num_requests is None
     finite = check_form(base.with_(num_requests="160"), catalog).request
     assert finite is not None and finite.workload.num_requests == 160
-    for bad, words in (("0", "at least 1"), ("-3", "at least 1"), ("2.5", "whole number")):
+    for bad in ("0", "-3", "2.5"):
+        words = f"num_requests must be a positive integer, got {bad!r}"
         check = check_form(base.with_(num_requests=bad), catalog)
         assert check.request is None and words in check.errors["num_requests"]
         assert check.reason.startswith("requests:")
@@ -194,10 +195,10 @@ def test_prefix_cache_fields_reach_the_workload_and_a_rerun(catalog: Catalog) ->
     assert (back.shared_prefix_len, back.cached_share) == ("3072", "0.5")
     assert values_from_inputs(plain.to_dict()).shared_prefix_len == ""
     for field, bad, words in (
-        ("shared_prefix_len", "4096", "shorter than the input tokens"),
-        ("shared_prefix_len", "-1", "at least 0"),
+        ("shared_prefix_len", "4096", "must be shorter than input_len (4096)"),
+        ("shared_prefix_len", "-1", "whole number >= 0"),
         ("cached_share", "1", "in [0, 1)"),
-        ("cached_share", "x", "not a number"),
+        ("cached_share", "x", "cached_share must be in [0, 1), got 'x'"),
     ):
         check = check_form(base.with_(**{field: bad}), catalog)
         assert check.request is None and words in check.errors[field]
@@ -288,7 +289,7 @@ def test_burstiness_field_shapes_a_rate_and_is_checked(catalog: Catalog) -> None
     assert request is not None and request.workload.burstiness == 0.25
     closed = check_form(base.with_(scenario="concurrency", load="8", burstiness="0.25"), catalog)
     assert closed.request is not None and closed.request.workload.burstiness == 1.0
-    for bad, words in (("0.01", "at least 0.05"), ("x", "number"), ("", "")):
+    for bad, words in (("0.01", ">= 0.05 (1 = Poisson)"), ("x", "number"), ("", "required")):
         check = check_form(base.with_(burstiness=bad), catalog)
         assert "burstiness" in check.errors and words in check.errors["burstiness"]
 
