@@ -735,10 +735,7 @@ def train(
         "budsim_version": __version__,
         "command": f"budsim train --data ../shared/data --out pretrained --seed {seed}",
         "seed": seed,
-        # (the module path as the shipped manifest records it; the module is now budsim.learn.train,
-        # and the string stays until the models are next retrained, so that retraining on the same
-        # data still gives byte-identical files)
-        "target": "log(measured / physics) per family; see budsim.core.calibration.train",
+        "target": "log(measured / physics) per family; see budsim.learn.train",
         "features": list(FEATURES),
         "hyperparameters": hyperparameters(),
         "libraries": library_versions(),
