@@ -21,7 +21,6 @@ from budsim.core.model import (
     list_catalog,
     load_model,
     model_from_config,
-    resolve_alias,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +77,8 @@ def test_deepseek_v3_total_and_active() -> None:
     m = load_model("deepseek-ai/DeepSeek-V3")
     assert within(m.total_params, 671e9)  # MTP module (the "685B" figure) excluded
     assert within(m.active_params, 37e9)
-    assert m.num_moe_layers == 58  # first_k_dense_replace = 3 of 61
+    moe_layers = sum(n for spec, n in m.layer_groups if spec.mlp_kind == "moe")
+    assert moe_layers == 58  # first_k_dense_replace = 3 of 61
     moe = next(spec for spec, _ in m.layer_groups if spec.mlp_kind == "moe")
     assert moe.num_experts == 256 and moe.top_k == 8
     assert moe.expert_params == 3 * 7168 * 2048
@@ -171,7 +171,8 @@ def test_llama4_chunked_attention_and_interleaved_moe() -> None:
     chunked = sum(n for s, n in groups_by(m, "sliding"))
     assert chunked == 36 and sum(n for _, n in groups_by(m, "full")) == 12  # NoPE every 4th layer
     assert all(s.window == 8192 for s, _ in groups_by(m, "sliding"))
-    assert m.num_moe_layers == 24  # interleave_moe_layer_step = 2
+    moe_layers = sum(n for s, n in m.layer_groups if s.mlp_kind == "moe")
+    assert moe_layers == 24  # interleave_moe_layer_step = 2
     dense = [s for s, _ in m.layer_groups if s.mlp_kind == "dense"]
     assert dense and all(s.dense_params == 3 * 5120 * 16384 for s in dense)
 
@@ -499,16 +500,23 @@ def test_every_catalog_model_parses_consistently() -> None:
     ],
 )
 def test_resolve_alias(name: str, target: str) -> None:
-    assert resolve_alias(name) == target
+    assert canonical_model_name(name) == target
     assert load_model(name).source == f"catalog:{target}"
 
 
 def test_resolve_alias_unknown_and_ambiguous() -> None:
-    assert resolve_alias("totally/unknown-model-9000") is None
-    assert resolve_alias("Qwen3-VL-32B") is None  # Instruct and Thinking both match
-    assert resolve_alias("") is None
-    # ALIASES.csv marks this benchmark label ambiguous (405B title, 70B checkpoint): no guess.
-    assert resolve_alias("Llama 3.1 405B (amd/Llama-3.1-70B-Instruct-FP8-KV)") is None
+    names = [
+        "totally/unknown-model-9000",
+        "Qwen3-VL-32B",  # Instruct and Thinking both match
+        # ALIASES.csv marks this benchmark label ambiguous (405B title, 70B checkpoint): no guess.
+        "Llama 3.1 405B (amd/Llama-3.1-70B-Instruct-FP8-KV)",
+    ]
+    for name in names:
+        assert canonical_model_name(name) == name
+        with pytest.raises(BudsimError, match="unknown model"):
+            load_model(name)
+    with pytest.raises(BudsimError, match="empty model name"):
+        load_model("")
 
 
 def test_one_model_has_one_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
