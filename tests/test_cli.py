@@ -455,6 +455,33 @@ def test_predict_with_a_length_preset_and_a_draft_model(tmp_path: Path) -> None:
     assert good["tpot_ms_mean"] > 0 and "tokenizer" in bad["error"]
 
 
+def test_optimize_searches_a_named_draft_model_and_its_result_exports(tmp_path: Path) -> None:
+    """--speculative draft:MODEL puts the draft beside plain decoding on SGLang and TRT-LLM; a
+    draft result carries its draft model into the JSON, and export loads it."""
+    base = ["optimize", "--model", "Qwen/Qwen3-32B", "--hardware", "h100-sxm", "--devices", "1"]
+    base += ["--concurrency", "1", "--input-len", "512", "--output-len", "256", "--no-save"]
+    base += ["--engines", "sglang", "--objective", "latency"]
+    out = run(*base, "--speculative", "draft:Qwen/Qwen3-0.6B", "--generations", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["request"]["speculative"] == ["draft:Qwen/Qwen3-0.6B"]
+    configs = [doc["optimal_configuration"], *(a for a in doc.get("alternatives", []))]
+    drafted = [c for c in configs if c.get("spec_method") == "draft"]
+    assert drafted, [c.get("spec_method") for c in configs]
+    assert {c["spec_draft_model"] for c in drafted} == {"Qwen/Qwen3-0.6B"}
+    plan = tmp_path / "draft.json"
+    plan.write_text(json.dumps(drafted[0]))
+    exported = run("export", str(plan), "--target", "sglang")
+    assert exported.returncode == 0, exported.stderr
+    assert "--speculative-draft-model-path Qwen/Qwen3-0.6B" in exported.stdout
+    for bad, needle in (
+        ("draft", "name it as draft:MODEL"),
+        ("draft:meta-llama/Llama-3.1-8B", "must share the target's tokenizer"),
+    ):
+        refused = run(*base, "--speculative", bad)
+        assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
+
+
 def test_optimize_searches_speculation_and_takes_a_length_mix(tmp_path: Path) -> None:
     base = ["optimize", "--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100-sxm"]
     base += ["--devices", "1", "--concurrency", "1", "--objective", "latency", "--no-save"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from budsim.core.deployment import Deployment, Workload
@@ -171,11 +173,56 @@ def test_bad_draft_models_are_refused(fields: dict[str, object], message: str) -
         predict_physics(_draft_dep(**fields), Workload(concurrency=1))
 
 
-def test_the_search_leaves_a_draft_model_out_with_a_reason() -> None:
+def test_the_search_tries_a_named_draft_model_where_the_engine_runs_one() -> None:
     from budsim.core.speculative import speculation_unavailable
 
     model = load_model(QWEN)
-    assert "does not choose a draft model" in str(
-        speculation_unavailable("draft", "sglang", "cuda", model)
+    assert speculation_unavailable("draft", "sglang", "cuda", model, "Qwen/Qwen3-0.6B") is None
+    assert "no draft model named" in str(speculation_unavailable("draft", "sglang", "cuda", model))
+    why = speculation_unavailable("draft", "vllm", "cuda", model, "Qwen/Qwen3-0.6B")
+    assert "vLLM 0.11" in str(why)
+
+
+def test_searched_speculation_is_parsed_once_for_every_caller() -> None:
+    from budsim.core.speculative import parse_searched, searched_method
+
+    typed = parse_searched(["MTP, draft:Qwen/Qwen3-0.6B", "ngram mtp", "Draft:Qwen/Qwen3-0.6B"])
+    assert typed == ("mtp", "draft:Qwen/Qwen3-0.6B", "ngram")
+    assert parse_searched("") == () and parse_searched(None) == ()
+    assert searched_method("draft:Qwen/Qwen3-0.6B") == ("draft", "Qwen/Qwen3-0.6B")
+    assert searched_method("EAGLE3") == ("eagle3", "")
+    with pytest.raises(BudsimError, match="name it as draft:MODEL"):
+        parse_searched("draft")
+    with pytest.raises(BudsimError, match="name it as draft:MODEL"):
+        parse_searched("draft:")
+    with pytest.raises(BudsimError, match="unknown speculative method 'medusa'"):
+        parse_searched("eagle3,medusa")
+
+
+def _space_searching(speculative: tuple[str, ...]) -> Any:
+    from budsim.core.search.optimize import OptimizationRequest, prepare
+
+    request = OptimizationRequest(
+        model=QWEN,
+        hardware="h100-sxm",
+        devices=4,
+        workload=Workload(concurrency=4, input_len=1024, output_len=256),
+        speculative=speculative,
     )
-    assert "vLLM 0.11" in str(speculation_unavailable("draft", "vllm", "cuda", model))
+    return prepare(request).space
+
+
+def test_a_search_with_a_draft_model_pairs_it_with_the_engines_that_run_one() -> None:
+    """The space pairs the named draft with the engines that run one (never vLLM 0.11), and its
+    deployments carry the draft, so predictions price it and exports load it; a draft the
+    target cannot use stops the search with the reason."""
+    space = _space_searching(("draft:Qwen/Qwen3-0.6B",))
+    drafts = [i for i, e in enumerate(space.engines) if e.spec_method == "draft"]
+    assert {space.engines[i].id for i in drafts} == {"sglang", "trtllm"}
+    assert {space.engines[i].spec_draft_model for i in drafts} == {"Qwen/Qwen3-0.6B"}
+    described = [e for e in space.describe()["engines"] if e["spec_method"] == "draft"]
+    assert [e["spec_draft_model"] for e in described] == ["Qwen/Qwen3-0.6B"] * 2
+    # plain decoding stays in the space beside the draft
+    assert {e.id for e in space.engines if e.spec_method == "none"} == {"vllm", "sglang", "trtllm"}
+    with pytest.raises(BudsimError, match="must share the target's tokenizer"):
+        _space_searching(("draft:meta-llama/Llama-3.1-8B",))

@@ -256,8 +256,9 @@ def register(app: typer.Typer) -> None:
         speculative: list[str] | None = typer.Option(
             None,
             "--speculative",
-            help="Speculative decoding to search beside plain decoding: mtp, eagle3, ngram "
-            "(comma-separated or repeated).",
+            help="Speculative decoding to search beside plain decoding: mtp, eagle3, ngram, "
+            "draft:MODEL (a separate draft model with the target's tokenizer, on the engines "
+            "that run one); comma-separated or repeated.",
         ),
         concurrency: int | None = typer.Option(
             None, "--concurrency", "-c", help="Closed loop: requests in flight."
@@ -334,6 +335,7 @@ def register(app: typer.Typer) -> None:
             run_optimization,
         )
         from budsim.core.search.scoring import Constraints
+        from budsim.core.speculative import parse_searched
 
         if [concurrency, rate, batch_size].count(None) != 2:
             raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
@@ -389,7 +391,7 @@ def register(app: typer.Typer) -> None:
             exhaustive=exhaustive,
             alternatives=alternatives,
             price_per_hour=price,
-            speculative=tuple(m.lower() for m in _split(speculative) or ()),
+            speculative=parse_searched(speculative),
             disagg=disagg,
         )
         request.validate()

@@ -42,16 +42,20 @@ if TYPE_CHECKING:
 __all__ = [
     "METHODS",
     "SEARCHED_METHODS",
+    "DRAFT_PREFIX",
     "SPEC_METHODS",
     "SpecMethod",
     "SPECULATING_ENGINES",
     "SPECULATING_KINDS",
     "SpeculativeStep",
     "NO_SPECULATION",
+    "check_draft",
     "check_speculative",
     "draft_deployment",
     "draft_weight_bytes",
     "expected_tokens",
+    "parse_searched",
+    "searched_method",
     "spec_settings",
     "speculation_unavailable",
 ]
@@ -127,8 +131,10 @@ NO_SPECULATION: dict[str, Any] = {
     "spec_draft_model": "",
 }
 SPEC_METHODS: tuple[str, ...] = ("none", *METHODS)
-# what a search can try on its own: a draft model has to be named (predict --spec-draft-model)
+# what a search can try on its own; a separate draft model it cannot choose, so the user names one
+# as DRAFT_PREFIX + model ("draft:Qwen/Qwen3-0.6B"), which the search then tries like a method
 SEARCHED_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "draft")
+DRAFT_PREFIX = "draft:"
 MAX_TOKENS = 16
 
 
@@ -188,8 +194,44 @@ SPECULATING_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
 SPECULATING_KINDS = ("cuda", "rocm")
 
 
-def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> str | None:
-    """Why `engine` on `kind` hardware cannot run `method` for `model` (None: it can)."""
+def parse_searched(entries: Any) -> tuple[str, ...]:
+    """The speculative decoding a search tries beside plain decoding, from what a user typed
+    (`--speculative`, the TUI's field, a stored request): methods and `draft:MODEL` entries, comma-
+    or space-separated, lowercased except the draft model's name, without repeats. Raises
+    BudsimError naming what it cannot read."""
+    words: list[str] = []
+    for entry in [entries] if isinstance(entries, str) else list(entries or ()):
+        words += str(entry).replace(",", " ").split()
+    out: list[str] = []
+    for word in words:
+        method, draft = searched_method(word)
+        if method == "draft" and not draft:
+            raise BudsimError(
+                "a search cannot choose a draft model: name it as draft:MODEL (a catalog id, "
+                "Hugging Face id or config path of a model with the target's tokenizer)"
+            )
+        if method not in SEARCHED_METHODS and method != "draft":
+            choices = ", ".join((*SEARCHED_METHODS, "draft:MODEL"))
+            raise BudsimError(f"unknown speculative method {word!r}; choose {choices}")
+        entry = f"{DRAFT_PREFIX}{draft}" if method == "draft" else method
+        if entry not in out:
+            out.append(entry)
+    return tuple(out)
+
+
+def searched_method(entry: str) -> tuple[str, str]:
+    """(method, draft model) of one searched entry: ("draft", "Qwen/Qwen3-0.6B") for
+    "draft:Qwen/Qwen3-0.6B", (method, "") otherwise."""
+    if entry.lower().startswith(DRAFT_PREFIX):
+        return "draft", entry[len(DRAFT_PREFIX) :].strip()
+    return entry.strip().lower(), ""
+
+
+def speculation_unavailable(
+    method: str, engine: str, kind: str, model: Any, draft: str = ""
+) -> str | None:
+    """Why `engine` on `kind` hardware cannot run `method` for `model` (None: it can); `draft`:
+    the draft model a `draft` method would load."""
     if method not in METHODS:
         raise BudsimError(f"unknown speculative method {method!r}; choose {', '.join(METHODS)}")
     if engine not in SPECULATING_ENGINES or kind not in SPECULATING_KINDS:
@@ -197,12 +239,7 @@ def speculation_unavailable(method: str, engine: str, kind: str, model: Any) -> 
     if method == "mtp" and not int(getattr(model, "mtp_layers", 0) or 0):
         return "the model has no MTP layers"
     if method == "draft":
-        why = _draft_unavailable(engine)
-        # the search has no draft model to pair with the target: the user names one in predict
-        return why or (
-            "the search does not choose a draft model; predict one with --spec-method draft "
-            "--spec-draft-model MODEL"
-        )
+        return _draft_unavailable(engine) or (None if draft else "no draft model named")
     return None
 
 
@@ -226,12 +263,21 @@ def check_speculative(model: ModelSpec, dep: Deployment) -> None:
         why = _draft_unavailable(dep.engine)
         if why:
             raise BudsimError(f"{why}; use sglang or trtllm, or eagle3 / ngram")
-        draft = draft_model(dep)
-        if draft.vocab_size != model.vocab_size:
-            raise BudsimError(
-                f"draft {draft.name} has a vocabulary of {draft.vocab_size:,} tokens, "
-                f"{model.name} {model.vocab_size:,}: a draft model must share the target's tokenizer"
-            )
+        check_draft(model, dep.spec_draft_model)
+
+
+def check_draft(model: ModelSpec, draft_ref: str) -> ModelSpec:
+    """The draft model `draft_ref` names, resolved like the target; refused unless it shares the
+    target's vocabulary."""
+    from .model import load_model
+
+    draft = load_model(draft_ref)
+    if draft.vocab_size != model.vocab_size:
+        raise BudsimError(
+            f"draft {draft.name} has a vocabulary of {draft.vocab_size:,} tokens, "
+            f"{model.name} {model.vocab_size:,}: a draft model must share the target's tokenizer"
+        )
+    return draft
 
 
 def draft_model(dep: Deployment) -> ModelSpec:

@@ -329,14 +329,13 @@ def check_form(
         errors["percentile"] = "choose p50, p90, p95, p99 or mean"
     if values.target not in dict(TARGETS):
         errors["target"] = "choose throughput, latency, cost or goodput"
-    from budsim.core.speculative import SEARCHED_METHODS
+    from budsim.core.speculative import parse_searched
 
-    speculative = tuple(
-        dict.fromkeys(m for m in values.speculative.lower().replace(",", " ").split() if m)
-    )
-    unknown = [m for m in speculative if m not in SEARCHED_METHODS]
-    if unknown:
-        errors["speculative"] = f"unknown {unknown[0]!r}; choose from {', '.join(SEARCHED_METHODS)}"
+    speculative: tuple[str, ...] = ()
+    try:
+        speculative = parse_searched(values.speculative)
+    except BudsimError as exc:
+        errors["speculative"] = str(exc)
 
     population = _int(errors, "population", values.population, minimum=4)
     generations = _int(errors, "generations", values.generations, minimum=0)

@@ -265,7 +265,9 @@ async def test_speculative_and_prefix_cache_fields_run_end_to_end(db_path: Path)
         spec.value = "medusa"
         await pilot.pause()
         assert setup.query_one("#run", Button).disabled
-        assert "spec decode: unknown 'medusa'" in str(setup.query_one("#reason", Static).render())
+        assert "spec decode: unknown speculative method 'medusa'" in str(
+            setup.query_one("#reason", Static).render()
+        )
         spec.value = "eagle3"
         await pilot.pause()
         assert setup.check.ok, setup.check.errors

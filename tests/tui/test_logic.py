@@ -213,7 +213,16 @@ def test_spec_decode_field_adds_methods_to_the_search(catalog: Catalog) -> None:
     assert values_from_inputs(request.to_dict()).speculative == "eagle3,ngram"
     check = check_form(base.with_(speculative="medusa"), catalog)
     assert check.request is None
-    assert check.reason == "spec decode: unknown 'medusa'; choose from mtp, eagle3, ngram"
+    assert check.reason == (
+        "spec decode: unknown speculative method 'medusa'; choose mtp, eagle3, ngram, draft:MODEL"
+    )
+    # a draft model is searched when the field names it; the name keeps its case
+    target = base.with_(model="Qwen/Qwen3-32B")
+    request = check_form(target.with_(speculative="ngram, draft:Qwen/Qwen3-0.6B"), catalog).request
+    assert request is not None and request.speculative == ("ngram", "draft:Qwen/Qwen3-0.6B")
+    assert values_from_inputs(request.to_dict()).speculative == "ngram,draft:Qwen/Qwen3-0.6B"
+    check = check_form(target.with_(speculative="draft"), catalog)
+    assert check.request is None and "name it as draft:MODEL" in check.errors["speculative"]
 
 
 def test_length_mix_field_stands_for_the_lengths(catalog: Catalog) -> None:

@@ -94,13 +94,13 @@ class OptimizationRequest:
             raise BudsimError("price per hour must be positive")
         self.workload.validate()
         self.ga.validate()
-        from ..speculative import METHODS
+        from ..speculative import parse_searched
 
-        for method in self.speculative:
-            if method not in METHODS:
-                raise BudsimError(
-                    f"unknown speculative method {method!r}; choose {', '.join(METHODS)}"
-                )
+        if parse_searched(self.speculative) != tuple(self.speculative):
+            raise BudsimError(
+                f"speculative entries {list(self.speculative)} are not in their parsed form "
+                "(budsim.core.speculative.parse_searched)"
+            )
 
     def limits(self) -> Limits:
         return Limits(

@@ -77,6 +77,7 @@ class EngineChoice:
     parallelism: frozenset[str]
     spec_method: str = "none"  # speculative decoding (budsim.core.speculative) of this choice
     fp8_kv_needs_fp8_weights: bool = False  # EngineProfile's: an fp8 KV only beside fp8 weights
+    spec_draft_model: str = ""  # spec_method "draft": the draft model the user named
 
     def pairs(self, weight: str, kv: str, checkpoint: str) -> bool:
         """Whether the engine runs these weight and KV formats together."""
@@ -434,6 +435,7 @@ class SearchSpace:
             hardware=self.hardware,
             engine=choice.id,
             spec_method=choice.spec_method,
+            spec_draft_model=choice.spec_draft_model,
             tp=v["tp"],
             pp=v["pp"],
             dp=v["dp"],
@@ -461,6 +463,7 @@ class SearchSpace:
                     "kv_dtypes": list(e.kv_dtypes),
                     "parallelism": sorted(e.parallelism),
                     "spec_method": e.spec_method,
+                    "spec_draft_model": e.spec_draft_model,
                 }
                 for e in self.engines
             ],
@@ -646,13 +649,17 @@ def build_space(
                 profile.id, w, kv, frozenset(profile.parallelism), fp8_kv_needs_fp8_weights=pairing
             )
         )
-        for method in limits.speculative:
-            from ..speculative import speculation_unavailable  # (prices steps: not at import)
+        for entry in limits.speculative:
+            # (prices steps: not at import)
+            from ..speculative import check_draft, searched_method, speculation_unavailable
 
-            why = speculation_unavailable(method, profile.id, device.kind, model)
+            method, draft = searched_method(entry)
+            why = speculation_unavailable(method, profile.id, device.kind, model, draft)
             if why:
                 notes.append(f"{profile.id}: no {method} ({why})")
                 continue
+            if draft:
+                check_draft(model, draft)  # a draft the target cannot use stops the search
             choices.append(
                 EngineChoice(
                     profile.id,
@@ -661,6 +668,7 @@ def build_space(
                     frozenset(profile.parallelism),
                     method,
                     fp8_kv_needs_fp8_weights=pairing,
+                    spec_draft_model=draft,
                 )
             )
     if allowed_engines is not None:

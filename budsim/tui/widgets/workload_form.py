@@ -119,5 +119,5 @@ class WorkloadForm(FormGrid):
             placeholder="off",
             tooltip="Speculative decoding to search beside plain decoding: any of mtp (the "
             "model's own MTP layers), eagle3 (a trained draft head), ngram (prompt lookup), "
-            "comma-separated, as --speculative",
+            "draft:MODEL (a separate draft model), comma-separated, as --speculative",
         )
