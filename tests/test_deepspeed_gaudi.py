@@ -144,7 +144,9 @@ def test_training_frame_excludes_the_deepspeed_rows(gaudi: Any) -> None:
 # ---- search ----------------------------------------------------------------------------------------
 
 
-def test_search_has_deepspeed_only_when_named_and_only_for_static_batches() -> None:
+def test_search_has_deepspeed_by_default_on_gaudi_and_only_for_static_batches() -> None:
+    """No engine on Gaudi is calibrated (physics only), so DeepSpeed competes with vLLM by
+    default, but only for static batches: it has no server."""
     from budsim.core.engines import engines_for
     from budsim.core.hardware import make_cluster
     from budsim.core.model import load_model
@@ -155,7 +157,9 @@ def test_search_has_deepspeed_only_when_named_and_only_for_static_batches() -> N
     wl = Workload(scenario="concurrency", concurrency=4, input_len=512, output_len=128)
     default = build_space(model, cluster, engines_for("hpu"), wl)
     assert {c.id for c in default.engines} == {"vllm"}
-    assert "deepspeed: physics-only, searched when named in --engines" in default.notes
+    assert "deepspeed: static batches only, not searched for this workload" in default.notes
+    static = build_space(model, cluster, engines_for("hpu"), BATCH)
+    assert {c.id for c in static.engines} == {"vllm", "deepspeed"}
     with pytest.raises(BudsimError, match="deepspeed: static batches only"):
         build_space(model, cluster, engines_for("hpu"), wl, Limits(engines=("deepspeed",)))
     named = build_space(model, cluster, engines_for("hpu"), BATCH, Limits(engines=("deepspeed",)))

@@ -153,7 +153,10 @@ def test_training_frame_excludes_llamacpp_rows(lib: Any) -> None:
 # ---- search and export -----------------------------------------------------------------------------
 
 
-def test_search_has_llamacpp_only_when_named() -> None:
+def test_search_has_llamacpp_by_default_only_where_no_engine_is_calibrated() -> None:
+    """On CUDA a physics-only llama.cpp is not ranked against calibrated engines unless named;
+    on a CPU every engine is physics-only (no measured CPU serving runs), so it competes with
+    vLLM's CPU backend by default."""
     from budsim.core.engines import engines_for
     from budsim.core.hardware import make_cluster
     from budsim.core.search.space import Limits, build_space
@@ -163,6 +166,10 @@ def test_search_has_llamacpp_only_when_named() -> None:
     wl = Workload(scenario="concurrency", concurrency=4, input_len=512, output_len=128)
     default = build_space(model, cluster, engines_for("cuda"), wl)
     assert "llamacpp" not in {c.id for c in default.engines}
+    assert "llamacpp: physics-only, searched when named in --engines" in default.notes
+    cpu = build_space(model, make_cluster("xeon-8480", 2), engines_for("cpu"), wl)
+    assert {c.id for c in cpu.engines} == {"vllm", "llamacpp"}
+    assert not any("physics-only" in note for note in cpu.notes)
     named = build_space(model, cluster, engines_for("cuda"), wl, Limits(engines=("llamacpp",)))
     (choice,) = named.engines
     # the checkpoint is bf16: "auto" is its BF16 GGUF
@@ -207,6 +214,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*BUDSIM, "predict", *common, *args], capture_output=True, text=True, timeout=120
     )
+
+
+def test_a_cpu_search_says_its_physics_only_warning_once() -> None:
+    """Every prediction of a CPU search falls back to physics; the warning is printed once, not
+    once per worker process and per call site."""
+    out = subprocess.run(
+        [sys.executable, "-m", "budsim", "optimize", "--model", MODEL, "--hardware", "xeon-8480"]
+        + ["--devices", "2", "--concurrency", "2", "--input-len", "256", "--output-len", "64"]
+        + ["--no-save", "--workers", "2", "--generations", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no measured cpu runs" in warnings[0], out.stderr
 
 
 def test_cli_predicts_llamacpp_physics_only() -> None:

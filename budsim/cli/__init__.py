@@ -96,8 +96,15 @@ def _one_line_warnings() -> None:
     not Python's file:line report with a source line."""
     import warnings
 
+    shown: set[str] = set()
+
     def show(message: Warning | str, *_: object, **__: object) -> None:
-        typer.echo(f"warning: {message}", err=True)
+        # once per text: Python's filter dedupes per call site, and one fallback is reached from
+        # several (the search's batch, the best configuration's own prediction)
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            typer.echo(f"warning: {text}", err=True)
 
     warnings.showwarning = show
 

@@ -300,7 +300,14 @@ class PredictEvaluator:
 
 
 def _started() -> None:
-    """A worker's first task: it exists (ProcessPoolExecutor starts its process on a submit)."""
+    """A worker's first task: it exists (ProcessPoolExecutor starts its process on a submit).
+    Its calibration warnings are left to the parent, which predicts the same kinds of cases (and
+    the best one again) and says each once; every worker would repeat them."""
+    import warnings
+
+    from ..calibration.store import CalibrationWarning
+
+    warnings.filterwarnings("ignore", category=CalibrationWarning)
 
 
 def _families(deployments: Sequence[Deployment]) -> dict[tuple[Any, ...], list[int]]:

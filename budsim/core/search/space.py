@@ -620,12 +620,16 @@ def build_space(
         for q in quant_allowed:  # fail early on typos
             normalise_quant(q, model.checkpoint_dtype)
 
+    from ..calibration.store import pretrained
+
+    # Physics-only engines are not ranked against calibrated ones unless asked for; on a kind
+    # with no calibration at all (CPU, Gaudi) every engine is physics-only, so all compete.
+    calibrated_kind = pretrained(device.kind) is not None
     choices: list[EngineChoice] = []
     for profile in engines:
         if allowed_engines is not None and profile.id not in allowed_engines:
             continue
-        if allowed_engines is None and not getattr(profile, "calibrated", True):
-            # physics-only predictions are not ranked against calibrated ones unless asked for
+        if allowed_engines is None and calibrated_kind and not getattr(profile, "calibrated", True):
             notes.append(f"{profile.id}: physics-only, searched when named in --engines")
             continue
         if getattr(profile, "static_batches_only", False) and workload.scenario != "static":
