@@ -82,6 +82,9 @@ def test_a_physics_only_family_of_a_measured_kind_carries_the_physics_band() -> 
     dep = Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware="h100-sxm", engine="vllm")
     pred = predict(dep, Workload(input_len=512, output_len=128, concurrency=4))
     assert pred.calibration == "physics"
+    assert pred.rests_on == (
+        "physics only (TTFT, TPOT: no learned correction beat physics in validation)"
+    )
     assert pred.ttft_ms_mean_lo < pred.ttft_ms_mean < pred.ttft_ms_mean_hi
     assert pred.output_tok_s_lo <= pred.output_tok_s <= pred.output_tok_s_hi
 
@@ -107,6 +110,7 @@ def test_no_band_where_no_run_of_that_kind_was_measured(
     with pytest.warns(store.CalibrationWarning, match=f"no measured {kind} runs"):
         pred = predict(dep, workload)
     assert pred.calibration == f"physics (no measured {kind} runs)"
+    assert pred.rests_on == f"physics only: no measured {kind} runs of this kind of workload"
     assert pred.ttft_ms_mean is not None and pred.ttft_ms_mean_lo is None
     assert pred.tpot_ms_mean_lo is None and pred.output_tok_s_lo is None
 
@@ -154,3 +158,31 @@ def test_forests_stacked_by_depth_give_the_same_outputs() -> None:
     np.testing.assert_allclose(
         ForestStack(forests).predict(X), Forest.stack(forests).predict(X), rtol=0, atol=1e-12
     )
+
+
+def test_rests_on_names_the_metrics_a_correction_moved_and_its_evidence() -> None:
+    """What a prediction rests on comes from the shipped manifest: the measured runs and models
+    the moving family was fitted on; a family left at zero reads as physics."""
+    import json
+
+    from budsim.core.calibration.apply import rests_on
+    from budsim.core.paths import pretrained_dir
+
+    pre = store.pretrained("cuda", ("e2e",))
+    assert pre is not None
+    entry = json.loads((pretrained_dir() / "manifest.json").read_text())["kinds"]["cuda"]
+    rows, models = entry["families"]["e2e"]["rows"], entry["families"]["e2e"]["models"]
+    moved = rests_on(("e2e",), {"e2e": (0.1, 0.0, 0.2)}, pre, "cuda")
+    assert moved == f"E2E calibrated on {rows:,} measured runs of {models} models (cuda)"
+    both = store.pretrained("cuda", ("ttft", "tpot", "e2e"))
+    if both is not None:  # the shipped TTFT/TPOT guards may leave them without models
+        mixed = rests_on(("ttft", "e2e"), {"ttft": (0.0, 0, 0), "e2e": (0.1, 0, 0)}, both, "cuda")
+        assert mixed.endswith("; TTFT physics")
+    still = rests_on(("e2e",), {"e2e": (0.0, -0.1, 0.1)}, pre, "cuda")
+    assert still == "physics only (E2E: no learned correction beat physics in validation)"
+
+
+def test_an_engine_without_calibration_says_so() -> None:
+    dep = Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware="h100-sxm", engine="llamacpp")
+    pred = predict(dep, Workload(input_len=512, output_len=128, concurrency=1))
+    assert pred.rests_on == "physics only: no measured llamacpp runs were calibrated on"

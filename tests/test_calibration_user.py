@@ -164,6 +164,8 @@ def test_a_20_percent_bias_is_learned_and_removed(
     assert Path(saved["path"]).is_file()
     after = predict(DEP, wl)
     assert after.calibration.endswith("user:mine")
+    assert after.rests_on.endswith("; then your calibration mine")
+    assert "physics only" not in after.rests_on
     # the learned correction is the bias: predictions move by 1.2x, within 2 %
     assert after.ttft_ms_mean / before.ttft_ms_mean == pytest.approx(1.2, rel=0.02)
     assert after.tpot_ms_mean / before.tpot_ms_mean == pytest.approx(1.2, rel=0.02)

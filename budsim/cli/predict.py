@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -456,3 +457,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"simulated: {result['run']}")
         typer.echo(f"step time: {result['basis']}")
         typer.echo(f"calibration: {result['calibration']}")
+        # wrapped: it names metrics and evidence, and the CLI stays within 80 columns
+        typer.echo(textwrap.fill(f"rests on: {result['rests_on']}", 80, subsequent_indent="  "))

@@ -60,6 +60,9 @@ class Prediction:
     devices: int = 1
     preemptions: int = 0
     calibration: str = "physics"
+    # what the numbers rest on, for people: which metrics a learned correction moved and how much
+    # measured evidence it was fitted on, or why they are physics only
+    rests_on: str = "physics only"
     run: str = ""  # what was simulated: "steady state" or "finite run of N requests"
     basis: str = ""  # what priced the operators, e.g. "h200_sxm vllm 0.24.0 kernel tables"
     memory: MemoryPlan | None = None
@@ -420,6 +423,7 @@ def predict_many(
                     fitting.append((r, p))
                 else:
                     p.calibration = f"physics only ({r.engine.id} is not calibrated)"
+                    p.rests_on = f"physics only: no measured {r.engine.id} runs were calibrated on"
         apply_calibration_many(fitting, workload)
     return out
 

@@ -25,6 +25,7 @@ from .features import SCENARIO_FAMILIES, feature_vector
 if TYPE_CHECKING:
     from ..deployment import Workload
     from ..predict import Prediction, Resolved
+    from . import store
 
 Residual = tuple[float, float, float]  # (point, lo, hi) of log(measured / physics)
 
@@ -118,6 +119,35 @@ def physics_band(families: tuple[str, ...], kind: str | None = None) -> dict[str
     return out
 
 
+_LABEL = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "E2E"}
+
+
+def rests_on(
+    families: Sequence[str], learned: Mapping[str, Residual], pre: store.ModelSet, kind: str
+) -> str:
+    """Which metrics the pretrained models moved for this case, and on how much measured evidence
+    they were fitted ("E2E calibrated on 1,234 measured runs of 9 models (cuda); TTFT, TPOT
+    physics"); a correction its guards shrank to nothing for this case's segment is physics."""
+    moved = [f for f in families if f in learned and learned[f][0] != 0.0]
+    parts: list[str] = []
+    for fam in moved:
+        m = pre.families[fam]
+        parts.append(
+            f"{_LABEL.get(fam, fam)} calibrated on {m.rows:,} measured runs of {m.models} "
+            f"models ({kind})"
+        )
+    physics = [f for f in families if f not in moved]
+    if physics and moved:
+        parts.append(f"{', '.join(_LABEL.get(f, f) for f in physics)} physics")
+    return "; ".join(parts) or physics_only(families)
+
+
+def physics_only(families: Sequence[str]) -> str:
+    """Why a prediction of a calibrated hardware kind is physics only: validation kept it so."""
+    metrics = ", ".join(_LABEL.get(f, f) for f in families)
+    return f"physics only ({metrics}: no learned correction beat physics in validation)"
+
+
 def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
     """Calibrate `pred` in place (called by budsim.core.predict.predict for fitting deployments)."""
     apply_calibration_many([(resolved, pred)], workload)
@@ -143,6 +173,7 @@ def apply_calibration_many(
     groups: dict[int, list[int]] = {}
     sets: dict[int, store.ModelSet] = {}
     for k, (resolved, pred) in enumerate(todo):
+        pred.rests_on = physics_only(families)
         pre = store.pretrained(resolved.device.kind, families)
         if pre is not None and pre.covers(families):
             features[k] = feature_vector(resolved, workload, pred)
@@ -155,6 +186,8 @@ def apply_calibration_many(
         for k, res in zip(members, rows, strict=True):
             learned[k] = res
             names[k].append(pre.name)
+            pred = todo[k][1]
+            pred.rests_on = rests_on(families, res, pre, todo[k][0].device.kind)
     for k, (resolved, pred) in enumerate(todo):
         res = learned[k]
         user = store.user_calibration(resolved)
@@ -168,6 +201,8 @@ def apply_calibration_many(
                     f"no measured {kind} runs of this kind of workload: the prediction is physics "
                     f"only, with no error band"
                 )
+            if unmeasured:
+                pred.rests_on = f"physics only: no measured {kind} runs of this kind of workload"
             if fallback is None and not user:
                 if unmeasured:
                     pred.calibration = f"physics (no measured {kind} runs)"
@@ -181,5 +216,7 @@ def apply_calibration_many(
                 p, lo, hi = res[fam]
                 res[fam] = (p + dp, lo + dlo, hi + dhi)
             names[k].append(f"user:{user.name}")
+            base = "physics" if pred.rests_on.startswith("physics only") else pred.rests_on
+            pred.rests_on = f"{base}; then your calibration {user.name}"
         rescale(pred, workload, res)
         pred.calibration = "+".join(names[k]) if names[k] else "physics"

@@ -106,6 +106,9 @@ class FamilyModel:
     offset: float = 0.0  # constant residual added to the point (user mean models)
     has_point: bool = True
     has_band: bool = True
+    # the evidence the pretrained model was fitted on: measured runs and distinct models
+    rows: int = 0
+    models: int = 0
 
 
 @dataclass
@@ -287,6 +290,8 @@ def _family_from_entry(
         segment_shrink=segment_shrink,
         fallback=_fallback_band(str(directory), fam) if segment_shrink else None,
         band_adjust=float(entry.get("band_adjust", 0.0)),
+        rows=int(entry.get("rows", 0) or 0),
+        models=int(entry.get("models", 0) or 0),
     )
     return model, forests
 
