@@ -1,8 +1,8 @@
-"""budsim.core.schema: the one place the deployment and workload input rules live.
+"""budsim.core.schema: the one place the deployment, workload and search input rules live.
 
 A table of bad values and the one-line message each rule gives; good inputs round-tripping to the
-runtime dataclasses; and the CLI, a cases CSV row and the TUI form reporting the same message for
-the same bad value.
+runtime dataclasses; and the CLI, a cases CSV row, the TUI form and the runtime dataclasses
+reporting the same message for the same bad value.
 """
 
 from __future__ import annotations
@@ -25,11 +25,17 @@ from budsim.core.deployment import Deployment, Workload
 from budsim.core.errors import BudsimError
 from budsim.core.schema import (
     DeploymentInput,
+    SearchInput,
     WorkloadInput,
     field_errors,
     one_line,
+    search_fields,
+    search_input,
     workload_fields,
 )
+from budsim.core.search.ga import GASettings
+from budsim.core.search.optimize import OptimizationRequest
+from budsim.core.search.scoring import Constraints
 
 DEPLOYMENT = {"model": "meta-llama/Llama-3.1-8B", "hardware": "h100-sxm", "engine": "vllm"}
 WORKLOAD = {"input_len": "1024", "output_len": "128"}
@@ -38,13 +44,13 @@ DEPLOYMENT_RULES: list[tuple[dict[str, Any], str, str]] = [
     # (changes to DEPLOYMENT, field marked, whole message)
     ({"hardware": ""}, "hardware", "missing hardware"),
     ({"model": " ", "engine": None}, "model", "missing model, engine"),
-    ({"tp": "0"}, "tp", "tp must be a positive integer, got '0'"),
+    ({"tp": "0"}, "tp", "tp must be a positive integer, got 0"),
     ({"pp": "two"}, "pp", "pp must be a positive integer, got 'two'"),
     ({"dp": 1.5}, "dp", "dp must be a positive integer, got 1.5"),
     ({"ep": True}, "ep", "ep must be a positive integer, got True"),
-    ({"replicas": "-2"}, "replicas", "replicas must be a positive integer, got '-2'"),
+    ({"replicas": "-2"}, "replicas", "replicas must be a positive integer, got -2"),
     ({"tp": "4", "ep": "3"}, "ep", "ep=3 must divide tp*dp=4"),
-    ({"max_num_seqs": "0"}, "max_num_seqs", "max_num_seqs must be a positive integer, got '0'"),
+    ({"max_num_seqs": "0"}, "max_num_seqs", "max_num_seqs must be a positive integer, got 0"),
     (
         {"max_num_batched_tokens": "many"},
         "max_num_batched_tokens",
@@ -53,7 +59,7 @@ DEPLOYMENT_RULES: list[tuple[dict[str, Any], str, str]] = [
     (
         {"gpu_memory_utilization": "1.5"},
         "gpu_memory_utilization",
-        "gpu_memory_utilization must be in [0.05, 0.99], got '1.5'",
+        "gpu_memory_utilization must be in [0.05, 0.99], got 1.5",
     ),
     (
         {"weight_dtype": "fp3"},
@@ -70,7 +76,7 @@ DEPLOYMENT_RULES: list[tuple[dict[str, Any], str, str]] = [
     (
         {"spec_method": "ngram", "spec_tokens": "2.5"},
         "spec_tokens",
-        "spec_tokens must be a whole number >= 0, got '2.5'",
+        "spec_tokens must be a whole number >= 0, got 2.5",
     ),
     (
         {"spec_method": "ngram", "spec_tokens": "17"},
@@ -80,7 +86,7 @@ DEPLOYMENT_RULES: list[tuple[dict[str, Any], str, str]] = [
     (
         {"spec_method": "ngram", "spec_acceptance": "1"},
         "spec_acceptance",
-        "spec_acceptance must be in [0, 1), got '1'",
+        "spec_acceptance must be in [0, 1), got 1",
     ),
     (
         {"spec_tokens": "3"},
@@ -92,19 +98,19 @@ DEPLOYMENT_RULES: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 WORKLOAD_RULES: list[tuple[dict[str, Any], str, str]] = [
-    ({"input_len": "-5"}, "input_len", "input_len must be a positive integer, got '-5'"),
-    ({"output_len": "nan"}, "output_len", "output_len must be a positive integer, got 'nan'"),
-    ({"output_len": "12.5"}, "output_len", "output_len must be a positive integer, got '12.5'"),
+    ({"input_len": "-5"}, "input_len", "input_len must be a positive integer, got -5"),
+    ({"output_len": "nan"}, "output_len", "output_len must be a positive integer, got nan"),
+    ({"output_len": "12.5"}, "output_len", "output_len must be a positive integer, got 12.5"),
     ({"input_len": ""}, "input_len", "missing input_len (or a length_mix)"),
     (
         {"scenario": "burst"},
         "scenario",
         "unknown scenario 'burst'; choose concurrency, static or rate",
     ),
-    ({"concurrency": "0"}, "concurrency", "concurrency must be a positive integer, got '0'"),
+    ({"concurrency": "0"}, "concurrency", "concurrency must be a positive integer, got 0"),
     ({"batch_size": "x"}, "batch_size", "batch_size must be a positive integer, got 'x'"),
-    ({"rate": "inf"}, "rate", "rate must be a positive number of requests/s, got 'inf'"),
-    ({"rate": "-1"}, "rate", "rate must be a positive number of requests/s, got '-1'"),
+    ({"rate": "inf"}, "rate", "rate must be a positive number of requests/s, got inf"),
+    ({"rate": "-1"}, "rate", "rate must be a positive number of requests/s, got -1"),
     ({"scenario": "rate"}, "rate", "the rate scenario needs a rate"),
     ({"scenario": "static"}, "batch_size", "the static scenario needs a batch_size"),
     (
@@ -115,23 +121,23 @@ WORKLOAD_RULES: list[tuple[dict[str, Any], str, str]] = [
     (
         {"rate": "2", "burstiness": "0.01"},
         "burstiness",
-        "burstiness must be a number >= 0.05 (1 = Poisson), got '0.01'",
+        "burstiness must be a number >= 0.05 (1 = Poisson), got 0.01",
     ),
     (
         {"concurrency": "2", "burstiness": "0.5"},
         "burstiness",
         "burstiness shapes the arrivals of the rate scenario; give a rate",
     ),
-    ({"num_requests": "0"}, "num_requests", "num_requests must be a positive integer, got '0'"),
+    ({"num_requests": "0"}, "num_requests", "num_requests must be a positive integer, got 0"),
     (
         {"input_len_spread": "1"},
         "input_len_spread",
-        "input_len_spread must be in [0, 1), got '1'",
+        "input_len_spread must be in [0, 1), got 1",
     ),
     (
         {"shared_prefix_len": "-1"},
         "shared_prefix_len",
-        "shared_prefix_len must be a whole number >= 0, got '-1'",
+        "shared_prefix_len must be a whole number >= 0, got -1",
     ),
     (
         {"shared_prefix_len": "1024"},
@@ -139,8 +145,8 @@ WORKLOAD_RULES: list[tuple[dict[str, Any], str, str]] = [
         "shared_prefix_len (1024) must be shorter than input_len (1024): a prompt is its shared "
         "prefix plus at least one token of its own",
     ),
-    ({"cached_share": "1.5"}, "cached_share", "cached_share must be in [0, 1), got '1.5'"),
-    ({"seed": "-1"}, "seed", "seed must be a whole number >= 0, got '-1'"),
+    ({"cached_share": "1.5"}, "cached_share", "cached_share must be in [0, 1), got 1.5"),
+    ({"seed": "-1"}, "seed", "seed must be a whole number >= 0, got -1"),
     (
         {"input_len": "", "output_len": "", "length_mix": "1024"},
         "length_mix",
@@ -202,7 +208,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
     """A form marks every field that is wrong, not only the first."""
     exc = _failure(WorkloadInput, {"input_len": "0", "output_len": "x", "cached_share": "2"})
     assert set(field_errors(exc)) == {"input_len", "output_len", "cached_share"}
-    assert one_line(exc) == "input_len must be a positive integer, got '0'"
+    assert one_line(exc) == "input_len must be a positive integer, got 0"
 
 
 GOOD_DEPLOYMENTS = [
@@ -337,7 +343,7 @@ def _flags(fields: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"tp": "0"}, "tp must be a positive integer, got '0'"),
+        ({"tp": "0"}, "tp must be a positive integer, got 0"),
         ({"gpu_memory_utilization": "1.5"}, "gpu_memory_utilization must be in [0.05, 0.99]"),
         ({"engine": "tgi"}, "unknown engine 'tgi'"),
         ({"spec_tokens": "3"}, "spec_tokens and spec_acceptance need a spec_method"),
@@ -381,7 +387,7 @@ def test_the_command_line_reports_a_rule_as_one_line() -> None:
         timeout=120,
     )
     assert out.returncode == 2
-    assert out.stderr == "error: tp must be a positive integer, got '0'\n"
+    assert out.stderr == "error: tp must be a positive integer, got 0\n"
 
 
 def test_optimize_takes_the_workload_through_the_schema() -> None:
@@ -395,3 +401,221 @@ def test_optimize_takes_the_workload_through_the_schema() -> None:
         ],
     )
     assert str(result.exception) == "cached_share must be in [0, 1), got 1.5"
+
+
+# ----------------------------------------------------------------------------- the search
+
+SEARCH = {"model": "meta-llama/Llama-3.1-8B", "hardware": "h100-sxm", "devices": "8"}
+
+SEARCH_RULES: list[tuple[dict[str, Any], str, str]] = [
+    # (changes to SEARCH, field marked, whole message); constraints/ga fields nest
+    ({"devices": "0"}, "devices", "devices must be a positive integer, got 0"),
+    ({"devices": "eight"}, "devices", "devices must be a positive integer, got 'eight'"),
+    ({"devices": ""}, "devices", "missing devices"),
+    ({"model": "", "hardware": None}, "model", "missing model, hardware"),
+    ({"hardware": 7}, "hardware", "hardware must be text, got 7"),
+    ({"nodes": "0"}, "nodes", "nodes must be a positive integer, got 0"),
+    ({"devices": "12", "nodes": "5"}, "nodes", "nodes=5 must divide devices=12"),
+    ({"engines": ()}, "engines", "engines must name at least one engine"),
+    ({"engines": " , "}, "engines", "engines must name at least one engine"),
+    ({"engines": 3}, "engines", "engines must be a list of engines, got 3"),
+    ({"quantizations": []}, "quantizations", "quantizations must name at least one weight format"),
+    ({"max_devices": "0"}, "max_devices", "max_devices must be a positive integer, got 0"),
+    (
+        {"max_batch_size": "1.5"},
+        "max_batch_size",
+        "max_batch_size must be a positive integer, got 1.5",
+    ),
+    ({"max_memory_gb": "-80"}, "max_memory_gb", "max_memory_gb must be a positive number, got -80"),
+    (
+        {"optimization_target": "speed"},
+        "optimization_target",
+        "unknown objective 'speed'; choose one of throughput, latency, cost, goodput",
+    ),
+    ({"alternatives": "-1"}, "alternatives", "alternatives must be a whole number >= 0, got -1"),
+    ({"price_per_hour": "0"}, "price_per_hour", "price_per_hour must be a positive number, got 0"),
+    (
+        {"speculative": "medusa"},
+        "speculative",
+        "unknown speculative method 'medusa'; choose mtp, eagle3, ngram, draft:MODEL",
+    ),
+    ({"constraints": {"ttft_ms": "-5"}}, "ttft_ms", "ttft_ms must be a positive number, got -5"),
+    (
+        {"constraints": {"tpot_ms": "fast"}},
+        "tpot_ms",
+        "tpot_ms must be a positive number, got 'fast'",
+    ),
+    (
+        {"constraints": {"min_output_tok_s": 0}},
+        "min_output_tok_s",
+        "min_output_tok_s must be a positive number, got 0",
+    ),
+    (
+        {"constraints": {"min_requests_per_s": "inf"}},
+        "min_requests_per_s",
+        "min_requests_per_s must be a positive number, got inf",
+    ),
+    (
+        {"constraints": {"max_memory_gb": "0"}},
+        "max_memory_gb",
+        "max_memory_gb must be a positive number, got 0",
+    ),
+    (
+        {"constraints": {"percentile": "p100"}},
+        "percentile",
+        "unknown percentile 'p100'; use mean, p50, p90, p95, p99 or similar",
+    ),
+    ({"ga": {"population": "2"}}, "population", "population must be a whole number >= 4, got 2"),
+    (
+        {"ga": {"generations": "-1"}},
+        "generations",
+        "generations must be a whole number >= 0, got -1",
+    ),
+    ({"ga": {"crossover": "1.5"}}, "crossover", "crossover must be in [0, 1], got 1.5"),
+    ({"ga": {"mutation": "-0.1"}}, "mutation", "mutation must be in [0, 1], got -0.1"),
+    ({"ga": {"tournament": "0"}}, "tournament", "tournament must be a positive integer, got 0"),
+    ({"ga": {"elite": "-1"}}, "elite", "elite must be a whole number >= 0, got -1"),
+    ({"ga": {"patience": "-1"}}, "patience", "patience must be a whole number >= 0, got -1"),
+    ({"ga": {"seed": "x"}}, "seed", "seed must be a whole number >= 0, got 'x'"),
+    ({"ga": {"polish": "2.5"}}, "polish", "polish must be a whole number >= 0, got 2.5"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), SEARCH_RULES)
+def test_each_search_rule_has_its_message(
+    changes: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        SearchInput.model_validate({**SEARCH, **changes})
+    assert one_line(err.value) == message
+    assert field_errors(err.value)[field] == message
+    with pytest.raises(BudsimError) as failure:  # the CLI's path: the same line
+        search_input({**SEARCH, **changes})
+    assert str(failure.value) == message
+
+
+def test_good_search_builds_the_request() -> None:
+    fields = {
+        **SEARCH,
+        "devices": "16",
+        "nodes": "2",
+        "engines": "vLLM, sglang",
+        "quantizations": ("auto", "fp8"),
+        "constraints": {"ttft_ms": "500", "percentile": "median"},
+        "optimization_target": " Latency ",
+        "ga": {"population": "8", "patience": "0", "seed": "3"},
+        "speculative": "EAGLE3",
+        "price_per_hour": "2.5",
+    }
+    request = SearchInput.model_validate(fields).to_request(Workload(), disagg=True)
+    request.validate()
+    assert (request.devices, request.nodes, request.engines) == (16, 2, ("vllm", "sglang"))
+    assert request.constraints.ttft_ms == 500 and request.constraints.percentile == "p50"
+    assert request.optimization_target == "latency" and request.speculative == ("eagle3",)
+    assert request.ga.population == 8 and request.ga.patience is None and request.ga.seed == 3
+    assert request.price_per_hour == 2.5 and request.disagg
+    # the stored request reads back to the same fields
+    assert OptimizationRequest.from_dict(request.to_dict()) == request
+    default = OptimizationRequest(model="m", hardware="h", devices=1)
+    default.validate()
+    assert SearchInput.model_validate(search_fields(default)).to_request(Workload()) == default
+
+
+def _optimize_error(*args: str) -> str:
+    result = runner.invoke(
+        app,
+        [
+            "optimize",
+            *("--model", DEPLOYMENT["model"], "--hardware", "h100-sxm"),
+            *("--input-len", "1024", "--output-len", "128", "--concurrency", "4", "--no-save"),
+            *args,
+        ],
+    )
+    assert isinstance(result.exception, BudsimError), result.output
+    return str(result.exception)
+
+
+def _request_error(**changes: Any) -> str:
+    with pytest.raises(BudsimError) as err:
+        replace(
+            OptimizationRequest(model=DEPLOYMENT["model"], hardware="h100-sxm", devices=8),
+            **changes,
+        ).validate()
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "form", "form_field", "request_changes", "message"),
+    [
+        (
+            ("--devices", "0"),
+            {"devices": "0"},
+            "devices",
+            {"devices": 0},
+            "devices must be a positive integer, got 0",
+        ),
+        (
+            ("--devices", "12", "--nodes", "5"),
+            {"devices": "12", "nodes": "5"},
+            "nodes",
+            {"devices": 12, "nodes": 5},
+            "nodes=5 must divide devices=12",
+        ),
+        (
+            ("--devices", "8", "--population", "2"),
+            {"population": "2"},
+            "population",
+            {"ga": GASettings(population=2)},
+            "population must be a whole number >= 4, got 2",
+        ),
+        (
+            ("--devices", "8", "--generations", "-3"),
+            {"generations": "-3"},
+            "generations",
+            {"ga": GASettings(generations=-3)},
+            "generations must be a whole number >= 0, got -3",
+        ),
+        (
+            ("--devices", "8", "--objective", "speed"),
+            {"target": "speed"},
+            "target",
+            {"optimization_target": "speed"},
+            "unknown objective 'speed'; choose one of throughput, latency, cost, goodput",
+        ),
+    ],
+)
+def test_cli_form_and_request_give_the_same_search_message(
+    flags: tuple[str, ...],
+    form: dict[str, str],
+    form_field: str,
+    request_changes: dict[str, Any],
+    message: str,
+) -> None:
+    assert _optimize_error(*flags) == message
+    assert _form_error(form_field, **form) == message
+    assert _request_error(**request_changes) == message
+
+
+def test_cli_form_and_constraints_give_the_same_slo_message() -> None:
+    message = "ttft_ms must be a positive number, got -5"
+    assert _optimize_error("--devices", "8", "--slo-ttft-ms", "-5") == message
+    assert _form_error("ttft_ms", ttft_ms="-5") == message
+    with pytest.raises(BudsimError) as err:  # the runtime dataclass holds itself to the rule
+        Constraints(ttft_ms=-5.0)
+    assert str(err.value) == message
+    assert _optimize_error("--devices", "8", "--slo-percentile", "p0").startswith(
+        "unknown percentile 'p0'"
+    )
+
+
+def test_ga_settings_are_held_to_the_same_rules() -> None:
+    for changes, message in (
+        ({"population": 3}, "population must be a whole number >= 4, got 3"),
+        ({"crossover": 1.5}, "crossover must be in [0, 1], got 1.5"),
+        ({"tournament": 0}, "tournament must be a positive integer, got 0"),
+        ({"polish": -1}, "polish must be a whole number >= 0, got -1"),
+    ):
+        with pytest.raises(BudsimError, match="^" + re.escape(message) + "$"):
+            replace(GASettings(), **changes).validate()
+    GASettings(patience=None).validate()
+    GASettings(patience=0).validate()  # 0: never stop early, as None

@@ -326,16 +326,12 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from budsim.core.predict import context_warning
-        from budsim.core.schema import workload_input
-        from budsim.core.search.ga import GASettings
+        from budsim.core.schema import search_input, workload_input
         from budsim.core.search.optimize import (
             NoFeasibleConfiguration,
-            OptimizationRequest,
             PredictEvaluator,
             run_optimization,
         )
-        from budsim.core.search.scoring import Constraints
-        from budsim.core.speculative import parse_searched
 
         if [concurrency, rate, batch_size].count(None) != 2:
             raise BudsimError("give exactly one of --concurrency, --rate or --batch-size")
@@ -363,38 +359,36 @@ def register(app: typer.Typer) -> None:
             import warnings
 
             warnings.warn(warning, stacklevel=1)
-        request = OptimizationRequest(
-            model=model,
-            hardware=hardware,
-            devices=devices,
-            nodes=nodes,
-            workload=workload,
-            engines=_split(engines),
-            quantizations=_split(quant),
-            max_devices=max_devices,
-            max_memory_gb=max_memory_gb,
-            max_batch_size=max_batch_size,
-            constraints=Constraints(
-                ttft_ms=slo_ttft_ms,
-                tpot_ms=slo_tpot_ms,
-                percentile=slo_percentile,
-                min_output_tok_s=min_throughput,
-                min_requests_per_s=min_rps,
-            ),
-            optimization_target=objective.strip().lower(),
-            ga=GASettings(
-                population=population,
-                generations=generations,
-                seed=seed,
-                patience=patience or None,
-            ),
-            exhaustive=exhaustive,
-            alternatives=alternatives,
-            price_per_hour=price,
-            speculative=parse_searched(speculative),
-            disagg=disagg,
-        )
-        request.validate()
+        request = search_input(
+            {
+                "model": model,
+                "hardware": hardware,
+                "devices": devices,
+                "nodes": nodes,
+                "engines": _split(engines),
+                "quantizations": _split(quant),
+                "max_devices": max_devices,
+                "max_memory_gb": max_memory_gb,
+                "max_batch_size": max_batch_size,
+                "constraints": {
+                    "ttft_ms": slo_ttft_ms,
+                    "tpot_ms": slo_tpot_ms,
+                    "percentile": slo_percentile,
+                    "min_output_tok_s": min_throughput,
+                    "min_requests_per_s": min_rps,
+                },
+                "optimization_target": objective,
+                "ga": {
+                    "population": population,
+                    "generations": generations,
+                    "seed": seed,
+                    "patience": patience,
+                },
+                "alternatives": alternatives,
+                "price_per_hour": price,
+                "speculative": speculative,
+            }
+        ).to_request(workload, exhaustive=exhaustive, disagg=disagg)
         # the prediction workers start now, forked before any thread (the progress display's)
         # exists, and come up while the search prepares
         evaluator = PredictEvaluator(workload, workers=workers)

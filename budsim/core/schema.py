@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -24,6 +24,11 @@ from pydantic_core import PydanticCustomError
 from .deployment import MIN_BURSTINESS, SCENARIOS, Deployment, Workload
 from .dtypes import KV_DTYPES, WEIGHT_DTYPES
 from .errors import BudsimError
+
+if TYPE_CHECKING:
+    from .search.ga import GASettings
+    from .search.optimize import OptimizationRequest
+    from .search.scoring import Constraints
 
 # the load field of each scenario, and the scenario a lone load field picks
 LOAD_OF = {"concurrency": "concurrency", "static": "batch_size", "rate": "rate"}
@@ -39,29 +44,44 @@ def problem(field: str | None, message: str) -> PydanticCustomError:
 # ----------------------------------------------------------------------------- value parsing
 
 
+def shown(value: Any) -> str:
+    """A value as a message quotes it: a number typed as text reads as the number (a form's "0",
+    a flag's 0 and a dataclass's 0 give the same message), other text in quotes."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            float(text)
+        except ValueError:
+            return repr(value)
+        return text
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a flag's -5.0 reads as the -5 typed
+    return repr(value)
+
+
 def _number(name: str, value: Any, what: str) -> float:
     """A finite number from a typed or text value."""
     if isinstance(value, bool):
-        raise problem(name, f"{name} must be {what}, got {value!r}")
+        raise problem(name, f"{name} must be {what}, got {shown(value)}")
     if isinstance(value, (int, float)):
         number = float(value)
     else:
         try:
             number = float(str(value).strip())
         except ValueError:
-            raise problem(name, f"{name} must be {what}, got {value!r}") from None
+            raise problem(name, f"{name} must be {what}, got {shown(value)}") from None
     if not math.isfinite(number):
-        raise problem(name, f"{name} must be {what}, got {value!r}")
+        raise problem(name, f"{name} must be {what}, got {shown(value)}")
     return number
 
 
 def whole(name: str, value: Any, minimum: int = 1) -> int:
-    """A whole number >= `minimum`: "tp must be a positive integer, got '0'"."""
+    """A whole number >= `minimum`: "tp must be a positive integer, got 0"."""
     what = "a positive integer" if minimum == 1 else f"a whole number >= {minimum}"
     text = value.replace(",", "") if isinstance(value, str) else value  # 1,024 tokens
     number = _number(name, text, what)
     if number != int(number) or number < minimum:
-        raise problem(name, f"{name} must be {what}, got {value!r}")
+        raise problem(name, f"{name} must be {what}, got {shown(value)}")
     return int(number)
 
 
@@ -70,13 +90,28 @@ def in_range(name: str, value: Any, low: float, high: float, *, open_high: bool 
     what = f"in [{low:g}, {high:g}{')' if open_high else ']'}"
     number = _number(name, value, what)
     if not (low <= number < high if open_high else low <= number <= high):
-        raise problem(name, f"{name} must be {what}, got {value!r}")
+        raise problem(name, f"{name} must be {what}, got {shown(value)}")
     return number
 
 
 def fraction(name: str, value: Any) -> float:
     """A share in [0, 1)."""
     return in_range(name, value, 0.0, 1.0, open_high=True)
+
+
+def positive(name: str, value: Any) -> float:
+    """A number > 0: "ttft_ms must be a positive number, got 0"."""
+    number = _number(name, value, "a positive number")
+    if number <= 0:
+        raise problem(name, f"{name} must be a positive number, got {shown(value)}")
+    return number
+
+
+def text(name: str, value: Any) -> str:
+    """A name, path or id: text only."""
+    if not isinstance(value, str):
+        raise problem(name, f"{name} must be text, got {value!r}")
+    return value
 
 
 def _word(value: Any) -> str:
@@ -130,9 +165,7 @@ class DeploymentInput(_Input):
     @field_validator("model", "hardware", "spec_draft_model", mode="before")
     @classmethod
     def _text(cls, value: Any, info: Any) -> str:
-        if not isinstance(value, str):
-            raise problem(info.field_name, f"{info.field_name} must be text, got {value!r}")
-        return value
+        return text(info.field_name, value)
 
     @field_validator("engine", "spec_method", mode="before")
     @classmethod
@@ -269,7 +302,7 @@ class WorkloadInput(_Input):
         what = "a positive number of requests/s"
         number = _number("rate", value, what)
         if number <= 0:
-            raise problem("rate", f"rate must be {what}, got {value!r}")
+            raise problem("rate", f"rate must be {what}, got {shown(value)}")
         return number
 
     @field_validator("burstiness", mode="before")
@@ -278,7 +311,7 @@ class WorkloadInput(_Input):
         what = f"a number >= {MIN_BURSTINESS} (1 = Poisson)"
         number = _number("burstiness", value, what)
         if number < MIN_BURSTINESS:
-            raise problem("burstiness", f"burstiness must be {what}, got {value!r}")
+            raise problem("burstiness", f"burstiness must be {what}, got {shown(value)}")
         return number
 
     @field_validator("input_len_spread", "output_len_spread", "cached_share", mode="before")
@@ -384,6 +417,199 @@ class WorkloadInput(_Input):
         return workload
 
 
+# ----------------------------------------------------------------------------- the search
+
+# the SLO fields a search request may set, each a positive number
+SLO_FIELDS = ("ttft_ms", "tpot_ms", "min_output_tok_s", "min_requests_per_s", "max_memory_gb")
+
+
+class ConstraintsInput(_Input):
+    """The SLOs and floors of a search (budsim.core.search.scoring.Constraints)."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    percentile: str = "p95"
+    min_output_tok_s: float | None = None
+    min_requests_per_s: float | None = None
+    max_memory_gb: float | None = None
+
+    @field_validator(*SLO_FIELDS, mode="before")
+    @classmethod
+    def _slo(cls, value: Any, info: Any) -> float:
+        return positive(info.field_name, value)
+
+    @field_validator("percentile", mode="before")
+    @classmethod
+    def _percentile(cls, value: Any) -> str:
+        from .search.scoring import parse_percentile
+
+        try:
+            return parse_percentile(str(value))
+        except BudsimError as exc:
+            raise problem("percentile", str(exc)) from None
+
+    def to_constraints(self) -> Constraints:
+        from .search.scoring import Constraints
+
+        return Constraints(**self.model_dump())
+
+
+# the least each whole-number GA setting may be
+GA_MINIMUM = {"population": 4, "generations": 0, "tournament": 1, "elite": 0, "patience": 0}
+GA_MINIMUM |= {"seed": 0, "polish": 0}
+
+
+class GAInput(_Input):
+    """The genetic search's settings (budsim.core.search.ga.GASettings). A patience of 0 means
+    never stop early (as None)."""
+
+    population: int = 100
+    generations: int = 50
+    crossover: float = 0.8
+    mutation: float = 0.2
+    tournament: int = 3
+    elite: int = 10
+    patience: int | None = 10
+    seed: int | None = None
+    polish: int = 8
+
+    @field_validator(*GA_MINIMUM, mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: Any) -> int:
+        return whole(info.field_name, value, minimum=GA_MINIMUM[info.field_name])
+
+    @field_validator("crossover", "mutation", mode="before")
+    @classmethod
+    def _probability(cls, value: Any, info: Any) -> float:
+        return in_range(info.field_name, value, 0.0, 1.0)
+
+    def to_settings(self) -> GASettings:
+        from .search.ga import GASettings
+
+        return GASettings(**{**self.model_dump(), "patience": self.patience or None})
+
+
+def _names(name: str, what: str, value: Any) -> tuple[str, ...]:
+    """A list of names, as a sequence or comma-separated text, with at least one in it."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        names = tuple(str(item).strip() for item in items if str(item).strip())
+    except TypeError:
+        raise problem(name, f"{name} must be a list of {what}s, got {shown(value)}") from None
+    if not names:
+        raise problem(name, f"{name} must name at least one {what}")
+    return names
+
+
+class SearchInput(_Input):
+    """What `budsim optimize` searches over and for (budsim.core.search.optimize
+    .OptimizationRequest), less the workload (WorkloadInput): the cluster, the limits, the
+    objective, the SLOs (`constraints`) and the GA (`ga`). Rules that need the hardware catalog
+    or the model (a node's size, the engines a device runs, a format's name) stay with them."""
+
+    model: str | None = None
+    hardware: str | None = None
+    devices: int | None = None
+    nodes: int | None = None
+    engines: tuple[str, ...] | None = None
+    quantizations: tuple[str, ...] | None = None
+    max_devices: int | None = None
+    max_memory_gb: float | None = None
+    max_batch_size: int | None = None
+    constraints: ConstraintsInput = ConstraintsInput()
+    optimization_target: str = "throughput"
+    ga: GAInput = GAInput()
+    alternatives: int = 5
+    price_per_hour: float | None = None
+    speculative: tuple[str, ...] = ()
+
+    @field_validator("model", "hardware", mode="before")
+    @classmethod
+    def _text(cls, value: Any, info: Any) -> str:
+        return text(info.field_name, value)
+
+    @field_validator("devices", "nodes", "max_devices", "max_batch_size", mode="before")
+    @classmethod
+    def _positive_int(cls, value: Any, info: Any) -> int:
+        return whole(info.field_name, value)
+
+    @field_validator("alternatives", mode="before")
+    @classmethod
+    def _alternatives(cls, value: Any) -> int:
+        return whole("alternatives", value, minimum=0)
+
+    @field_validator("max_memory_gb", "price_per_hour", mode="before")
+    @classmethod
+    def _positive(cls, value: Any, info: Any) -> float:
+        return positive(info.field_name, value)
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines(cls, value: Any) -> tuple[str, ...]:
+        return tuple(name.lower() for name in _names("engines", "engine", value))
+
+    @field_validator("quantizations", mode="before")
+    @classmethod
+    def _quantizations(cls, value: Any) -> tuple[str, ...]:
+        return _names("quantizations", "weight format", value)
+
+    @field_validator("optimization_target", mode="before")
+    @classmethod
+    def _target(cls, value: Any) -> str:
+        from .search.scoring import TARGETS
+
+        target = _word(value)
+        if target not in TARGETS:
+            raise problem(
+                "optimization_target",
+                f"unknown objective {target!r}; choose one of {', '.join(TARGETS)}",
+            )
+        return target
+
+    @field_validator("speculative", mode="before")
+    @classmethod
+    def _speculative(cls, value: Any) -> tuple[str, ...]:
+        from .speculative import parse_searched
+
+        try:
+            return parse_searched(value)
+        except BudsimError as exc:
+            raise problem("speculative", str(exc)) from None
+
+    @model_validator(mode="after")
+    def _whole_search(self) -> SearchInput:
+        missing = [n for n in ("model", "hardware", "devices") if getattr(self, n) is None]
+        if missing:
+            raise problem(missing[0], f"missing {', '.join(missing)}")
+        if self.nodes is not None and self.devices is not None and self.devices % self.nodes:
+            raise problem("nodes", f"nodes={self.nodes} must divide devices={self.devices}")
+        return self
+
+    def to_request(self, workload: Workload, **flags: bool) -> OptimizationRequest:
+        """The request for `workload`; `flags`: exhaustive, disagg."""
+        from .search.optimize import OptimizationRequest
+
+        return OptimizationRequest(
+            model=self.model or "",
+            hardware=self.hardware or "",
+            devices=self.devices or 1,
+            nodes=self.nodes,
+            workload=workload,
+            engines=self.engines,
+            quantizations=self.quantizations,
+            max_devices=self.max_devices,
+            max_memory_gb=self.max_memory_gb,
+            max_batch_size=self.max_batch_size,
+            constraints=self.constraints.to_constraints(),
+            optimization_target=self.optimization_target,
+            ga=self.ga.to_settings(),
+            alternatives=self.alternatives,
+            price_per_hour=self.price_per_hour,
+            speculative=self.speculative,
+            **flags,
+        )
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -430,6 +656,13 @@ def workload_input(fields: Mapping[str, Any]) -> WorkloadInput:
         raise BudsimError(one_line(exc)) from None
 
 
+def search_input(fields: Mapping[str, Any]) -> SearchInput:
+    try:
+        return SearchInput.model_validate(fields)
+    except ValidationError as exc:
+        raise BudsimError(one_line(exc)) from None
+
+
 # ----------------------------------------------------------------------------- the dataclasses
 
 
@@ -467,3 +700,46 @@ def workload_fields(workload: Workload) -> dict[str, Any]:
 def check_workload(workload: Workload) -> None:
     """Hold a Workload to the input rules (see check_deployment)."""
     workload_input(workload_fields(workload))
+
+
+def search_fields(request: OptimizationRequest) -> dict[str, Any]:
+    """An OptimizationRequest as the fields SearchInput takes (the workload left out)."""
+    from dataclasses import asdict
+
+    return {
+        "model": request.model,
+        "hardware": request.hardware,
+        "devices": request.devices,
+        "nodes": request.nodes,
+        "engines": request.engines,
+        "quantizations": request.quantizations,
+        "max_devices": request.max_devices,
+        "max_memory_gb": request.max_memory_gb,
+        "max_batch_size": request.max_batch_size,
+        "constraints": asdict(request.constraints),
+        "optimization_target": request.optimization_target,
+        "ga": asdict(request.ga),
+        "alternatives": request.alternatives,
+        "price_per_hour": request.price_per_hour,
+        "speculative": request.speculative,
+    }
+
+
+def check_ga(settings: GASettings) -> None:
+    """Hold GASettings to the input rules; BudsimError if they break one."""
+    from dataclasses import asdict
+
+    try:
+        GAInput.model_validate(asdict(settings))
+    except ValidationError as exc:
+        raise BudsimError(one_line(exc)) from None
+
+
+def check_constraints(constraints: Constraints) -> str:
+    """Hold Constraints to the input rules; the percentile as parse_percentile names it."""
+    from dataclasses import asdict
+
+    try:
+        return ConstraintsInput.model_validate(asdict(constraints)).percentile
+    except ValidationError as exc:
+        raise BudsimError(one_line(exc)) from None

@@ -6,15 +6,15 @@ the errors. The same code turns a stored run's inputs back into field values ("r
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
 
 if TYPE_CHECKING:
     from budsim.core.deployment import Workload
+    from budsim.core.schema import SearchInput
     from budsim.core.search.optimize import OptimizationRequest
 
 SCENARIOS: tuple[tuple[str, str], ...] = (
@@ -159,68 +159,6 @@ class FormCheck:
         return ""
 
 
-# ------------------------------------------------------------------------------- parsing helpers
-
-
-_N = TypeVar("_N", int, float)
-
-
-def _number(
-    errors: dict[str, str],
-    key: str,
-    text: str,
-    parse: Callable[[str], _N],
-    what: str,
-    optional: bool,
-) -> _N | None:
-    """The part every numeric field shares: cleaned text, the required check, the parse error."""
-    text = text.strip().replace("_", "").replace(",", "")
-    if not text:
-        if not optional:
-            errors[key] = "required"
-        return None
-    try:
-        return parse(text)
-    except ValueError:
-        errors[key] = f"{text!r} is not {what}"
-        return None
-
-
-def _int(
-    errors: dict[str, str], key: str, text: str, *, minimum: int = 1, optional: bool = False
-) -> int | None:
-    value = _number(errors, key, text, int, "a whole number", optional)
-    if value is not None and value < minimum:
-        errors[key] = f"must be at least {minimum}"
-        return None
-    return value
-
-
-def _float(
-    errors: dict[str, str],
-    key: str,
-    text: str,
-    *,
-    optional: bool = True,
-    positive: bool = True,
-    low: float | None = None,
-    high: float | None = None,
-) -> float | None:
-    value = _number(errors, key, text, float, "a number", optional)
-    if value is None:
-        return None
-    if not math.isfinite(value):
-        errors[key] = "must be finite"
-        return None
-    if positive and value <= 0:
-        errors[key] = "must be positive"
-        return None
-    if low is not None and high is not None and not (low <= value <= high):
-        errors[key] = f"must be in [{low:g}, {high:g}]"
-        return None
-    return value
-
-
 # ------------------------------------------------------------------------------- the check
 
 
@@ -260,6 +198,58 @@ def _check_workload(values: SetupValues, errors: dict[str, str]) -> Workload | N
         return None
 
 
+# the form's field for a SearchInput field whose name differs
+SEARCH_FIELD = {"optimization_target": "target", "min_output_tok_s": "min_tok_s"}
+
+
+def _check_search(
+    values: SetupValues,
+    engines: tuple[str, ...] | None,
+    quants: tuple[str, ...] | None,
+    errors: dict[str, str],
+) -> SearchInput | None:
+    """The search fields through the schema (budsim.core.schema.SearchInput): its messages go
+    on the fields they name. Blank text is a value not given; a field the form needs says
+    "required"."""
+    from pydantic import ValidationError
+
+    from budsim.core.schema import SearchInput, field_errors
+
+    for key in ("devices", "population", "generations", "crossover", "mutation"):
+        if not getattr(values, key).strip():
+            errors[key] = "required"
+    fields: dict[str, Any] = {
+        "model": values.model,
+        "hardware": values.hardware,
+        "devices": values.devices,
+        "nodes": values.nodes,
+        "engines": engines,
+        "quantizations": quants,
+        "constraints": {
+            "ttft_ms": values.ttft_ms,
+            "tpot_ms": values.tpot_ms,
+            "percentile": values.percentile,
+            "min_output_tok_s": values.min_tok_s,
+        },
+        "optimization_target": values.target,
+        "ga": {
+            "population": values.population,
+            "generations": values.generations,
+            "seed": values.seed,
+            "patience": values.patience.strip() or "0",  # empty: never stop early
+            "crossover": values.crossover,
+            "mutation": values.mutation,
+        },
+        "speculative": values.speculative,
+    }
+    try:
+        return SearchInput.model_validate(fields)
+    except ValidationError as exc:
+        for name, message in field_errors(exc).items():
+            errors.setdefault(SEARCH_FIELD.get(name, name), message)
+        return None
+
+
 def check_form(
     values: SetupValues,
     catalog: Catalog | None,
@@ -290,15 +280,6 @@ def check_form(
     device = catalog.devices.get(values.hardware) if values.hardware else None
     if device is None:
         errors["hardware"] = "choose a device" if not values.hardware else "unknown device"
-    devices = _int(errors, "devices", values.devices)
-    nodes = _int(errors, "nodes", values.nodes, optional=True)
-    if device is not None and devices is not None and "nodes" not in errors:
-        from budsim.core.hardware import make_cluster
-
-        try:
-            make_cluster(device.id, devices, nodes, hardware=catalog.devices)
-        except BudsimError as exc:
-            errors["nodes" if nodes is not None else "devices"] = str(exc)
 
     engines: tuple[str, ...] | None = None
     quants: tuple[str, ...] | None = None
@@ -307,84 +288,29 @@ def check_form(
         if not available:
             errors["engines"] = f"no engine profile runs on {device.kind}"
         elif values.engines is not None:
-            chosen = tuple(e for e in values.engines if e in available)
-            if not chosen:
-                errors["engines"] = "select at least one engine"
-            elif set(chosen) != set(available):
-                engines = chosen
+            engines = tuple(e for e in values.engines if e in available)
+            if set(engines) == set(available):
+                engines = None  # every engine: no restriction
         q_available = catalog.quantizations_for(device.kind)
         if values.quantizations is not None:
-            chosen_q = tuple(q for q in values.quantizations if q in q_available)
-            if not chosen_q:
-                errors["quantizations"] = "select at least one weight format"
-            elif set(chosen_q) != set(q_available):
-                quants = chosen_q
+            quants = tuple(q for q in values.quantizations if q in q_available)
+            if set(quants) == set(q_available):
+                quants = None
 
     workload = _check_workload(values, errors)
+    search = _check_search(values, engines, quants, errors)
+    if search is not None and device is not None and "devices" not in errors:
+        from budsim.core.hardware import make_cluster
 
-    ttft = _float(errors, "ttft_ms", values.ttft_ms)
-    tpot = _float(errors, "tpot_ms", values.tpot_ms)
-    min_tok = _float(errors, "min_tok_s", values.min_tok_s)
-    if values.percentile not in PERCENTILES:
-        errors["percentile"] = "choose p50, p90, p95, p99 or mean"
-    if values.target not in dict(TARGETS):
-        errors["target"] = "choose throughput, latency, cost or goodput"
-    from budsim.core.speculative import parse_searched
+        try:  # the node size of this device
+            make_cluster(device.id, search.devices or 1, search.nodes, hardware=catalog.devices)
+        except BudsimError as exc:
+            errors["nodes" if search.nodes is not None else "devices"] = str(exc)
 
-    speculative: tuple[str, ...] = ()
-    try:
-        speculative = parse_searched(values.speculative)
-    except BudsimError as exc:
-        errors["speculative"] = str(exc)
-
-    population = _int(errors, "population", values.population, minimum=4)
-    generations = _int(errors, "generations", values.generations, minimum=0)
-    seed = _int(errors, "seed", values.seed, minimum=0, optional=True)
-    patience = _int(errors, "patience", values.patience, minimum=0, optional=True)
-    crossover = _float(
-        errors, "crossover", values.crossover, optional=False, positive=False, low=0, high=1
-    )
-    mutation = _float(
-        errors, "mutation", values.mutation, optional=False, positive=False, low=0, high=1
-    )
-
-    if errors:
+    if errors or search is None or workload is None:
         return FormCheck(None, errors)
-
-    from budsim.core.search.ga import GASettings
-    from budsim.core.search.optimize import OptimizationRequest
-    from budsim.core.search.scoring import Constraints
-
-    assert devices is not None and workload is not None
-    assert population is not None and generations is not None
     try:
-        request = OptimizationRequest(
-            model=model,
-            hardware=values.hardware,
-            devices=devices,
-            nodes=nodes,
-            workload=workload,
-            engines=engines,
-            quantizations=quants,
-            constraints=Constraints(
-                ttft_ms=ttft,
-                tpot_ms=tpot,
-                percentile=values.percentile,
-                min_output_tok_s=min_tok,
-            ),
-            optimization_target=values.target,
-            ga=GASettings(
-                population=population,
-                generations=generations,
-                crossover=crossover if crossover is not None else 0.8,
-                mutation=mutation if mutation is not None else 0.2,
-                seed=seed,
-                patience=patience or None,
-            ),
-            exhaustive=values.exhaustive,
-            speculative=speculative,
-            disagg=values.disagg,
-        )
+        request = search.to_request(workload, exhaustive=values.exhaustive, disagg=values.disagg)
         request.validate()
     except BudsimError as exc:
         return FormCheck(None, {"request": str(exc)})

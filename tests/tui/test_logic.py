@@ -93,14 +93,14 @@ def test_form_builds_a_request(catalog: Catalog) -> None:
     ("changes", "field", "words"),
     [
         ({"model": ""}, "model", "choose a model"),
-        ({"devices": "two"}, "devices", "not a whole number"),
-        ({"devices": "0"}, "devices", "at least 1"),
-        ({"devices": "12", "nodes": "5"}, "nodes", "split evenly"),
-        ({"engines": ()}, "engines", "at least one"),
+        ({"devices": "two"}, "devices", "devices must be a positive integer, got 'two'"),
+        ({"devices": "0"}, "devices", "devices must be a positive integer, got 0"),
+        ({"devices": "12", "nodes": "5"}, "nodes", "nodes=5 must divide devices=12"),
+        ({"engines": ()}, "engines", "engines must name at least one engine"),
         ({"load": "-3"}, "load", "concurrency must be a positive integer"),
-        ({"ttft_ms": "fast"}, "ttft_ms", "not a number"),
-        ({"population": "2"}, "population", "at least 4"),
-        ({"mutation": "1.5"}, "mutation", "[0, 1]"),
+        ({"ttft_ms": "fast"}, "ttft_ms", "ttft_ms must be a positive number, got 'fast'"),
+        ({"population": "2"}, "population", "population must be a whole number >= 4, got 2"),
+        ({"mutation": "1.5"}, "mutation", "mutation must be in [0, 1], got 1.5"),
         ({"hardware": "tpu-v9"}, "hardware", "unknown"),
     ],
 )
@@ -176,7 +176,7 @@ def test_requests_field_is_a_finite_run_or_steady_state(catalog: Catalog) -> Non
     finite = check_form(base.with_(num_requests="160"), catalog).request
     assert finite is not None and finite.workload.num_requests == 160
     for bad in ("0", "-3", "2.5"):
-        words = f"num_requests must be a positive integer, got {bad!r}"
+        words = f"num_requests must be a positive integer, got {bad}"
         check = check_form(base.with_(num_requests=bad), catalog)
         assert check.request is None and words in check.errors["num_requests"]
         assert check.reason.startswith("requests:")

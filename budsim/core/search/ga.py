@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..deployment import Deployment
-from ..errors import BudsimError
 from .scoring import Score, Scorer
 from .space import (
     CATEGORICAL,
@@ -67,28 +66,18 @@ class GASettings:
     mutation: float = 0.2
     tournament: int = 3
     elite: int = 10  # capped at half the population
-    patience: int | None = 10  # generations without front improvement before stopping; None = never
+    patience: int | None = (
+        10  # generations without front improvement before stopping; None/0 = never
+    )
     seed: int | None = None
     # rounds of single-gene local search around the best candidate once evolution ends (0 = none)
     polish: int = 8
 
     def validate(self) -> None:
-        if self.population < 4:
-            raise BudsimError(f"population must be at least 4, got {self.population}")
-        if self.generations < 0:
-            raise BudsimError(f"generations must be >= 0, got {self.generations}")
-        for name in ("crossover", "mutation"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise BudsimError(f"{name} probability must be in [0, 1], got {value}")
-        if self.tournament < 1:
-            raise BudsimError(f"tournament size must be >= 1, got {self.tournament}")
-        if self.elite < 0:
-            raise BudsimError(f"elite must be >= 0, got {self.elite}")
-        if self.patience is not None and self.patience < 1:
-            raise BudsimError(f"patience must be >= 1, got {self.patience}")
-        if self.polish < 0:
-            raise BudsimError(f"polish rounds must be >= 0, got {self.polish}")
+        """Hold the settings to the input rules (budsim.core.schema.GAInput)."""
+        from ..schema import check_ga
+
+        check_ga(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -734,7 +723,7 @@ def run_ga(
         else:
             stale += 1
         best_key, front_scores = new_best, new_scores
-        if settings.patience is not None and stale >= settings.patience:
+        if settings.patience and stale >= settings.patience:
             return finish(pop, generation, True)
         if cached.evaluations >= size and len(cached.cache) >= size:
             return outcome("completed", generation, True)  # the whole space is known

@@ -24,7 +24,7 @@ from ... import __version__
 from ..deployment import Deployment, Workload
 from ..errors import BudsimError
 from .ga import Candidate, Evaluator, GASettings, GenerationEvent, SearchOutcome, best_of, run_ga
-from .scoring import TARGETS, Check, Constraints, Scorer
+from .scoring import Check, Constraints, Scorer
 from .space import Limits, SearchSpace, build_space
 
 if TYPE_CHECKING:
@@ -79,24 +79,12 @@ class OptimizationRequest:
     disagg: bool = False
 
     def validate(self) -> None:
-        if self.optimization_target not in TARGETS:
-            raise BudsimError(
-                f"unknown objective {self.optimization_target!r}; "
-                f"choose one of {', '.join(TARGETS)}"
-            )
-        if not isinstance(self.devices, int) or self.devices < 1:
-            raise BudsimError(f"devices must be a positive integer, got {self.devices!r}")
-        if self.nodes is not None and (self.nodes < 1 or self.devices % self.nodes):
-            raise BudsimError(f"--nodes {self.nodes} must divide --devices {self.devices}")
-        if self.alternatives < 0:
-            raise BudsimError("alternatives must be >= 0")
-        if self.price_per_hour is not None and self.price_per_hour <= 0:
-            raise BudsimError("price per hour must be positive")
-        self.workload.validate()
-        self.ga.validate()
-        from ..speculative import parse_searched
+        """Hold the request to the input rules (budsim.core.schema.SearchInput, WorkloadInput)."""
+        from ..schema import search_fields, search_input
 
-        if parse_searched(self.speculative) != tuple(self.speculative):
+        checked = search_input(search_fields(self))
+        self.workload.validate()
+        if checked.speculative != tuple(self.speculative):
             raise BudsimError(
                 f"speculative entries {list(self.speculative)} are not in their parsed form "
                 "(budsim.core.speculative.parse_searched)"

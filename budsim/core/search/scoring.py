@@ -105,11 +105,9 @@ class Constraints:
     max_memory_gb: float | None = None  # per device: weights + KV cache
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "percentile", parse_percentile(self.percentile))
-        for name in ("ttft_ms", "tpot_ms", "min_output_tok_s", "min_requests_per_s"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise BudsimError(f"{name} must be a positive number, got {value!r}")
+        from ..schema import check_constraints  # the input rules (ConstraintsInput)
+
+        object.__setattr__(self, "percentile", check_constraints(self))
 
     @property
     def any(self) -> bool:
