@@ -619,3 +619,48 @@ def test_ga_settings_are_held_to_the_same_rules() -> None:
             replace(GASettings(), **changes).validate()
     GASettings(patience=None).validate()
     GASettings(patience=0).validate()  # 0: never stop early, as None
+
+
+# ----------------------------------------------------------------------------- export's configuration
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tp": "x"}, "tp must be a positive integer, got 'x'"),
+        ({"tp": 0}, "tp must be a positive integer, got 0"),
+        ({"model": None}, "missing model"),
+        ({"model": {"id": 7}}, "model must be text, got 7"),
+        ({"hardware": {"kind": "cuda"}}, "missing hardware"),
+        (
+            {"gpu_memory_utilization": 1.5},
+            "gpu_memory_utilization must be in [0.05, 0.99], got 1.5",
+        ),
+        ({"weight_dtype": "fp3"}, "unknown weight_dtype 'fp3'"),
+        ({"spec_tokens": 3}, "spec_tokens and spec_acceptance need a spec_method"),
+        ({"cached_share": 1.5}, "cached_share must be in [0, 1), got 1.5"),
+        ({"shared_prefix_len": -1}, "shared_prefix_len must be a whole number >= 0, got -1"),
+        (
+            {"workload": {"input_len": 0, "output_len": 128}},
+            "the configuration's workload: input_len must be a positive integer, got 0",
+        ),
+        (
+            {"workload": {"input_len": 1024, "output_len": 128, "shared_prefix_len": 2048}},
+            "the configuration's workload: shared_prefix_len (2048) must be shorter than input_len",
+        ),
+    ],
+)
+def test_an_export_configuration_is_held_to_the_same_rules(
+    changes: dict[str, Any], message: str
+) -> None:
+    """budsim export reads a configuration's deployment and workload through the schema: the
+    message a flag or a CSV cell gets."""
+    from budsim.core.export.plan import from_config_json
+
+    doc = {**DEPLOYMENT, "hardware": "h100-sxm", "checkpoint_dtype": "bf16", **changes}
+    with pytest.raises(BudsimError) as err:
+        from_config_json(doc)
+    assert str(err.value).startswith(message)
+    # a good one: text values read as the schema reads them, the engine's case ignored
+    plan = from_config_json({**DEPLOYMENT, "engine": "VLLM", "tp": "2", "checkpoint_dtype": "bf16"})
+    assert (plan.deployment.engine, plan.deployment.tp) == ("vllm", 2)

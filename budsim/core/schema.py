@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .deployment import MIN_BURSTINESS, SCENARIOS, Deployment, Workload
@@ -348,7 +355,9 @@ class WorkloadInput(_Input):
         return mix  # type: ignore[return-value]
 
     @model_validator(mode="after")
-    def _whole_workload(self) -> WorkloadInput:
+    def _whole_workload(self, info: ValidationInfo) -> WorkloadInput:
+        if info.context and info.context.get("fields_only"):
+            return self  # some fields of a workload, each by its own rule (workload_input)
         if self.length_mix is not None:
             if self.input_len is not None or self.output_len is not None:
                 raise problem("length_mix", "give input_len/output_len or a length_mix, not both")
@@ -649,9 +658,12 @@ def deployment_input(fields: Mapping[str, Any]) -> DeploymentInput:
         raise BudsimError(one_line(exc)) from None
 
 
-def workload_input(fields: Mapping[str, Any]) -> WorkloadInput:
+def workload_input(fields: Mapping[str, Any], *, fields_only: bool = False) -> WorkloadInput:
+    """The workload the fields give; `fields_only`: the fields given, each by its own rule, without
+    the rules about a whole workload (a document that carries a workload's prefix-caching fields
+    without the workload, as an export configuration may)."""
     try:
-        return WorkloadInput.model_validate(fields)
+        return WorkloadInput.model_validate(fields, context={"fields_only": fields_only})
     except ValidationError as exc:
         raise BudsimError(one_line(exc)) from None
 

@@ -65,7 +65,6 @@ from typing import Any
 
 from ... import __version__
 from ..deployment import Deployment, Workload
-from ..dtypes import WEIGHT_DTYPES
 from ..errors import BudsimError
 from ..report import count_text
 from ..speculative import NO_SPECULATION, expected_tokens, spec_settings
@@ -207,15 +206,11 @@ class ExportPlan:
                 raise BudsimError(
                     f"{label} {value!r} starts with '-', which engines would read as an option"
                 )
-        dtype = self.deployment.weight_dtype
-        if dtype != "auto" and dtype not in WEIGHT_DTYPES:
-            raise BudsimError(f"unknown weight dtype {dtype!r}")
         if self.max_model_len is not None and self.max_model_len < 1:
             raise BudsimError(f"max_model_len must be >= 1, got {self.max_model_len}")
-        if self.shared_prefix_len < 0:
-            raise BudsimError(f"shared_prefix_len must be >= 0, got {self.shared_prefix_len}")
-        if not 0.0 <= self.cached_share < 1.0:
-            raise BudsimError(f"cached_share must be in [0, 1), got {self.cached_share}")
+        _prefix_reuse(self.shared_prefix_len, self.cached_share)
+        if self.workload is not None:
+            self.workload.validate()
 
 
 def clean(text: object) -> str:
@@ -372,8 +367,6 @@ def comment_block(lines: Sequence[str]) -> str:
 
 
 # ---- reading a configuration JSON ----------------------------------------------------------------
-
-_DEPLOYMENT_INT = ("tp", "pp", "dp", "ep", "replicas")
 
 
 def _as_int(name: str, value: Any, *, optional: bool = False) -> int | None:
@@ -557,17 +550,33 @@ def _pools(flat: Mapping[str, Any], deployment: Deployment) -> tuple[Deployment,
 
 
 def workload_from(workload: Mapping[str, Any]) -> Workload | None:
-    """The Workload a configuration's "workload" object describes (its unknown keys ignored), or
-    None when it lacks the request lengths or its fields do not make one."""
+    """The Workload a configuration's "workload" object describes (its unknown keys ignored), held
+    to the workload rules (budsim.core.schema.WorkloadInput); None when it lacks the request
+    lengths."""
     from dataclasses import fields
 
     known = {f.name for f in fields(Workload)} - {"extra"}
     if "input_len" not in workload or "output_len" not in workload:
         return None
+    values = {k: v for k, v in workload.items() if k in known}
     try:
-        return Workload(**{k: v for k, v in workload.items() if k in known})
-    except (TypeError, ValueError):
-        return None
+        values["length_mix"] = tuple(tuple(entry) for entry in values.get("length_mix") or ())
+        parsed = Workload(**values)  # (a JSON document's lists made the tuples it hashes)
+        parsed.validate()
+    except (BudsimError, TypeError, ValueError) as exc:
+        raise BudsimError(f"the configuration's workload: {exc}") from None
+    return parsed
+
+
+def _prefix_reuse(shared_prefix_len: Any, cached_share: Any) -> tuple[int, float]:
+    """The prefix-caching fields, by the workload's rules for them (a configuration may carry them
+    without a workload)."""
+    from ..schema import workload_input
+
+    reuse = workload_input(
+        {"shared_prefix_len": shared_prefix_len, "cached_share": cached_share}, fields_only=True
+    )
+    return reuse.shared_prefix_len, reuse.cached_share
 
 
 def max_len_from_workload(workload: Mapping[str, Any]) -> int | None:
@@ -576,11 +585,7 @@ def max_len_from_workload(workload: Mapping[str, Any]) -> int | None:
     parsed = workload_from(workload)
     if parsed is None:
         return None
-    try:
-        longest = parsed.longest_request
-    except (TypeError, ValueError):
-        return None
-    return int(math.ceil(longest / 1024) * 1024)
+    return int(math.ceil(parsed.longest_request / 1024) * 1024)
 
 
 def _hardware_facts(hw_id: str) -> tuple[str | None, int | None, float | None, int | None]:
@@ -658,45 +663,19 @@ def from_config_json(
         flat.update(nested)
     flat.update({k: v for k, v in cfg.items() if k != "deployment"})
 
-    model_field = flat.get("model")
-    if isinstance(model_field, Mapping):
-        model_field = model_field.get("id") or model_field.get("name")
-    model = _as_str("model", model_field, optional=False)
-    hw_field = flat.get("hardware")
-    hw_kind: str | None = None
-    if isinstance(hw_field, Mapping):
-        hw_kind = _as_str("hardware.kind", hw_field.get("kind"))
-        hw_field = hw_field.get("id")
-    hardware = _as_str("hardware", hw_field, optional=False)
-    engine = _as_str("engine", flat.get("engine"), optional=False)
-    assert model is not None and hardware is not None and engine is not None
+    from ..schema import DeploymentInput, deployment_input
 
-    ints = {name: _as_int(name, flat.get(name, 1)) for name in _DEPLOYMENT_INT}
+    fields = {name: flat.get(name) for name in DeploymentInput.model_fields}
+    if isinstance(fields["model"], Mapping):
+        fields["model"] = fields["model"].get("id") or fields["model"].get("name")
+    hw_kind: str | None = None
+    if isinstance(fields["hardware"], Mapping):
+        hw_kind = _as_str("hardware.kind", fields["hardware"].get("kind"))
+        fields["hardware"] = fields["hardware"].get("id")
     if flat.get("prefill_workers") is not None:
-        ints["replicas"] = 1  # checked by _pools; the pools carry their own worker counts
-    deployment = Deployment(
-        model=model,
-        hardware=hardware,
-        engine=engine.strip().lower(),
-        tp=ints["tp"] or 1,
-        pp=ints["pp"] or 1,
-        dp=ints["dp"] or 1,
-        ep=ints["ep"] or 1,
-        replicas=ints["replicas"] or 1,
-        weight_dtype=_as_str("weight_dtype", flat.get("weight_dtype")) or "auto",
-        kv_dtype=_as_str("kv_dtype", flat.get("kv_dtype")) or "auto",
-        max_num_seqs=_as_int("max_num_seqs", flat.get("max_num_seqs"), optional=True),
-        max_num_batched_tokens=_as_int(
-            "max_num_batched_tokens", flat.get("max_num_batched_tokens"), optional=True
-        ),
-        gpu_memory_utilization=_as_float(
-            "gpu_memory_utilization", flat.get("gpu_memory_utilization")
-        ),
-        spec_method=_as_str("spec_method", flat.get("spec_method")) or "none",
-        spec_tokens=_as_int("spec_tokens", flat.get("spec_tokens") or 0) or 0,
-        spec_acceptance=_as_float("spec_acceptance", flat.get("spec_acceptance")),
-        spec_draft_model=_as_str("spec_draft_model", flat.get("spec_draft_model") or None) or "",
-    )
+        fields["replicas"] = None  # checked by _pools; the pools carry their own worker counts
+    deployment = deployment_input(fields).to_deployment()
+    model, hardware = deployment.model, deployment.hardware
     deployment, prefill = _pools(flat, deployment)
     if disagg and prefill is None:
         raise BudsimError(
@@ -733,11 +712,10 @@ def from_config_json(
             max_len = min(max_len, limit)
     kv_per_token = flat.get("kv_bytes_per_token", facts.get("kv_bytes_per_token"))
     reuse: Mapping[str, Any] = workload if isinstance(workload, Mapping) else {}
-    shared_prefix = _as_int(
-        "shared_prefix_len",
-        flat.get("shared_prefix_len", reuse.get("shared_prefix_len")) or 0,
+    shared_prefix, cached_share = _prefix_reuse(
+        flat.get("shared_prefix_len", reuse.get("shared_prefix_len")),
+        flat.get("cached_share", reuse.get("cached_share")),
     )
-    cached_share = _as_float("cached_share", flat.get("cached_share", reuse.get("cached_share")))
     plan = ExportPlan(
         deployment=deployment,
         device_kind=kind.lower(),
@@ -761,8 +739,8 @@ def from_config_json(
         source=source,
         budsim_version=str(cfg.get("budsim_version", doc.get("budsim_version", __version__))),
         prediction=dict(prediction),
-        shared_prefix_len=shared_prefix or 0,
-        cached_share=cached_share or 0.0,
+        shared_prefix_len=shared_prefix,
+        cached_share=cached_share,
         workload=workload_from(workload) if isinstance(workload, Mapping) else None,
         warning=disagg_warning,
         prefill=prefill,
