@@ -31,6 +31,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def load_json(name: str) -> Any:
+    """A fresh copy of the hand-written fixture `name` (tests/tui/fixtures/README.md): results in
+    the optimiser's response shape with round, made-up numbers, not the predictor's output."""
     return json.loads((FIXTURES / name).read_text())
 
 
