@@ -58,6 +58,25 @@ async def test_results_title_names_the_slo_and_the_whole_search(db_path: Path) -
 
 
 @async_test
+async def test_results_detail_says_what_the_prediction_rests_on(db_path: Path) -> None:
+    """The detail under the table names what the best prediction rests on (predict's line), so
+    a physics-only number is never mistaken for a calibrated one."""
+    from textual.widgets import Static
+
+    response = load_json("response.json")
+    rests = "physics only (TTFT, TPOT: no learned correction beat physics in validation)"
+    response["predicted_performance"]["rests_on"] = rests
+    app = BudsimApp(db_path=db_path, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.catalog is not None, what="catalog")
+        app.push_screen(ResultsScreen(view_from_response(response)))
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="results")
+        await pilot.pause()
+        detail = str(app.screen.query_one("#detail-config", Static).render())
+        assert f"rests on: {rests}" in flat([detail]), detail
+
+
+@async_test
 async def test_failed_run_shows_why_above_its_closest_configuration(db_path: Path) -> None:
     view = view_from_response(load_json("response.json"))
     view.status, view.error = "failed", ERROR

@@ -246,6 +246,8 @@ class ResultsScreen(BudsimScreen):
         extra_text = " · ".join(f"{k} {v}" for k, v in extra if v)
         if extra_text:
             head.append("\n" + extra_text, style="dim")
+        if pred.get("rests_on"):  # what the numbers rest on: evidence, or why physics only
+            head.append(f"\nrests on: {pred['rests_on']}", style="dim")
         config.update(head)
         rows = performance_rows(pred) if pred else []
         if rows:
