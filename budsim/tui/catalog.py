@@ -14,7 +14,21 @@ if TYPE_CHECKING:
     from budsim.core.engines import EngineProfile
     from budsim.core.hardware import Device
 
-ALL_QUANTS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+# the formats the form can offer, in its order; a kind shows those its listed engines run (the
+# GGUF formats only where llama.cpp is listed)
+ALL_QUANTS: tuple[str, ...] = (
+    "auto",
+    "bf16",
+    "fp16",
+    "fp8",
+    "int8",
+    "int4",
+    "nvfp4",
+    "mxfp4",
+    "q8_0",
+    "q5_k_m",
+    "q4_k_m",
+)
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,13 @@ def load_catalog() -> Catalog:
         except Exception:  # noqa: BLE001
             devices = {}
     try:
+        from budsim.core.calibration.store import pretrained
         from budsim.core.engines import all_profiles
 
-        # physics-only engines (llama.cpp) stay out of the TUI's engine list until it can mark
-        # them: ticked by default, they would be ranked against calibrated predictions
-        engines = tuple(p for p in all_profiles() if p.calibrated)
+        # as the search does: physics-only engines (llama.cpp, DeepSpeed) are not listed beside
+        # calibrated ones (ticked, they would be ranked against calibrated predictions), but on
+        # a kind with no calibration at all (CPU, Gaudi) every engine is physics-only, so all are
+        engines = tuple(p for p in all_profiles() if p.calibrated or pretrained(p.kind) is None)
     except (BudsimError, ImportError) as exc:
         errors.append(f"engine profiles: {exc}")
     preload()

@@ -55,7 +55,7 @@ def test_catalog_lists_models_hardware_engines(catalog: Catalog) -> None:
     assert "Qwen/Qwen3-0.6B" in catalog.models
     assert "h100-sxm" in catalog.devices and "gaudi2" in catalog.devices
     assert catalog.engine_ids_for("cuda") == ["vllm", "sglang", "trtllm"]
-    assert catalog.engine_ids_for("hpu") == ["vllm"]
+    assert catalog.engine_ids_for("hpu") == ["vllm", "deepspeed"]  # no engine calibrated there
     assert "nvfp4" not in catalog.quantizations_for("hpu")
     ids = {value for _, value in catalog.model_choices}
     assert ids <= set(catalog.models)

@@ -604,9 +604,7 @@ def build_space(
     limits = limits or Limits()
     device = cluster.device
     total = int(cluster.count)
-    if limits.max_devices is not None:
-        if limits.max_devices < 1:
-            raise BudsimError("--max-devices must be at least 1")
+    if limits.max_devices is not None:  # (its bounds: budsim.core.schema.SearchInput)
         total = min(total, limits.max_devices)
     dpn = max(1, min(int(cluster.devices_per_node), total))
     nodes = max(1, int(cluster.nodes))
@@ -704,8 +702,6 @@ def build_space(
 
     seqs = list(DEFAULT_MAX_NUM_SEQS)
     if limits.max_batch_size is not None:
-        if limits.max_batch_size < 1:
-            raise BudsimError("--max-batch-size must be at least 1")
         seqs = [s for s in seqs if s <= limits.max_batch_size]
         if limits.max_batch_size not in seqs:
             seqs.append(limits.max_batch_size)
@@ -713,8 +709,6 @@ def build_space(
 
     utils = list(DEFAULT_MEMORY_FRACTIONS)
     if limits.max_memory_gb is not None:
-        if limits.max_memory_gb <= 0:
-            raise BudsimError("--max-memory-gb must be positive")
         cap = math.floor(100 * limits.max_memory_gb / device.memory_gb) / 100
         if cap < 0.05:
             raise BudsimError(

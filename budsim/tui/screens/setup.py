@@ -287,11 +287,13 @@ class SetupScreen(BudsimScreen):
         for profile in catalog.engines_for(kind):
             names.setdefault(profile.id, profile.name)
         v = self.values
-        self.query_one(EngineQuantSelect).set_options(
+        select = self.query_one(EngineQuantSelect)
+        all_engines, all_quants = select.everything_ticked()
+        select.set_options(
             list(names.items()),
             catalog.quantizations_for(kind),
-            selected_engines=v.engines,
-            selected_quants=v.quantizations,
+            selected_engines=None if all_engines else v.engines,
+            selected_quants=None if all_quants else v.quantizations,
         )
 
     def _model_changed(self, ref: str, *, immediate: bool = False) -> None:

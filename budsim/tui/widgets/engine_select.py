@@ -86,3 +86,14 @@ class EngineQuantSelect(Horizontal):
         engines = tuple(e_list.selected) if e_list.option_count else None
         quants = tuple(q_list.selected) if q_list.option_count else None
         return engines, quants
+
+    def everything_ticked(self) -> tuple[bool, bool]:
+        """Whether every engine, and every format, on offer is ticked (the untouched default):
+        another hardware kind then offers all of its own ticked too. False for an empty list
+        (nothing offered yet: the form's own values decide)."""
+        e_list = self.query_one("#engines", SelectionList)
+        q_list = self.query_one("#quantizations", SelectionList)
+        return (
+            0 < e_list.option_count == len(e_list.selected),
+            0 < q_list.option_count == len(q_list.selected),
+        )
