@@ -34,7 +34,8 @@ def model_facts(ref: str, trust_remote_code: bool = False) -> dict[str, Any]:
         "quant_method": m.quant_method,
         "kv_bytes_per_token_bf16": m.kv_bytes_per_token(2.0),
         "kv_bytes_per_token_fp8": m.kv_bytes_per_token(1.0),
-        # the formats the TUI offers: llama.cpp's GGUF ones are not in it (see budsim.tui.catalog)
+        # the serving engines' formats (llama.cpp's GGUF sizes are left out to keep the TUI's facts
+        # within two lines at 80 columns)
         "weights_gb": {
             d: m.weight_bytes(d) / GB for d in WEIGHT_DTYPES if d != "fp16" and d not in GGUF_DTYPES
         },

@@ -92,13 +92,13 @@ def load_catalog() -> Catalog:
         except Exception:  # noqa: BLE001
             devices = {}
     try:
-        from budsim.core.calibration.store import pretrained
+        from budsim.core.calibration.store import kind_calibrated
         from budsim.core.engines import all_profiles
 
         # as the search does: physics-only engines (llama.cpp, DeepSpeed) are not listed beside
         # calibrated ones (ticked, they would be ranked against calibrated predictions), but on
         # a kind with no calibration at all (CPU, Gaudi) every engine is physics-only, so all are
-        engines = tuple(p for p in all_profiles() if p.calibrated or pretrained(p.kind) is None)
+        engines = tuple(p for p in all_profiles() if p.calibrated or not kind_calibrated(p.kind))
     except (BudsimError, ImportError) as exc:
         errors.append(f"engine profiles: {exc}")
     preload()

@@ -152,11 +152,17 @@ class FormCheck:
         """The first problem, as one line for the run bar ("" when the form is valid)."""
         for key in FIELD_ORDER:
             if key in self.errors:
-                return f"{LABELS.get(key, key)}: {self.errors[key]}"
+                return _with_label(LABELS.get(key, key), self.errors[key])
         if self.errors:
             key, message = next(iter(self.errors.items()))
-            return f"{key}: {message}"
+            return _with_label(key, message)
         return ""
+
+
+def _with_label(label: str, message: str) -> str:
+    # a message that already names the field as the form labels it ("population must be ...")
+    # is not prefixed again: the run bar has 80 columns
+    return message if message.startswith(f"{label} ") else f"{label}: {message}"
 
 
 # ------------------------------------------------------------------------------- the check

@@ -115,6 +115,16 @@ def test_form_errors_name_the_field(
     assert check.reason  # the run bar has something to say
 
 
+def test_the_run_bar_names_a_field_once(catalog: Catalog) -> None:
+    """A message that already starts with the field's label is not prefixed by it again (the
+    run bar has 80 columns); one that names something else keeps the label."""
+    base = SetupValues(model="Qwen/Qwen3-0.6B")
+    population = check_form(base.with_(population="2"), catalog)
+    assert population.reason == "population must be a whole number >= 4, got 2"
+    load = check_form(base.with_(load="-3"), catalog)
+    assert load.reason.startswith("load: concurrency must be a positive integer")
+
+
 def test_form_waits_for_the_model_check(catalog: Catalog) -> None:
     values = SetupValues(model="Qwen/Qwen3-0.6B")
     assert "checking" in check_form(values, catalog, model_pending=True).errors["model"]

@@ -334,6 +334,12 @@ def _pretrained(directory: str, kind: str, wanted: tuple[str, ...] | None) -> Mo
     return ModelSet(f"pretrained/{kind}@{info.get('id', '????????')}", families, forests)
 
 
+def kind_calibrated(kind: str) -> bool:
+    """Whether the shipped manifest calibrated any family of this hardware kind (read from the
+    manifest alone, without loading a model)."""
+    return _kind_info(str(pretrained_dir()), kind) is not None
+
+
 def pretrained(kind: str, families: tuple[str, ...] | None = None) -> ModelSet | None:
     """The pretrained models of a hardware kind (only `families`, when given), or None."""
     return _pretrained(str(pretrained_dir()), kind, families)

@@ -618,11 +618,11 @@ def build_space(
         for q in quant_allowed:  # fail early on typos
             normalise_quant(q, model.checkpoint_dtype)
 
-    from ..calibration.store import pretrained
+    from ..calibration.store import kind_calibrated
 
     # Physics-only engines are not ranked against calibrated ones unless asked for; on a kind
     # with no calibration at all (CPU, Gaudi) every engine is physics-only, so all compete.
-    calibrated_kind = pretrained(device.kind) is not None
+    calibrated_kind = kind_calibrated(device.kind)
     choices: list[EngineChoice] = []
     for profile in engines:
         if allowed_engines is not None and profile.id not in allowed_engines:
