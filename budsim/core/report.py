@@ -265,6 +265,7 @@ PERFORMANCE_EXTENDED: tuple[tuple[str, str, str | None], ...] = (
     ("max concurrency (KV)", "max_concurrency", None),
     ("bottleneck", "bottleneck", None),
     ("calibration", "calibration", None),
+    ("rests on", "rests_on", None),
     ("simulated", "run", None),
 )
 UNITS = {"ttft": "ms", "tpot": "ms", "e2e": "s"}
