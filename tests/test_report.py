@@ -78,3 +78,12 @@ def test_speculative_decoding_and_prefix_caching_are_named() -> None:
     assert workload_brief({**w, "cached_share": 0.5}) == "4096/256 C16 pfx+50%"
     assert workload_brief(w) == "4096/256 C16"
     assert workload_text(cached).endswith("· 3072 shared prefix tokens · 50 % of the rest cached")
+
+
+def test_the_long_report_says_what_a_prediction_rests_on() -> None:
+    from budsim.core.report import performance_rows
+
+    pred = {"ttft_ms_mean": 20.0, "calibration": "physics", "rests_on": "physics only (TTFT)"}
+    rows = {label: value for label, value, _ in performance_rows(pred, extended=True)}
+    assert rows["rests on"] == "physics only (TTFT)" and rows["calibration"] == "physics"
+    assert "rests on" not in {label for label, _, _ in performance_rows(pred)}
