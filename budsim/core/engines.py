@@ -8,7 +8,7 @@ cost instead. LiteLLM and LLMC are not runtimes: they live in budsim.core.export
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -135,52 +135,83 @@ def _llamacpp(kind: str, name: str, **knobs: Any) -> EngineProfile:
     return EngineProfile(**base)
 
 
-PROFILES: tuple[EngineProfile, ...] = (
-    EngineProfile(
-        id="vllm",
-        name="vLLM",
-        version=ENGINE_VERSIONS["vllm"],
-        kind="cuda",
-        quantizations=_GPU_QUANT,
-        kv_dtypes=("auto", "fp8"),
-        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
-        scheduler="mixed",
-        default_max_num_seqs=256,
-        default_max_num_batched_tokens=2048,
-        memory_defaults=((70.0, 1024, 8192),),
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
-        graphs=True,
-        runtime_overhead_gb=1.5,
-        graph_overhead_gb=0.7,
-        comm_overhead_gb=0.4,
-        step_overhead_ms=1.6,
-        per_seq_overhead_us=9.0,
-        per_layer_launch_us=0.0,
-        notes=("V1 engine: decode-first scheduling with chunked prefill",),
-    ),
-    EngineProfile(
-        id="vllm",
-        name="vLLM (ROCm)",
-        version=ENGINE_VERSIONS["vllm"],
+_VLLM_CUDA = EngineProfile(
+    id="vllm",
+    name="vLLM",
+    version=ENGINE_VERSIONS["vllm"],
+    kind="cuda",
+    quantizations=_GPU_QUANT,
+    kv_dtypes=("auto", "fp8"),
+    parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+    scheduler="mixed",
+    default_max_num_seqs=256,
+    default_max_num_batched_tokens=2048,
+    memory_defaults=((70.0, 1024, 8192),),
+    default_gpu_memory_utilization=0.90,
+    memory_fraction_of_free=False,
+    graphs=True,
+    runtime_overhead_gb=1.5,
+    graph_overhead_gb=0.7,
+    comm_overhead_gb=0.4,
+    step_overhead_ms=1.6,
+    per_seq_overhead_us=9.0,
+    per_layer_launch_us=0.0,
+    notes=("V1 engine: decode-first scheduling with chunked prefill",),
+)
+
+
+_SGLANG_CUDA = EngineProfile(
+    id="sglang",
+    name="SGLang",
+    pads_heads=True,
+    version=ENGINE_VERSIONS["sglang"],
+    kind="cuda",
+    quantizations=_GPU_QUANT,
+    kv_dtypes=("auto", "fp8"),
+    parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+    scheduler="prefill_first",
+    default_max_num_seqs=1024,
+    default_max_num_batched_tokens=4096,
+    memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
+    default_gpu_memory_utilization=0.88,
+    memory_fraction_of_free=False,
+    graphs=True,
+    runtime_overhead_gb=1.5,
+    graph_overhead_gb=0.8,
+    comm_overhead_gb=0.4,
+    step_overhead_ms=1.1,
+    per_seq_overhead_us=6.0,
+    per_layer_launch_us=0.0,
+    reports_one_step_late=True,
+    notes=("overlap scheduler hides most CPU work; prefill batches run alone by default",),
+)
+
+
+def _on_rocm(
+    cuda: EngineProfile, *, step_overhead_ms: float, per_seq_overhead_us: float
+) -> EngineProfile:
+    """The engine's ROCm build: the CUDA profile's scheduler and defaults with ROCm's formats (no
+    int8, nvfp4 or mxfp4 kernels there), HIP's larger runtime and graph buffers, its own per-step
+    costs, and nothing CUDA-only (head padding, one-step-late reporting, the CUDA notes)."""
+    return replace(
+        cuda,
+        name=f"{cuda.name} (ROCm)",
         kind="rocm",
         quantizations=("bf16", "fp16", "fp8", "int4"),
-        kv_dtypes=("auto", "fp8"),
-        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
-        scheduler="mixed",
-        default_max_num_seqs=256,
-        default_max_num_batched_tokens=2048,
-        memory_defaults=((70.0, 1024, 8192),),
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
-        graphs=True,
         runtime_overhead_gb=2.0,
         graph_overhead_gb=1.0,
         comm_overhead_gb=0.5,
-        step_overhead_ms=2.2,
-        per_seq_overhead_us=10.0,
-        per_layer_launch_us=0.0,
-    ),
+        step_overhead_ms=step_overhead_ms,
+        per_seq_overhead_us=per_seq_overhead_us,
+        pads_heads=False,
+        reports_one_step_late=False,
+        notes=(),
+    )
+
+
+PROFILES: tuple[EngineProfile, ...] = (
+    _VLLM_CUDA,
+    _on_rocm(_VLLM_CUDA, step_overhead_ms=2.2, per_seq_overhead_us=10.0),
     EngineProfile(
         id="vllm",
         name="vLLM (Gaudi plugin)",
@@ -230,53 +261,8 @@ PROFILES: tuple[EngineProfile, ...] = (
         per_layer_launch_us=60.0,
         notes=("memory budget is VLLM_CPU_KVCACHE_SPACE; one device = one socket",),
     ),
-    EngineProfile(
-        id="sglang",
-        name="SGLang",
-        pads_heads=True,
-        version=ENGINE_VERSIONS["sglang"],
-        kind="cuda",
-        quantizations=_GPU_QUANT,
-        kv_dtypes=("auto", "fp8"),
-        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
-        scheduler="prefill_first",
-        default_max_num_seqs=1024,
-        default_max_num_batched_tokens=4096,
-        memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
-        default_gpu_memory_utilization=0.88,
-        memory_fraction_of_free=False,
-        graphs=True,
-        runtime_overhead_gb=1.5,
-        graph_overhead_gb=0.8,
-        comm_overhead_gb=0.4,
-        step_overhead_ms=1.1,
-        per_seq_overhead_us=6.0,
-        per_layer_launch_us=0.0,
-        reports_one_step_late=True,
-        notes=("overlap scheduler hides most CPU work; prefill batches run alone by default",),
-    ),
-    EngineProfile(
-        id="sglang",
-        name="SGLang (ROCm)",
-        version=ENGINE_VERSIONS["sglang"],
-        kind="rocm",
-        quantizations=("bf16", "fp16", "fp8", "int4"),
-        kv_dtypes=("auto", "fp8"),
-        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
-        scheduler="prefill_first",
-        default_max_num_seqs=1024,
-        default_max_num_batched_tokens=4096,
-        memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
-        default_gpu_memory_utilization=0.88,
-        memory_fraction_of_free=False,
-        graphs=True,
-        runtime_overhead_gb=2.0,
-        graph_overhead_gb=1.0,
-        comm_overhead_gb=0.5,
-        step_overhead_ms=1.6,
-        per_seq_overhead_us=8.0,
-        per_layer_launch_us=0.0,
-    ),
+    _SGLANG_CUDA,
+    _on_rocm(_SGLANG_CUDA, step_overhead_ms=1.6, per_seq_overhead_us=8.0),
     EngineProfile(
         id="trtllm",
         name="TensorRT-LLM",
