@@ -70,6 +70,29 @@ class Launch:
     program_len: int = 1  # how many argv words name the program (vllm serve = 2)
     wrapper: list[str] = field(default_factory=list)  # bare-metal prefix (numactl ...)
 
+    @classmethod
+    def on(
+        cls,
+        slot: Slot,
+        table: FlagTable,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        serves_api: bool,
+    ) -> Launch:
+        """The process of one engine slot: its replica, node, devices and port."""
+        return cls(
+            replica=slot.replica,
+            node=slot.node,
+            node_in_replica=slot.node_in_replica,
+            devices=slot.devices,
+            port=slot.port,
+            serves_api=serves_api,
+            argv=argv,
+            env=env,
+            program_len=len(table.program),
+        )
+
 
 @dataclass
 class EngineRun:

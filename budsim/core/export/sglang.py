@@ -189,19 +189,7 @@ def build(
         env = visible_devices_env(plan, slot.devices) if context == "host" else {}
         if dep.spec_method == "eagle3":
             env.update({T.env_var(k): v for k, v in draft_env(context).items()})
-        launches.append(
-            Launch(
-                replica=slot.replica,
-                node=slot.node,
-                node_in_replica=slot.node_in_replica,
-                devices=slot.devices,
-                port=slot.port,
-                serves_api=slot.node_in_replica == 0,
-                argv=argv,
-                env=env,
-                program_len=len(T.program),
-            )
-        )
+        launches.append(Launch.on(slot, T, argv, env, serves_api=slot.node_in_replica == 0))
     return EngineRun(
         "sglang",
         T,

@@ -254,19 +254,7 @@ def build(
                 argv += [T.flag("--data-parallel-start-rank"), str(slot.node_in_replica * local)]
                 argv.append(T.flag("--headless"))
                 serves = False
-        launches.append(
-            Launch(
-                replica=slot.replica,
-                node=slot.node,
-                node_in_replica=slot.node_in_replica,
-                devices=slot.devices,
-                port=slot.port,
-                serves_api=serves,
-                argv=argv,
-                env=env,
-                program_len=len(T.program),
-            )
-        )
+        launches.append(Launch.on(slot, T, argv, env, serves_api=serves))
     return EngineRun(
         "vllm",
         T,
