@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -179,15 +179,12 @@ class DeploymentInput(_Input):
     def _name(cls, value: Any) -> str:
         return _word(value)
 
-    @field_validator("tp", "pp", "dp", "ep", "replicas", "max_num_seqs", mode="before")
+    @field_validator(
+        "tp", "pp", "dp", "ep", "replicas", "max_num_seqs", "max_num_batched_tokens", mode="before"
+    )
     @classmethod
     def _positive_int(cls, value: Any, info: Any) -> int:
         return whole(info.field_name, value)
-
-    @field_validator("max_num_batched_tokens", mode="before")
-    @classmethod
-    def _token_budget(cls, value: Any) -> int:
-        return whole("max_num_batched_tokens", value)
 
     @field_validator("weight_dtype", mode="before")
     @classmethod
@@ -326,15 +323,10 @@ class WorkloadInput(_Input):
     def _share(cls, value: Any, info: Any) -> float:
         return fraction(info.field_name, value)
 
-    @field_validator("shared_prefix_len", mode="before")
+    @field_validator("shared_prefix_len", "seed", mode="before")
     @classmethod
-    def _prefix(cls, value: Any) -> int:
-        return whole("shared_prefix_len", value, minimum=0)
-
-    @field_validator("seed", mode="before")
-    @classmethod
-    def _seed(cls, value: Any) -> int:
-        return whole("seed", value, minimum=0)
+    def _count(cls, value: Any, info: Any) -> int:
+        return whole(info.field_name, value, minimum=0)
 
     @field_validator("length_mix", mode="before")
     @classmethod
@@ -651,28 +643,43 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
-def deployment_input(fields: Mapping[str, Any]) -> DeploymentInput:
+_Model = TypeVar("_Model", bound=_Input)
+
+
+def validated(
+    model: type[_Model], fields: Mapping[str, Any], context: dict[str, Any] | None = None
+) -> _Model:
+    """`fields` held to `model`'s rules; BudsimError with the first failed rule's message."""
     try:
-        return DeploymentInput.model_validate(fields)
+        return model.model_validate(fields, context=context)
     except ValidationError as exc:
         raise BudsimError(one_line(exc)) from None
+
+
+def validated_or_errors(
+    model: type[_Model], fields: Mapping[str, Any]
+) -> tuple[_Model | None, dict[str, str]]:
+    """`fields` held to `model`'s rules: the model, or None and each failed rule's message by
+    the field it names (what a form marks)."""
+    try:
+        return model.model_validate(fields), {}
+    except ValidationError as exc:
+        return None, field_errors(exc)
+
+
+def deployment_input(fields: Mapping[str, Any]) -> DeploymentInput:
+    return validated(DeploymentInput, fields)
 
 
 def workload_input(fields: Mapping[str, Any], *, fields_only: bool = False) -> WorkloadInput:
     """The workload the fields give; `fields_only`: the fields given, each by its own rule, without
     the rules about a whole workload (a document that carries a workload's prefix-caching fields
     without the workload, as an export configuration may)."""
-    try:
-        return WorkloadInput.model_validate(fields, context={"fields_only": fields_only})
-    except ValidationError as exc:
-        raise BudsimError(one_line(exc)) from None
+    return validated(WorkloadInput, fields, {"fields_only": fields_only})
 
 
 def search_input(fields: Mapping[str, Any]) -> SearchInput:
-    try:
-        return SearchInput.model_validate(fields)
-    except ValidationError as exc:
-        raise BudsimError(one_line(exc)) from None
+    return validated(SearchInput, fields)
 
 
 # ----------------------------------------------------------------------------- the dataclasses
@@ -741,17 +748,11 @@ def check_ga(settings: GASettings) -> None:
     """Hold GASettings to the input rules; BudsimError if they break one."""
     from dataclasses import asdict
 
-    try:
-        GAInput.model_validate(asdict(settings))
-    except ValidationError as exc:
-        raise BudsimError(one_line(exc)) from None
+    validated(GAInput, asdict(settings))
 
 
 def check_constraints(constraints: Constraints) -> str:
     """Hold Constraints to the input rules; the percentile as parse_percentile names it."""
     from dataclasses import asdict
 
-    try:
-        return ConstraintsInput.model_validate(asdict(constraints)).percentile
-    except ValidationError as exc:
-        raise BudsimError(one_line(exc)) from None
+    return validated(ConstraintsInput, asdict(constraints)).percentile

@@ -171,9 +171,7 @@ def _with_label(label: str, message: str) -> str:
 def _check_workload(values: SetupValues, errors: dict[str, str]) -> Workload | None:
     """The workload fields through the schema (budsim.core.schema): its messages go on the
     fields they name (a load on "load")."""
-    from pydantic import ValidationError
-
-    from budsim.core.schema import LOAD_OF, WorkloadInput, field_errors
+    from budsim.core.schema import LOAD_OF, WorkloadInput, validated_or_errors
 
     mix = values.length_mix.strip()
     rate = values.scenario == "rate"
@@ -193,15 +191,13 @@ def _check_workload(values: SetupValues, errors: dict[str, str]) -> Workload | N
     if rate and not values.burstiness.strip():
         errors["burstiness"] = "required"  # the form's own default, 1, was cleared
         return None
-    try:
-        return WorkloadInput.model_validate(fields).to_workload()
-    except ValidationError as exc:
-        for name, message in field_errors(exc).items():
-            key = "load" if name in LOAD_OF.values() else name
-            if key == "length_mix":
-                message = message.removeprefix("length mix: ")  # the field's own label
-            errors.setdefault(key, message)
-        return None
+    workload, problems = validated_or_errors(WorkloadInput, fields)
+    for name, message in problems.items():
+        key = "load" if name in LOAD_OF.values() else name
+        if key == "length_mix":
+            message = message.removeprefix("length mix: ")  # the field's own label
+        errors.setdefault(key, message)
+    return None if workload is None else workload.to_workload()
 
 
 # the form's field for a SearchInput field whose name differs
@@ -217,9 +213,7 @@ def _check_search(
     """The search fields through the schema (budsim.core.schema.SearchInput): its messages go
     on the fields they name. Blank text is a value not given; a field the form needs says
     "required"."""
-    from pydantic import ValidationError
-
-    from budsim.core.schema import SearchInput, field_errors
+    from budsim.core.schema import SearchInput, validated_or_errors
 
     for key in ("devices", "population", "generations", "crossover", "mutation"):
         if not getattr(values, key).strip():
@@ -248,12 +242,10 @@ def _check_search(
         },
         "speculative": values.speculative,
     }
-    try:
-        return SearchInput.model_validate(fields)
-    except ValidationError as exc:
-        for name, message in field_errors(exc).items():
-            errors.setdefault(SEARCH_FIELD.get(name, name), message)
-        return None
+    search, problems = validated_or_errors(SearchInput, fields)
+    for name, message in problems.items():
+        errors.setdefault(SEARCH_FIELD.get(name, name), message)
+    return search
 
 
 def check_form(
