@@ -10,25 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from budsim.core.dtypes import WEIGHT_DTYPES
+
 if TYPE_CHECKING:
     from budsim.core.engines import EngineProfile
     from budsim.core.hardware import Device
 
-# the formats the form can offer, in its order; a kind shows those its listed engines run (the
-# GGUF formats only where llama.cpp is listed)
-ALL_QUANTS: tuple[str, ...] = (
-    "auto",
-    "bf16",
-    "fp16",
-    "fp8",
-    "int8",
-    "int4",
-    "nvfp4",
-    "mxfp4",
-    "q8_0",
-    "q5_k_m",
-    "q4_k_m",
-)
+# the formats the form can offer, in the catalog's order; a kind shows those its listed engines
+# run (the GGUF formats only where llama.cpp is listed)
+ALL_QUANTS: tuple[str, ...] = ("auto", *WEIGHT_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -92,13 +82,12 @@ def load_catalog() -> Catalog:
         except Exception:  # noqa: BLE001
             devices = {}
     try:
-        from budsim.core.calibration.store import kind_calibrated
         from budsim.core.engines import all_profiles
+        from budsim.core.search.space import searched_by_default
 
-        # as the search does: physics-only engines (llama.cpp, DeepSpeed) are not listed beside
-        # calibrated ones (ticked, they would be ranked against calibrated predictions), but on
-        # a kind with no calibration at all (CPU, Gaudi) every engine is physics-only, so all are
-        engines = tuple(p for p in all_profiles() if p.calibrated or not kind_calibrated(p.kind))
+        # the engines a search weighs unless named (ticked, the others would be ranked against
+        # calibrated predictions)
+        engines = tuple(p for p in all_profiles() if searched_by_default(p))
     except (BudsimError, ImportError) as exc:
         errors.append(f"engine profiles: {exc}")
     preload()

@@ -113,6 +113,8 @@ class _EngineLike(Protocol):
     def kv_dtypes(self) -> tuple[str, ...]: ...
     @property
     def parallelism(self) -> frozenset[str]: ...
+    @property
+    def kind(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -590,6 +592,15 @@ def _runs_predicate(
     return runs
 
 
+def searched_by_default(profile: _EngineLike) -> bool:
+    """Whether a search (and the TUI's engine list) weighs `profile` unless engines are named.
+    Physics-only engines are not ranked against calibrated ones; on a hardware kind with no
+    calibration at all (CPU, Gaudi) every engine is physics-only, so all compete."""
+    from ..calibration.store import kind_calibrated
+
+    return bool(getattr(profile, "calibrated", True)) or not kind_calibrated(profile.kind)
+
+
 def build_space(
     model: Any,
     cluster: Any,
@@ -618,16 +629,11 @@ def build_space(
         for q in quant_allowed:  # fail early on typos
             normalise_quant(q, model.checkpoint_dtype)
 
-    from ..calibration.store import kind_calibrated
-
-    # Physics-only engines are not ranked against calibrated ones unless asked for; on a kind
-    # with no calibration at all (CPU, Gaudi) every engine is physics-only, so all compete.
-    calibrated_kind = kind_calibrated(device.kind)
     choices: list[EngineChoice] = []
     for profile in engines:
         if allowed_engines is not None and profile.id not in allowed_engines:
             continue
-        if allowed_engines is None and calibrated_kind and not getattr(profile, "calibrated", True):
+        if allowed_engines is None and not searched_by_default(profile):
             notes.append(f"{profile.id}: physics-only, searched when named in --engines")
             continue
         if getattr(profile, "static_batches_only", False) and workload.scenario != "static":
