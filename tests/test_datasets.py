@@ -204,16 +204,23 @@ def test_aic_quantised_rows_use_an_fp8_kv_cache(df: Any) -> None:
     assert (aic[~quantised].kv_dtype == "auto").all()
 
 
-def test_aic_sglang_dp_attention_rows(df: Any) -> None:
-    aic = df[(df.source == "aic_silicon") & (df.hardware == "gb200") & (df.engine == "sglang")]
-    aic = aic[aic["mode"] == "agg"]
-    # file: tp_size 72, attention_dp_size 1, moe_tp_size 72, moe_ep_size 1 (20 rows)
-    assert len(aic) == 20
-    assert set(zip(aic.tp, aic.dp, aic.ep, aic.n_devices, strict=True)) == {(1, 72, 1, 72.0)}
-    assert aic.note.str.contains("SGLang DP attention").all()
-    assert (aic.max_num_seqs.dropna() >= aic.load[aic.max_num_seqs.notna()]).all()
-    others = df[(df.source == "aic_silicon") & ~df.index.isin(aic.index)]
-    assert not others.note.fillna("").str.contains("SGLang DP attention").any()
+def test_aic_wide_ep_rows(df: Any) -> None:
+    agg = df[(df.source == "aic_silicon") & (df["mode"] == "agg") & (df.hardware == "gb200")]
+    # file: tp_size 72, attention_dp_size 1, moe_tp_size 72, moe_ep_size 1 (20 SGLang rows)
+    sglang = agg[agg.engine == "sglang"]
+    assert len(sglang) == 20
+    assert set(zip(sglang.tp, sglang.dp, sglang.ep, sglang.n_devices, strict=True)) == {
+        (1, 72, 72, 72.0)
+    }
+    assert (sglang.max_num_seqs.dropna() >= sglang.load[sglang.max_num_seqs.notna()]).all()
+    # file line 2356, 2026_04_06_deepseek_r1_gb200_trtllm_fp4_agg_1024x1024_c1075...: tp_size 36,
+    # attention_dp 1, moe_tp 36, moe_ep 1, batch 1075, TTFT 1823.14784, TPOT 17.926655
+    trt = agg[(agg.engine == "trtllm") & (agg.load == 1075) & (agg.input_len == 1024)]
+    row = trt[trt.ttft_ms.round(3) == 1823.148].iloc[0]
+    assert (row.tp, row.dp, row.ep, row.n_devices) == (1, 36, 36, 36.0)
+    wide = agg.note.fillna("").str.contains("read as wide EP")
+    assert wide.sum() == 20 + 35  # every agg row of the 2026-04-06 GB200 campaign
+    assert not df[~df.index.isin(agg[wide].index)].note.fillna("").str.contains("wide EP").any()
 
 
 def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:

@@ -453,13 +453,17 @@ def _aic_weight_dtype(precision: str, gemm: str, moe: str, model: str) -> str:
     return "bf16"
 
 
-def _aic_sglang_dp_attention(row: Mapping[str, str], tp: int, dp: int) -> bool:
-    """SGLang rows whose attention_dp_size=1 cannot be right: tp_size equals moe_tp_size and spans
-    nodes (DeepSeek-R1 at "tp 72" on GB200). 128 heads do not split 72 ways, and the measured
-    163k tok/s at 8192 concurrent requests with 39 ms TPOT needs 72 attention ranks; a TP-72 replica
-    would run at ~240 ms per token. This is SGLang's DP-attention layout."""
+def _aic_wide_ep(row: Mapping[str, str], tp: int, dp: int) -> bool:
+    """Rows of one multi-node campaign (DeepSeek-R1 on GB200, SGLang and TRT-LLM) that record
+    tp_size = moe_tp_size = N over nodes with attention_dp 1 and moe_ep 1. That layout cannot have
+    run: 128 attention heads do not split 12, 20, 36, 52 or 72 ways, and DeepSeek's expert width
+    (2048, quantised in blocks) does not split N ways either. What does divide is a wide-EP run:
+    attention data-parallel over N ranks and experts spread over the same N ranks (the engines
+    place 256 experts plus redundant copies, e.g. 288 slots, on any N). The measured speeds agree:
+    SGLang's 163k tok/s at 8192 concurrent requests with a 39 ms TPOT needs 72 attention ranks, and
+    physics prices the N-way expert TP at 2-3x the measured TPOT at high load, wide EP within ~10 %."""
     return (
-        row["backend"].strip() == "sglang"
+        row["backend"].strip() in ("sglang", "trtllm")
         and dp == 1
         and tp > 8
         and _par(row["moe_tp_size"]) == tp
@@ -517,11 +521,10 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
-            if _aic_sglang_dp_attention(row, tp, dp):
-                # SGLang's --tp N --dp N --enable-dp-attention: attention data-parallel over N
-                # ranks, experts tensor-parallel over all N (moe_tp_size = N); recorded as tp=N dp=1
-                tp, dp = 1, tp
-                notes.append("read as SGLang DP attention: tp_size=moe_tp_size with attention_dp 1")
+            if _aic_wide_ep(row, tp, dp):
+                # --tp N with attention DP and expert parallelism over the same N ranks
+                tp, dp, ep = 1, tp, tp
+                notes.append("read as wide EP: tp_size=moe_tp_size over nodes with attention_dp 1")
             squared = _aic_squared_layout(row, tp, dp)
             if squared:
                 # batch_size is per recorded attention-DP rank: fewer real ranks hold more each
