@@ -218,9 +218,26 @@ def test_aic_wide_ep_rows(df: Any) -> None:
     trt = agg[(agg.engine == "trtllm") & (agg.load == 1075) & (agg.input_len == 1024)]
     row = trt[trt.ttft_ms.round(3) == 1823.148].iloc[0]
     assert (row.tp, row.dp, row.ep, row.n_devices) == (1, 36, 36, 36.0)
-    wide = agg.note.fillna("").str.contains("read as wide EP")
+    wide = agg.note.fillna("").str.startswith("read as wide EP")
     assert wide.sum() == 20 + 35  # every agg row of the 2026-04-06 GB200 campaign
-    assert not df[~df.index.isin(agg[wide].index)].note.fillna("").str.contains("wide EP").any()
+    # disagg decode pools recorded the same way: file line 770,
+    # dsr1_gb200_sglang_fp8_disagg_1024x1024_c4096_cfg236: decode tp 1, attention_dp 32,
+    # moe_tp 32, moe_ep 1 (TTFT 4059.41, TPOT 32.80). 82 decode pools read so; the 10 whose worker
+    # counts are recorded are all this SGLang GB200 layout
+    pools = df[df.note.fillna("").str.contains("decode pool read as wide EP")]
+    assert len(pools) == 82
+    assert set(pools.engine) == {"sglang", "trtllm"} and (pools.ep == pools.dp).all()
+    counted = pools[pools.decode_workers.notna()]
+    assert set(zip(counted.hardware, counted.tp, counted.dp, counted.ep, strict=True)) == {
+        ("gb200", 1, 32, 32)
+    }
+    assert len(counted) == 10
+    assert "dsr1_gb200_sglang_fp8_disagg_1024x1024_c4096_cfg236" in set(pools.row_id)
+    # SGLang's two-node DeepSeek layout, tp 16 with experts TP 16 (2048 = 16 blocks of 128), stays
+    h100 = df[(df.hardware == "h100-sxm") & (df.engine == "sglang") & (df["mode"] == "disagg")]
+    assert set(zip(h100.tp, h100.dp, h100.ep, strict=True)) == {(16, 1, 1)}
+    others = df[~df.index.isin(agg[wide].index) & ~df.index.isin(pools.index)]
+    assert not others.note.fillna("").str.contains("wide EP").any()
 
 
 def test_aic_rows_that_record_an_n_gpu_run_as_n_squared(df: Any) -> None:

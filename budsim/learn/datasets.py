@@ -453,21 +453,27 @@ def _aic_weight_dtype(precision: str, gemm: str, moe: str, model: str) -> str:
     return "bf16"
 
 
-def _aic_wide_ep(row: Mapping[str, str], tp: int, dp: int) -> bool:
-    """Rows of one multi-node campaign (DeepSeek-R1 on GB200, SGLang and TRT-LLM) that record
-    tp_size = moe_tp_size = N over nodes with attention_dp 1 and moe_ep 1. That layout cannot have
-    run: 128 attention heads do not split 12, 20, 36, 52 or 72 ways, and DeepSeek's expert width
-    (2048, quantised in blocks) does not split N ways either. What does divide is a wide-EP run:
-    attention data-parallel over N ranks and experts spread over the same N ranks (the engines
-    place 256 experts plus redundant copies, e.g. 288 slots, on any N). The measured speeds agree:
-    SGLang's 163k tok/s at 8192 concurrent requests with a 39 ms TPOT needs 72 attention ranks, and
-    physics prices the N-way expert TP at 2-3x the measured TPOT at high load, wide EP within ~10 %."""
+def _aic_wide_ep(row: Mapping[str, str], tp: int, dp: int, moe_tp: int, ep: int) -> bool:
+    """DeepSeek runs (SGLang and TRT-LLM, mostly on GB200 racks: agg rows of the 2026-04-06
+    campaign, decode pools of several campaigns) that record their experts as tensor-parallel over
+    all N = tp x dp ranks (moe_tp_size = N, moe_ep_size 1) where that split cannot have run.
+    DeepSeek's expert width, 2048, is quantised in blocks of 128 (FP8), so N-way expert TP needs N
+    to divide 16; its 128 attention heads do not split 12, 20, 36, 52 or 72 ways either (agg rows
+    record tp = N with attention_dp 1). What does fit is a wide-EP run: attention data-parallel over
+    the N ranks and the experts spread over the same N (the engines place 256 experts plus
+    redundant copies, e.g. 288 slots, on any N). The measured speeds agree: SGLang's 163k tok/s at
+    8192 concurrent requests with a 39 ms TPOT needs 72 attention ranks, and at high load physics
+    prices the N-way expert TP at 2-3x the measured TPOT, wide EP within about 10-30 %. TP 16
+    (SGLang's two-node DeepSeek layout) divides and is kept as recorded."""
+    n = tp * dp
     return (
         row["backend"].strip() in ("sglang", "trtllm")
-        and dp == 1
-        and tp > 8
-        and _par(row["moe_tp_size"]) == tp
-        and _par(row["moe_ep_size"]) == 1
+        and "deepseek" in row["model_path"].lower()
+        and n > 8
+        and 16 % n != 0
+        and min(tp, dp) == 1
+        and moe_tp == n
+        and ep == 1
     )
 
 
@@ -521,9 +527,9 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         if mode == "agg":
             tp, pp = _par(row["tp_size"]), _par(row["pp_size"])
             dp, ep = _par(row["attention_dp_size"]), _par(row["moe_ep_size"])
-            if _aic_wide_ep(row, tp, dp):
+            if _aic_wide_ep(row, tp, dp, _par(row["moe_tp_size"]), ep):
                 # --tp N with attention DP and expert parallelism over the same N ranks
-                tp, dp, ep = 1, tp, tp
+                tp, dp, ep = 1, tp * dp, tp * dp
                 notes.append("read as wide EP: tp_size=moe_tp_size over nodes with attention_dp 1")
             squared = _aic_squared_layout(row, tp, dp)
             if squared:
@@ -550,6 +556,9 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
                 pools.append(f"{pool} {count}x(tp{ptp} dp{pdp} pp{ppp} ep{pep})")
             tp, pp = _par(row["decode_tp_size"]), _par(row["decode_pp_size"])
             dp, ep = _par(row["decode_attention_dp_size"]), _par(row["decode_moe_ep_size"])
+            if _aic_wide_ep(row, tp, dp, _par(row["decode_moe_tp_size"]), ep):
+                tp, dp, ep = 1, tp * dp, tp * dp
+                notes.append("decode pool read as wide EP: moe_tp_size = its ranks, moe_ep 1")
             notes.append("disagg: " + ", ".join(pools) + "; tp/pp/dp/ep are the decode pool's")
         if math.isnan(conc):
             notes.append("no silicon_concurrency in silicon_data_source")
