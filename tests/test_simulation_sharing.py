@@ -107,3 +107,42 @@ def test_a_queued_steady_loop_is_read_off_its_period(
         )
         assert [mean, *quantiles] == pytest.approx([slow_mean, *slow_quantiles], rel=0.01), metric
     assert fast.requests / fast.makespan == pytest.approx(slow.requests / slow.makespan, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"replicas": 0},
+        {"max_num_seqs": 0},
+        {"max_num_batched_tokens": -5},
+        {"gpu_memory_utilization": 1.5},
+        {"replicas": True},
+        {"max_num_seqs": 2.5},
+        {"ep": 3, "max_num_seqs": 0},
+        {"tp": 0, "replicas": 2},
+        {"spec_method": "nonsense", "gpu_memory_utilization": 0.8},
+    ],
+)
+def test_the_predictor_holds_each_deployment_to_the_input_rules_as_validate_does(
+    changes: dict[str, object],
+) -> None:
+    """resolve checks a family once and each knob value beside it (predict._validate): whatever
+    it accepts or refuses, with the same message, is what Deployment.validate does."""
+    from dataclasses import replace
+
+    from budsim.core.errors import BudsimError
+
+    dep = replace(DEP, **changes)  # type: ignore[arg-type]
+    for _ in range(2):  # again from the caches
+        try:
+            dep.validate()
+            expected = None
+        except BudsimError as exc:
+            expected = str(exc)
+        try:
+            resolve.__wrapped__(dep)
+            got = None
+        except BudsimError as exc:
+            got = str(exc)
+        assert got == expected

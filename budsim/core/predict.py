@@ -148,22 +148,67 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
 
 @lru_cache(maxsize=4096)
 def resolve(dep: Deployment) -> Resolved:
-    dep.validate()
-    model = load_model(dep.model)
-    device = get_device(dep.hardware)
-    engine = get_engine(dep.engine, device.kind)
-    check_support(model, device, engine, dep)
-    check_speculative(model, dep)
+    _validate(dep)
+    family = _resolve_family(_physics_key(dep))
+    engine, device = family.engine, family.device
     seqs, tokens = engine.defaults_for(device.memory_gb)
     full = dep.with_(
         engine=engine.id,
         hardware=device.id,
-        weight_dtype=resolve_weight_dtype(model, dep.weight_dtype),
+        weight_dtype=family.deployment.weight_dtype,
         max_num_seqs=dep.max_num_seqs or seqs,
         max_num_batched_tokens=dep.max_num_batched_tokens or tokens,
         gpu_memory_utilization=dep.gpu_memory_utilization or engine.default_gpu_memory_utilization,
     )
+    return Resolved(family.model, device, engine, full)
+
+
+@lru_cache(maxsize=4096)
+def _resolve_family(key: Deployment) -> Resolved:
+    """resolve's catalog lookups and support checks, which read only what _physics_key keeps:
+    once per family instead of once per deployment (a search asks for thousands of one family's
+    scheduler knobs and replica counts)."""
+    model = load_model(key.model)
+    device = get_device(key.hardware)
+    engine = get_engine(key.engine, device.kind)
+    check_support(model, device, engine, key)
+    check_speculative(model, key)
+    full = key.with_(
+        engine=engine.id,
+        hardware=device.id,
+        weight_dtype=resolve_weight_dtype(model, key.weight_dtype),
+    )
     return Resolved(model, device, engine, full)
+
+
+# The fields _physics_key sets aside. The input rules check each of them on its own (no rule of
+# the whole deployment reads them), so a deployment keeps the rules when its family does and
+# each of these values does beside the family (see _validate).
+_KNOBS = ("replicas", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+
+
+def _validate(dep: Deployment) -> None:
+    """dep.validate(), held once per family and per knob value instead of once per deployment
+    (pydantic costs more than the rest of resolve). On a broken rule the whole deployment is
+    validated again, so the error is the one dep.validate() gives."""
+    family = _physics_key(dep)
+    if _passes(family) and all(_knob_passes(family, name, getattr(dep, name)) for name in _KNOBS):
+        return
+    dep.validate()
+
+
+@lru_cache(maxsize=16384)
+def _passes(dep: Deployment) -> bool:
+    try:
+        dep.validate()
+    except BudsimError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=16384, typed=True)  # typed: 1 and True are different inputs
+def _knob_passes(family: Deployment, name: str, value: Any) -> bool:
+    return _passes(family.with_(**{name: value}))
 
 
 def step_model(dep: Deployment) -> StepTimeModel | SpeculativeStep:
