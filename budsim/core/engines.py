@@ -16,7 +16,9 @@ from .dtypes import GGUF_DTYPES, WEIGHT_BYTES
 from .errors import BudsimError
 
 
-@dataclass(frozen=True)
+# kw_only: every profile names its fields, so the ones most engines share can default (to the
+# common value) without reordering the class
+@dataclass(frozen=True, kw_only=True)
 class EngineProfile:
     id: str
     name: str
@@ -30,18 +32,19 @@ class EngineProfile:
     scheduler: str
     default_max_num_seqs: int
     default_max_num_batched_tokens: int
-    default_gpu_memory_utilization: float
+    default_gpu_memory_utilization: float = 0.90
     # True when the fraction applies to the memory left after weights (TRT-LLM's
     # kv_cache_free_gpu_memory_fraction); False when it caps total device memory (vLLM, SGLang).
-    memory_fraction_of_free: bool
-    graphs: bool  # CUDA/HPU graphs for decode
+    memory_fraction_of_free: bool = False
+    graphs: bool = True  # CUDA/HPU graphs for decode
     runtime_overhead_gb: float  # context, allocator slack, workspace
     graph_overhead_gb: float
     comm_overhead_gb: float  # NCCL/HCCL buffers when more than one device
     step_overhead_ms: float  # fixed scheduler + launch cost per iteration
     # per running sequence per iteration (batching, sampling, detokenise)
     per_seq_overhead_us: float
-    per_layer_launch_us: float  # eager mode: kernel launches per layer per iteration
+    # eager mode: kernel launches per layer per iteration (none where graphs replay the step)
+    per_layer_launch_us: float = 0.0
     # ((min device GB, max_num_seqs, max_num_batched_tokens), ...): the engine's own defaults
     # by device memory, largest threshold first; below all of them the default_* values apply
     memory_defaults: tuple[tuple[float, int, int], ...] = ()
@@ -124,8 +127,6 @@ def _llamacpp(kind: str, name: str, **knobs: Any) -> EngineProfile:
         scheduler="mixed",
         default_max_num_seqs=4,
         default_max_num_batched_tokens=2048,
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
         prequantized_only=(),
         calibrated=False,
         comm_overhead_gb=0.0,  # layer split hands activations over; no collective buffers
@@ -135,53 +136,60 @@ def _llamacpp(kind: str, name: str, **knobs: Any) -> EngineProfile:
     return EngineProfile(**base)
 
 
-_VLLM_CUDA = EngineProfile(
+def _on_cuda(**knobs: Any) -> EngineProfile:
+    """A serving engine's CUDA build (vLLM, SGLang, TRT-LLM): every GPU weight format, an fp8 KV
+    cache, all four parallelisms, CUDA graphs, and the same CUDA context and NCCL buffers."""
+    return EngineProfile(
+        kind="cuda",
+        quantizations=_GPU_QUANT,
+        kv_dtypes=("auto", "fp8"),
+        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
+        runtime_overhead_gb=1.5,
+        comm_overhead_gb=0.4,
+        **knobs,
+    )
+
+
+def _on_gaudi(**knobs: Any) -> EngineProfile:
+    """An engine on Gaudi (vLLM's plugin, DeepSpeed): HPU graphs, and the SynapseAI runtime's
+    context, graph cache and HCCL buffers, which are the same whichever engine drives them."""
+    return EngineProfile(
+        kind="hpu",
+        runtime_overhead_gb=2.5,
+        graph_overhead_gb=2.0,
+        comm_overhead_gb=0.5,
+        **knobs,
+    )
+
+
+_VLLM_CUDA = _on_cuda(
     id="vllm",
     name="vLLM",
     version=ENGINE_VERSIONS["vllm"],
-    kind="cuda",
-    quantizations=_GPU_QUANT,
-    kv_dtypes=("auto", "fp8"),
-    parallelism=frozenset({"tp", "pp", "dp", "ep"}),
     scheduler="mixed",
     default_max_num_seqs=256,
     default_max_num_batched_tokens=2048,
     memory_defaults=((70.0, 1024, 8192),),
-    default_gpu_memory_utilization=0.90,
-    memory_fraction_of_free=False,
-    graphs=True,
-    runtime_overhead_gb=1.5,
     graph_overhead_gb=0.7,
-    comm_overhead_gb=0.4,
     step_overhead_ms=1.6,
     per_seq_overhead_us=9.0,
-    per_layer_launch_us=0.0,
     notes=("V1 engine: decode-first scheduling with chunked prefill",),
 )
 
 
-_SGLANG_CUDA = EngineProfile(
+_SGLANG_CUDA = _on_cuda(
     id="sglang",
     name="SGLang",
     pads_heads=True,
     version=ENGINE_VERSIONS["sglang"],
-    kind="cuda",
-    quantizations=_GPU_QUANT,
-    kv_dtypes=("auto", "fp8"),
-    parallelism=frozenset({"tp", "pp", "dp", "ep"}),
     scheduler="prefill_first",
     default_max_num_seqs=1024,
     default_max_num_batched_tokens=4096,
     memory_defaults=((160.0, 1024, 16384), (60.0, 1024, 8192)),
     default_gpu_memory_utilization=0.88,
-    memory_fraction_of_free=False,
-    graphs=True,
-    runtime_overhead_gb=1.5,
     graph_overhead_gb=0.8,
-    comm_overhead_gb=0.4,
     step_overhead_ms=1.1,
     per_seq_overhead_us=6.0,
-    per_layer_launch_us=0.0,
     reports_one_step_late=True,
     notes=("overlap scheduler hides most CPU work; prefill batches run alone by default",),
 )
@@ -212,13 +220,12 @@ def _on_rocm(
 PROFILES: tuple[EngineProfile, ...] = (
     _VLLM_CUDA,
     _on_rocm(_VLLM_CUDA, step_overhead_ms=2.2, per_seq_overhead_us=10.0),
-    EngineProfile(
+    _on_gaudi(
         id="vllm",
         name="vLLM (Gaudi plugin)",
         # fp8 from a bf16 checkpoint through Intel Neural Compressor: a calibration run measures
         # the scales once (vllm-gaudi's calibrate_model.sh), then the engine quantises at load
         version=f"{ENGINE_VERSIONS['vllm']} (vllm-gaudi)",
-        kind="hpu",
         quantizations=("bf16", "fp8"),
         kv_dtypes=("auto", "fp8"),
         fp8_kv_needs_fp8_weights=True,
@@ -226,15 +233,8 @@ PROFILES: tuple[EngineProfile, ...] = (
         scheduler="mixed",
         default_max_num_seqs=128,
         default_max_num_batched_tokens=2048,
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
-        graphs=True,
-        runtime_overhead_gb=2.5,
-        graph_overhead_gb=2.0,
-        comm_overhead_gb=0.5,
         step_overhead_ms=3.5,
         per_seq_overhead_us=15.0,
-        per_layer_launch_us=0.0,
         notes=(
             "HPU graphs bucket batch and sequence sizes; padding is folded into the step overhead",
         ),
@@ -250,8 +250,6 @@ PROFILES: tuple[EngineProfile, ...] = (
         scheduler="mixed",
         default_max_num_seqs=256,
         default_max_num_batched_tokens=4096,
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
         graphs=False,
         runtime_overhead_gb=4.0,
         graph_overhead_gb=0.0,
@@ -263,28 +261,19 @@ PROFILES: tuple[EngineProfile, ...] = (
     ),
     _SGLANG_CUDA,
     _on_rocm(_SGLANG_CUDA, step_overhead_ms=1.6, per_seq_overhead_us=8.0),
-    EngineProfile(
+    _on_cuda(
         id="trtllm",
         name="TensorRT-LLM",
         pads_heads=True,
         reserves_output_kv=True,
         version=f"{ENGINE_VERSIONS['trtllm']} (trtllm-serve, PyTorch backend)",
-        kind="cuda",
-        quantizations=_GPU_QUANT,
-        kv_dtypes=("auto", "fp8"),
-        parallelism=frozenset({"tp", "pp", "dp", "ep"}),
         scheduler="mixed",
         default_max_num_seqs=2048,
         default_max_num_batched_tokens=8192,
-        default_gpu_memory_utilization=0.90,
         memory_fraction_of_free=True,
-        graphs=True,
-        runtime_overhead_gb=1.5,
         graph_overhead_gb=0.8,
-        comm_overhead_gb=0.4,
         step_overhead_ms=1.0,
         per_seq_overhead_us=5.0,
-        per_layer_launch_us=0.0,
         reports_one_step_late=True,
         notes=("in-flight batching; kv_cache_free_gpu_memory_fraction applies after weights",),
     ),
@@ -294,26 +283,18 @@ PROFILES: tuple[EngineProfile, ...] = (
     # HCCL. There is no server: closed-loop and rate workloads are refused. The token budget is
     # 32k per prefill step (a batch's prompts in up to a few passes, its activations bounded like
     # a serving engine's); the overheads are round estimates, physics only.
-    EngineProfile(
+    _on_gaudi(
         id="deepspeed",
         name="DeepSpeed inference (Gaudi)",
         version=ENGINE_VERSIONS["deepspeed"],
-        kind="hpu",
         quantizations=("bf16", "fp16"),
         kv_dtypes=("auto",),
         parallelism=frozenset({"tp"}),
         scheduler="prefill_first",
         default_max_num_seqs=256,
         default_max_num_batched_tokens=32768,
-        default_gpu_memory_utilization=0.90,
-        memory_fraction_of_free=False,
-        graphs=True,
-        runtime_overhead_gb=2.5,
-        graph_overhead_gb=2.0,
-        comm_overhead_gb=0.5,
         step_overhead_ms=2.0,
         per_seq_overhead_us=10.0,
-        per_layer_launch_us=0.0,
         calibrated=False,
         static_batches_only=True,
         notes=(
@@ -325,12 +306,10 @@ PROFILES: tuple[EngineProfile, ...] = (
     _llamacpp(
         "cuda",
         "llama.cpp (llama-server, CUDA)",
-        graphs=True,
         runtime_overhead_gb=0.8,
         graph_overhead_gb=0.1,
         step_overhead_ms=0.8,
         per_seq_overhead_us=50.0,
-        per_layer_launch_us=0.0,
     ),
     # HIP graphs are a build option (GGML_HIP_GRAPHS) off by default: every kernel is launched
     _llamacpp(
