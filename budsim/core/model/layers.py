@@ -261,6 +261,15 @@ def _layer_types(c: _Cfg, n: int) -> list[str] | None:
     return out
 
 
+def _attention_shape(c: _Cfg, hidden: int) -> tuple[int, int, int]:
+    """(query heads, KV heads, head dim) of configs that name them the standard way: KV heads
+    default to the query heads (plain multi-head attention), head dim to hidden / heads."""
+    heads = c.pos("num_attention_heads")
+    kv = c.pos("num_key_value_heads", default=heads)
+    head_dim = c.pos("head_dim", default=hidden // heads)
+    return heads, kv, head_dim
+
+
 def _kv_heads(c: _Cfg, heads: int) -> int:
     if c.get("multi_query") is True and c.get("new_decoder_architecture") is not True:
         return 1
@@ -373,3 +382,29 @@ def _shared_inter(c: _Cfg, expert_inter: int) -> int:
     if count:
         return count * expert_inter
     return 0
+
+
+def _routed_ffn(
+    c: _Cfg,
+    hidden: int,
+    *inter_keys: str,
+    shared_gate: bool = False,
+    router_bias: bool = False,
+    latent: int | None = None,
+) -> _Ffn:
+    """The MoE block of the families that name their experts the common ways: expert count and
+    top-k per _experts_top_k, the expert width under the first of `inter_keys` the config has,
+    shared experts per _shared_inter (read in that order, so a bad config fails the same way)."""
+    experts, top_k = _experts_top_k(c)
+    expert_inter = c.pos(*inter_keys)
+    return _moe_ffn(
+        c,
+        hidden,
+        experts=experts,
+        top_k=top_k,
+        expert_inter=expert_inter,
+        shared_inter=_shared_inter(c, expert_inter),
+        shared_gate=shared_gate,
+        router_bias=router_bias,
+        latent=latent,
+    )

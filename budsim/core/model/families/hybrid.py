@@ -14,6 +14,7 @@ from ..config import _Cfg, _first_list
 from ..layers import (
     _NO_FFN,
     _NO_MIXER,
+    _attention_shape,
     _dense_ffn,
     _expert_params,
     _experts_top_k,
@@ -26,7 +27,7 @@ from ..layers import (
     _mla_mixer,
     _moe_ffn,
     _moe_layer_mask,
-    _shared_inter,
+    _routed_ffn,
 )
 
 
@@ -47,9 +48,7 @@ def _gdn_mixer(c: _Cfg, hidden: int) -> _Mixer:
 
 
 def _qwen_next_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
-    heads = c.pos("num_attention_heads")
-    kv = c.pos("num_key_value_heads", default=heads)
-    head_dim = c.pos("head_dim", default=hidden // heads)
+    heads, kv, head_dim = _attention_shape(c, hidden)
     kinds = _layer_types(c, n)
     if kinds is None:
         interval = c.pos("full_attention_interval", default=4)
@@ -70,17 +69,7 @@ def _qwen_next_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
                 qk_norm=2 * head_dim,
             )
         if mask[i]:
-            experts, top_k = _experts_top_k(c)
-            expert_inter = c.pos("moe_intermediate_size")
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=_shared_inter(c, expert_inter),
-                shared_gate=True,
-            )
+            ffn = _routed_ffn(c, hidden, "moe_intermediate_size", shared_gate=True)
         else:
             ffn = _dense_ffn(hidden, c.pos("intermediate_size"), True)
         layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
@@ -89,9 +78,7 @@ def _qwen_next_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
 
 def _minimax_linear_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     """MiniMax-Text-01 / M1: lightning (linear) attention with a softmax layer every few layers."""
-    heads = c.pos("num_attention_heads")
-    kv = c.pos("num_key_value_heads", default=heads)
-    head_dim = c.pos("head_dim", default=hidden // heads)
+    heads, kv, head_dim = _attention_shape(c, hidden)
     types = _first_list(c.get("attn_type_list"))
     if types is None or len(types) < n:
         raise BudsimError(f"model config {c.name!r}: attn_type_list missing or too short")
@@ -136,11 +123,15 @@ def _kimi_linear_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     lc = c.get("linear_attn_config") or {}
     full = {int(x) for x in (_first_list(lc.get("full_attn_layers")) or [])}
     kda = {int(x) for x in (_first_list(lc.get("kda_layers")) or [])}
-    experts, top_k = _experts_top_k(c)
-    expert_inter = c.pos("moe_intermediate_size")
-    shared = _shared_inter(c, expert_inter)
     latent = c.opt_int("routed_expert_hidden_size")
-    dense_inter = c.pos("intermediate_size")
+    routed = _routed_ffn(
+        c,
+        hidden,
+        "moe_intermediate_size",
+        router_bias=True,
+        latent=latent if latent and latent != hidden else None,
+    )
+    dense = _dense_ffn(hidden, c.pos("intermediate_size"), True)
     mask = _moe_layer_mask(c, n)
     layers = []
     for i in range(n):
@@ -149,20 +140,7 @@ def _kimi_linear_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
             mixer = _kda_mixer(lc, hidden)
         else:
             mixer = _mla_mixer(c, hidden)
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=shared,
-                router_bias=True,
-                latent=latent if latent and latent != hidden else None,
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from ..config import _QK_NORM, _QKV_BIAS, _Cfg, _first_list
 from ..layers import (
+    _attention_shape,
     _dense_ffn,
     _dsa_indexer,
     _expert_params,
@@ -21,6 +22,7 @@ from ..layers import (
     _mla_mixer,
     _moe_ffn,
     _moe_layer_mask,
+    _routed_ffn,
     _shared_inter,
     _window_kinds,
 )
@@ -43,6 +45,16 @@ def _mixtral_like_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
             qk_norm = 2 * head_dim
     window, kinds = _window_kinds(c, mt, n)
     mask = _moe_layer_mask(c, n)
+    routed = _moe_ffn(
+        c,
+        hidden,
+        experts=experts,
+        top_k=top_k,
+        expert_inter=expert_inter,
+        shared_inter=shared,
+        shared_gate=mt in ("qwen2_moe",) and shared > 0,
+    )
+    dense = _dense_ffn(hidden, dense_inter, True)
     layers = []
     for i in range(n):
         mixer = _gqa_mixer(
@@ -55,29 +67,20 @@ def _mixtral_like_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
             qkv_bias=mt in _QKV_BIAS or c.flag("attention_bias"),
             qk_norm=qk_norm,
         )
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=shared,
-                shared_gate=mt in ("qwen2_moe",) and shared > 0,
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 
 def _deepseek_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
     """DeepSeek-V2/V3/V3.2/R1, Kimi-K2, GLM-5 (MLA + optional DSA indexer), and GQA variants (GLM-4.5)."""
     mla = c.opt_int("kv_lora_rank") is not None
-    experts, top_k = _experts_top_k(c)
-    expert_inter = c.pos("moe_intermediate_size")
-    shared = _shared_inter(c, expert_inter)
-    dense_inter = c.pos("intermediate_size", default=expert_inter)
+    routed = _routed_ffn(
+        c,
+        hidden,
+        "moe_intermediate_size",
+        router_bias=str(c.get("topk_method", default="")) == "noaux_tc",
+    )
+    dense = _dense_ffn(hidden, c.pos("intermediate_size", default=routed.expert_inter), True)
     mask = _moe_layer_mask(c, n)
     indexer_params, indexer_elems = _dsa_indexer(c, hidden)
     indexer_types = _first_list(c.get("indexer_types"))
@@ -106,19 +109,7 @@ def _deepseek_layers(c: _Cfg, mt: str, hidden: int, n: int) -> list[_Layer]:
                 qkv_bias=c.flag("attention_bias"),
                 qk_norm=2 * head_dim if c.flag("use_qk_norm") else 0,
             )
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=shared,
-                router_bias=str(c.get("topk_method", default="")) == "noaux_tc",
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 
@@ -137,16 +128,7 @@ def _deepseek_v4_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     ratios = _first_list(c.get("compress_ratios")) or [0] * n
     index_heads = c.int_("index_n_heads", default=0)
     index_dim = c.int_("index_head_dim", default=0)
-    experts, top_k = _experts_top_k(c)
-    expert_inter = c.pos("moe_intermediate_size")
-    ffn = _moe_ffn(
-        c,
-        hidden,
-        experts=experts,
-        top_k=top_k,
-        expert_inter=expert_inter,
-        shared_inter=_shared_inter(c, expert_inter),
-    )
+    ffn = _routed_ffn(c, hidden, "moe_intermediate_size")
     hc = c.int_("hc_mult", default=1)
     # hyper-connection mixing weights of the attention and FFN sub-layers, plus two norms
     extra = 2 * hidden + (2 * hc * hidden * (hc * hc + 2 * hc) if hc > 1 else 0)
@@ -210,9 +192,7 @@ def _gpt_oss_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
 
 
 def _llama4_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
-    heads = c.pos("num_attention_heads")
-    kv = c.pos("num_key_value_heads", default=heads)
-    head_dim = c.pos("head_dim", default=hidden // heads)
+    heads, kv, head_dim = _attention_shape(c, hidden)
     experts, top_k = _experts_top_k(c)
     expert_inter = c.pos("intermediate_size")
     dense_inter = c.pos("intermediate_size_mlp", default=expert_inter)
@@ -222,6 +202,15 @@ def _llama4_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     if no_rope is None or len(no_rope) < n:
         no_rope = [int((i + 1) % interval != 0) for i in range(n)]
     mask = _moe_layer_mask(c, n)
+    routed = _moe_ffn(
+        c,
+        hidden,
+        experts=experts,
+        top_k=top_k,
+        expert_inter=expert_inter,
+        shared_inter=expert_inter,
+    )
+    dense = _dense_ffn(hidden, dense_inter, True)
     layers = []
     for i in range(n):
         chunked = bool(no_rope[i]) and chunk is not None
@@ -234,25 +223,12 @@ def _llama4_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
             window=chunk if chunked else None,
             qkv_bias=c.flag("attention_bias"),
         )
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=expert_inter,
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 
 def _gemma4_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
-    heads = c.pos("num_attention_heads")
-    kv = c.pos("num_key_value_heads", default=heads)
-    head_dim = c.pos("head_dim", default=hidden // heads)
+    heads, kv, head_dim = _attention_shape(c, hidden)
     global_head_dim = c.pos("global_head_dim", default=head_dim)
     k_eq_v = c.flag("attention_k_eq_v")
     global_kv = c.pos("num_global_key_value_heads", default=kv) if k_eq_v else kv
@@ -305,10 +281,8 @@ def _mimo_v2_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     pattern = _layer_flags(c.get("hybrid_layer_pattern"), n, (1, True, "1"))
     sliding_flags = pattern or [False] * n
     window = c.pos("sliding_window", "sliding_window_size", default=128)
-    experts, top_k = _experts_top_k(c)
-    expert_inter = c.pos("moe_intermediate_size")
-    shared = _shared_inter(c, expert_inter)
-    dense_inter = c.pos("intermediate_size")
+    routed = _routed_ffn(c, hidden, "moe_intermediate_size", router_bias=True)
+    dense = _dense_ffn(hidden, c.pos("intermediate_size"), True)
     mask = _moe_layer_mask(c, n)
     layers = []
     for i in range(n):
@@ -326,19 +300,7 @@ def _mimo_v2_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
             hd = c.pos("head_dim")
             vd = c.pos("v_head_dim", default=hd)
             mixer = _gqa_mixer(hidden, heads, kv, hd, v_head_dim=vd)
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=shared,
-                router_bias=True,
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 
@@ -346,10 +308,8 @@ def _minimax_m3_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
     heads = c.pos("num_attention_heads")
     kv = c.pos("num_key_value_heads")
     head_dim = c.pos("head_dim", default=hidden // heads)
-    experts, top_k = _experts_top_k(c)
-    expert_inter = c.pos("moe_intermediate_size", "intermediate_size")
-    shared = _shared_inter(c, expert_inter)
-    dense_inter = c.pos("dense_intermediate_size", "intermediate_size")
+    routed = _routed_ffn(c, hidden, "moe_intermediate_size", "intermediate_size", router_bias=True)
+    dense = _dense_ffn(hidden, c.pos("dense_intermediate_size", "intermediate_size"), True)
     mask = _moe_layer_mask(c, n)
     sparse = c.get("sparse_attention_config") or {}
     sparse_flags = (
@@ -365,19 +325,7 @@ def _minimax_m3_layers(c: _Cfg, hidden: int, n: int) -> list[_Layer]:
         mixer = _gqa_mixer(hidden, heads, kv, head_dim, qk_norm=2 * head_dim, extra=extra)
         if sparse_flags[i] and index_dim:
             mixer = replace(mixer, kv_elems=mixer.kv_elems + index_dim)
-        if mask[i]:
-            ffn = _moe_ffn(
-                c,
-                hidden,
-                experts=experts,
-                top_k=top_k,
-                expert_inter=expert_inter,
-                shared_inter=shared,
-                router_bias=True,
-            )
-        else:
-            ffn = _dense_ffn(hidden, dense_inter, True)
-        layers.append(_make_layer(mixer, ffn, 2 * hidden, i, i))
+        layers.append(_make_layer(mixer, routed if mask[i] else dense, 2 * hidden, i, i))
     return layers
 
 
