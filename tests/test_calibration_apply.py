@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -101,18 +102,28 @@ def test_a_physics_only_family_of_a_measured_kind_carries_the_physics_band() -> 
         ("mi300x", "rocm", Workload(input_len=512, output_len=128, concurrency=4)),
     ],
 )
-def test_no_band_where_no_run_of_that_kind_was_measured(
+def test_an_unmeasured_kind_carries_the_wide_band_not_the_pooled_one(
     hardware: str, kind: str, workload: Workload
 ) -> None:
     """A band from CUDA residuals would claim an accuracy nobody measured on a Gaudi, a Xeon, or
-    ROCm closed loops (only ROCm static batches were measured)."""
+    ROCm closed loops (only ROCm static batches were measured): these carry the envelope of the
+    measured devices' physics-only bands (manifest `unmeasured_band`), wider than the pooled band."""
     dep = Deployment(model="meta-llama/Meta-Llama-3.1-8B", hardware=hardware, engine="vllm")
     with pytest.warns(store.CalibrationWarning, match=f"no measured {kind} runs"):
         pred = predict(dep, workload)
+    phys = predict_physics(dep, workload)
     assert pred.calibration == f"physics (no measured {kind} runs)"
-    assert pred.rests_on == f"physics only: no measured {kind} runs of this kind of workload"
-    assert pred.ttft_ms_mean is not None and pred.ttft_ms_mean_lo is None
-    assert pred.tpot_ms_mean_lo is None and pred.output_tok_s_lo is None
+    assert pred.rests_on.startswith(f"physics only: no measured {kind} runs of this kind of work")
+    metric, family = ("e2e_s_mean", "e2e") if kind == "cpu" else ("ttft_ms_mean", "ttft")
+    wide, pooled = store.unmeasured_band(family), store.fallback_band(family)
+    assert wide is not None and pooled is not None
+    assert f"(wide band: how far physics missed {wide[2]} measured devices)" in pred.rests_on
+    value = getattr(pred, metric)
+    assert value == getattr(phys, metric)  # the value stays physics
+    lo, hi = getattr(pred, f"{metric}_lo"), getattr(pred, f"{metric}_hi")
+    assert lo == pytest.approx(value * math.exp(wide[0]))
+    assert hi == pytest.approx(value * math.exp(wide[1]))
+    assert wide[0] < pooled[0] and wide[1] > pooled[1]
 
 
 def test_committed_models_fit_the_size_budget_and_load_without_xgboost() -> None:

@@ -109,6 +109,7 @@ MIN_MODELS = 3  # distinct models, so that grouped cross-validation means someth
 GUARD_MIN_ROWS = 20  # datasets smaller than this are not used to veto a calibration
 PHYSICS_BAND_WHEN_UNCORRECTED = True  # rows a guard leaves at shrink 0 get the physics-only band
 HW_MIN_ROWS = 100  # a hardware gets its own shrink in a segment with this many rows (and models)
+UNMEASURED_MIN_ROWS = 30  # a device's physics band counts towards the unmeasured band from here
 
 
 def hyperparameters() -> dict[str, Any]:
@@ -502,6 +503,26 @@ def fallback_band(y: np.ndarray) -> tuple[float, float]:
     return (round(min(float(lo), 0.0), 6), round(max(float(hi), 0.0), 6))
 
 
+def unmeasured_band(y: np.ndarray, hardware: np.ndarray) -> tuple[tuple[float, float], int]:
+    """The band of a family on a device kind nobody measured (Gaudi, Xeon; ROCm closed loops),
+    and how many devices it rests on: the envelope of the per-device physics-only 80 % bands
+    (devices with UNMEASURED_MIN_ROWS rows). Physics may miss an unseen device as far as it missed
+    the worst measured one; pooling the residuals instead would average a new device's bias away
+    (`benchmarks/unmeasured_band.py` measures both, each device held out in turn)."""
+    import numpy as np
+
+    ok = ~np.isnan(y)
+    y, hardware = y[ok], hardware[ok]
+    bands = [
+        fallback_band(y[hardware == device])
+        for device in sorted(set(hardware.tolist()))
+        if int((hardware == device).sum()) >= UNMEASURED_MIN_ROWS
+    ]
+    if not bands:
+        return (0.0, 0.0), 0
+    return (min(lo for lo, _ in bands), max(hi for _, hi in bands)), len(bands)
+
+
 def fit_family(
     fd: FamilyData,
     rows: np.ndarray,
@@ -677,6 +698,9 @@ def train(
     ss = dataclasses.replace(ss, samples=samples)
     everything = {fam: family_data(ss.samples, None, fam) for fam in FAMILIES}
     fallback = {fam: fallback_band(everything[fam].y) for fam in FAMILIES}
+    unmeasured = {
+        fam: unmeasured_band(everything[fam].y, everything[fam].hardware) for fam in FAMILIES
+    }
     kinds: dict[str, Any] = {}
     written: set[str] = set()
     for kind in KINDS:
@@ -752,6 +776,10 @@ def train(
             "sha256": hashlib.sha256(fe_raw).hexdigest(),
         },
         "fallback_band": {fam: list(band) for fam, band in fallback.items()},
+        "unmeasured_band": {
+            fam: {"band": list(band), "devices": devices}
+            for fam, (band, devices) in unmeasured.items()
+        },
         "kinds": kinds,
     }
     (out / "manifest.json").write_bytes(_json_bytes(manifest))

@@ -119,6 +119,42 @@ def physics_band(families: tuple[str, ...], kind: str | None = None) -> dict[str
     return out
 
 
+def unmeasured_band(families: tuple[str, ...]) -> tuple[dict[str, Residual], int] | None:
+    """Residuals that keep the physics values and carry the wide band of a device kind nobody
+    measured, and the fewest measured devices a family's band rests on (None without bands)."""
+    from . import store
+
+    out: dict[str, Residual] = {}
+    devices = []
+    for fam in families:
+        band = store.unmeasured_band(fam)
+        if band is None:
+            return None
+        out[fam] = (0.0, band[0], band[1])
+        devices.append(band[2])
+    return out, min(devices)
+
+
+def _mark_unmeasured(
+    pred: Prediction, kind: str, families: tuple[str, ...]
+) -> dict[str, Residual] | None:
+    """Say (warning and `rests_on`) that no run of this device kind was measured, and return the
+    wide band such a prediction carries: a CUDA band would claim an accuracy nobody measured on
+    this kind, so it carries how far physics missed every measured device instead."""
+    from . import store
+
+    wide = unmeasured_band(families)
+    spread = f"its band is how far physics missed {wide[1]} measured devices" if wide else ""
+    store.warn(
+        f"no measured {kind} runs of this kind of workload: the prediction is physics only, "
+        + (spread or "with no error band")
+    )
+    pred.rests_on = f"physics only: no measured {kind} runs of this kind of workload" + (
+        f" (wide band: {spread.removeprefix('its band is ')})" if wide else ""
+    )
+    return wide[0] if wide else None
+
+
 _LABEL = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "E2E"}
 
 
@@ -191,21 +227,16 @@ def apply_calibration_many(
     for k, (resolved, pred) in enumerate(todo):
         res = learned[k]
         user = store.user_calibration(resolved)
+        label = "physics"
         if len(res) < len(families):
             missing = tuple(f for f in families if f not in res)
             kind = resolved.device.kind
             fallback = physics_band(missing, kind)
             unmeasured = fallback is None and physics_band(missing) is not None
             if unmeasured:
-                store.warn(
-                    f"no measured {kind} runs of this kind of workload: the prediction is physics "
-                    f"only, with no error band"
-                )
-            if unmeasured:
-                pred.rests_on = f"physics only: no measured {kind} runs of this kind of workload"
+                label = pred.calibration = f"physics (no measured {kind} runs)"
+                fallback = _mark_unmeasured(pred, kind, missing)
             if fallback is None and not user:
-                if unmeasured:
-                    pred.calibration = f"physics (no measured {kind} runs)"
                 continue
             res.update(fallback or {fam: (0.0, 0.0, 0.0) for fam in families if fam not in res})
         if user is not None and user.covers(families):
@@ -219,4 +250,4 @@ def apply_calibration_many(
             base = "physics" if pred.rests_on.startswith("physics only") else pred.rests_on
             pred.rests_on = f"{base}; then your calibration {user.name}"
         rescale(pred, workload, res)
-        pred.calibration = "+".join(names[k]) if names[k] else "physics"
+        pred.calibration = "+".join(names[k]) if names[k] else label

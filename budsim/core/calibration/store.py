@@ -380,6 +380,23 @@ def _fallback_band(directory: str, family: str) -> tuple[float, float] | None:
     return min(lo, 0.0), max(hi, 0.0)
 
 
+def unmeasured_band(family: str) -> tuple[float, float, int] | None:
+    """(lo, hi, devices): the wide band of a family on a device kind with no measured runs, the
+    envelope of the physics-only bands of the `devices` measured devices (budsim.learn.train);
+    None without one."""
+    return _unmeasured_band(str(pretrained_dir()), family)
+
+
+@lru_cache(maxsize=32)
+def _unmeasured_band(directory: str, family: str) -> tuple[float, float, int] | None:
+    entry = (_manifest(directory) or {}).get("unmeasured_band", {}).get(family)
+    try:
+        lo, hi, devices = float(entry["band"][0]), float(entry["band"][1]), int(entry["devices"])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return (min(lo, 0.0), max(hi, 0.0), devices) if devices else None
+
+
 # ---------------------------------------------------------------------------------------- user
 @dataclass(frozen=True)
 class UserEntry:
@@ -503,6 +520,7 @@ def clear_caches() -> None:
     _pretrained.cache_clear()
     _family.cache_clear()
     _fallback_band.cache_clear()
+    _unmeasured_band.cache_clear()
     _measured_rows.cache_clear()
     _user_entries.cache_clear()
     _user_model.cache_clear()
