@@ -97,6 +97,16 @@ def test_enumerate_is_exactly_the_repair_image() -> None:
         check_valid(space, g)
 
 
+def test_engine_samples_are_each_engines_first_genome() -> None:
+    """What a search's warm-up predicts (PredictEvaluator.start): one deployment per engine."""
+    space = small_space(engines=engines("vllm", "sglang", "trtllm"))
+    firsts: dict[int, tuple[int, ...]] = {}
+    for g in space.enumerate():
+        firsts.setdefault(g[0], g)
+    assert space.engine_samples() == [space.deployment(firsts[e]) for e in sorted(firsts)]
+    assert [d.engine for d in space.engine_samples()] == [e.id for e in space.engines]
+
+
 def test_enumerate_matches_repair_image_for_moe() -> None:
     space = replace(
         moe_space(),

@@ -330,6 +330,7 @@ def register(app: typer.Typer) -> None:
         from budsim.core.search.optimize import (
             NoFeasibleConfiguration,
             PredictEvaluator,
+            prepare,
             run_optimization,
         )
 
@@ -389,10 +390,11 @@ def register(app: typer.Typer) -> None:
                 "speculative": speculative,
             }
         ).to_request(workload, exhaustive=exhaustive, disagg=disagg)
+        problem = prepare(request)
         # the prediction workers start now, forked before any thread (the progress display's)
-        # exists, and come up while the search prepares
+        # exists and after the engines' tables are loaded here (they inherit them)
         evaluator = PredictEvaluator(workload, workers=workers)
-        evaluator.start()
+        evaluator.start(warm=problem.space.engine_samples())
         out = Console(soft_wrap=False)
         err = Console(stderr=True)
         store = None
@@ -440,11 +442,15 @@ def register(app: typer.Typer) -> None:
             if progress_ctx is not None:
                 with progress_ctx:
                     result = run_optimization(
-                        request, on_event=on_event, store=store, evaluator=evaluator
+                        request,
+                        on_event=on_event,
+                        store=store,
+                        evaluator=evaluator,
+                        problem=problem,
                     )
             else:
                 result = run_optimization(
-                    request, on_event=on_event, store=store, evaluator=evaluator
+                    request, on_event=on_event, store=store, evaluator=evaluator, problem=problem
                 )
         except NoFeasibleConfiguration as exc:
             if json_out:

@@ -191,10 +191,15 @@ class PredictEvaluator:
         self._pool: Any = None
         self._home: dict[tuple[Any, ...], int] = {}  # deployment family -> its worker (0: here)
 
-    def start(self) -> None:
-        """Start the worker processes now rather than at the first batch that needs them: they
-        come up (and load what they need) while this process prepares the search."""
+    def start(self, warm: Sequence[Deployment] = ()) -> None:
+        """Start the worker processes now rather than at the first batch that needs them.
+        `warm`: deployments whose engines' shared tables (predict.warm_up) are loaded here first,
+        so that the forked workers inherit them instead of each loading them again."""
         if self.workers > 1:
+            if warm:
+                from ..predict import warm_up
+
+                warm_up(warm)
             for pool in self._get_pools():
                 pool.submit(_started)
 
@@ -709,7 +714,7 @@ def run_optimization(
     own: PredictEvaluator | None = None
     if evaluator is None:
         evaluator = own = PredictEvaluator(problem.workload, workers=workers)
-        own.start()
+        own.start(warm=problem.space.engine_samples())
     try:
         return _run(request, problem, evaluator, on_event, cancel, store, started)
     finally:

@@ -387,17 +387,27 @@ class SearchSpace:
 
     def enumerate(self) -> Iterator[Genome]:
         """Every valid genome, each once, in a fixed order."""
-        for ei, engine in enumerate(self.engines):
-            formats = self._format_pairs(engine)
-            n_util = len(self.gpu_memory_utilization)
-            for ti, pi, di, epi, ri in self._layouts[ei]:
-                replicas, dp = self.replicas[ri], self.dp[di]
-                for si in self.seq_indices(replicas, dp):
-                    tokens = self.token_indices(self.max_num_seqs[si], replicas, dp)
-                    for wi, ki in formats:
-                        for bi in tokens:
-                            for ui in range(n_util):
-                                yield (ei, ti, pi, di, epi, ri, wi, ki, si, bi, ui)
+        for ei in range(len(self.engines)):
+            yield from self._engine_genomes(ei)
+
+    def _engine_genomes(self, ei: int) -> Iterator[Genome]:
+        """The valid genomes of engine `ei`, in enumerate's order."""
+        formats = self._format_pairs(self.engines[ei])
+        n_util = len(self.gpu_memory_utilization)
+        for ti, pi, di, epi, ri in self._layouts[ei]:
+            replicas, dp = self.replicas[ri], self.dp[di]
+            for si in self.seq_indices(replicas, dp):
+                tokens = self.token_indices(self.max_num_seqs[si], replicas, dp)
+                for wi, ki in formats:
+                    for bi in tokens:
+                        for ui in range(n_util):
+                            yield (ei, ti, pi, di, epi, ri, wi, ki, si, bi, ui)
+
+    def engine_samples(self) -> list[Deployment]:
+        """One deployment of each engine (its first valid genome): enough to load what every
+        deployment of the engine shares (its kernel tables) before a search starts."""
+        firsts = (next(self._engine_genomes(ei), None) for ei in range(len(self.engines)))
+        return [self.deployment(g) for g in firsts if g is not None]
 
     def _format_pairs(self, engine: EngineChoice) -> list[tuple[int, int]]:
         """(weight, KV) dtype indices the engine runs together."""
