@@ -61,6 +61,44 @@ def local_checkpoint(plan: ExportPlan, options: ExportOptions) -> tuple[str, boo
     return f"{options.models_dir.rstrip('/')}/{slug(plan.model)}", True
 
 
+def _calib(
+    calib_dir: str, dataset: str, n_samples: int, batch: int, seq_len: int, preproc: str
+) -> dict[str, Any]:
+    """LLMC's calib section: `n_samples` samples of the local copy of `dataset` (no download)."""
+    return {
+        "name": dataset,
+        "download": False,
+        "path": f"{calib_dir}/{dataset}",
+        "n_samples": n_samples,
+        "bs": batch,
+        "seq_len": seq_len,
+        "preproc": preproc,
+        "seed": 42,
+    }
+
+
+def _int4_group128() -> dict[str, Any]:
+    """The w4a16 weight format AWQ and GPTQ both write: symmetric int4, groups of 128, packed."""
+    return {
+        "bit": 4,
+        "symmetric": True,
+        "granularity": "per_group",
+        "group_size": 128,
+        "need_pack": True,
+    }
+
+
+def _e4m3(granularity: str) -> dict[str, Any]:
+    """An fp8 (e4m3) round-to-nearest quantiser of weights or activations."""
+    return {
+        "quant_type": "float-quant",
+        "bit": "e4m3",
+        "symmetric": True,
+        "granularity": granularity,
+        "use_qtorch": True,
+    }
+
+
 def recipe(plan: ExportPlan, step: QuantStep, options: ExportOptions) -> dict[str, Any]:
     path, _ = local_checkpoint(plan, options)
     doc: dict[str, Any] = {
@@ -69,48 +107,18 @@ def recipe(plan: ExportPlan, step: QuantStep, options: ExportOptions) -> dict[st
     }
     calib_dir = options.calib_dir.rstrip("/")
     if step.method == "awq":
-        doc["calib"] = {
-            "name": "pileval",
-            "download": False,
-            "path": f"{calib_dir}/pileval",
-            "n_samples": 128,
-            "bs": -1,
-            "seq_len": 512,
-            "preproc": "txt_general_preproc",
-            "seed": 42,
-        }
+        doc["calib"] = _calib(calib_dir, "pileval", 128, -1, 512, "txt_general_preproc")
         doc["quant"] = {
             "method": "Awq",
-            "weight": {
-                "bit": 4,
-                "symmetric": True,
-                "granularity": "per_group",
-                "group_size": 128,
-                "need_pack": True,
-            },
+            "weight": _int4_group128(),
             "special": {"trans": True, "trans_version": "v2", "weight_clip": True},
             "quant_out": True,
         }
     elif step.method == "gptq":
-        doc["calib"] = {
-            "name": "wikitext2",
-            "download": False,
-            "path": f"{calib_dir}/wikitext2",
-            "n_samples": 128,
-            "bs": 1,
-            "seq_len": 2048,
-            "preproc": "wikitext2_gptq",
-            "seed": 42,
-        }
+        doc["calib"] = _calib(calib_dir, "wikitext2", 128, 1, 2048, "wikitext2_gptq")
         doc["quant"] = {
             "method": "GPTQ",
-            "weight": {
-                "bit": 4,
-                "symmetric": True,
-                "granularity": "per_group",
-                "group_size": 128,
-                "need_pack": True,
-            },
+            "weight": _int4_group128(),
             "special": {
                 "actorder": True,
                 "static_groups": False,
@@ -121,16 +129,7 @@ def recipe(plan: ExportPlan, step: QuantStep, options: ExportOptions) -> dict[st
             "quant_out": True,
         }
     elif step.method == "smoothquant":
-        doc["calib"] = {
-            "name": "pileval",
-            "download": False,
-            "path": f"{calib_dir}/pileval",
-            "n_samples": 512,
-            "bs": 1,
-            "seq_len": 512,
-            "preproc": "pileval_smooth",
-            "seed": 42,
-        }
+        doc["calib"] = _calib(calib_dir, "pileval", 512, 1, 512, "pileval_smooth")
         doc["quant"] = {
             "method": "SmoothQuant",
             "weight": {"bit": 8, "symmetric": True, "granularity": "per_channel"},
@@ -140,20 +139,8 @@ def recipe(plan: ExportPlan, step: QuantStep, options: ExportOptions) -> dict[st
     elif step.method == "fp8":  # data-free RTN to e4m3
         doc["quant"] = {
             "method": "RTN",
-            "weight": {
-                "quant_type": "float-quant",
-                "bit": "e4m3",
-                "symmetric": True,
-                "granularity": "per_channel",
-                "use_qtorch": True,
-            },
-            "act": {
-                "quant_type": "float-quant",
-                "bit": "e4m3",
-                "symmetric": True,
-                "granularity": "per_token",
-                "use_qtorch": True,
-            },
+            "weight": _e4m3("per_channel"),
+            "act": _e4m3("per_token"),
         }
     else:  # pragma: no cover - quant_step only returns the methods above
         raise BudsimError(f"internal: no LLMC recipe for {step.method}")

@@ -3,10 +3,12 @@ vLLM/SGLang), as a guarded step that runs before the engine starts."""
 
 from __future__ import annotations
 
-from .common import Raw, render_command
+from typing import NamedTuple
+
+from .common import ExportOptions, Raw, render_command
 from .flags import MODELOPT as T
 from .plan import ExportPlan
-from .quant import QuantStep
+from .quant import QuantStep, quant_step
 
 SCRIPT = Raw('"${MODELOPT_DIR:-/opt/Model-Optimizer}/examples/llm_ptq/hf_ptq.py"')
 
@@ -37,3 +39,23 @@ def prelude(plan: ExportPlan, step: QuantStep) -> tuple[str, str]:
         "MODELOPT_DIR pointing at a Model-Optimizer checkout)"
     )
     return comment, guard + command
+
+
+class Checkpoint(NamedTuple):
+    """What an engine target (vLLM, SGLang, TRT-LLM) serves: how the plan's weights are reached,
+    the model reference the engine loads, the ModelOpt step that writes it first (if one does)
+    and the header note saying so."""
+
+    quant: QuantStep
+    model_ref: str
+    prelude: list[tuple[str, str]]
+    notes: list[str]
+
+
+def checkpoint(plan: ExportPlan, engine: str, options: ExportOptions) -> Checkpoint:
+    quant = quant_step(plan, engine, options)
+    model_ref = quant.model_path or plan.model
+    if quant.mode != "modelopt":
+        return Checkpoint(quant, model_ref, [], [])
+    note = f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
+    return Checkpoint(quant, model_ref, [prelude(plan, quant)], [note])

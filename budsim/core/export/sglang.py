@@ -20,16 +20,14 @@ from .common import (
 )
 from .flags import SGLANG as T
 from .memory import conversion_note, memory_fraction
-from .modelopt import prelude as modelopt_prelude
+from .modelopt import checkpoint
 from .plan import ExportPlan
-from .quant import dtype_flag_value, quant_step
+from .quant import dtype_flag_value
 from .speculative import (
-    DRAFT_VAR,
-    PLACEHOLDER,
     draft_check,
     draft_env,
+    draft_env_note,
     draft_model_note,
-    draft_note,
     draft_word,
     ngram_note,
     settings,
@@ -82,13 +80,7 @@ def speculative_args(plan: ExportPlan, context: str) -> tuple[list[str], list[st
     else:
         args += [T.flag("--speculative-algorithm"), "EAGLE3"]
         args += [T.flag("--speculative-draft-model-path"), draft_word(context)]
-        if context == "k8s":
-            where = f"set the container's {DRAFT_VAR} env (now {PLACEHOLDER!r}) to one"
-        else:
-            where = f"the script takes it from {DRAFT_VAR} (a Hugging Face id or a directory)"
-            if context == "docker":
-                where += "; mount a local directory into the container"
-        notes.append(draft_note(plan, where))
+        notes.append(draft_env_note(plan, context))
     # one chain of k drafted tokens (top-k 1), verified with the token it extends: k + 1
     args += [T.flag("--speculative-num-steps"), str(k)]
     args += [T.flag("--speculative-eagle-topk"), "1"]
@@ -107,14 +99,7 @@ def build(
     place among both pools)."""
     check_engine_kind(plan, "sglang")
     dep = plan.deployment
-    quant = quant_step(plan, "sglang", options)
-    model_ref = quant.model_path or plan.model
-    prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
-    notes: list[str] = []
-    if quant.mode == "modelopt":
-        notes.append(
-            f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
-        )
+    quant, model_ref, prelude, notes = checkpoint(plan, "sglang", options)
     nodes = node_count(plan)
     port0 = base_port(options, T)
     layout = list(layout) if layout is not None else slots(plan, port0)

@@ -126,3 +126,14 @@ def draft_note(plan: ExportPlan, where: str) -> str:
         f"EAGLE-3 needs a draft head trained for {plan.model} (the acceptance the prediction "
         f"assumed is that of such a head); budsim does not know one: {where}"
     )
+
+
+def draft_env_note(plan: ExportPlan, context: str) -> str:
+    """draft_note for engines that take the EAGLE-3 draft head from DRAFT_VAR (vLLM, SGLang)."""
+    if context == "k8s":
+        where = f"set the container's {DRAFT_VAR} env (now {PLACEHOLDER!r}) to one"
+    else:
+        where = f"the script takes it from {DRAFT_VAR} (a Hugging Face id or a directory)"
+        if context == "docker":
+            where += "; mount a local directory into the container"
+    return draft_note(plan, where)

@@ -23,9 +23,8 @@ from .common import (
 )
 from .flags import TRTLLM as T
 from .memory import conversion_note, memory_fraction
-from .modelopt import prelude as modelopt_prelude
+from .modelopt import checkpoint
 from .plan import ExportPlan, comment_block, header_lines
-from .quant import quant_step
 from .speculative import (
     NGRAM_MAX,
     PLACEHOLDER,
@@ -148,14 +147,7 @@ def build(
             + ("" if plan.moe else " on a dense model")
             + " cannot be expressed"
         )
-    quant = quant_step(plan, "trtllm", options)
-    model_ref = quant.model_path or plan.model
-    prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
-    notes: list[str] = []
-    if quant.mode == "modelopt":
-        notes.append(
-            f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
-        )
+    quant, model_ref, prelude, notes = checkpoint(plan, "trtllm", options)
     port0 = base_port(options, T)
     layout = list(layout) if layout is not None else slots(plan, port0)
     host = "0.0.0.0" if context != "host" else options.host
@@ -224,17 +216,14 @@ def build(
     if plan.trust_remote_code:
         args.append(T.flag("--trust_remote_code"))
 
+    # build() refuses replicas that span nodes, so every slot is node 0 of its replica
     launches = [
-        Launch(
-            replica=slot.replica,
-            node=slot.node,
-            node_in_replica=0,
-            devices=slot.devices,
-            port=slot.port,
+        Launch.on(
+            slot,
+            T,
+            [*T.program, *args, T.flag("--port"), str(slot.port)],
+            visible_devices_env(plan, slot.devices) if context == "host" else {},
             serves_api=True,
-            argv=[*T.program, *args, T.flag("--port"), str(slot.port)],
-            env=visible_devices_env(plan, slot.devices) if context == "host" else {},
-            program_len=len(T.program),
         )
         for slot in layout
     ]

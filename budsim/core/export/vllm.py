@@ -22,18 +22,16 @@ from .common import (
 )
 from .flags import VLLM as T
 from .memory import conversion_note, memory_fraction
-from .modelopt import prelude as modelopt_prelude
+from .modelopt import checkpoint
 from .plan import ExportPlan
-from .quant import dtype_flag_value, quant_step
+from .quant import dtype_flag_value
 from .speculative import (
     DRAFT,
-    DRAFT_VAR,
     NGRAM_MAX,
     NGRAM_MIN,
-    PLACEHOLDER,
     draft_check,
     draft_env,
-    draft_note,
+    draft_env_note,
     json_word,
     ngram_note,
     settings,
@@ -76,13 +74,7 @@ def speculative_config(plan: ExportPlan, context: str) -> tuple[str, list[str]] 
         )
     elif method.name == "eagle3":
         config = {"method": "eagle3", "model": DRAFT, "num_speculative_tokens": k}
-        if context == "k8s":
-            where = f"set the container's {DRAFT_VAR} env (now {PLACEHOLDER!r}) to one"
-        else:
-            where = f"the script takes it from {DRAFT_VAR} (a Hugging Face id or a directory)"
-            if context == "docker":
-                where += "; mount a local directory into the container"
-        notes.append(draft_note(plan, where))
+        notes.append(draft_env_note(plan, context))
     else:
         config = {
             "method": "ngram",
@@ -127,20 +119,13 @@ def build(
     check_engine_kind(plan, "vllm")
     _check(plan)
     dep = plan.deployment
-    quant = quant_step(plan, "vllm", options)
-    model_ref = quant.model_path or plan.model
-    prelude = [modelopt_prelude(plan, quant)] if quant.mode == "modelopt" else []
+    quant, model_ref, prelude, notes = checkpoint(plan, "vllm", options)
     if quant.mode == "inc":
         prelude = [inc.prelude(plan, quant)]
     elif dep.kv_dtype == "fp8" and plan.device_kind == "hpu":
         raise BudsimError(
             "an fp8 KV cache on Gaudi comes with Intel Neural Compressor fp8 weights "
             f"(--quantization inc); the plan serves {plan.weight_dtype} weights"
-        )
-    notes: list[str] = []
-    if quant.mode == "modelopt":
-        notes.append(
-            f"loads the ModelOpt {quant.method} checkpoint {model_ref} made by the first step"
         )
     nodes = node_count(plan)
     if nodes > 1:
