@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 # Modules that add commands; each defines `register(app: typer.Typer) -> None`.
