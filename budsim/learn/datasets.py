@@ -404,6 +404,11 @@ class _Context:
             return raw, "exact"
         return None, None
 
+    def model_columns(self, raw: str) -> dict[str, str | None]:
+        """A record's model, model_raw and model_relation columns for a table's model string."""
+        model, relation = self.model(raw)
+        return {"model": model, "model_raw": raw, "model_relation": relation}
+
 
 def _csv_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
     """(line number in the file, row) for each data row; the header is line 1."""
@@ -567,7 +572,6 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
         e2e = (ttft + (osl - 1.0) * tpot) / 1000.0 if _finite(ttft, tpot) else NAN
         out_tok = conc * osl / e2e if _finite(conc, e2e) and e2e > 0 else NAN
         total_tok = conc * (isl + osl) / e2e if _finite(conc, e2e) and e2e > 0 else NAN
-        model, relation = ctx.model(row["model_path"])
         system = row["system"].strip()
         weight_dtype = _aic_weight_dtype(
             row["precision"], row["gemm_quant_mode"], row["moe_quant_mode"], row["model_path"]
@@ -576,9 +580,7 @@ def _load_aic(path: Path, ctx: _Context) -> list[Record]:
             _record(
                 source="aic_silicon",
                 row_id=row["id"],
-                model=model,
-                model_raw=row["model_path"],
-                model_relation=relation,
+                **ctx.model_columns(row["model_path"]),
                 hardware=_AIC_HW.get(system),
                 hardware_raw=system,
                 engine=row["backend"].strip(),
@@ -732,14 +734,11 @@ def _load_lib(path: Path, ctx: _Context) -> list[Record]:
                 f"median of {len(rows)} repeats (lines {', '.join(str(x) for x, _ in rows)})"
             )
         hardware = _LIB_HW.get(hw_raw)
-        model, relation = ctx.model(model_raw)
         out.append(
             _record(
                 source="llm_inference_bench",
                 row_id=f"L{rows[0][0]}",
-                model=model,
-                model_raw=model_raw,
-                model_relation=relation,
+                **ctx.model_columns(model_raw),
                 hardware=hardware,
                 hardware_raw=hw_raw,
                 hardware_note=(
@@ -807,15 +806,12 @@ def _load_splitwise(path: Path, ctx: _Context) -> list[Record]:
         tpot = _median(_num(r["token_time"]) for r in kept)
         e2e = _median(_num(r["e2e_time"]) for r in kept) / 1000.0
         hardware, hw_note = _SPLITWISE_HW.get(hw_raw, (None, None))
-        model, relation = ctx.model(model_raw)
         tp = int(tp_raw)
         out.append(
             _record(
                 source="splitwise",
                 row_id=f"{model_raw}|{hw_raw}|tp{tp_raw}|p{prompt_raw}|b{batch_raw}|t{tokens_raw}",
-                model=model,
-                model_raw=model_raw,
-                model_relation=relation,
+                **ctx.model_columns(model_raw),
                 hardware=hardware,
                 hardware_raw=hw_raw,
                 hardware_note=hw_note,
@@ -890,13 +886,10 @@ def _load_lmdeploy(path: Path, ctx: _Context) -> list[Record]:
         batch, tp = _num(row["batch"]), int(_num(row["tp"]))
         isl, osl = _num(row["prompt_tokens"]), _num(row["output_tokens"])
         out_tok = _num(row["throughput(out tok/s)"])
-        model, relation = ctx.model(model_raw)
         rec = _record(
             source="lmdeploy",
             row_id=f"{model_raw}|b{_fmt(batch)}|tp{tp}|p{_fmt(isl)}|o{_fmt(osl)}",
-            model=model,
-            model_raw=model_raw,
-            model_relation=relation,
+            **ctx.model_columns(model_raw),
             hardware="a100-sxm-80gb",
             hardware_raw="A100-80G",
             engine="lmdeploy",
@@ -1053,14 +1046,11 @@ def _load_trtllm(path: Path, ctx: _Context) -> list[Record]:
         tp = int(tp_match.group(1)) if tp_match else 1
         pp_match = re.search(r"PP(\d+)", row["parallelism"])
         pp = int(pp_match.group(1)) if pp_match else 1
-        model, relation = ctx.model(row["model"])
         gpu = row["gpu"].strip()
         fields: Record = dict(
             source="trtllm_perf",
             row_id=f"L{line}",
-            model=model,
-            model_raw=row["model"],
-            model_relation=relation,
+            **ctx.model_columns(row["model"]),
             hardware=_TRTLLM_HW.get(gpu),
             hardware_raw=gpu,
             engine="trtllm",
@@ -1113,6 +1103,30 @@ _MLE_HW = {
 }
 
 
+def _mle_record(
+    source: str,
+    row_id: str,
+    model_raw: str,
+    ctx: _Context,
+    gpu: str,
+    task: Any,
+    **fields: Any,
+) -> Record:
+    """One ML.ENERGY row (leaderboard v2 or benchmark v3): vLLM on `gpu` serving `task`'s requests
+    with at most `load` running at once (its max_num_seqs cap)."""
+    return _record(
+        source=source,
+        row_id=row_id,
+        **ctx.model_columns(model_raw),
+        hardware=_MLE_HW.get(gpu),
+        hardware_raw=gpu,
+        engine="vllm",
+        scenario="max_num_seqs",
+        workload=task,
+        **fields,
+    )
+
+
 def _load_mle_v2(path: Path, ctx: _Context) -> list[Record]:
     out: list[Record] = []
     for file in sorted(path.glob("*/*/*/*/bs*.json")):
@@ -1120,29 +1134,22 @@ def _load_mle_v2(path: Path, ctx: _Context) -> list[Record]:
         task = rel.parts[0]
         with file.open(encoding="utf-8") as fh:
             d = json.load(fh)
-        model_raw = str(d["Model"])
-        model, relation = ctx.model(model_raw)
         tp, pp = _par(d.get("TP")), _par(d.get("PP"))
-        gpu = str(d.get("GPU", rel.parts[1]))
         out.append(
-            _record(
-                source="ml_energy_v2",
-                row_id=rel.as_posix(),
-                model=model,
-                model_raw=model_raw,
-                model_relation=relation,
-                hardware=_MLE_HW.get(gpu),
-                hardware_raw=gpu,
-                engine="vllm",
+            _mle_record(
+                "ml_energy_v2",
+                rel.as_posix(),
+                str(d["Model"]),
+                ctx,
+                str(d.get("GPU", rel.parts[1])),
+                task,
                 n_devices=float(tp * pp),
                 tp=tp,
                 pp=pp,
                 weight_dtype="bf16",
-                scenario="max_num_seqs",
                 load=_num(d.get("Max BS (reqs)")),
                 realised_batch=_num(d.get("Avg BS (reqs)")),
                 output_len=_num(d.get("Avg Output Tokens")),
-                workload=task,
                 tpot_ms=_num(d.get("Avg TPOT (s)")) * 1000.0,
                 out_tok_s=_num(d.get("Token tput (tok/s)")),
             )
@@ -1170,8 +1177,6 @@ def _load_mle_v3(path: Path, ctx: _Context) -> list[Record]:
     for file in sorted(path.glob("*.json")):
         with file.open(encoding="utf-8") as fh:
             d = json.load(fh)
-        model_raw = str(d["model_id"])
-        model, relation = ctx.model(model_raw)
         precision = str(d.get("weight_precision", "bfloat16")).lower()
         task = d.get("task")
         for i, c in enumerate(d.get("configurations", [])):
@@ -1189,28 +1194,23 @@ def _load_mle_v3(path: Path, ctx: _Context) -> list[Record]:
             if tp * dp != n and n % dp == 0:
                 tp = n // dp  # vLLM --enable-expert-parallel: attention TP spans the EP group
                 note = f"raw parallelization tensor={tp_raw} expert={ep} data={dp} on {n} GPUs"
-            gpu = str(c.get("gpu_model"))
             median_itl = _num(c.get("median_itl_ms"))
             out.append(
-                _record(
-                    source="ml_energy_v3",
-                    row_id=f"{file.stem}#{i}",
-                    model=model,
-                    model_raw=model_raw,
-                    model_relation=relation,
-                    hardware=_MLE_HW.get(gpu),
-                    hardware_raw=gpu,
-                    engine="vllm",
+                _mle_record(
+                    "ml_energy_v3",
+                    f"{file.stem}#{i}",
+                    str(d["model_id"]),
+                    ctx,
+                    str(c.get("gpu_model")),
+                    task,
                     n_devices=float(n),
                     tp=tp,
                     dp=dp,
                     ep=ep,
                     weight_dtype=_MLE_V3_DTYPE.get(precision, "bf16"),
-                    scenario="max_num_seqs",
                     load=_num(c.get("max_num_seqs")),
                     realised_batch=_num(c.get("avg_batch_size")),
                     output_len=_num(c.get("avg_output_len")),
-                    workload=task,
                     tpot_ms=median_itl,
                     itl_p50_ms=median_itl,
                     itl_p90_ms=_num(c.get("p90_itl_ms")),
