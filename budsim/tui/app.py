@@ -285,20 +285,25 @@ class BudsimApp(App[None]):
             state.progress.append(message.progress)
             state.touch()
 
-    def on_run_finished(self, message: RunFinished) -> None:
+    def _end_run(self, state: RunState, run_id: str | None) -> None:
+        """What a run's end does however it ended: keep its stored id, stop its clock, redraw,
+        give the full garbage collection back, and have the history read the store again."""
         import time
 
+        state.run_id = run_id or state.run_id
+        state.finished_at = time.perf_counter()
+        state.touch()
+        self._release_full_gc()
+        self.history = None
+
+    def on_run_finished(self, message: RunFinished) -> None:
         state = self._current(message.token)
         if state is None:
             return
         outcome = message.outcome
         state.status = outcome.status
         state.response = outcome.response
-        state.run_id = outcome.run_id or state.run_id
-        state.finished_at = time.perf_counter()
-        state.touch()
-        self._release_full_gc()
-        self.history = None
+        self._end_run(state, outcome.run_id)
         if self._quitting:
             return
         for text in outcome.warnings[:3]:
@@ -316,19 +321,13 @@ class BudsimApp(App[None]):
             self.notify("the search finished: F2 → history, or the run screen, shows it")
 
     def on_run_failed(self, message: RunFailed) -> None:
-        import time
-
         state = self._current(message.token)
         if state is None:
             return
         state.status = "failed"
         state.error = message.error
         state.closest = message.closest
-        state.run_id = message.run_id or state.run_id
-        state.finished_at = time.perf_counter()
-        state.touch()
-        self._release_full_gc()
-        self.history = None
+        self._end_run(state, message.run_id)
         if self._quitting:
             return
         if isinstance(self.screen, _run_screen()):  # it shows the reason whole, under the table

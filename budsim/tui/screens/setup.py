@@ -30,24 +30,16 @@ from ..widgets.workload_form import WorkloadForm
 from .base import BudsimScreen
 
 MODEL_CHECK_DELAY = 0.25  # seconds of no typing before the model is looked up
-TEXT_FIELDS = (
-    "devices",
-    "nodes",
-    "input_len",
-    "output_len",
-    "length_mix",
-    "load",
-    "burstiness",
-    "num_requests",
-    "shared_prefix_len",
-    "cached_share",
-    "ttft_ms",
-    "tpot_ms",
-    "min_tok_s",
-    "speculative",
-)
 GA_FIELDS = ("population", "generations", "seed", "patience", "crossover", "mutation")
 SELECT_FIELDS = ("hardware", "scenario", "percentile", "target")
+# form keys that are no one-line input: the model picker, the engine and format check lists, and
+# "request" (the errors of the request as a whole)
+_NOT_INPUTS = ("model", "engines", "quantizations", "request")
+# the one-line inputs, in the form's order: every key but the selects, the advanced (GA) settings
+# and _NOT_INPUTS
+TEXT_FIELDS = tuple(
+    key for key in FIELD_ORDER if key not in (*SELECT_FIELDS, *GA_FIELDS, *_NOT_INPUTS)
+)
 
 
 class FormScroll(VerticalScroll, can_focus=False):

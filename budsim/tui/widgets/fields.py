@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
+from textual.widget import Widget
 from textual.widgets import Input, Label, Select
 
 
@@ -17,7 +18,28 @@ class FormGrid(Grid):
     """
 
 
-class Field(Horizontal):
+class _Labelled(Horizontal):
+    """A grid cell: a label, then the control the subclass makes, whose id is the form field id
+    and which carries the tooltip."""
+
+    def __init__(self, label: str, *, field_id: str, tooltip: str | None) -> None:
+        super().__init__(id=f"field-{field_id}")
+        self._label = label
+        self._field_id = field_id
+        self._hint = tooltip
+
+    def _control(self) -> Widget:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._label)
+        control = self._control()
+        if self._hint:
+            control.tooltip = self._hint
+        yield control
+
+
+class Field(_Labelled):
     """`label [value     ]` on one line; the input's id is the form field id."""
 
     DEFAULT_CSS = """
@@ -35,28 +57,21 @@ class Field(Horizontal):
         placeholder: str = "",
         tooltip: str | None = None,
     ) -> None:
-        super().__init__(id=f"field-{field_id}")
-        self._label = label
-        self._field_id = field_id
+        super().__init__(label, field_id=field_id, tooltip=tooltip)
         self._value = value
         self._placeholder = placeholder
-        self._hint = tooltip
 
-    def compose(self) -> ComposeResult:
-        yield Label(self._label)
-        field = Input(
+    def _control(self) -> Widget:
+        return Input(
             self._value,
             placeholder=self._placeholder,
             id=self._field_id,
             compact=True,
             select_on_focus=False,
         )
-        if self._hint:
-            field.tooltip = self._hint
-        yield field
 
 
-class Choice(Horizontal):
+class Choice(_Labelled):
     """`label [choice ▼]` on one line."""
 
     DEFAULT_CSS = """
@@ -74,15 +89,11 @@ class Choice(Horizontal):
         value: str,
         tooltip: str | None = None,
     ) -> None:
-        super().__init__(id=f"field-{field_id}")
-        self._label = label
+        super().__init__(label, field_id=field_id, tooltip=tooltip)
         self._options = list(options)
-        self._field_id = field_id
         self._value = value
-        self._hint = tooltip
 
-    def compose(self) -> ComposeResult:
-        yield Label(self._label)
+    def _control(self) -> Widget:
         select: Select[str] = Select(
             self._options,
             value=self._value,
@@ -90,6 +101,4 @@ class Choice(Horizontal):
             compact=True,
             id=self._field_id,
         )
-        if self._hint:
-            select.tooltip = self._hint
-        yield select
+        return select
