@@ -146,3 +146,25 @@ def test_the_predictor_holds_each_deployment_to_the_input_rules_as_validate_does
         except BudsimError as exc:
             got = str(exc)
         assert got == expected
+
+
+def test_the_predictors_copies_and_shared_memory_plans_are_with_and_plan_memory() -> None:
+    """predict._with is Deployment.with_ (without dataclasses.replace), and a memory plan shared
+    over replica counts is the plan of each deployment itself."""
+    from budsim.core import predict
+    from budsim.core.memory import plan_memory
+
+    for changes in (
+        {"replicas": 3},
+        {"max_num_seqs": 64, "gpu_memory_utilization": 0.8},
+        {"engine": "sglang", "tp": 2, "weight_dtype": "fp8"},
+    ):
+        copy, reference = predict._with(DEP, **changes), DEP.with_(**changes)
+        assert copy == reference
+        assert vars(copy) == vars(reference)
+        assert hash(copy) == hash(reference)
+    for replicas in (1, 2, 4):
+        dep = DEP.with_(replicas=replicas, max_num_seqs=128)
+        r = resolve(dep)
+        plan = plan_memory(r.model, r.device, r.engine, r.deployment, 2048)
+        assert predict._memory_plan(dep, 2048) == plan

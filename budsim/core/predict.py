@@ -82,12 +82,28 @@ class Prediction:
         for name in _SCALARS:
             v = getattr(self, name)
             if isinstance(v, float):
-                v = float(f"{v:.6g}") if v - v == 0.0 else None
+                v = _six_digits(v)
             out[name] = v
         return out
 
 
 _SCALARS = tuple(f.name for f in fields(Prediction) if f.name != "memory")
+# _six_digits by value: the predictions of a search share most of their numbers (deployments that
+# share a simulation share its latencies), and a lookup costs a tenth of the formatting
+_SIX_DIGITS: dict[float, float | None] = {}
+
+
+def _six_digits(v: float) -> float | None:
+    """`v` to 6 significant digits (a Python float), None when not finite."""
+    if not v:
+        return float(v)  # as formatting gives it: 0.0 or -0.0 (equal as keys, so not memoised)
+    out = _SIX_DIGITS.get(v)
+    if out is None:
+        out = float(f"{v:.6g}") if v - v == 0.0 else None
+        if len(_SIX_DIGITS) >= 65536:
+            _SIX_DIGITS.clear()
+        _SIX_DIGITS[v] = out
+    return out
 
 
 @dataclass(frozen=True)
@@ -148,11 +164,13 @@ def check_support(model: ModelSpec, device: Device, engine: EngineProfile, dep: 
 
 @lru_cache(maxsize=4096)
 def resolve(dep: Deployment) -> Resolved:
-    _validate(dep)
-    family = _resolve_family(_physics_key(dep))
+    key = _physics_key(dep)
+    _validate(dep, key)
+    family = _resolve_family(key)
     engine, device = family.engine, family.device
     seqs, tokens = engine.defaults_for(device.memory_gb)
-    full = dep.with_(
+    full = _with(
+        dep,
         engine=engine.id,
         hardware=device.id,
         weight_dtype=family.deployment.weight_dtype,
@@ -187,17 +205,31 @@ def _resolve_family(key: Deployment) -> Resolved:
 _KNOBS = ("replicas", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
 
 
-def _validate(dep: Deployment) -> None:
-    """dep.validate(), held once per family and per knob value instead of once per deployment
-    (pydantic costs more than the rest of resolve). On a broken rule the whole deployment is
+def _validate(dep: Deployment, family: Deployment) -> None:
+    """dep.validate(), held once per family (`family`: its _physics_key) and knob value instead
+    of once per deployment (pydantic costs more than the rest of resolve): dep keeps the rules
+    when the family with each of its knob values does. On a broken rule the whole deployment is
     validated again, so the error is the one dep.validate() gives."""
-    family = _physics_key(dep)
-    if _passes(family) and all(_knob_passes(family, name, getattr(dep, name)) for name in _KNOBS):
-        return
-    dep.validate()
+    verdicts = _VERDICTS.get(family)
+    if verdicts is None:
+        if len(_VERDICTS) >= 4096:
+            _VERDICTS.clear()
+        verdicts = _VERDICTS[family] = {}
+    for name in _KNOBS:
+        value = getattr(dep, name)
+        knob = (name, type(value), value)  # the type: 1 and True are different inputs
+        verdict = verdicts.get(knob)
+        if verdict is None:
+            verdict = verdicts[knob] = _passes(_with(family, **{name: value}))
+        if not verdict:
+            dep.validate()
+            return
 
 
-@lru_cache(maxsize=16384)
+# family -> (knob, its type, value) -> whether the family with that value keeps the input rules
+_VERDICTS: dict[Deployment, dict[tuple[str, type, Any], bool]] = {}
+
+
 def _passes(dep: Deployment) -> bool:
     try:
         dep.validate()
@@ -206,9 +238,14 @@ def _passes(dep: Deployment) -> bool:
     return True
 
 
-@lru_cache(maxsize=16384, typed=True)  # typed: 1 and True are different inputs
-def _knob_passes(family: Deployment, name: str, value: Any) -> bool:
-    return _passes(family.with_(**{name: value}))
+def _with(dep: Deployment, **changes: Any) -> Deployment:
+    """dep.with_(**changes), without dataclasses.replace's walk over the fields and __init__
+    (resolve copies every deployment a search asks for, twice): a Deployment is its fields'
+    values in its __dict__ and nothing else (tests/test_simulation_sharing.py holds this to
+    with_)."""
+    new = object.__new__(Deployment)
+    new.__dict__.update(dep.__dict__, **changes)
+    return new
 
 
 def step_model(dep: Deployment) -> StepTimeModel | SpeculativeStep:
@@ -231,8 +268,8 @@ _STEP_MODELS: dict[Deployment, StepTimeModel | SpeculativeStep] = {}
 def _physics_key(dep: Deployment) -> Deployment:
     # the scheduler knobs and the replica count do not change one replica's step time
     # (cached: dataclasses.replace costs more than the hash lookup, twice per prediction)
-    return dep.with_(
-        replicas=1, max_num_seqs=None, max_num_batched_tokens=None, gpu_memory_utilization=None
+    return _with(
+        dep, replicas=1, max_num_seqs=None, max_num_batched_tokens=None, gpu_memory_utilization=None
     )
 
 
@@ -303,11 +340,29 @@ def _simulate(
     return result
 
 
-@lru_cache(maxsize=4096)
 def _memory_plan(dep: Deployment, context_len: int) -> MemoryPlan:
-    # a batch or a search asks for the same deployment under many workloads; the plan is frozen
+    """One replica's memory plan, shared (read-only) by the deployments that differ only in
+    their replica count (plan_memory never reads it) or in how their knobs are spelled, and by
+    a batch's or a search's many workloads of the same longest request."""
     r = resolve(dep)
-    return plan_memory(r.model, r.device, r.engine, r.deployment, context_len)
+    full = r.deployment
+    key = (
+        _physics_key(dep),
+        full.max_num_seqs,
+        full.max_num_batched_tokens,
+        full.gpu_memory_utilization,
+        context_len,
+    )
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = plan_memory(r.model, r.device, r.engine, full, context_len)
+        if len(_PLANS) >= 16384:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+_PLANS: dict[tuple[Any, ...], MemoryPlan] = {}
 
 
 def context_warning(model_ref: str, workload: Workload) -> str | None:
