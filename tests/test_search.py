@@ -97,14 +97,16 @@ def test_enumerate_is_exactly_the_repair_image() -> None:
         check_valid(space, g)
 
 
-def test_engine_samples_are_each_engines_first_genome() -> None:
-    """What a search's warm-up predicts (PredictEvaluator.start): one deployment per engine."""
+def test_engine_samples_are_the_first_genome_of_each_engine_and_format_pair() -> None:
+    """What a search's warm-up loads (PredictEvaluator.start): one deployment per engine and
+    (weight, KV) format pair, the first of each in enumerate's order."""
     space = small_space(engines=engines("vllm", "sglang", "trtllm"))
-    firsts: dict[int, tuple[int, ...]] = {}
+    firsts: dict[tuple[int, int, int], tuple[int, ...]] = {}
     for g in space.enumerate():
-        firsts.setdefault(g[0], g)
-    assert space.engine_samples() == [space.deployment(firsts[e]) for e in sorted(firsts)]
-    assert [d.engine for d in space.engine_samples()] == [e.id for e in space.engines]
+        firsts.setdefault((g[0], g[6], g[7]), g)
+    expected = [space.deployment(firsts[key]) for key in sorted(firsts)]
+    assert sorted(space.engine_samples(), key=repr) == sorted(expected, key=repr)
+    assert len(space.engine_samples()) == len(firsts)
 
 
 def test_enumerate_matches_repair_image_for_moe() -> None:

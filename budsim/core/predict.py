@@ -23,7 +23,7 @@ from .memory import MemoryPlan, plan_memory, resolve_weight_dtype
 from .model import ModelSpec, load_model
 from .simulator import REPORTED_QUANTILES, ServingResult, run_description, simulate_serving
 from .speculative import NO_SPECULATION, SpeculativeStep, check_speculative
-from .steptime import StepTimeModel, cost_source
+from .steptime import StepTimeModel
 
 BANDED = ("ttft_ms_mean", "tpot_ms_mean", "e2e_s_mean", "output_tok_s")
 
@@ -492,18 +492,18 @@ def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices
 
 
 def warm_up(deployments: Sequence[Deployment]) -> None:
-    """Load what predictions of these deployments' engines share: the catalog entries, each
-    engine's kernel tables (or roofline) and the calibration modules. Done once before worker
+    """Load what predictions of deployments like these share: the catalog entries, the kernel
+    tables (or roofline) of each engine and format and the operator prices they give, these
+    deployments' step-time models, and the calibration modules. Done once before worker
     processes fork, they inherit it instead of each loading it again. Deployments that do not
     resolve are skipped (their predictions will say why)."""
     from .calibration import apply  # noqa: F401  (predict_many's calibration)
 
     for dep in deployments:
         try:
-            r = resolve(dep)
+            step_model(dep)
         except BudsimError:
             continue
-        cost_source(r.device, r.engine.id)
 
 
 def predict(dep: Deployment, workload: Workload, *, calibrated: bool = True) -> Prediction:

@@ -12,6 +12,7 @@ constraint) when nothing meets the SLOs.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import threading
@@ -200,6 +201,13 @@ class PredictEvaluator:
                 from ..predict import warm_up
 
                 warm_up(warm)
+            # What is loaded by now (modules, tables, step-time models) lives as long as the
+            # process: frozen, the collector no longer walks it at every collection of the
+            # search (in a replay of searches' simulations, 6 % fewer instructions), and the
+            # forked workers do not copy the pages a collection would write to (the gc module's
+            # advice for fork). Collected first, so that no garbage is frozen with it.
+            gc.collect()
+            gc.freeze()
             for pool in self._get_pools():
                 pool.submit(_started)
 

@@ -404,10 +404,19 @@ class SearchSpace:
                             yield (ei, ti, pi, di, epi, ri, wi, ki, si, bi, ui)
 
     def engine_samples(self) -> list[Deployment]:
-        """One deployment of each engine (its first valid genome): enough to load what every
-        deployment of the engine shares (its kernel tables) before a search starts."""
-        firsts = (next(self._engine_genomes(ei), None) for ei in range(len(self.engines)))
-        return [self.deployment(g) for g in firsts if g is not None]
+        """One deployment of each engine and (weight, KV) format pair it runs (the first valid
+        genome of each): what loads the kernel tables a search of the space will read, before
+        it starts."""
+        samples: list[Deployment] = []
+        for ei, engine in enumerate(self.engines):
+            left = set(self._format_pairs(engine))
+            for g in self._engine_genomes(ei):  # the first layout shows every pair
+                if (g[WEIGHT], g[KV]) in left:
+                    left.discard((g[WEIGHT], g[KV]))
+                    samples.append(self.deployment(g))
+                    if not left:
+                        break
+        return samples
 
     def _format_pairs(self, engine: EngineChoice) -> list[tuple[int, int]]:
         """(weight, KV) dtype indices the engine runs together."""
