@@ -226,8 +226,8 @@ class PredictEvaluator:
     def _evaluate_parallel(
         self, deployments: Sequence[Deployment]
     ) -> list[tuple[dict[str, Any] | None, str | None]]:
-        """Deployments of the same replica (a family: they share a step-time model and often
-        simulations) go to the process that first predicted their family.
+        """Deployments of the same replica and replica count (a family: they share a step-time
+        model and often simulations) go to the process that first predicted their family.
         Families new to every process are queued to the workers one family a task, and this
         process, once through its own share, takes them back from the end of the queue while
         they have not started: the processes finish together however unequal the families'
@@ -312,11 +312,13 @@ def _started() -> None:
 
 
 def _families(deployments: Sequence[Deployment]) -> dict[tuple[Any, ...], list[int]]:
-    """Indices of `deployments` by family: deployments whose replicas are the same (they differ
-    in the replica count and scheduler knobs only, and share a step-time model)."""
+    """Indices of `deployments` by family: deployments of the same replicas and replica count
+    (they differ in scheduler knobs only, and share a step-time model and the workload of a
+    replica, so often simulations). The replica count makes families small enough to balance
+    the processes: a family of every count of one replica is a tenth of an exhaustive batch."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, d in enumerate(deployments):
-        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.weight_dtype, d.kv_dtype)
+        key = (d.engine, d.tp, d.pp, d.dp, d.ep, d.weight_dtype, d.kv_dtype, d.replicas)
         groups.setdefault(key, []).append(i)
     return groups
 
