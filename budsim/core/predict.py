@@ -79,10 +79,12 @@ class Prediction:
         # scalars only (the memory plan is reported separately), without asdict's deep copy;
         # floats to 6 significant digits, non-finite ones None (the optimiser calls this a lot)
         out = {}
+        values, known = vars(self), _SIX_DIGITS
         for name in _SCALARS:
-            v = getattr(self, name)
+            v = values[name]
             if isinstance(v, float):
-                v = _six_digits(v)
+                rounded = known.get(v)  # (a zero is never there: see _six_digits)
+                v = rounded if rounded is not None else _six_digits(v)
             out[name] = v
         return out
 
@@ -97,9 +99,11 @@ def _six_digits(v: float) -> float | None:
     """`v` to 6 significant digits (a Python float), None when not finite."""
     if not v:
         return float(v)  # as formatting gives it: 0.0 or -0.0 (equal as keys, so not memoised)
+    if v - v != 0.0:
+        return None
     out = _SIX_DIGITS.get(v)
     if out is None:
-        out = float(f"{v:.6g}") if v - v == 0.0 else None
+        out = float(f"{v:.6g}")
         if len(_SIX_DIGITS) >= 65536:
             _SIX_DIGITS.clear()
         _SIX_DIGITS[v] = out
@@ -465,8 +469,10 @@ def _set_summary(pred: Prediction, sim: ServingResult, metric: str, key: str, un
     """`<key>_mean` and `<key>_p<q>` for every reported quantile of a simulated latency (seconds),
     in `unit`s of a second: the nearest-rank percentiles of the simulated requests themselves."""
     mean, quantiles, _ = sim.summary(metric)
-    for name, value in zip(_SUMMARY_FIELDS[key], (mean, *quantiles), strict=True):
-        setattr(pred, name, value * unit)
+    # the fields at once (a search fills tens of thousands of predictions)
+    vars(pred).update(
+        zip(_SUMMARY_FIELDS[key], [value * unit for value in (mean, *quantiles)], strict=True)
+    )
 
 
 def _fill_latencies(pred: Prediction, sim: ServingResult, replicas: int, devices: int) -> None:
