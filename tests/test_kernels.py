@@ -437,6 +437,17 @@ def test_fill_holes_and_envelope() -> None:
     assert multilinear(grid, axes, [np.log(100.0), np.log(1e6)]) == grid[2, 3]  # clamped
 
 
+def test_fill_holes_interpolates_along_every_axis_that_brackets_a_hole() -> None:
+    """Holes get the mean of the interpolations of every axis bracketing them, in rounds: the
+    centre of a plane is bracketed only once its edges are filled (grid._axis_estimates works
+    out the holes alone)."""
+    plane = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan], [7.0, np.nan, 9.0]])
+    coords = [np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])]
+    out = fill_holes(np.stack([plane, np.full((3, 3), np.nan)]), coords)
+    np.testing.assert_array_equal(out[0], np.arange(1.0, 10.0).reshape(3, 3))
+    assert np.isnan(out[1]).all()
+
+
 def test_npz_writer_is_deterministic_and_pickle_free(tmp_path: Path) -> None:
     arrays: dict[str, np.ndarray] = {
         "b.x": np.arange(5, dtype=np.int64),

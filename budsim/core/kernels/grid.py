@@ -192,19 +192,25 @@ def _axis_estimates(
     valid = ~np.isnan(moved)
     left, right = _neighbours(valid)
     length = moved.shape[-1]
-    has_left, has_right = left >= 0, right < length
-    left_c, right_c = np.clip(left, 0, length - 1), np.clip(right, 0, length - 1)
-    v_left = np.take_along_axis(moved, left_c, axis=-1)
-    v_right = np.take_along_axis(moved, right_c, axis=-1)
-    x, x_left, x_right = coord, coord[left_c], coord[right_c]
-    both = has_left & has_right & ~valid
+    interior = np.full(moved.shape, np.nan)
+    edge = np.full(moved.shape, np.nan)
+    dist = np.full(moved.shape, np.inf)
+    # Only the holes get estimates, so they are worked out at the holes alone (a filled table
+    # is mostly measured cells; each hole's arithmetic is the same as over the whole grid).
+    at = np.nonzero(~valid)
+    near_left, near_right = left[at], right[at]
+    has_left, has_right = near_left >= 0, near_right < length
+    left_c, right_c = np.clip(near_left, 0, length - 1), np.clip(near_right, 0, length - 1)
+    v_left, v_right = moved[(*at[:-1], left_c)], moved[(*at[:-1], right_c)]
+    x, x_left, x_right = coord[at[-1]], coord[left_c], coord[right_c]
+    both = has_left & has_right
     span = np.where(both, x_right - x_left, 1.0)
     t = np.where(both, (x - x_left) / span, 0.0)
-    interior = np.where(both, v_left + t * (v_right - v_left), np.nan)
-    only_left = has_left & ~has_right & ~valid
-    only_right = has_right & ~has_left & ~valid
-    edge = np.where(only_left, v_left, np.where(only_right, v_right, np.nan))
-    dist = np.where(only_left, x - x_left, np.where(only_right, x_right - x, np.inf))
+    interior[at] = np.where(both, v_left + t * (v_right - v_left), np.nan)
+    only_left = has_left & ~has_right
+    only_right = has_right & ~has_left
+    edge[at] = np.where(only_left, v_left, np.where(only_right, v_right, np.nan))
+    dist[at] = np.where(only_left, x - x_left, np.where(only_right, x_right - x, np.inf))
     return (
         np.moveaxis(interior, -1, axis),
         np.moveaxis(edge, -1, axis),
