@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--note", default="", help="A line on the conditions (e.g. other work on the machine)."
+    )
     ns = parser.parse_args(argv)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}; default settings (GA population 100, 2 prediction "
         "processes on 2 cores); each command run "
         f"{ns.repeats} times in a fresh process",
+        # set, every start compiles budsim's modules from source (about 0.1 s of the start)
+        f"- bytecode cache: {'off (PYTHONDONTWRITEBYTECODE set)' if sys.dont_write_bytecode else 'on'}",
+        *([f"- {ns.note}"] if ns.note else []),
         "",
         "| command | wall s, median | range | configurations evaluated | target s | met |",
         "|---|---:|---:|---:|---:|---|",
