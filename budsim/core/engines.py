@@ -37,6 +37,9 @@ class EngineProfile:
     # kv_cache_free_gpu_memory_fraction); False when it caps total device memory (vLLM, SGLang).
     memory_fraction_of_free: bool = False
     graphs: bool = True  # CUDA/HPU graphs for decode
+    # vLLM on Gaudi: every step runs as a warmed-up HPU-graph shape, its batch and prompt chunks
+    # padded up to the nearest bucket (budsim.core.buckets)
+    graph_buckets: bool = False
     runtime_overhead_gb: float  # context, allocator slack, workspace
     graph_overhead_gb: float
     comm_overhead_gb: float  # NCCL/HCCL buffers when more than one device
@@ -235,8 +238,10 @@ PROFILES: tuple[EngineProfile, ...] = (
         default_max_num_batched_tokens=2048,
         step_overhead_ms=3.5,
         per_seq_overhead_us=15.0,
+        graph_buckets=True,
         notes=(
-            "HPU graphs bucket batch and sequence sizes; padding is folded into the step overhead",
+            "HPU graphs: each step is padded to vllm-gaudi's exponential buckets (decode batch, "
+            "prompt length)",
         ),
     ),
     EngineProfile(

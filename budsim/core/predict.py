@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
+from .buckets import BucketedStep, gaudi_buckets
 from .deployment import Deployment, Workload
 from .dtypes import GGUF_DTYPES
 from .engines import EngineProfile, get_engine, runs_weights
@@ -308,6 +309,8 @@ def _simulate(
     dep: Deployment, engine: EngineProfile, workload: Workload, kv: int, seqs: int, tokens: int
 ) -> ServingResult:
     """simulate_serving for one replica, reusing the result of an equivalent earlier call."""
+    # HPU-graph buckets follow the engine's limits as set, whether or not the load reaches them
+    buckets = gaudi_buckets(seqs, tokens) if engine.graph_buckets else None
     bound = {"concurrency": workload.concurrency, "static": workload.batch_size}.get(
         workload.scenario
     )
@@ -316,7 +319,7 @@ def _simulate(
         if kv >= seqs * workload.longest_request:
             kv = -1  # never binds
     # the front end (budsim train refits it) times each request's arrival at the engine
-    free_key = (_physics_key(dep), workload, kv, seqs, front_end())
+    free_key = (_physics_key(dep), workload, kv, seqs, front_end(), buckets)
     key = (*free_key, tokens)
     hit = _SIM_CACHE.get(key)
     if hit is not None:
@@ -326,8 +329,12 @@ def _simulate(
     if hit is not None and hit.budget_need <= tokens:
         _FREE_BUDGET.move_to_end(free_key)
         return hit
+    step: Any = step_model(dep)
+    if buckets is not None:
+        host = step.per_seq * step.pp / step.micro if isinstance(step, StepTimeModel) else 0.0
+        step = BucketedStep(step, buckets, host)
     result = simulate_serving(
-        step_model(dep),
+        step,
         engine,
         workload,
         kv_capacity_tokens=kv if kv >= 0 else 2**62,
