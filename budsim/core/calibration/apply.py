@@ -208,9 +208,16 @@ def apply_calibration_many(
     names: list[list[str]] = [[] for _ in todo]
     groups: dict[int, list[int]] = {}
     sets: dict[int, store.ModelSet] = {}
+    # looked up once per batch (a search's batch shares a few kinds and deployments' names)
+    pretrained_of: dict[str, store.ModelSet | None] = {}
+    bands_of: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Residual] | None, bool]] = {}
+    user_of: dict[tuple[str, str, str, str], store.ModelSet | None] = {}
     for k, (resolved, pred) in enumerate(todo):
         pred.rests_on = physics_only(families)
-        pre = store.pretrained(resolved.device.kind, families)
+        kind = resolved.device.kind
+        if kind not in pretrained_of:
+            pretrained_of[kind] = store.pretrained(kind, families)
+        pre = pretrained_of[kind]
         if pre is not None and pre.covers(families):
             features[k] = feature_vector(resolved, workload, pred)
             groups.setdefault(id(pre), []).append(k)
@@ -226,13 +233,26 @@ def apply_calibration_many(
             pred.rests_on = rests_on(families, res, pre, todo[k][0].device.kind)
     for k, (resolved, pred) in enumerate(todo):
         res = learned[k]
-        user = store.user_calibration(resolved)
+        names_key = (
+            resolved.device.id,
+            resolved.engine.id,
+            resolved.model.name,
+            resolved.deployment.model,
+        )
+        if names_key not in user_of:
+            user_of[names_key] = store.user_calibration(resolved)
+        user = user_of[names_key]
         label = "physics"
         if len(res) < len(families):
             missing = tuple(f for f in families if f not in res)
             kind = resolved.device.kind
-            fallback = physics_band(missing, kind)
-            unmeasured = fallback is None and physics_band(missing) is not None
+            if (kind, missing) not in bands_of:
+                band = physics_band(missing, kind)
+                bands_of[kind, missing] = (
+                    band,
+                    band is None and physics_band(missing) is not None,
+                )
+            fallback, unmeasured = bands_of[kind, missing]
             if unmeasured:
                 label = pred.calibration = f"physics (no measured {kind} runs)"
                 fallback = _mark_unmeasured(pred, kind, missing)
