@@ -349,3 +349,34 @@ def test_a_plan_that_leaves_devices_idle_says_so_and_offers_to_fill_them(
     assert perf["output_tok_s"] > 0 and perf["devices"] == 2
     table = CliRunner().invoke(app, [*args, "--no-save"])
     assert f"Uses {best['devices']} of 2 devices" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("engine", "names"),
+    [
+        ("vllm", ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")),
+        ("sglang", ("max_running_requests", "chunked_prefill_size", "mem_fraction_static")),
+        ("trtllm", ("max_batch_size", "max_num_tokens", "free_gpu_memory_fraction")),
+        ("llamacpp", ("parallel slots", "batch_size", "KV pool share (sizes ctx_size)")),
+    ],
+)
+def test_the_best_configuration_names_the_knobs_as_its_engine_does(
+    engine: str, names: tuple[str, str, str]
+) -> None:
+    """A llama-server on a Xeon has no 'gpu_memory_utilization' (#17); each engine's own names."""
+    from rich.console import Console
+
+    from budsim.cli.optimize import render_result
+
+    console = Console(width=120, record=True)
+    config = {"engine": engine, "tp": 1, "pp": 1, "dp": 1, "ep": 1, "replicas": 1, "devices": 1}
+    config |= {"max_num_seqs": 48, "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.85}
+    render_result(console, {"optimal_configuration": config, "predicted_performance": {}})
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in console.export_text().splitlines()
+        if line.count("│") >= 3
+    }
+    assert [rows.get(n) for n in names] == ["48", "4,096", "0.85"], rows
+    others = {"max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"} - set(names)
+    assert not others & set(rows)

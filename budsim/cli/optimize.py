@@ -47,6 +47,8 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
     """Best configuration, predicted performance with its band, constraints, alternatives, metadata."""
     from rich.table import Table
 
+    from budsim.core.engines import knob_names
+
     config = response.get("optimal_configuration")
     perf = response.get("predicted_performance") or {}
     objectives = response.get("objectives") or {}
@@ -67,9 +69,10 @@ def render_result(console: Any, response: Mapping[str, Any], *, title: str | Non
         )
         best.add_row("weights", weights_text(config, auto="checkpoint"))
         best.add_row("KV cache", str(config.get("kv_dtype")))
-        best.add_row("max_num_seqs", fmt(config.get("max_num_seqs")))
-        best.add_row("max_num_batched_tokens", fmt(config.get("max_num_batched_tokens")))
-        best.add_row("gpu_memory_utilization", fmt(config.get("gpu_memory_utilization")))
+        seqs, tokens, memory = knob_names(config.get("engine"))
+        best.add_row(seqs, fmt(config.get("max_num_seqs")))
+        best.add_row(tokens, fmt(config.get("max_num_batched_tokens")))
+        best.add_row(memory, fmt(config.get("gpu_memory_utilization")))
         console.print(best)
         fill = response.get("fill_devices")
         if fill:

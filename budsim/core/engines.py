@@ -346,6 +346,33 @@ CALIBRATED_ENGINE_IDS: tuple[str, ...] = ("vllm", "sglang", "trtllm")
 ENGINE_IDS: tuple[str, ...] = (*CALIBRATED_ENGINE_IDS, "llamacpp", "deepspeed")
 
 
+# What each engine calls budsim's three scheduler knobs (max_num_seqs, max_num_batched_tokens,
+# gpu_memory_utilization), for the reports people read next to the engine's own docs; JSON keeps
+# budsim's names. llama.cpp has no memory fraction: budsim's caps the KV pool, which sizes
+# --ctx-size (budsim.core.export.llamacpp).
+_KNOB_NAMES: dict[str, tuple[str, str, str]] = {
+    "vllm": ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"),
+    "sglang": ("max_running_requests", "chunked_prefill_size", "mem_fraction_static"),
+    "trtllm": ("max_batch_size", "max_num_tokens", "free_gpu_memory_fraction"),
+    "llamacpp": ("parallel slots", "batch_size", "KV pool share (sizes ctx_size)"),
+}
+
+
+# the same in a few words, for narrow screens (the TUI at 80 columns)
+_SHORT_KNOB_NAMES: dict[str, tuple[str, str, str]] = {
+    "llamacpp": ("slots", "batch size", "KV pool share"),
+}
+_SHORT_DEFAULT = ("seqs", "batched tokens", "memory fraction")
+
+
+def knob_names(engine_id: object, *, short: bool = False) -> tuple[str, str, str]:
+    """The engine's own names of max_num_seqs, max_num_batched_tokens and the memory fraction
+    (`short`: a few plain words each)."""
+    if short:
+        return _SHORT_KNOB_NAMES.get(str(engine_id), _SHORT_DEFAULT)
+    return _KNOB_NAMES.get(str(engine_id), _KNOB_NAMES["vllm"])
+
+
 @lru_cache(maxsize=64)
 def get_engine(engine_id: str, kind: str) -> EngineProfile:
     """The profile of `engine_id` on hardware of `kind`, or a one-line error."""

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from ...core.engines import knob_names
 from ..views import (
     OBJECTIVE_LABELS,
     ResultView,
@@ -232,10 +233,11 @@ class ResultsScreen(BudsimScreen):
         head.append(f"{row.kind} #{row.rank}: ", style="bold")
         head.append(describe(cfg), style="bold")
         head.append("\n")
+        _, tokens, memory = knob_names(cfg.get("engine"), short=True)
         head.append(
             f"{count_text(devices_in(cfg), 'device')} ({layout_text(cfg)}) · "
-            f"batched tokens {fmt(cfg.get('max_num_batched_tokens'))} · "
-            f"memory fraction {fmt(cfg.get('gpu_memory_utilization'))} · "
+            f"{tokens} {fmt(cfg.get('max_num_batched_tokens'))} · "
+            f"{memory} {fmt(cfg.get('gpu_memory_utilization'))} · "
             f"KV {kv_text(cfg)}"
         )
         pred = row.prediction or {}
