@@ -5,6 +5,7 @@ and the CLI."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from measured import lib_rows, one_row
 
+from budsim.core.calibration import store
 from budsim.core.deployment import Deployment, Workload
 from budsim.core.engines import get_engine
 from budsim.core.errors import BudsimError
@@ -38,7 +40,15 @@ def test_deepspeed_is_a_physics_only_static_batch_engine_on_hpu() -> None:
     assert profile.parallelism == frozenset({"tp"}) and profile.graphs
     pred = predict(_dep(), BATCH)
     assert pred.fits and pred.calibration == "physics only (deepspeed is not calibrated)"
-    assert pred.ttft_ms_mean_lo is None  # no learned band
+    # no learned band: Gaudi's wide one, as every engine on a device kind nobody measured carries
+    wide = store.unmeasured_band("e2e")
+    assert wide is not None and pred.e2e_s_mean is not None
+    assert pred.e2e_s_mean_lo == pytest.approx(pred.e2e_s_mean * math.exp(wide[0]))
+    assert pred.e2e_s_mean_hi == pytest.approx(pred.e2e_s_mean * math.exp(wide[1]))
+    assert pred.rests_on == (
+        "physics only: no measured deepspeed runs were calibrated on "
+        f"(wide band: how far physics missed {wide[2]} measured devices)"
+    )
     with pytest.raises(BudsimError, match=r"^engine deepspeed does not run on cuda hardware"):
         get_engine("deepspeed", "cuda")
 

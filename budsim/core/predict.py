@@ -540,9 +540,8 @@ def predict_many(
         except BudsimError as exc:
             out.append(exc)
     if calibrated:
-        from .calibration.apply import apply_calibration_many
+        from .calibration.apply import apply_calibration_many, mark_uncalibrated_engine
 
-        # engines no calibration was trained on stay physics-only, labelled so
         fitting = []
         for d, p in zip(deployments, out, strict=True):
             if isinstance(p, Prediction) and p.fits:
@@ -550,8 +549,7 @@ def predict_many(
                 if r.engine.calibrated:
                     fitting.append((r, p))
                 else:
-                    p.calibration = f"physics only ({r.engine.id} is not calibrated)"
-                    p.rests_on = f"physics only: no measured {r.engine.id} runs were calibrated on"
+                    mark_uncalibrated_engine(r, workload, p)
         apply_calibration_many(fitting, workload)
     return out
 

@@ -184,6 +184,25 @@ def physics_only(families: Sequence[str]) -> str:
     return f"physics only ({metrics}: no learned correction beat physics in validation)"
 
 
+def mark_uncalibrated_engine(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
+    """An engine no calibration was trained on (llama.cpp, DeepSpeed) stays physics only, labelled
+    so; on a device kind nobody measured it carries that kind's wide band, as every engine there
+    does (where runs of the kind were measured, they were of other engines: no band)."""
+    engine = resolved.engine.id
+    pred.calibration = f"physics only ({engine} is not calibrated)"
+    pred.rests_on = f"physics only: no measured {engine} runs were calibrated on"
+    families = SCENARIO_FAMILIES.get(workload.scenario)
+    if not families or not pred.fits or pred.ttft_ms_mean is None:
+        return
+    kind = resolved.device.kind
+    if physics_band(families, kind) is not None or physics_band(families) is None:
+        return
+    wide = unmeasured_band(families)
+    if wide:
+        rescale(pred, workload, wide[0])
+        pred.rests_on += f" (wide band: how far physics missed {wide[1]} measured devices)"
+
+
 def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
     """Calibrate `pred` in place (called by budsim.core.predict.predict for fitting deployments)."""
     apply_calibration_many([(resolved, pred)], workload)
