@@ -9,6 +9,11 @@
   distance. Parent selection: tournament of `tournament` on (rank, crowding).
 - Variation respects gene types: uniform crossover swaps whole genes; mutation steps ordinal genes up or
   down (sometimes jumps) and resets categorical ones; `SearchSpace.repair` then makes the child valid.
+  The operators are budsim's own rather than DEAP's cxUniform / mutUniformInt for two reasons: DEAP's
+  draw from the module-level `random`, which a TUI search shares with other threads and cannot seed
+  for itself (a run records its seed so that the same search can be repeated; ours use the run's own
+  `random.Random`), and mutUniformInt redraws a gene uniformly, where an ordinal gene (TP 1-2-4-8,
+  sequence caps) mostly steps to a neighbour. The crossover is cxUniform's rule (indpb 0.5).
 - One batched evaluate per generation, only for genomes not seen before (fitness cache per genome).
 - Early stop when neither the feasible Pareto front of everything evaluated nor the best target
   improved by more than FRONT_TOLERANCE (1 %) for `patience` generations; the local search after
