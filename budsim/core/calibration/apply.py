@@ -119,9 +119,14 @@ def physics_band(families: tuple[str, ...], kind: str | None = None) -> dict[str
     return out
 
 
-def unmeasured_band(families: tuple[str, ...]) -> tuple[dict[str, Residual], int] | None:
-    """Residuals that keep the physics values and carry the wide band of a device kind nobody
-    measured, and the fewest measured devices a family's band rests on (None without bands)."""
+def _kind_unmeasured(kind: str, families: tuple[str, ...]) -> bool:
+    """No measured run of this device kind gave these families a band, though other kinds did."""
+    return physics_band(families, kind) is None and physics_band(families) is not None
+
+
+def _wide_band(families: tuple[str, ...]) -> tuple[dict[str, Residual], str] | None:
+    """The wide band an unmeasured device kind carries (residuals that keep the physics values),
+    and the words that say what it is; None where the models ship none."""
     from . import store
 
     out: dict[str, Residual] = {}
@@ -132,7 +137,7 @@ def unmeasured_band(families: tuple[str, ...]) -> tuple[dict[str, Residual], int
             return None
         out[fam] = (0.0, band[0], band[1])
         devices.append(band[2])
-    return out, min(devices)
+    return out, f"how far physics missed {min(devices)} measured devices"
 
 
 def _mark_unmeasured(
@@ -143,14 +148,13 @@ def _mark_unmeasured(
     this kind, so it carries how far physics missed every measured device instead."""
     from . import store
 
-    wide = unmeasured_band(families)
-    spread = f"its band is how far physics missed {wide[1]} measured devices" if wide else ""
+    wide = _wide_band(families)
     store.warn(
         f"no measured {kind} runs of this kind of workload: the prediction is physics only, "
-        + (spread or "with no error band")
+        + (f"its band is {wide[1]}" if wide else "with no error band")
     )
     pred.rests_on = f"physics only: no measured {kind} runs of this kind of workload" + (
-        f" (wide band: {spread.removeprefix('its band is ')})" if wide else ""
+        f" (wide band: {wide[1]})" if wide else ""
     )
     return wide[0] if wide else None
 
@@ -194,13 +198,10 @@ def mark_uncalibrated_engine(resolved: Resolved, workload: Workload, pred: Predi
     families = SCENARIO_FAMILIES.get(workload.scenario)
     if not families or not pred.fits or pred.ttft_ms_mean is None:
         return
-    kind = resolved.device.kind
-    if physics_band(families, kind) is not None or physics_band(families) is None:
-        return
-    wide = unmeasured_band(families)
+    wide = _wide_band(families) if _kind_unmeasured(resolved.device.kind, families) else None
     if wide:
         rescale(pred, workload, wide[0])
-        pred.rests_on += f" (wide band: how far physics missed {wide[1]} measured devices)"
+        pred.rests_on += f" (wide band: {wide[1]})"
 
 
 def apply_calibration(resolved: Resolved, workload: Workload, pred: Prediction) -> None:
@@ -266,10 +267,9 @@ def apply_calibration_many(
             missing = tuple(f for f in families if f not in res)
             kind = resolved.device.kind
             if (kind, missing) not in bands_of:
-                band = physics_band(missing, kind)
                 bands_of[kind, missing] = (
-                    band,
-                    band is None and physics_band(missing) is not None,
+                    physics_band(missing, kind),
+                    _kind_unmeasured(kind, missing),
                 )
             fallback, unmeasured = bands_of[kind, missing]
             if unmeasured:
